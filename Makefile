@@ -1,0 +1,45 @@
+# `make demo` and `make test` each do the whole set-up on a fresh Debian machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CACHE ?= $(CURDIR)/.cache
+export BALE_FIXTURES := $(CACHE)/busybox
+
+.PHONY: all setup host venv fixtures lint typecheck unit test demo bench clean
+
+all: test
+
+host:
+	./scripts/setup-host.sh
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+fixtures: host
+	./scripts/fetch-fixtures.sh $(CACHE)/debs
+
+setup: host venv fixtures
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -q
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	./scripts/demo.sh
+
+bench: setup
+	BALE_WITH_BUILDAH=1 ./scripts/setup-host.sh
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(CACHE) .mypy_cache .pytest_cache .ruff_cache

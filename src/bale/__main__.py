@@ -1,0 +1,5 @@
+import sys
+
+from bale.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Builder: the build graph, cache keys, the solver and step execution."""

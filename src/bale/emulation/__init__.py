@@ -1,0 +1,1 @@
+"""Emulation: which platforms run natively, through binfmt_misc + QEMU, or under proot."""

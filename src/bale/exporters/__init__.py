@@ -1,0 +1,1 @@
+"""Exporters: a build result into the store, archives, directories or a registry."""

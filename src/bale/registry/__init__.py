@@ -1,0 +1,1 @@
+"""Registry: references and a distribution API client."""

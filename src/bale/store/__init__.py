@@ -1,0 +1,1 @@
+"""The local store: content, metadata, garbage collection, snapshots and images."""
