@@ -1,0 +1,184 @@
+"""Store metadata in SQLite: images, blob references for GC, labels, leases, settings.
+
+The schema is versioned: `MIGRATIONS[i]` takes a database from version i to i + 1, and
+opening a store applies whatever is missing inside one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bale.errors import FailedPrecondition
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 → 1: the initial schema.
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE images (
+        mode TEXT NOT NULL,            -- 'containerd' or 'classic': the store mode it belongs to
+        name TEXT NOT NULL,            -- normalized reference, or 'sha256:…' for a dangling image
+        media_type TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (mode, name)
+    );
+    CREATE INDEX images_digest ON images (digest);
+    -- parent refers to child: what GC follows from the roots (containerd's gc.ref labels).
+    CREATE TABLE refs (
+        parent TEXT NOT NULL,
+        child TEXT NOT NULL,
+        PRIMARY KEY (parent, child)
+    );
+    CREATE INDEX refs_child ON refs (child);
+    CREATE TABLE blob_labels (
+        digest TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (digest, key)
+    );
+    CREATE TABLE leases (
+        id TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        expires REAL NOT NULL          -- unix time; a lease past it no longer protects
+    );
+    -- Content kept alive by a long-lived owner other than an image (a build cache record).
+    CREATE TABLE pins (
+        owner TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (owner, digest)
+    );
+    CREATE TABLE lease_resources (
+        lease TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (lease, digest)
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Metadata:
+    """One SQLite connection per instance; safe for several processes (WAL, busy timeout)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise FailedPrecondition(
+                    f"store metadata has schema version {version}, newer than this bale "
+                    f"understands ({SCHEMA_VERSION})",
+                    hint="upgrade bale or use another --root",
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            if version != SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: writers queue up instead of failing on upgrade from read."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        cursor = self._db.execute(sql, tuple(params))
+        return list(cursor.fetchall())
+
+    # -- settings ------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: str) -> str:
+        rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- references and labels ------------------------------------------------------------
+
+    def add_refs(self, parent: str, children: Iterable[str]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO refs (parent, child) VALUES (?, ?)",
+                [(parent, c) for c in children],
+            )
+
+    def children(self, parent: str) -> list[str]:
+        return [r[0] for r in self.query("SELECT child FROM refs WHERE parent = ?", (parent,))]
+
+    def set_label(self, digest: str, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO blob_labels (digest, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT(digest, key) DO UPDATE SET value = excluded.value",
+                (digest, key, value),
+            )
+
+    def labels(self, digest: str) -> dict[str, str]:
+        rows = self.query("SELECT key, value FROM blob_labels WHERE digest = ?", (digest,))
+        return {str(k): str(v) for k, v in rows}
+
+    def forget_blob(self, db: sqlite3.Connection, digest: str) -> None:
+        db.execute("DELETE FROM refs WHERE parent = ?", (digest,))
+        db.execute("DELETE FROM blob_labels WHERE digest = ?", (digest,))
+
+    # -- leases --------------------------------------------------------------------------
+
+    def create_lease(self, lease_id: str, ttl: float) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO leases (id, created, expires) VALUES (?, ?, ?)",
+                (lease_id, now, now + ttl),
+            )
+
+    def add_lease_resource(self, lease_id: str, digest: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO lease_resources (lease, digest) VALUES (?, ?)",
+                (lease_id, digest),
+            )
+
+    def delete_lease(self, lease_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
+
+    def leased_digests(self, db: sqlite3.Connection, now: float) -> set[str]:
+        rows = db.execute(
+            "SELECT r.digest FROM lease_resources r JOIN leases l ON l.id = r.lease "
+            "WHERE l.expires > ?",
+            (now,),
+        ).fetchall()
+        return {str(r[0]) for r in rows}
