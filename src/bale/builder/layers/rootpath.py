@@ -1,0 +1,71 @@
+"""Paths resolved inside a root directory as if it were `/`: nothing can lead out of it.
+
+Symlinks met on the way are followed with the root as `/` (absolute targets restart at the
+root, `..` stops at it), the way a chroot would see them. This is what keeps hostile layer
+entries (`../x`, `/etc/x`, `link-to-etc/passwd`) inside the rootfs being written.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from bale.errors import InvalidArgument
+
+_MAX_LINKS = 40
+
+
+def clean(name: str) -> str:
+    """A tar member name as a relative path with `.`, `..` and slashes resolved lexically."""
+    out: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(part)
+    return "/".join(out)
+
+
+def resolve(root: str, path: str, *, follow_final: bool = False, create_dirs: bool = False) -> str:
+    """The host path of `path` (relative to `root`), never outside `root`.
+
+    `follow_final` also follows a symlink in the last component. `create_dirs` makes missing
+    intermediate directories (mode 0755) so a member can be written below them.
+    """
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        last = not parts
+        candidate = os.path.join(root, *resolved, name)
+        if last and not follow_final:
+            resolved.append(name)
+            break
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            if create_dirs and not last:
+                os.mkdir(candidate, 0o755)
+            resolved.append(name)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > _MAX_LINKS:
+                raise InvalidArgument(f"too many levels of symbolic links in {path!r}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        if not last and not stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"{path!r}: {'/'.join([*resolved, name])!r} is not a directory")
+        resolved.append(name)
+    return os.path.join(root, *resolved)
