@@ -55,6 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.for_error(exc)
     except BrokenPipeError:
         return exitcodes.ERROR
+    except Exception as exc:  # a bug: say so in one line unless debugging
+        if debug:
+            raise
+        print(
+            f"ERROR: internal error: {type(exc).__name__}: {exc}\n"
+            "hint: run again with BALE_DEBUG=1 for a traceback, and report it",
+            file=sys.stderr,
+        )
+        return exitcodes.ERROR
 
 
 if __name__ == "__main__":

@@ -9,8 +9,12 @@ def _snippet(source: errors.SourceRange, lines: tuple[str, ...]) -> list[str]:
     # BuildKit shows the range with up to two lines of context on each side.
     first = max(1, source.start - 2)
     last = min(len(lines), source.end + 2)
-    out = [f"{source.filename}:{source.start}" if source.start == source.end
-           else f"{source.filename}:{source.start}-{source.end}", "-" * 20]
+    out = [
+        f"{source.filename}:{source.start}"
+        if source.start == source.end
+        else f"{source.filename}:{source.start}-{source.end}",
+        "-" * 20,
+    ]
     width = len(str(last))
     for number in range(first, last + 1):
         marker = ">>>" if source.start <= number <= source.end else "   "

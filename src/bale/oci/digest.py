@@ -33,7 +33,9 @@ class Digest:
     def parse(cls, text: str) -> Digest:
         algorithm, sep, hexpart = text.partition(":")
         if not sep:
-            raise InvalidArgument(f"invalid digest {text!r}", hint="a digest looks like sha256:<hex>")
+            raise InvalidArgument(
+                f"invalid digest {text!r}", hint="a digest looks like sha256:<hex>"
+            )
         return cls(algorithm, hexpart)
 
     @classmethod

@@ -72,7 +72,8 @@ class Platform:
         parts = text.split("/")
         if len(parts) > 3 or any(p == "" for p in parts):
             raise InvalidArgument(
-                f"invalid platform {text!r}", hint="a platform looks like linux/arm64 or linux/arm/v7"
+                f"invalid platform {text!r}",
+                hint="a platform looks like linux/arm64 or linux/arm/v7",
             )
         if len(parts) == 1:
             # A bare word is an architecture (as containerd reads it) unless it names an OS.

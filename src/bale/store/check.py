@@ -49,7 +49,9 @@ def _check_tree(store: Store, subject: str, desc: Descriptor, problems: list[Pro
         return
     size = store.content.info(desc.digest).size
     if size != desc.size:
-        problems.append(Problem(subject, f"{desc.digest} is {size} bytes, descriptor says {desc.size}"))
+        problems.append(
+            Problem(subject, f"{desc.digest} is {size} bytes, descriptor says {desc.size}")
+        )
         return
     try:
         if mediatype.is_index(desc.media_type):

@@ -312,7 +312,6 @@ class ContentStore:
                 writer.write(chunk)
             return writer.commit(size, expected), True
         except AlreadyExists:
-            assert expected is not None or True
             return writer.digest(), False
         except BaseException:
             writer.abort()

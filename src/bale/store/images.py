@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from bale.errors import InvalidArgument, NotFound
 from bale.oci.descriptor import Descriptor
@@ -15,7 +15,7 @@ from bale.oci.digest import Digest
 DANGLING_PREFIX = "<none>@"
 
 
-class StoreMode(str, Enum):
+class StoreMode(StrEnum):
     """containerd: indexes, many platforms, attestations. classic: one platform per image."""
 
     CONTAINERD = "containerd"
@@ -94,8 +94,16 @@ class ImageTable:
         ).fetchall()
         return [_row_to_record(r) for r in rows]
 
-    def put(self, name: str, target: Descriptor, labels: dict[str, str] | None = None) -> None:
-        """Point `name` at `target`. An image it replaces, left without a name, dangles."""
+    def put(
+        self,
+        name: str,
+        target: Descriptor,
+        labels: dict[str, str] | None = None,
+        *,
+        keep_replaced: bool = True,
+    ) -> None:
+        """Point `name` at `target`. An image it replaces, left without a name, dangles
+        unless `keep_replaced` is false (the new target supersedes it, as an import does)."""
         now = time.time()
         old = self.find(name)
         self._db.execute(
@@ -119,8 +127,11 @@ class ImageTable:
             "DELETE FROM images WHERE mode = ? AND name = ?",
             (self.mode.value, DANGLING_PREFIX + str(target.digest)),
         )
-        if old is not None and old.target.digest != target.digest and not self.by_digest(
-            old.target.digest
+        if (
+            keep_replaced
+            and old is not None
+            and old.target.digest != target.digest
+            and not self.by_digest(old.target.digest)
         ):
             self._db.execute(
                 "INSERT OR IGNORE INTO images "
@@ -139,7 +150,5 @@ class ImageTable:
 
     def delete(self, name: str) -> ImageRecord:
         record = self.get(name)
-        self._db.execute(
-            "DELETE FROM images WHERE mode = ? AND name = ?", (self.mode.value, name)
-        )
+        self._db.execute("DELETE FROM images WHERE mode = ? AND name = ?", (self.mode.value, name))
         return record

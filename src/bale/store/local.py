@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,9 +45,16 @@ class Lease:
 
     id: str
     store: Store
+    # Digests this lease's writers created (not merely found): what a rollback removes.
+    created: set[Digest] = field(default_factory=set)
 
     def add(self, digest: Digest) -> None:
         self.store.meta.add_lease_resource(self.id, str(digest))
+
+    def note_created(self, digest: Digest, created: bool) -> Digest:
+        if created:
+            self.created.add(digest)
+        return digest
 
 
 class Store:
@@ -91,11 +98,18 @@ class Store:
         with self.meta.transaction() as db:
             yield ImageTable(db, mode)
 
-    def set_image(self, name: str, target: Descriptor, labels: dict[str, str] | None = None) -> None:
-        """Name an image, after checking the target is complete and fits the mode."""
+    def set_image(
+        self,
+        name: str,
+        target: Descriptor,
+        labels: dict[str, str] | None = None,
+        *,
+        keep_replaced: bool = True,
+    ) -> None:
+        """Name an image, after checking it fits the mode (classic holds no index)."""
         self.check_fits_mode(target)
         with self.edit_images() as images:
-            images.put(name, target, labels)
+            images.put(name, target, labels, keep_replaced=keep_replaced)
 
     def check_fits_mode(self, target: Descriptor) -> None:
         if self.mode() is StoreMode.CLASSIC and mediatype.is_index(target.media_type):
@@ -107,15 +121,30 @@ class Store:
         digest = Digest.of(data)
         if lease is not None:
             lease.add(digest)
-        return self.content.put(data, digest)
+        digest, created = self.content.put(data, digest)
+        if lease is not None:
+            lease.note_created(digest, created)
+        return digest, created
 
     def put_document(
-        self, data: bytes, media_type: str, lease: Lease | None = None, **kwargs: object
+        self,
+        data: bytes,
+        media_type: str,
+        lease: Lease | None = None,
+        *,
+        platform: Platform | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> Descriptor:
         """Store a manifest, index or config and record what it refers to for GC."""
         digest, _ = self.put_blob(data, lease)
         self.record_refs(digest, data, media_type)
-        return Descriptor(media_type, digest, len(data), **kwargs)  # type: ignore[arg-type]
+        return Descriptor(
+            media_type,
+            digest,
+            len(data),
+            platform=platform,
+            annotations=tuple(sorted((annotations or {}).items())),
+        )
 
     def record_refs(self, digest: Digest, data: bytes, media_type: str) -> None:
         if mediatype.is_manifest(media_type):
@@ -139,7 +168,10 @@ class Store:
         if expected is not None:
             if lease is not None:
                 lease.add(expected)
-            return self.content.ingest_stream(stream, ref, expected, size)
+            digest, created = self.content.ingest_stream(stream, ref, expected, size)
+            if lease is not None:
+                lease.note_created(digest, created)
+            return digest, created
         writer = self.content.writer(ref)
         try:
             while chunk := stream.read(1 << 20):
@@ -148,9 +180,12 @@ class Store:
             if lease is not None:
                 lease.add(digest)
             try:
-                return writer.commit(size, digest), True
+                writer.commit(size, digest)
             except AlreadyExists:
                 return digest, False
+            if lease is not None:
+                lease.created.add(digest)
+            return digest, True
         except BaseException:
             writer.abort()
             raise
@@ -221,13 +256,40 @@ class Store:
     # -- leases --------------------------------------------------------------------------
 
     @contextmanager
-    def lease(self, ttl: float = 24 * 3600) -> Iterator[Lease]:
+    def lease(self, ttl: float = 24 * 3600, *, rollback: bool = True) -> Iterator[Lease]:
+        """Protect content while it is written. When the block fails and `rollback` is set,
+        the blobs it created and nothing else refers to are removed: the store is as before."""
         lease_id = f"lease-{os.getpid()}-{secrets.token_hex(6)}"
         self.meta.create_lease(lease_id, ttl)
+        lease = Lease(lease_id, self)
         try:
-            yield Lease(lease_id, self)
+            yield lease
+        except BaseException:
+            if rollback:
+                self._remove_unreferenced(lease.created, lease_id)
+            raise
         finally:
             self.meta.delete_lease(lease_id)
+
+    def _remove_unreferenced(self, digests: set[Digest], lease_id: str) -> None:
+        with self.meta.transaction() as db:
+            for digest in digests:
+                text = str(digest)
+                named = db.execute("SELECT 1 FROM images WHERE digest = ?", (text,)).fetchone()
+                parents = db.execute("SELECT parent FROM refs WHERE child = ?", (text,)).fetchall()
+                outside = [p for p in parents if Digest.parse(str(p[0])) not in digests]
+                other_lease = db.execute(
+                    "SELECT 1 FROM lease_resources r JOIN leases l ON l.id = r.lease "
+                    "WHERE r.digest = ? AND r.lease != ? AND l.expires > ?",
+                    (text, lease_id, time.time()),
+                ).fetchone()
+                if named or outside or other_lease:
+                    continue
+                try:
+                    self.content.delete(digest)
+                except NotFound:
+                    pass
+                self.meta.forget_blob(db, text)
 
     def now(self) -> float:
         return time.time()

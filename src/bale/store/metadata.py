@@ -65,6 +65,12 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit mid-transaction)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
 class Metadata:
     """One SQLite connection per instance; safe for several processes (WAL, busy timeout)."""
 
@@ -90,9 +96,8 @@ class Metadata:
                     hint="upgrade bale or use another --root",
                 )
             for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(MIGRATIONS[step]):
+                    db.execute(statement)
             if version != SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

@@ -1,0 +1,51 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bale.store.local import Store, default_root
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    root = Path(args.root) if getattr(args, "root", None) else default_root()
+    return Store(root)
+
+
+def ago(ts: float) -> str:
+    """Docker's `CREATED` column: "About a minute ago", "3 hours ago"."""
+    seconds = max(0, int(time.time() - ts))
+    if seconds < 60:
+        return "Less than a second ago" if seconds < 1 else f"{seconds} seconds ago"
+    minutes = seconds // 60
+    if minutes == 1:
+        return "About a minute ago"
+    if minutes < 60:
+        return f"{minutes} minutes ago"
+    hours = minutes // 60
+    if hours == 1:
+        return "About an hour ago"
+    if hours < 48:
+        return f"{hours} hours ago"
+    days = hours // 24
+    if days < 14:
+        return f"{days} days ago"
+    if days < 60:
+        return f"{days // 7} weeks ago"
+    if days < 730:
+        return f"{days // 30} months ago"
+    return f"{days // 365} years ago"
+
+
+def table(rows: list[list[str]]) -> str:
+    """Left-aligned columns separated by three spaces, as docker prints them."""
+    if not rows:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,379 @@
+"""Image commands: images, image inspect/prune/ls/rm/tag, tag, rmi, save, load, import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from bale.cli.common import ago, open_store, table
+from bale.errors import BaleError, InvalidArgument, NotFound
+from bale.exporters.archive_writer import atomic_output
+from bale.exporters.oci_archive import SaveEntry, write_docker_archive, write_oci_archive
+from bale.oci import mediatype
+from bale.oci.descriptor import Descriptor
+from bale.oci.platform import Platform, host_platform
+from bale.registry.reference import Reference
+from bale.store import gc
+from bale.store.archive_load import load_archive
+from bale.store.images import ImageRecord, StoreMode
+from bale.store.importer import import_rootfs
+from bale.store.local import Store
+from bale.store.summary import ImageSummary, summarize
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    images = sub.add_parser("images", help="list images")
+    _images_args(images)
+
+    image = sub.add_parser("image", help="manage images")
+    isub = image.add_subparsers(dest="image_command", metavar="COMMAND")
+    isub.required = True
+    _images_args(isub.add_parser("ls", help="list images"))
+    inspect = isub.add_parser("inspect", help="show an image's details as JSON")
+    inspect.add_argument("refs", nargs="+", metavar="REF")
+    inspect.add_argument("--platform", help="show this platform's manifest and config")
+    inspect.set_defaults(func=cmd_inspect)
+    prune = isub.add_parser("prune", help="remove dangling images and free unused content")
+    prune.add_argument("-a", "--all", action="store_true", help="also remove unused images")
+    prune.add_argument("-f", "--force", action="store_true", help="do not ask (always set)")
+    prune.set_defaults(func=cmd_prune)
+    _rmi_args(isub.add_parser("rm", help="remove images"))
+    _tag_args(isub.add_parser("tag", help="give an image another name"))
+    _rmi_args(sub.add_parser("rmi", help="remove images"))
+    _tag_args(sub.add_parser("tag", help="give an image another name"))
+
+    save = sub.add_parser("save", help="write images to an archive")
+    save.add_argument("refs", nargs="+", metavar="REF")
+    save.add_argument("-o", "--output", help="archive file (default: stdout)")
+    save.add_argument("--format", choices=("oci", "docker"), default="oci")
+    save.add_argument("--platform", help="with --format docker: the platform to write")
+    save.set_defaults(func=cmd_save)
+
+    load = sub.add_parser("load", help="load images from an OCI or docker archive")
+    load.add_argument("-i", "--input", help="archive file (default: stdin)")
+    load.add_argument("-q", "--quiet", action="store_true")
+    load.set_defaults(func=cmd_load)
+
+    imp = sub.add_parser("import", help="import a root filesystem tarball as an image")
+    imp.add_argument("source", metavar="TARBALL", help="tar file, or - for stdin")
+    imp.add_argument("ref", metavar="REF")
+    imp.add_argument("--platform", help="platform of the root filesystem (default: host)")
+    imp.add_argument("-m", "--message", default="", help="history comment")
+    imp.set_defaults(func=cmd_import)
+
+
+def _images_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("repository", nargs="?", help="only this repository (and tag)")
+    p.add_argument("-a", "--all", action="store_true", help="show dangling images too")
+    p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
+    p.add_argument("--tree", action="store_true", help="show platforms and attestations")
+    p.add_argument("--format", default="table", help="table or json")
+    p.add_argument("--no-trunc", action="store_true", help="full image IDs")
+    p.set_defaults(func=cmd_images)
+
+
+def _rmi_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("refs", nargs="+", metavar="REF")
+    p.add_argument("-f", "--force", action="store_true", help="no error for missing images")
+    p.set_defaults(func=cmd_rmi)
+
+
+def _tag_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("target", metavar="TARGET")
+    p.set_defaults(func=cmd_tag)
+
+
+# -- listing -----------------------------------------------------------------------------
+
+
+def _image_id(store: Store, record: ImageRecord) -> str:
+    """containerd mode: the target digest; classic: the config digest, as docker shows."""
+    if store.mode() is StoreMode.CLASSIC and mediatype.is_manifest(record.target.media_type):
+        try:
+            return str(store.manifest(record.target).config.digest)
+        except BaleError:
+            pass
+    return str(record.target.digest)
+
+
+def _split_name(record: ImageRecord) -> tuple[str, str]:
+    if record.dangling:
+        return "<none>", "<none>"
+    ref = Reference.parse(record.name)
+    return ref.familiar_name, ref.tag or "<none>"
+
+
+def _selected(store: Store, args: argparse.Namespace) -> list[ImageRecord]:
+    records = store.images().all(include_dangling=args.all)
+    if args.repository:
+        want = Reference.parse(args.repository, default_tag=False)
+        records = [
+            r
+            for r in records
+            if not r.dangling
+            and Reference.parse(r.name).name == want.name
+            and (not want.tag or Reference.parse(r.name).tag == want.tag)
+        ]
+    return records
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        records = _selected(store, args)
+        summaries = {r.name: summarize(store, r.target) for r in records}
+        if args.quiet:
+            seen: set[str] = set()
+            for r in records:
+                ident = _image_id(store, r)
+                shown = ident if args.no_trunc else ident.removeprefix("sha256:")[:12]
+                if shown not in seen:
+                    seen.add(shown)
+                    print(shown)
+            return 0
+        if args.format == "json":
+            for r in records:
+                print(json.dumps(_json_row(store, r, summaries[r.name]), sort_keys=True))
+            return 0
+        if args.format != "table":
+            raise InvalidArgument(f"unknown --format {args.format!r}", hint="use table or json")
+        if args.tree:
+            print(_tree(store, records, summaries))
+            return 0
+        rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+        for r in records:
+            repo, tag = _split_name(r)
+            ident = _image_id(store, r)
+            rows.append(
+                [
+                    repo,
+                    tag,
+                    ident if args.no_trunc else ident.removeprefix("sha256:")[:12],
+                    ago(r.created),
+                    gc.human_size(summaries[r.name].content_size),
+                ]
+            )
+        print(table(rows))
+    return 0
+
+
+def _json_row(store: Store, r: ImageRecord, summary: ImageSummary) -> dict[str, Any]:
+    repo, tag = _split_name(r)
+    return {
+        "Repository": repo,
+        "Tag": tag,
+        "ID": _image_id(store, r),
+        "Name": r.name,
+        "MediaType": r.target.media_type,
+        "Digest": str(r.target.digest),
+        "CreatedAt": r.created,
+        "Size": summary.content_size,
+        "Platforms": [str(m.platform) for m in summary.manifests if m.platform and m.available],
+    }
+
+
+def _tree(store: Store, records: list[ImageRecord], summaries: dict[str, ImageSummary]) -> str:
+    rows = [["IMAGE", "ID", "CONTENT SIZE", "EXTRA"]]
+    for r in records:
+        repo, tag = _split_name(r)
+        name = f"{repo}:{tag}" if not r.dangling else r.name
+        s = summaries[r.name]
+        rows.append([name, r.target.digest.hex[:12], gc.human_size(s.content_size), ""])
+        for i, m in enumerate(s.manifests):
+            last = i == len(s.manifests) - 1
+            branch = "└─" if last else "├─"
+            extra = "" if m.available else "not present"
+            rows.append(
+                [
+                    f"{branch} {m.platform or 'unknown'}",
+                    m.descriptor.digest.hex[:12],
+                    gc.human_size(m.content_size),
+                    extra,
+                ]
+            )
+            for j, a in enumerate(m.attestations):
+                stem = "   " if last else "│  "
+                abranch = "└─" if j == len(m.attestations) - 1 else "├─"
+                rows.append(
+                    [
+                        f"{stem}{abranch} attestation",
+                        a.descriptor.digest.hex[:12],
+                        gc.human_size(a.content_size),
+                        "",
+                    ]
+                )
+    return table(rows)
+
+
+# -- inspect -----------------------------------------------------------------------------
+
+
+def _inspect_one(store: Store, name: str, platform: Platform | None) -> dict[str, Any]:
+    target = store.resolve(name)
+    manifest_desc = store.select_platform(target, platform)
+    manifest = store.manifest(manifest_desc)
+    config = store.config(manifest.config)
+    records = store.images().by_digest(target.digest)
+    tags = [Reference.parse(r.name).familiar() for r in records if not r.dangling]
+    cfg = config.config.to_json()
+    return {
+        "Id": str(target.digest),
+        "RepoTags": tags,
+        "RepoDigests": [],
+        "Created": config.created,
+        "Author": config.author,
+        "Architecture": config.platform.architecture,
+        "Os": config.platform.os,
+        **({"Variant": config.platform.variant} if config.platform.variant else {}),
+        "Size": sum(layer.size for layer in manifest.layers),
+        "Config": cfg,
+        "RootFS": {"Type": "layers", "Layers": [str(d) for d in config.diff_ids]},
+        "Descriptor": target.to_json(),
+        "Manifest": manifest_desc.to_json(),
+        "Platforms": [str(p) for p, _ in store.platform_manifests(target)],
+        "History": [h.to_json() for h in config.history],
+    }
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    platform = Platform.parse(args.platform) if args.platform else None
+    out = []
+    with open_store(args) as store:
+        for name in args.refs:
+            out.append(_inspect_one(store, name, platform))
+    print(json.dumps(out, indent=4))
+    return 0
+
+
+# -- tag / rmi / prune -------------------------------------------------------------------
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        target = store.resolve(args.source)
+        store.set_image(str(Reference.parse(args.target)), target)
+    return 0
+
+
+def cmd_rmi(args: argparse.Namespace) -> int:
+    code = 0
+    with open_store(args) as store:
+        for name in args.refs:
+            try:
+                target = store.resolve(name)
+            except NotFound as exc:
+                if args.force:
+                    continue
+                print(f"Error response from daemon: {exc.message}", file=sys.stderr)
+                code = 1
+                continue
+            with store.edit_images() as images:
+                records = images.by_digest(target.digest)
+                try:
+                    ref = str(Reference.parse(name))
+                except BaleError:
+                    ref = ""
+                named = [r for r in records if r.name == ref]
+                # By ID: remove every name of it; by name: only that name.
+                for r in named or records:
+                    images.delete(r.name)
+                    if not r.dangling:
+                        print(f"Untagged: {Reference.parse(r.name).familiar()}")
+            report = gc.collect(store)
+            for digest in report.removed:
+                if digest == target.digest:
+                    print(f"Deleted: {digest}")
+    return code
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        with store.edit_images() as images:
+            for r in images.all():
+                if r.dangling:
+                    images.delete(r.name)
+                    print(f"deleted: {r.target.digest}")
+        report = gc.collect(store)
+    print(f"Total reclaimed space: {gc.human_size(report.bytes_freed + report.ingest_bytes_freed)}")
+    return 0
+
+
+# -- save / load / import ----------------------------------------------------------------
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    if args.output is None and sys.stdout.isatty():
+        raise InvalidArgument(
+            "cowardly refusing to write an archive to a terminal",
+            hint="use -o FILE or redirect stdout",
+        )
+    dest = Path(args.output) if args.output else None
+    with open_store(args) as store:
+        entries = []
+        for name in args.refs:
+            target = store.resolve(name)
+            try:
+                full = str(Reference.parse(name))
+                if store.images().find(full) is None:
+                    full = ""
+            except BaleError:
+                full = ""
+            entries.append(SaveEntry(full, target))
+        with atomic_output(dest, sys.stdout.buffer) as out:
+            if args.format == "oci":
+                write_oci_archive(store, entries, out)
+            else:
+                platform = Platform.parse(args.platform) if args.platform else host_platform()
+                manifests = {store.select_platform(e.target, platform).digest for e in entries}
+                if len(manifests) != 1:
+                    raise InvalidArgument("--format docker writes one image; name one image")
+                manifest = store.select_platform(entries[0].target, platform)
+                write_docker_archive(store, [e.name for e in entries], _plain(manifest), out)
+    return 0
+
+
+def _plain(desc: Descriptor) -> Descriptor:
+    return Descriptor(desc.media_type, desc.digest, desc.size)
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        if args.input:
+            try:
+                stream: BinaryIO = open(args.input, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise InvalidArgument(f"cannot read {args.input}: {exc.strerror}") from None
+        else:
+            stream = sys.stdin.buffer
+        try:
+            loaded = load_archive(store, stream)
+        finally:
+            if args.input:
+                stream.close()
+    if not args.quiet:
+        for item in loaded:
+            if item.name:
+                print(f"Loaded image: {Reference.parse(item.name).familiar()}")
+            else:
+                print(f"Loaded image ID: {item.target.digest}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    platform = Platform.parse(args.platform) if args.platform else host_platform()
+    name = str(Reference.parse(args.ref))
+    with open_store(args) as store:
+        if args.source == "-":
+            target = import_rootfs(store, sys.stdin.buffer, name, platform, message=args.message)
+        else:
+            try:
+                f = open(args.source, "rb")  # noqa: SIM115
+            except OSError as exc:
+                raise InvalidArgument(f"cannot read {args.source}: {exc.strerror}") from None
+            with f:
+                target = import_rootfs(store, f, name, platform, message=args.message)
+    print(target.digest)
+    return 0

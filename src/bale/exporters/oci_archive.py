@@ -1,0 +1,149 @@
+"""OCI image layout archives (`bale save`, `-o type=oci`) and docker archives (one platform)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from bale.errors import NotFound
+from bale.exporters.archive_writer import ArchiveWriter
+from bale.oci import canonical, mediatype
+from bale.oci.descriptor import Descriptor
+from bale.oci.digest import Digest
+from bale.oci.manifest import CONTAINERD_IMAGE_NAME, REF_NAME, Index, Manifest
+from bale.registry.reference import Reference
+from bale.store.compression import decompressed
+from bale.store.local import Store
+
+OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+@dataclass(frozen=True)
+class SaveEntry:
+    name: str  # normalized reference, or "" for an unnamed image
+    target: Descriptor
+
+
+def reachable(store: Store, root: Descriptor) -> list[Descriptor]:
+    """Every present blob under `root`, parents before children, each once."""
+    seen: set[Digest] = set()
+    out: list[Descriptor] = []
+
+    def visit(desc: Descriptor, required: bool) -> None:
+        if desc.digest in seen:
+            return
+        if not store.content.exists(desc.digest):
+            if required:
+                raise NotFound(f"content {desc.digest} ({desc.media_type}) is missing")
+            return  # an index's manifest for a platform that was never fetched
+        seen.add(desc.digest)
+        out.append(desc)
+        if mediatype.is_index(desc.media_type):
+            for child in store.index(desc).manifests:
+                visit(child, required=False)
+        elif mediatype.is_manifest(desc.media_type):
+            for child in store.manifest(desc).children():
+                visit(child, required=True)
+
+    visit(root, required=True)
+    return out
+
+
+def write_oci_archive(store: Store, entries: Iterable[SaveEntry], out: BinaryIO) -> None:
+    entries = list(entries)
+    annotated: list[Descriptor] = []
+    blobs: dict[Digest, Descriptor] = {}
+    for entry in entries:
+        desc = entry.target
+        if entry.name:
+            ref = Reference.parse(entry.name)
+            desc = desc.with_annotations(
+                **{CONTAINERD_IMAGE_NAME: str(ref), REF_NAME: ref.tag or str(ref.digest)}
+            )
+        annotated.append(desc)
+        for blob in reachable(store, entry.target):
+            blobs.setdefault(blob.digest, blob)
+    writer = ArchiveWriter(out)
+    writer.add_bytes("oci-layout", OCI_LAYOUT)
+    index = Index(manifests=tuple(annotated))
+    writer.add_bytes("index.json", index.encode())
+    for digest in sorted(blobs):
+        info = store.content.info(digest)
+        with store.content.open(digest, info.size) as reader:
+            writer.add_stream(f"blobs/{digest.algorithm}/{digest.hex}", info.size, reader)
+    writer.close()
+
+
+def write_oci_dir(store: Store, entries: Iterable[SaveEntry], dest: str) -> None:
+    """An OCI image layout as a directory (`-o type=oci,dest=DIR,tar=false`)."""
+    root = Path(dest)
+    entries = list(entries)
+    annotated = []
+    for entry in entries:
+        desc = entry.target
+        if entry.name:
+            ref = Reference.parse(entry.name)
+            desc = desc.with_annotations(
+                **{CONTAINERD_IMAGE_NAME: str(ref), REF_NAME: ref.tag or str(ref.digest)}
+            )
+        annotated.append(desc)
+        for blob in reachable(store, entry.target):
+            path = root / "blobs" / blob.digest.algorithm / blob.digest.hex
+            if path.exists():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with store.content.open(blob.digest, blob.size) as reader, open(tmp, "wb") as f:
+                while chunk := reader.read(1 << 20):
+                    f.write(chunk)
+            os.replace(tmp, path)
+    (root / "oci-layout").write_bytes(OCI_LAYOUT)
+    (root / "index.json").write_bytes(Index(manifests=tuple(annotated)).encode())
+
+
+def write_docker_archive(
+    store: Store, names: list[str], manifest_desc: Descriptor, out: BinaryIO
+) -> None:
+    """A `docker save`-style archive of one platform: uncompressed layers named by diff id."""
+    manifest = Manifest.parse(store.read_json_blob(manifest_desc))
+    config_bytes = store.read_json_blob(manifest.config)
+    writer = ArchiveWriter(out)
+    config_name = f"blobs/sha256/{Digest.of(config_bytes).hex}"
+    writer.add_bytes(config_name, config_bytes)
+    layer_names = []
+    for layer in manifest.layers:
+        # Docker archives hold uncompressed tars; decompress once to learn the size and name.
+        with tempfile.TemporaryFile() as spool, store.content.open(layer.digest, layer.size) as r:
+            _, raw = decompressed(r)
+            h = hashlib.sha256()
+            size = 0
+            while chunk := raw.read(1 << 20):
+                h.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            r.read()  # reach EOF so the blob's own digest is verified
+            spool.seek(0)
+            name = f"blobs/sha256/{h.hexdigest()}"
+            if name not in layer_names:
+                writer.add_stream(name, size, spool)
+            layer_names.append(name)
+    repo_tags = [Reference.parse(n).familiar() for n in names if n]
+    doc = [{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}]
+    writer.add_bytes("manifest.json", json.dumps(doc, separators=(",", ":")).encode())
+    repositories: dict[str, dict[str, str]] = {}
+    for n in names:
+        if n:
+            ref = Reference.parse(n)
+            if ref.tag:
+                repositories.setdefault(ref.familiar_name, {})[ref.tag] = (
+                    layer_names[-1].rsplit("/", 1)[-1] if layer_names else ""
+                )
+    if repositories:
+        writer.add_bytes("repositories", canonical.dumps(repositories))
+    writer.close()
