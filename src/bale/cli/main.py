@@ -17,6 +17,7 @@ from bale.cli.render_error import render
 COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.images_cmd",
     "bale.cli.store_cmd",
+    "bale.cli.emulation_cmd",
 )
 
 

@@ -1,0 +1,65 @@
+"""Image layers unpacked into committed snapshots, once per chain id, reused afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from bale.builder.layers.apply import apply_layer
+from bale.errors import AlreadyExists
+from bale.oci import Digest
+from bale.store.snapshot_mounts import mounted
+from bale.store.snapshots import Snapshotter
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """An image layer: its diff id and how to open its (compressed or plain) blob."""
+
+    diff_id: Digest
+    open: Callable[[], BinaryIO]
+
+
+def chain_ids(diff_ids: Sequence[Digest]) -> list[Digest]:
+    """OCI chain ids: the first diff id, then sha256("<previous chain id> <diff id>")."""
+    out: list[Digest] = []
+    for diff_id in diff_ids:
+        if not out:
+            out.append(diff_id)
+        else:
+            text = f"{out[-1]} {diff_id}".encode()
+            out.append(Digest("sha256", hashlib.sha256(text).hexdigest()))
+    return out
+
+
+def unpack_chain(snapshotter: Snapshotter, layers: Sequence[LayerSource]) -> str:
+    """The committed snapshot holding all `layers` applied in order ("" when there are none).
+
+    Snapshots are named by chain id, so a chain already unpacked (by this or an earlier
+    build) is found and its layers are not opened at all.
+    """
+    parent = ""
+    for layer, chain_id in zip(layers, chain_ids([la.diff_id for la in layers]), strict=True):
+        name = str(chain_id)
+        if snapshotter.lookup(name) is None:
+            _unpack_one(snapshotter, layer, name, parent)
+        parent = name
+    return parent
+
+
+def _unpack_one(snapshotter: Snapshotter, layer: LayerSource, name: str, parent: str) -> None:
+    key = f"extract-{uuid.uuid4().hex}"
+    with snapshotter.prepared(key, parent, labels={"bale.diff-id": str(layer.diff_id)}) as active:
+        with mounted(active.mounts, snapshotter.root / "mnt") as target:
+            stream = layer.open()
+            try:
+                apply_layer(stream, target, expect_diff_id=layer.diff_id)
+            finally:
+                stream.close()
+        try:
+            snapshotter.commit(name, key)
+        except AlreadyExists:
+            pass  # unpacked concurrently by another build; ours is dropped on exit
