@@ -4,8 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(qemu-user-static binfmt-support skopeo umoci containerd runc docker-registry
-          proot busybox-static pigz iproute2 apache2-utils mmdebstrap)
-[ "${BALE_WITH_BUILDAH:-0}" = 1 ] && PACKAGES+=(buildah)
+          proot busybox-static pigz iproute2 apache2-utils mmdebstrap buildah)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
