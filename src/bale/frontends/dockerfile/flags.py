@@ -1,0 +1,88 @@
+"""Instruction flags (`--from=x`, `--link`, repeated `--mount`), parsed like BuildKit's BFlags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+# kind: "string", "bool" or "strings" (repeatable)
+FLAGS: dict[str, dict[str, str]] = {
+    "from": {"platform": "string"},
+    "run": {"mount": "strings", "network": "string", "security": "string"},
+    "copy": {
+        "from": "string",
+        "chown": "string",
+        "chmod": "string",
+        "link": "bool",
+        "parents": "bool",
+        "exclude": "strings",
+    },
+    "add": {
+        "chown": "string",
+        "chmod": "string",
+        "link": "bool",
+        "keep-git-dir": "bool",
+        "checksum": "string",
+        "exclude": "strings",
+    },
+    "healthcheck": {
+        "interval": "string",
+        "timeout": "string",
+        "start-period": "string",
+        "start-interval": "string",
+        "retries": "string",
+    },
+}
+
+
+class FlagError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Flags:
+    strings: dict[str, str] = field(default_factory=dict)
+    bools: dict[str, bool] = field(default_factory=dict)
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def string(self, name: str) -> str | None:
+        return self.strings.get(name)
+
+    def flag(self, name: str) -> bool:
+        return self.bools.get(name, False)
+
+    def many(self, name: str) -> tuple[str, ...]:
+        return self.lists.get(name, ())
+
+
+def parse_flags(keyword: str, words: Sequence[str]) -> Flags:
+    known = FLAGS.get(keyword, {})
+    strings: dict[str, str] = {}
+    bools: dict[str, bool] = {}
+    lists: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for word in words:
+        if not word.startswith("--"):
+            raise FlagError(f"Arg {word!r} must start with '--'")
+        name, has_value, value = word[2:].partition("=")
+        kind = known.get(name)
+        if kind is None:
+            raise FlagError(f"unknown flag: {name}")
+        if kind != "strings":
+            if name in seen:
+                raise FlagError(f"Duplicate flag specified: {name}")
+            seen.add(name)
+        if kind == "bool":
+            if not has_value:
+                bools[name] = True
+            elif value.lower() in ("true", "false"):
+                bools[name] = value.lower() == "true"
+            else:
+                raise FlagError(f"expecting boolean value for flag {name}, not: {value}")
+        elif not has_value:
+            raise FlagError(f"Missing a value on flag: {name}")
+        elif kind == "string":
+            strings[name] = value
+        else:
+            lists.setdefault(name, []).append(value)
+    return Flags(strings, bools, {k: tuple(v) for k, v in lists.items()})

@@ -1,0 +1,563 @@
+"""Stage resolution: a Dockerfile plus one target platform → the stages to build, expanded.
+
+`resolve()` is what the build engine calls, once per target platform. It returns a
+`ResolvedBuild`:
+
+* `stages` — only the stages the target needs (the target is the last one), in dependency
+  order: every stage comes after the stages it reads (its FROM stage, `COPY --from`,
+  `RUN --mount=from=`). Each `ResolvedStage` has its `index` and `name` in the Dockerfile,
+  its `base` (`ImageBase(ref)`, `ScratchBase()` or `StageBase(index)`), its `platform` (the
+  expanded `FROM --platform`, else its base stage's platform, else the target platform),
+  its `steps`, and `config`: the image's runtime config after the last instruction (env,
+  cmd/entrypoint with the shell prepended for shell form, workdir, user, labels, ports,
+  volumes, stop signal, healthcheck, shell, onbuild).
+* Each `Step` holds one typed instruction, expanded as BuildKit expands it (see `expand`),
+  its `source` line range for error messages, and the state *before* it: `env` (the image
+  env), `args` (the ARG values in scope, plus the predefined proxy args when given),
+  `build_env` (what a RUN process gets: image env and args merged in declaration order),
+  `workdir` (absolute), `user` and `shell`. RUN commands are not expanded: run them with
+  `build_env`. WORKDIR paths are made absolute. `from_stage` is the stage index a
+  `COPY --from` refers to (None for the context or an image); `mount_stages` does the same
+  for each RUN mount's `from=`.
+* Triggers a base stage (or, with a `base_configs` resolver, a base image) registered with
+  ONBUILD run first in the child stage, as in BuildKit.
+
+Global ARGs (before the first FROM) are visible to FROM lines; inside a stage an `ARG NAME`
+without a default takes the global value. `--build-arg` values override defaults. The
+automatic TARGET*/BUILD* args are global.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from bale.errors import DockerfileError, InvalidArgument, SourceRange
+from bale.frontends.dockerfile import instructions as ins
+from bale.frontends.dockerfile.expand import Expander, expand_instruction
+from bale.frontends.dockerfile.parser import ParsedDockerfile, parse
+from bale.frontends.dockerfile.shell import Lexer, ShellError
+from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
+from bale.oci.config import Healthcheck, RuntimeConfig
+from bale.oci.platform import Platform
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Passed to RUN without an ARG declaration, and never reported as unused (BuildKit's list).
+PROXY_ARGS = frozenset(
+    f"{n}_PROXY" if upper else f"{n.lower()}_proxy"
+    for n in ("HTTP", "HTTPS", "FTP", "NO", "ALL")
+    for upper in (True, False)
+)
+_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
+
+
+class BaseConfigs(Protocol):
+    """Looks up a base image's runtime config (env, workdir, user, onbuild...), or None."""
+
+    def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None: ...
+
+
+@dataclass(frozen=True)
+class ImageBase:
+    ref: str
+
+
+@dataclass(frozen=True)
+class ScratchBase:
+    pass
+
+
+@dataclass(frozen=True)
+class StageBase:
+    index: int
+
+
+Base = ImageBase | ScratchBase | StageBase
+
+
+@dataclass(frozen=True)
+class Step:
+    instruction: ins.Instruction
+    env: tuple[tuple[str, str], ...]
+    args: tuple[tuple[str, str], ...]
+    build_env: tuple[tuple[str, str], ...]
+    workdir: str
+    user: str
+    shell: tuple[str, ...]
+    from_stage: int | None = None
+    mount_stages: tuple[int | None, ...] = ()
+
+    @property
+    def source(self) -> SourceRange:
+        return self.instruction.source
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    index: int
+    name: str
+    base: Base
+    platform: Platform
+    from_: ins.From
+    steps: tuple[Step, ...]
+    config: RuntimeConfig
+    dependencies: tuple[int, ...] = ()
+    # Variables referenced but never defined (only when the base env is known).
+    undefined: tuple[tuple[str, SourceRange], ...] = ()
+    # False when the base image's env was not known (no resolver), so `undefined` is empty.
+    env_known: bool = True
+
+    @property
+    def display_name(self) -> str:
+        return self.name or str(self.index)
+
+
+@dataclass(frozen=True)
+class ResolvedBuild:
+    filename: str
+    lines: tuple[str, ...]
+    target_platform: Platform
+    build_platform: Platform
+    stages: tuple[ResolvedStage, ...]
+    unused_build_args: tuple[str, ...] = ()
+    undefined_in_from: tuple[tuple[str, SourceRange], ...] = field(default=())
+
+    @property
+    def target(self) -> ResolvedStage:
+        return self.stages[-1]
+
+    def stage(self, index: int) -> ResolvedStage:
+        for stage in self.stages:
+            if stage.index == index:
+                return stage
+        raise KeyError(index)
+
+
+def platform_args(target: Platform, build: Platform) -> dict[str, str]:
+    """The automatic platform ARGs, as BuildKit defines them."""
+    return {
+        "TARGETPLATFORM": str(target),
+        "TARGETOS": target.os,
+        "TARGETARCH": target.architecture,
+        "TARGETVARIANT": target.variant,
+        "BUILDPLATFORM": str(build),
+        "BUILDOS": build.os,
+        "BUILDARCH": build.architecture,
+        "BUILDVARIANT": build.variant,
+    }
+
+
+def default_shell(platform: Platform) -> tuple[str, ...]:
+    return ("cmd", "/S", "/C") if platform.os == "windows" else ("/bin/sh", "-c")
+
+
+class _Resolver:
+    def __init__(
+        self,
+        df: Dockerfile,
+        target_platform: Platform,
+        build_platform: Platform,
+        build_args: Mapping[str, str],
+        base_configs: BaseConfigs | None,
+    ) -> None:
+        self.df = df
+        self.lines = df.lines
+        self.lexer = Lexer(df.parsed.escape)
+        self.target_platform = target_platform
+        self.build_platform = build_platform
+        self.build_args = dict(build_args)
+        self.base_configs = base_configs
+        self.used: set[str] = set()
+        self.meta: dict[str, str] = platform_args(target_platform, build_platform)
+        self.meta_declared: set[str] = set(self.meta)
+        self.undefined_in_from: list[tuple[str, SourceRange]] = []
+        self.bases: list[Base] = []
+        self.platforms: list[Platform] = []
+        self.froms: list[ins.From] = []
+        self.done: dict[int, ResolvedStage] = {}
+
+    def error(self, message: str, source: SourceRange, hint: str = "") -> DockerfileError:
+        return DockerfileError(message, source=source, lines=self.lines, hint=hint)
+
+    def expand_meta(self, word: str, inst: ins.Instruction) -> str:
+        try:
+            result = self.lexer.expand(word, self.meta)
+        except ShellError as exc:
+            raise self.error(f'failed to process "{word}": {exc}', inst.source) from None
+        for name in result.unmatched:
+            if name not in self.meta_declared:
+                self.undefined_in_from.append((name, inst.source))
+        return result.value
+
+    def global_args(self) -> None:
+        for arg in self.df.meta_args:
+            for d in arg.args:
+                if d.key in self.build_args:
+                    self.meta[d.key] = self.build_args[d.key]
+                    self.used.add(d.key)
+                elif d.value is not None:
+                    self.meta[d.key] = self.expand_meta(d.value, arg)
+                elif d.key not in self.meta_declared:
+                    self.meta.pop(d.key, None)
+                self.meta_declared.add(d.key)
+
+    def bases_and_platforms(self) -> None:
+        names: dict[str, int] = {}
+        for stage in self.df.stages:
+            frm = stage.from_
+            image = self.expand_meta(frm.image, frm)
+            if image == "":
+                raise self.error(f"base name ({frm.image}) should not be blank", frm.source)
+            platform_text = self.expand_meta(frm.platform, frm) if frm.platform else ""
+            base: Base
+            if image.lower() in names:
+                base = StageBase(names[image.lower()])
+            elif image == "scratch":
+                base = ScratchBase()
+            else:
+                base = ImageBase(image)
+            if platform_text:
+                try:
+                    platform = Platform.parse(platform_text)
+                except InvalidArgument as exc:
+                    raise self.error(
+                        f"failed to parse platform {platform_text}: {exc.message}", frm.source
+                    ) from None
+            elif isinstance(base, StageBase):
+                platform = self.platforms[base.index]
+            else:
+                platform = self.target_platform
+            self.bases.append(base)
+            self.platforms.append(platform)
+            self.froms.append(replace(frm, image=image, platform=platform_text))
+            if stage.name:
+                names[stage.name] = stage.index
+
+    def stage_ref(self, ref: str, inst: ins.Instruction) -> int | None:
+        """A `--from` value as a stage index, or None for an image reference."""
+        stage = self.df.stage_by_name(ref)
+        if stage is not None:
+            return stage.index
+        if ref.isdigit():
+            index = int(ref)
+            if index >= len(self.df.stages):
+                raise self.error(f"invalid stage index {ref}", inst.source,
+                                 hint=f"the Dockerfile has {len(self.df.stages)} stages")
+            return index
+        return None
+
+    def base_config(self, stage: Stage) -> tuple[RuntimeConfig, bool]:
+        base = self.bases[stage.index]
+        platform = self.platforms[stage.index]
+        if isinstance(base, StageBase):
+            parent = self.done[base.index]
+            return parent.config, parent.env_known
+        if isinstance(base, ScratchBase):
+            return RuntimeConfig(env=(f"PATH={DEFAULT_PATH}",)), True
+        if self.base_configs is not None:
+            found = self.base_configs.base_config(base.ref, platform)
+            if found is not None:
+                return found, True
+        return RuntimeConfig(), False
+
+    def onbuild_triggers(self, config: RuntimeConfig, stage: Stage) -> list[ins.Instruction]:
+        out: list[ins.Instruction] = []
+        for trigger in config.on_build:
+            try:
+                parsed = parse(trigger, self.df.filename)
+            except DockerfileError as exc:
+                raise self.error(
+                    f"failed to parse ONBUILD trigger {trigger!r}: {exc.message}",
+                    stage.from_.source,
+                ) from None
+            for node in parsed.nodes:
+                inst = ins.from_node(node, parsed)
+                # Triggers run at the child's FROM line, so errors point there.
+                out.append(replace(inst, source=stage.from_.source))
+        return out
+
+    def resolve_stage(self, stage: Stage) -> ResolvedStage:
+        platform = self.platforms[stage.index]
+        config, env_known = self.base_config(stage)
+        body = list(stage.instructions)
+        if config.on_build:
+            body = self.onbuild_triggers(config, stage) + body
+            config = replace(config, on_build=())
+        state = _StageState(self, stage, platform, config, env_known)
+        for inst in body:
+            state.apply(inst)
+        return state.finish()
+
+    def order(self, target: int) -> list[int]:
+        """Depth-first post-order from the target: dependencies before dependents."""
+        out: list[int] = []
+        visiting: list[int] = []
+        seen: set[int] = set()
+
+        def visit(index: int) -> None:
+            if index in seen:
+                return
+            if index in visiting:
+                cycle = [*visiting[visiting.index(index) :], index]
+                names = " -> ".join(self.df.stages[i].display_name for i in cycle)
+                raise self.error(
+                    f"circular dependency detected on stage: {self.df.stages[index].display_name}",
+                    self.df.stages[index].from_.source,
+                    hint=f"stages depend on each other: {names}",
+                )
+            visiting.append(index)
+            if index not in self.done:
+                base = self.bases[index]
+                if isinstance(base, StageBase):
+                    visit(base.index)
+                self.done[index] = self.resolve_stage(self.df.stages[index])
+            base = self.bases[index]
+            for dep in self.done[index].dependencies:
+                if not (isinstance(base, StageBase) and dep == base.index):
+                    visit(dep)
+            visiting.pop()
+            seen.add(index)
+            out.append(index)
+
+        visit(target)
+        return out
+
+
+class _StageState:
+    """The mutable state while one stage's instructions are folded (kept in one place)."""
+
+    def __init__(self, r: _Resolver, stage: Stage, platform: Platform,
+                 config: RuntimeConfig, env_known: bool) -> None:
+        self.r = r
+        self.stage = stage
+        self.platform = platform
+        self.config = config
+        self.env_known = env_known
+        self.build_env: dict[str, str] = config.env_map()
+        self.args: dict[str, str] = {
+            k: v for k, v in r.build_args.items() if k in PROXY_ARGS
+        }
+        self.declared: set[str] = set()
+        self.shell = config.shell or default_shell(platform)
+        self.cmd_set = False
+        self.steps: list[Step] = []
+        self.deps: set[int] = set()
+        base = r.bases[stage.index]
+        if isinstance(base, StageBase):
+            self.deps.add(base.index)
+        self.undefined: list[tuple[str, SourceRange]] = []
+
+    def workdir(self) -> str:
+        return self.config.working_dir or "/"
+
+    def record(self, inst: ins.Instruction, from_stage: int | None = None,
+               mount_stages: tuple[int | None, ...] = ()) -> None:
+        env = tuple((k, v) for k, _, v in (e.partition("=") for e in self.config.env))
+        self.steps.append(Step(
+            inst, env, tuple(self.args.items()), tuple(self.build_env.items()),
+            self.workdir(), self.config.user, self.shell, from_stage, mount_stages,
+        ))
+
+    def apply(self, inst: ins.Instruction) -> None:
+        if isinstance(inst, ins.Arg):
+            self.apply_arg(inst)
+            return
+        ex = Expander(self.r.lexer, self.build_env, inst, self.r.lines)
+        expanded = expand_instruction(inst, ex)
+        if self.env_known:
+            for name in ex.unmatched:
+                if name not in self.declared and name not in self.build_env:
+                    self.undefined.append((name, inst.source))
+        handler = getattr(self, "on_" + type(expanded).__name__.lower(), None)
+        if handler is not None:
+            handler(expanded)
+        else:
+            self.record(expanded)
+
+    def apply_arg(self, inst: ins.Arg) -> None:
+        defs: list[ins.ArgDef] = []
+        self.record(inst)
+        r = self.r
+        for d in inst.args:
+            value: str | None
+            if d.key in r.build_args:
+                value = r.build_args[d.key]
+                r.used.add(d.key)
+            elif d.value is None:
+                value = r.meta.get(d.key)
+            else:
+                try:
+                    value = r.lexer.process_word(d.value, self.build_env)
+                except ShellError as exc:
+                    raise r.error(f'failed to process "{d.value}": {exc}', inst.source) from None
+            self.declared.add(d.key)
+            if value is not None:
+                self.args[d.key] = value
+                self.build_env[d.key] = value
+            defs.append(ins.ArgDef(d.key, value))
+        self.steps[-1] = replace(self.steps[-1], instruction=replace(inst, args=tuple(defs)))
+
+    def on_env(self, inst: ins.Env) -> None:
+        self.record(inst)
+        env = dict(e.partition("=")[::2] for e in self.config.env)
+        for pair in inst.pairs:
+            # Docker replaces a variable in place, keeping the order of the config's env.
+            env[pair.key] = pair.value
+            self.build_env[pair.key] = pair.value
+        self.config = replace(self.config, env=tuple(f"{k}={v}" for k, v in env.items()))
+
+    def on_label(self, inst: ins.Label) -> None:
+        self.record(inst)
+        labels = dict(self.config.labels)
+        for pair in inst.pairs:
+            labels[pair.key] = pair.value
+        self.config = replace(self.config, labels=tuple(labels.items()))
+
+    def on_workdir(self, inst: ins.Workdir) -> None:
+        path = inst.path
+        if self.platform.os != "windows":
+            path = posixpath.normpath(posixpath.join(self.workdir(), path))
+            if path.startswith("//"):
+                path = "/" + path.lstrip("/")
+        inst = replace(inst, path=path)
+        self.record(inst)
+        self.config = replace(self.config, working_dir=path)
+
+    def on_user(self, inst: ins.User) -> None:
+        self.record(inst)
+        self.config = replace(self.config, user=inst.user)
+
+    def on_expose(self, inst: ins.Expose) -> None:
+        ports = list(self.config.exposed_ports)
+        normalized: list[str] = []
+        for spec in inst.ports:
+            match = _PORT.match(spec)
+            if match is None:
+                raise self.r.error(f"invalid containerPort: {spec}", inst.source)
+            proto = (match.group(3) or "tcp").lower()
+            if proto not in ("tcp", "udp", "sctp"):
+                raise self.r.error(f"invalid proto: {match.group(3)}", inst.source)
+            low = int(match.group(1))
+            high = int(match.group(2)) if match.group(2) else low
+            if high < low or high > 65535:
+                raise self.r.error(f"invalid range specified for containerPort: {spec}",
+                                   inst.source)
+            normalized.extend(f"{n}/{proto}" for n in range(low, high + 1))
+        ports.extend(p for p in normalized if p not in ports)
+        self.record(replace(inst, ports=tuple(normalized)))
+        self.config = replace(self.config, exposed_ports=tuple(ports))
+
+    def on_volume(self, inst: ins.Volume) -> None:
+        self.record(inst)
+        volumes = list(self.config.volumes)
+        volumes.extend(v for v in inst.volumes if v not in volumes)
+        self.config = replace(self.config, volumes=tuple(volumes))
+
+    def on_stopsignal(self, inst: ins.StopSignal) -> None:
+        self.record(inst)
+        self.config = replace(self.config, stop_signal=inst.signal)
+
+    def _argv(self, command: tuple[str, ...], prepend_shell: bool) -> tuple[str, ...]:
+        return (*self.shell, *command) if prepend_shell else command
+
+    def on_cmd(self, inst: ins.Cmd) -> None:
+        self.record(inst)
+        self.config = replace(self.config, cmd=self._argv(inst.command, inst.prepend_shell))
+        self.cmd_set = True
+
+    def on_entrypoint(self, inst: ins.Entrypoint) -> None:
+        self.record(inst)
+        entrypoint = self._argv(inst.command, inst.prepend_shell)
+        self.config = replace(self.config, entrypoint=entrypoint)
+        if not self.cmd_set:
+            # An entrypoint set here drops the CMD inherited from the base.
+            self.config = replace(self.config, cmd=None)
+
+    def on_shell(self, inst: ins.Shell) -> None:
+        self.record(inst)
+        self.shell = inst.shell
+        self.config = replace(self.config, shell=inst.shell)
+
+    def on_healthcheck(self, inst: ins.Healthcheck) -> None:
+        self.record(inst)
+        check = Healthcheck(inst.test, inst.interval, inst.timeout, inst.start_period,
+                            inst.start_interval, inst.retries)
+        self.config = replace(self.config, healthcheck=check)
+
+    def on_onbuild(self, inst: ins.Onbuild) -> None:
+        self.record(inst)
+        self.config = replace(self.config, on_build=(*self.config.on_build, inst.expression))
+
+    def on_copy(self, inst: ins.Copy) -> None:
+        from_stage: int | None = None
+        if inst.from_:
+            from_stage = self.r.stage_ref(inst.from_, inst)
+            if from_stage is not None:
+                self.deps.add(from_stage)
+        self.record(inst, from_stage=from_stage)
+
+    def on_run(self, inst: ins.Run) -> None:
+        stages: list[int | None] = []
+        for mount in inst.mounts:
+            index = self.r.stage_ref(mount.from_, inst) if mount.from_ else None
+            if index is not None:
+                self.deps.add(index)
+            stages.append(index)
+        self.record(inst, mount_stages=tuple(stages))
+
+    def finish(self) -> ResolvedStage:
+        resolved = ResolvedStage(
+            self.stage.index, self.stage.name, self.r.bases[self.stage.index], self.platform,
+            self.r.froms[self.stage.index], tuple(self.steps), self.config,
+            tuple(sorted(self.deps)), tuple(self.undefined), self.env_known,
+        )
+        return resolved
+
+
+def resolve(
+    dockerfile: ParsedDockerfile | Dockerfile | str,
+    *,
+    target_platform: Platform,
+    build_platform: Platform | None = None,
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    base_configs: BaseConfigs | None = None,
+    filename: str = "Dockerfile",
+) -> ResolvedBuild:
+    """Resolve the stages `target` (default: the last stage) needs for one target platform.
+
+    Raises DockerfileError (with the Dockerfile lines) for parse errors, expansion errors,
+    an unknown target, an invalid stage index and dependency cycles.
+    """
+    df = load(dockerfile, filename)
+    build = build_platform or target_platform
+    r = _Resolver(df, target_platform, build, build_args or {}, base_configs)
+    r.global_args()
+    r.bases_and_platforms()
+    if target:
+        stage = df.stage_by_name(target)
+        if stage is None:
+            names = [s.name for s in df.stages if s.name]
+            from bale.frontends.dockerfile.parser import suggest
+
+            raise DockerfileError(
+                f'target stage "{target}" could not be found{suggest(target, names)}',
+                lines=df.lines,
+                hint=("stages in this Dockerfile: " + ", ".join(names)) if names else "",
+            )
+        target_index = stage.index
+    else:
+        target_index = len(df.stages) - 1
+    order = r.order(target_index)
+    stages = tuple(r.done[i] for i in order)
+    unused = sorted(
+        k for k in r.build_args if k not in r.used and k not in PROXY_ARGS
+        and not k.startswith("BUILDKIT_")
+    )
+    return ResolvedBuild(
+        df.filename, df.lines, target_platform, build, stages, tuple(unused),
+        tuple(r.undefined_in_from),
+    )
