@@ -1,0 +1,138 @@
+"""The RUN executor: one process in an isolated rootfs, natively or emulated.
+
+    Executor(state_dir).run(spec, rootfs_mounts, progress) -> exit code
+
+The rootfs (usually a prepared snapshot's mounts) is mounted for the step only. Namespaces:
+mount, pid, uts, ipc, and network with `--network=none`. runc runs the step when it is
+installed; otherwise `unshare` + chroot. A platform the host cannot run goes through its
+binfmt_misc QEMU handler, or, without one, through proot + QEMU (see bale.emulation).
+Whatever happens, the rootfs is unmounted, the runtime state removed and no process of the
+step survives the call.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from bale.builder.executor.runc import RuncRunner
+from bale.builder.executor.sandbox import PlannedMount, Sandbox
+from bale.builder.executor.spec import ProgressSink, RunSpec
+from bale.builder.executor.unshare import UnshareRunner
+from bale.builder.executor.users import Identity, resolve_user
+from bale.emulation.modes import Emulation, choose
+from bale.errors import InvalidArgument, StepError, Unavailable
+from bale.oci import host_platform
+from bale.store.snapshot_mounts import Mount, mount_all, unmount_all
+
+Runtime = Literal["auto", "runc", "unshare"]
+
+
+class Executor:
+    """Runs steps; `state_dir` (e.g. `<bale-root>/executor`) holds runtime state and caches."""
+
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        runtime: Runtime = "auto",
+        cache_root: str | Path | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.cache_root = Path(cache_root) if cache_root else self.state_dir / "cache"
+        runc = shutil.which("runc") if runtime in ("auto", "runc") else None
+        unshare = shutil.which("unshare")
+        if runtime == "runc" and runc is None:
+            raise Unavailable("runc is not installed", hint="apt-get install runc")
+        if runc is None and unshare is None:
+            raise Unavailable(
+                "neither runc nor unshare is installed", hint="apt-get install runc util-linux"
+            )
+        self.runtime: Literal["runc", "unshare"] = "runc" if runc else "unshare"
+        self._runc = RuncRunner(runc, self.state_dir) if runc else None
+        self._unshare = UnshareRunner(unshare) if unshare else None
+
+    def emulation_for(self, spec: RunSpec) -> Emulation:
+        return choose(spec.platform or host_platform(), spec.emulation)
+
+    def run(self, spec: RunSpec, rootfs_mounts: Sequence[Mount], progress: ProgressSink) -> int:
+        """Run `spec` on the rootfs described by `rootfs_mounts`; return its exit status."""
+        if not spec.argv:
+            raise InvalidArgument("a RUN step needs a command")
+        if spec.network not in ("default", "none"):
+            raise InvalidArgument(
+                f"unsupported network mode {spec.network!r}", hint="use default or none"
+            )
+        emulation = self.emulation_for(spec)
+        if emulation.label:
+            progress.status(emulation.label)
+        (self.state_dir / "run").mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="step-", dir=self.state_dir / "run"))
+        rootfs = workdir / "rootfs"
+        rootfs.mkdir()
+        sandbox: Sandbox | None = None
+        try:
+            mount_all(rootfs_mounts, str(rootfs))
+            try:
+                sandbox = Sandbox(spec, str(rootfs), workdir, self.cache_root)
+                try:
+                    identity = resolve_user(str(rootfs), spec.user)
+                    sandbox.ensure_cwd()
+                    sandbox.prepare()
+                    mounts = list(sandbox.mounts)
+                    if emulation.needs_interpreter_in_rootfs:
+                        interp = emulation.interpreter
+                        mounts.append(
+                            PlannedMount(interp, "bind", interp, ("rbind", "ro"), True)
+                        )
+                        sandbox.note_stub(interp.lstrip("/"))
+                    return self._dispatch(
+                        spec, str(rootfs), identity, sandbox.env, mounts, workdir, progress,
+                        emulation,
+                    )
+                finally:
+                    sandbox.remove_stubs()
+                    sandbox.close()
+            finally:
+                unmount_all(str(rootfs))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _dispatch(
+        self,
+        spec: RunSpec,
+        rootfs: str,
+        identity: Identity,
+        env: list[str],
+        mounts: list[PlannedMount],
+        bundle: Path,
+        progress: ProgressSink,
+        emulation: Emulation,
+    ) -> int:
+        if emulation.mode == "proot":
+            proot = shutil.which("proot")
+            if self._unshare is None or proot is None:
+                raise Unavailable("proot emulation needs proot and unshare installed")
+            return self._unshare.run(
+                spec, rootfs, identity, env, mounts, bundle, progress,
+                proot=proot, interpreter=emulation.interpreter,
+            )
+        if self._runc is not None:
+            return self._runc.run(spec, rootfs, identity, env, mounts, bundle, progress)
+        assert self._unshare is not None
+        return self._unshare.run(spec, rootfs, identity, env, mounts, bundle, progress)
+
+    def run_checked(
+        self, spec: RunSpec, rootfs_mounts: Sequence[Mount], progress: ProgressSink
+    ) -> None:
+        """run(), raising StepError when the command exits non-zero (as a RUN step does)."""
+        code = self.run(spec, rootfs_mounts, progress)
+        if code != 0:
+            raise StepError(
+                f"process \"{' '.join(spec.argv)}\" did not complete successfully: "
+                f"exit code: {code}",
+                exit_code=code,
+            )

@@ -1,0 +1,146 @@
+"""The runc runner: an OCI runtime spec per step, `runc run` in the foreground."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bale.builder.executor.process import stream
+from bale.builder.executor.sandbox import PlannedMount
+from bale.builder.executor.spec import ProgressSink, RunSpec
+from bale.builder.executor.users import Identity
+
+# Docker's and BuildKit's default capability set for build steps.
+CAPABILITIES = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]
+
+_MASKED = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+]
+_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def runtime_spec(
+    spec: RunSpec,
+    rootfs: str,
+    identity: Identity,
+    env: list[str],
+    mounts: list[PlannedMount],
+) -> dict[str, Any]:
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if spec.network == "none":
+        namespaces.append({"type": "network"})
+    oci_mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+    ]
+    if spec.network == "default":
+        # Host networking has no network namespace of its own, so sysfs cannot be mounted.
+        oci_mounts[-1] = {"destination": "/sys", "type": "bind", "source": "/sys",
+                          "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    for m in mounts:
+        oci_mounts.append(
+            {"destination": m.target, "type": m.type, "source": m.source,
+             "options": list(m.options)}
+        )
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {
+                "uid": identity.uid,
+                "gid": identity.gid,
+                "additionalGids": list(identity.groups),
+            },
+            "args": list(spec.argv),
+            "env": env,
+            "cwd": spec.cwd or "/",
+            "capabilities": {k: CAPABILITIES for k in ("bounding", "effective", "permitted")},
+            "noNewPrivileges": False,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": spec.hostname,
+        "mounts": oci_mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": _MASKED,
+            "readonlyPaths": _READONLY,
+        },
+    }
+
+
+class RuncRunner:
+    def __init__(self, runc: str, state_dir: Path) -> None:
+        self.runc = runc
+        self.state = state_dir / "runc"
+
+    def run(
+        self,
+        spec: RunSpec,
+        rootfs: str,
+        identity: Identity,
+        env: list[str],
+        mounts: list[PlannedMount],
+        bundle: Path,
+        progress: ProgressSink,
+    ) -> int:
+        config = runtime_spec(spec, rootfs, identity, env, mounts)
+        (bundle / "config.json").write_text(json.dumps(config))
+        container = f"bale-{uuid.uuid4().hex[:16]}"
+        base = [self.runc, "--root", str(self.state)]
+
+        def kill(proc: subprocess.Popen[bytes]) -> None:
+            # Killing the container's init ends its whole pid namespace; delete reaps state.
+            subprocess.run(
+                [*base, "kill", container, "KILL"], capture_output=True, check=False
+            )
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            subprocess.run([*base, "delete", "--force", container], capture_output=True,
+                           check=False)
+
+        return stream(
+            [*base, "run", "--bundle", str(bundle), "--no-new-keyring", container],
+            progress,
+            on_interrupt=kill,
+            env={**os.environ, "XDG_RUNTIME_DIR": str(self.state)},
+        )

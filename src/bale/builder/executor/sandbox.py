@@ -1,0 +1,247 @@
+"""Everything a step needs around its rootfs, made before it runs and undone after.
+
+Generated /etc/hosts and /etc/resolv.conf, secrets and the ssh socket are bind-mounted, so
+they are never written into the rootfs. Mount points the runtime has to create (a missing
+/proc, /run/secrets/x, the WORKDIR of a cache mount...) are remembered and removed after
+the step when still empty, so they do not end up in the layer either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from bale.builder.executor.spec import (
+    DEFAULT_PATH,
+    BindMount,
+    CacheMount,
+    RunSpec,
+    SecretMount,
+    SSHMount,
+    TmpfsMount,
+)
+from bale.builder.layers.rootpath import clean, resolve
+from bale.errors import InvalidArgument, NotFound
+
+# Always mounted by the runtime; created when an image lacks them, removed again after.
+SYSTEM_TARGETS = ("proc", "dev", "sys", "etc/hosts", "etc/resolv.conf")
+
+
+@dataclass(frozen=True)
+class PlannedMount:
+    """A mount inside the container: host `source` (or a filesystem) at `target`."""
+
+    target: str  # absolute, inside the rootfs
+    type: str  # "bind" or "tmpfs"
+    source: str
+    options: tuple[str, ...]
+    is_file: bool = False
+
+
+def _hosts(spec: RunSpec) -> str:
+    lines = [
+        f"127.0.0.1\tlocalhost {spec.hostname}",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+    ]
+    lines += [f"{addr}\t{name}" for name, addr in spec.extra_hosts]
+    return "\n".join(lines) + "\n"
+
+
+def _resolv_conf() -> str:
+    for candidate in ("/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"):
+        try:
+            text = Path(candidate).read_text()
+        except OSError:
+            continue
+        # A local stub resolver is unreachable from another network namespace.
+        servers = [
+            line
+            for line in text.splitlines()
+            if line.startswith("nameserver") and "127.0.0." not in line
+        ]
+        if servers:
+            other = [ln for ln in text.splitlines() if ln.startswith(("search", "options"))]
+            return "\n".join(servers + other) + "\n"
+    return "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+
+
+class Sandbox:
+    """Host-side state of one step; `close()` undoes all of it."""
+
+    def __init__(self, spec: RunSpec, rootfs: str, workdir: Path, cache_root: Path) -> None:
+        self.spec = spec
+        self.rootfs = rootfs
+        self.workdir = workdir
+        self.cache_root = cache_root
+        self.mounts: list[PlannedMount] = []
+        self.env: list[str] = list(spec.env)
+        self._stubs: list[str] = []
+        self._locks: list[int] = []
+
+    def prepare(self) -> None:
+        files = self.workdir / "files"
+        files.mkdir(mode=0o700)
+        for target in SYSTEM_TARGETS:
+            self.note_stub(target)
+        hosts = files / "hosts"
+        hosts.write_text(_hosts(self.spec))
+        resolv = files / "resolv.conf"
+        resolv.write_text(_resolv_conf())
+        for path in (hosts, resolv):
+            path.chmod(0o644)
+        self.mounts.append(PlannedMount("/etc/hosts", "bind", str(hosts), ("rbind", "ro"), True))
+        self.mounts.append(
+            PlannedMount("/etc/resolv.conf", "bind", str(resolv), ("rbind", "ro"), True)
+        )
+        ssh_index = 0
+        for i, m in enumerate(self.spec.mounts):
+            if isinstance(m, BindMount):
+                self._bind(m)
+            elif isinstance(m, CacheMount):
+                self._cache(m)
+            elif isinstance(m, TmpfsMount):
+                self._tmpfs(m)
+            elif isinstance(m, SecretMount):
+                self._secret(m, files, i)
+            else:
+                self._ssh(m, ssh_index)
+                ssh_index += 1
+        if not any(e.startswith("PATH=") for e in self.env):
+            self.env.insert(0, f"PATH={DEFAULT_PATH}")
+
+    # -- mounts ---------------------------------------------------------------------------
+
+    def _target(self, target: str) -> str:
+        rel = clean(target)
+        if not rel:
+            raise InvalidArgument(f"cannot mount over the root directory ({target!r})")
+        self.note_stub(rel)
+        return "/" + rel
+
+    def _bind(self, m: BindMount) -> None:
+        if not os.path.exists(m.source):
+            raise NotFound(f"bind mount source {m.source} does not exist")
+        is_file = not os.path.isdir(m.source)
+        options = ("rbind", "ro" if m.readonly else "rw")
+        self.mounts.append(PlannedMount(self._target(m.target), "bind", m.source, options, is_file))
+
+    def _cache(self, m: CacheMount) -> None:
+        ident = m.id or clean(m.target)
+        key = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        directory = self.cache_root / key
+        if m.sharing in ("locked", "private"):
+            instance = 0
+            while True:
+                lock_path = self.cache_root / f"{directory.name}.lock"
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                flags = fcntl.LOCK_EX if m.sharing == "locked" else fcntl.LOCK_EX | fcntl.LOCK_NB
+                try:
+                    fcntl.flock(fd, flags)
+                except BlockingIOError:
+                    # private: the cache is in use, so this step gets another instance.
+                    os.close(fd)
+                    instance += 1
+                    directory = self.cache_root / f"{key}.{instance}"
+                    continue
+                self._locks.append(fd)
+                break
+        if not directory.exists():
+            directory.mkdir(mode=m.mode)
+            os.chown(directory, m.uid, m.gid)
+            directory.chmod(m.mode)
+        options = ("rbind", "ro" if m.readonly else "rw")
+        self.mounts.append(PlannedMount(self._target(m.target), "bind", str(directory), options))
+
+    def _tmpfs(self, m: TmpfsMount) -> None:
+        options: tuple[str, ...] = ("nosuid", "nodev", "mode=1777")
+        if m.size:
+            options += (f"size={m.size}",)
+        self.mounts.append(PlannedMount(self._target(m.target), "tmpfs", "tmpfs", options))
+
+    def _secret(self, m: SecretMount, files: Path, index: int) -> None:
+        target = m.target or f"/run/secrets/{m.id}"
+        path = files / f"secret-{index}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, m.data)
+        finally:
+            os.close(fd)
+        os.chown(path, m.uid, m.gid)
+        path.chmod(m.mode)
+        self.mounts.append(
+            PlannedMount(self._target(target), "bind", str(path), ("rbind", "ro"), True)
+        )
+
+    def _ssh(self, m: SSHMount, index: int) -> None:
+        try:
+            st = os.stat(m.socket)
+        except FileNotFoundError as exc:
+            raise NotFound(f"ssh agent socket {m.socket} does not exist") from exc
+        if not stat.S_ISSOCK(st.st_mode):
+            raise InvalidArgument(f"{m.socket} is not a socket")
+        target = m.target or f"/run/buildkit/ssh_agent.{index}"
+        self.mounts.append(
+            PlannedMount(self._target(target), "bind", m.socket, ("rbind", "rw"), True)
+        )
+        if not any(e.startswith("SSH_AUTH_SOCK=") for e in self.env):
+            self.env.append(f"SSH_AUTH_SOCK={target}")
+
+    # -- stubs ----------------------------------------------------------------------------
+
+    def note_stub(self, rel: str) -> None:
+        """Remember the first missing component of `rel`: the runtime will create it."""
+        parts = rel.split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            host = resolve(self.rootfs, sub)
+            if not os.path.lexists(host):
+                if host not in self._stubs:
+                    self._stubs.append(host)
+                return
+            if os.path.islink(host):
+                return  # the runtime resolves it inside the rootfs; nothing new at this level
+
+    def ensure_cwd(self) -> None:
+        """Create the working directory if missing (it belongs in the layer, as with Docker)."""
+        host = resolve(self.rootfs, clean(self.spec.cwd), follow_final=True, create_dirs=True)
+        if not os.path.lexists(host):
+            os.mkdir(host, 0o755)
+        elif not os.path.isdir(host):
+            raise InvalidArgument(f"working directory {self.spec.cwd} is not a directory")
+
+    def remove_stubs(self) -> None:
+        for host in sorted(self._stubs, key=len, reverse=True):
+            _remove_if_empty(host)
+
+    def close(self) -> None:
+        for fd in self._locks:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._locks.clear()
+        shutil.rmtree(self.workdir / "files", ignore_errors=True)
+
+
+def _remove_if_empty(path: str) -> bool:
+    """Remove a stub tree made only of empty directories and empty files."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        empty = all(_remove_if_empty(os.path.join(path, c)) for c in os.listdir(path))
+        if empty:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+                return True
+        return False
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        os.unlink(path)
+        return True
+    return False

@@ -1,0 +1,116 @@
+"""What a RUN step asks for (RunSpec and its mounts) and where its output goes (ProgressSink)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bale.oci import Platform
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_HOSTNAME = "buildkitsandbox"
+Sharing = Literal["shared", "private", "locked"]
+Network = Literal["default", "none"]
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """A host directory or file (build context, another stage's rootfs) at `target`."""
+
+    target: str
+    source: str
+    readonly: bool = True
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """A directory that outlives the step, shared by every step naming the same `id`."""
+
+    target: str
+    id: str = ""  # "" uses the target path, as BuildKit does
+    sharing: Sharing = "shared"
+    readonly: bool = False
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class TmpfsMount:
+    target: str
+    size: int = 0  # bytes; 0 leaves the kernel default
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A secret file, by default at /run/secrets/<id>; it never reaches a layer."""
+
+    id: str
+    data: bytes = field(repr=False)
+    target: str = ""
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class SSHMount:
+    """The host's ssh agent socket forwarded into the step; SSH_AUTH_SOCK points at it."""
+
+    socket: str
+    id: str = "default"
+    target: str = ""
+    mode: int = 0o600
+    uid: int = 0
+    gid: int = 0
+
+
+RunMount = BindMount | CacheMount | TmpfsMount | SecretMount | SSHMount
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One process to run in a rootfs.
+
+    `user` is "", a name, uid, or user:group (names resolved through the rootfs's
+    /etc/passwd and /etc/group). `emulation` forces a mode ("auto", "native", "binfmt",
+    "proot"); `platform` None means the host's.
+    """
+
+    argv: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    cwd: str = "/"
+    user: str = ""
+    platform: Platform | None = None
+    network: Network = "default"
+    mounts: tuple[RunMount, ...] = ()
+    hostname: str = DEFAULT_HOSTNAME
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # (name, address) added to /etc/hosts
+    emulation: str = "auto"
+
+
+class ProgressSink(Protocol):
+    """Where a step reports: output lines (fd 1 or 2, without the newline) and status text."""
+
+    def output(self, fd: int, line: bytes) -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+
+@dataclass
+class CollectingProgress:
+    """A ProgressSink that keeps everything, for callers that just want the output."""
+
+    lines: list[tuple[int, bytes]] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+
+    def output(self, fd: int, line: bytes) -> None:
+        self.lines.append((fd, line))
+
+    def status(self, text: str) -> None:
+        self.statuses.append(text)
+
+    def text(self, fd: int | None = None) -> str:
+        return "\n".join(
+            line.decode("utf-8", "replace") for f, line in self.lines if fd is None or f == fd
+        )
