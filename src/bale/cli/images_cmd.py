@@ -213,7 +213,15 @@ def _tree(store: Store, records: list[ImageRecord], summaries: dict[str, ImageSu
 
 def _inspect_one(store: Store, name: str, platform: Platform | None) -> dict[str, Any]:
     target = store.resolve(name)
-    manifest_desc = store.select_platform(target, platform)
+    try:
+        manifest_desc = store.select_platform(target, platform)
+    except NotFound:
+        # Without --platform, an image lacking the host's platform still shows its first one,
+        # as docker inspect does.
+        present = [d for _, d in store.platform_manifests(target) if store.content.exists(d.digest)]
+        if platform is not None or not present:
+            raise
+        manifest_desc = present[0]
     manifest = store.manifest(manifest_desc)
     config = store.config(manifest.config)
     records = store.images().by_digest(target.digest)
