@@ -1,0 +1,314 @@
+"""HTTP to one registry host: API ping, auth (anonymous, basic, bearer token) and retries.
+
+httpx is the one seam: `Registries(transport=...)` takes any httpx transport, so the same code
+runs against a real registry, a fake server, or an in-memory handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bale.errors import RegistryError
+from bale.registry.auth import Challenge, Scope, merge_scopes
+from bale.registry.credentials import Credentials, DockerConfig
+from bale.registry.errors import response_error, transport_error
+from bale.registry.hosts import HostsConfig, api_host
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "bale/0.1"
+
+Body = bytes | Callable[[], Iterable[bytes]] | None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff (with jitter) for 429, 5xx and connection errors."""
+
+    attempts: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int, retry_after: str = "") -> float:
+        base = min(self.max_delay, self.initial_delay * (2**attempt))
+        if retry_after.isdigit():
+            base = min(self.max_delay, max(base, float(retry_after)))
+        return float(base * (0.75 + random.random() / 2))
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+@dataclass
+class Session:
+    """One registry host. Thread-safe: layers move in parallel through one session."""
+
+    domain: str
+    client: httpx.Client
+    credentials: Credentials
+    retry: RetryPolicy
+    insecure: bool
+    plain_http: bool
+    host: str = ""
+    base_url: str = ""
+    challenge: Challenge | None = None
+    _pinged: bool = False
+    _tokens: dict[tuple[str, ...], _Token] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    token_requests: int = 0
+
+    def __post_init__(self) -> None:
+        self.host = self.host or api_host(self.domain)
+
+    # -- ping ----------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Find the scheme and the auth challenge (GET /v2/), once per session."""
+        with self._lock:
+            if self._pinged:
+                return
+            if self.plain_http:
+                schemes = ["http"]
+            else:
+                schemes = ["https", "http"] if self.insecure else ["https"]
+            last: RegistryError | None = None
+            for i, scheme in enumerate(schemes):
+                url = f"{scheme}://{self.host}/v2/"
+                # Probing HTTPS on a plain-HTTP registry fails at once; only the last try retries.
+                final = i == len(schemes) - 1
+                try:
+                    response = self._send("GET", url, {}, None, None, retry=final, what="ping")
+                except RegistryError as exc:
+                    last = exc
+                    continue
+                response.read()
+                if response.status_code == 401:
+                    self.challenge = Challenge.parse(response.headers.get("www-authenticate", ""))
+                elif response.status_code != 200:
+                    raise RegistryError(
+                        f"{self.domain} is not a registry: GET /v2/ answered "
+                        f"{response.status_code} {response.reason_phrase}",
+                        status=response.status_code,
+                        hint="check the registry address",
+                    )
+                self.base_url = f"{scheme}://{self.host}"
+                self._pinged = True
+                return
+            assert last is not None
+            raise last
+
+    # -- requests ------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[Scope, ...] = (),
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        content: Body = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send with auth and retries; the caller checks the status (and closes a stream)."""
+        self.ping()
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        scopes = merge_scopes(scopes)
+        renewed = False
+        while True:
+            extra = dict(headers or {})
+            auth = self._authorization(scopes, what)
+            if auth:
+                extra["Authorization"] = auth
+            response = self._send(method, url, extra, params, content, stream=stream, what=what)
+            if response.status_code != 401 or renewed or self.challenge is None:
+                return response
+            challenge = Challenge.parse(response.headers.get("www-authenticate", ""))
+            if challenge is None or challenge.scheme != "bearer":
+                return response
+            # A token without the needed scope: ask once more, for what the registry named.
+            renewed = True
+            response.close()
+            scopes = merge_scopes(scopes + Scope.parse_many(challenge.param("scope")))
+            with self._lock:
+                self._tokens.pop(tuple(str(s) for s in scopes), None)
+                if self.challenge.scheme != "bearer":
+                    self.challenge = challenge
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        content: Body,
+        *,
+        what: str,
+        stream: bool = False,
+        retry: bool = True,
+    ) -> httpx.Response:
+        attempts = self.retry.attempts if retry else 1
+        for attempt in range(attempts):
+            body = content() if callable(content) else content
+            request = self.client.build_request(
+                method, url, headers={"User-Agent": USER_AGENT, **headers}, params=params,
+                content=body,
+            )
+            try:
+                response = self.client.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if attempt + 1 >= attempts:
+                    raise transport_error(exc, what, self.domain) from None
+                time.sleep(self.retry.delay(attempt))
+                continue
+            if response.status_code in RETRY_STATUS and attempt + 1 < attempts:
+                response.close()
+                time.sleep(self.retry.delay(attempt, response.headers.get("retry-after", "")))
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    # -- auth ----------------------------------------------------------------------------
+
+    def _authorization(self, scopes: tuple[Scope, ...], what: str) -> str:
+        challenge = self.challenge
+        if challenge is None:
+            return ""
+        if challenge.scheme == "basic":
+            return self.basic_header()
+        if challenge.scheme == "bearer":
+            return f"Bearer {self.token(scopes, what=what)}"
+        return ""
+
+    def basic_header(self) -> str:
+        creds = self.credentials
+        if creds.anonymous:
+            return ""
+        raw = f"{creds.username}:{creds.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def token(self, scopes: tuple[Scope, ...], *, what: str) -> str:
+        """A bearer token for these scopes, reused until shortly before it expires."""
+        key = tuple(str(s) for s in scopes)
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and cached.expires > time.monotonic():
+                return cached.value
+        assert self.challenge is not None
+        realm = self.challenge.param("realm")
+        if not realm.startswith(("http://", "https://")):
+            raise RegistryError(f"{what}: {self.domain} sent a bearer challenge without a realm")
+        params: list[tuple[str, str | int | float | bool | None]] = []
+        service = self.challenge.param("service")
+        if service:
+            params.append(("service", service))
+        params.extend(("scope", s) for s in key)
+        headers: dict[str, str] = {}
+        if not self.credentials.anonymous:
+            params.append(("account", self.credentials.username))
+            headers["Authorization"] = self.basic_header()
+        url = str(httpx.URL(realm).copy_merge_params(params))
+        response = self._send("GET", url, headers, None, None, what=what)
+        self.token_requests += 1
+        response.read()
+        if response.status_code in (401, 403):
+            wrong = "incorrect username or password" if not self.credentials.anonymous else (
+                "authentication required"
+            )
+            raise RegistryError(
+                f"{what}: {response.status_code} unauthorized: {wrong} for {self.domain}",
+                status=response.status_code,
+                code="UNAUTHORIZED",
+                hint=f"log in with `bale login {self.domain}`",
+            )
+        if response.status_code != 200:
+            raise response_error(response, f"{what}: token service", self.domain)
+        try:
+            doc: Any = response.json()
+        except ValueError:
+            doc = None
+        value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(value, str) or not value:
+            raise RegistryError(f"{what}: the token service of {self.domain} sent no token")
+        lifetime = doc.get("expires_in", 60)
+        lifetime = lifetime if isinstance(lifetime, int) and lifetime > 0 else 60
+        with self._lock:
+            self._tokens[key] = _Token(value, time.monotonic() + max(5, lifetime - 10))
+        return value
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    hosts: HostsConfig = field(default_factory=HostsConfig)
+    docker_config: DockerConfig | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    transport: httpx.BaseTransport | None = None
+    timeout: float = 120.0
+    max_concurrency: int = 4
+    # Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this size.
+    chunk_size: int = 32 << 20
+
+
+class Registries:
+    """Sessions by registry host, sharing options; close it when done."""
+
+    def __init__(self, options: RegistryOptions | None = None) -> None:
+        self.options = options or RegistryOptions(hosts=HostsConfig.load())
+        self._config = self.options.docker_config or DockerConfig()
+        self._sessions: dict[str, Session] = {}
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def session(self, domain: str, credentials: Credentials | None = None) -> Session:
+        """The session for a registry (its name as in references: `docker.io`, `h:5000`)."""
+        with self._lock:
+            if credentials is None and domain in self._sessions:
+                return self._sessions[domain]
+        hosts = self.options.hosts
+        insecure = hosts.insecure(domain)
+        limits = httpx.Limits(max_connections=max(8, self.options.max_concurrency * 2))
+        client = httpx.Client(
+            transport=self.options.transport,
+            verify=not insecure,
+            timeout=httpx.Timeout(self.options.timeout, connect=30.0),
+            follow_redirects=True,
+            limits=limits,
+        )
+        session = Session(
+            domain=domain,
+            client=client,
+            credentials=credentials if credentials is not None else self._config.get(domain),
+            retry=self.options.retry,
+            insecure=insecure,
+            plain_http=hosts.plain_http(domain),
+        )
+        with self._lock:
+            self._clients.append(client)
+            if credentials is None:
+                self._sessions.setdefault(domain, session)
+                return self._sessions[domain]
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+            self._sessions.clear()
+
+    def __enter__(self) -> Registries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
