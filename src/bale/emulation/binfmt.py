@@ -31,7 +31,7 @@ def ensure_mounted(directory: Path = BINFMT_DIR) -> bool:
     """True when binfmt_misc is usable; mounts it first when absent and we are root."""
     if (directory / "register").exists():
         return True
-    if os.geteuid() != 0 or not directory.is_dir():
+    if os.geteuid() != 0 or directory != BINFMT_DIR or not directory.is_dir():
         return False
     if not is_mountpoint(str(directory)):
         try:

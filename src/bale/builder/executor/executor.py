@@ -120,10 +120,17 @@ class Executor:
                 spec, rootfs, identity, env, mounts, bundle, progress,
                 proot=proot, interpreter=emulation.interpreter,
             )
+        # A 32-bit platform the 64-bit host runs natively (386 on amd64, arm on arm64).
+        linux32 = emulation.mode == "native" and emulation.platform.architecture in ("386", "arm")
+        linux32 = linux32 and host_platform().architecture in ("amd64", "arm64")
         if self._runc is not None:
-            return self._runc.run(spec, rootfs, identity, env, mounts, bundle, progress)
+            return self._runc.run(
+                spec, rootfs, identity, env, mounts, bundle, progress, linux32=linux32
+            )
         assert self._unshare is not None
-        return self._unshare.run(spec, rootfs, identity, env, mounts, bundle, progress)
+        return self._unshare.run(
+            spec, rootfs, identity, env, mounts, bundle, progress, linux32=linux32
+        )
 
     def run_checked(
         self, spec: RunSpec, rootfs_mounts: Sequence[Mount], progress: ProgressSink

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import selectors
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from bale.builder.executor.spec import ProgressSink
 
 _MAX_LINE = 64 * 1024
+PER_LINUX32 = 0x0008
 
 
 def stream(
@@ -18,11 +20,14 @@ def stream(
     *,
     on_interrupt: Callable[[subprocess.Popen[bytes]], None],
     env: dict[str, str] | None = None,
+    linux32: bool = False,
 ) -> int:
     """Run `argv`, send its stdout/stderr lines to `progress`, return its exit status.
 
-    Whatever stops the wait (Ctrl-C, an exception in the sink) calls `on_interrupt` with the
-    process, which must make sure nothing keeps running, and is re-raised.
+    `linux32` runs it (and what it starts) with the 32-bit personality, so a 386 or arm/v7
+    step sees `uname -m` as on a 32-bit machine. Whatever stops the wait (Ctrl-C, an
+    exception in the sink) calls `on_interrupt` with the process, which must make sure
+    nothing keeps running, and is re-raised.
     """
     proc = subprocess.Popen(
         list(argv),
@@ -31,6 +36,7 @@ def stream(
         stderr=subprocess.PIPE,
         env=env,
         close_fds=True,
+        preexec_fn=_set_linux32 if linux32 else None,
     )
     try:
         _pump(proc, progress)
@@ -42,6 +48,11 @@ def stream(
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _set_linux32() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.personality(PER_LINUX32)
 
 
 def _pump(proc: subprocess.Popen[bytes], progress: ProgressSink) -> None:

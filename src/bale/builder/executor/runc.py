@@ -119,6 +119,8 @@ class RuncRunner:
         mounts: list[PlannedMount],
         bundle: Path,
         progress: ProgressSink,
+        *,
+        linux32: bool = False,
     ) -> int:
         config = runtime_spec(spec, rootfs, identity, env, mounts)
         (bundle / "config.json").write_text(json.dumps(config))
@@ -142,5 +144,6 @@ class RuncRunner:
             [*base, "run", "--bundle", str(bundle), "--no-new-keyring", container],
             progress,
             on_interrupt=kill,
+            linux32=linux32,
             env={**os.environ, "XDG_RUNTIME_DIR": str(self.state)},
         )

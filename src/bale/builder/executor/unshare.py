@@ -46,6 +46,7 @@ class UnshareRunner:
         *,
         proot: str = "",
         interpreter: str = "",
+        linux32: bool = False,
     ) -> int:
         config = {
             "rootfs": rootfs,
@@ -91,4 +92,4 @@ class UnshareRunner:
                 pass
             proc.wait()
 
-        return stream(argv, progress, on_interrupt=kill)
+        return stream(argv, progress, on_interrupt=kill, linux32=linux32)
