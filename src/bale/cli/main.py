@@ -15,6 +15,7 @@ from bale.cli.render_error import render
 
 # Each module has `register(subparsers)`; the handlers it sets take the parsed namespace.
 COMMAND_MODULES: tuple[str, ...] = (
+    "bale.cli.registry_cmd",
     "bale.cli.images_cmd",
     "bale.cli.store_cmd",
     "bale.cli.emulation_cmd",

@@ -60,6 +60,21 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (lease, digest)
     );
     """,
+    # 1 → 2: build cache records and the context file-hash cache.
+    """
+    CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,          -- cache key of a step
+        layer TEXT,                    -- JSON descriptor of the layer it added, NULL if none
+        diff_id TEXT,
+        created REAL NOT NULL,
+        last_used REAL NOT NULL
+    );
+    CREATE TABLE context_hashes (
+        path TEXT PRIMARY KEY,         -- absolute path of a context file
+        stat TEXT NOT NULL,            -- dev, inode, size, mtime, ctime, mode: unchanged means same
+        digest TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,7 +3,7 @@
 `resolve()` is what the build engine calls, once per target platform. It returns a
 `ResolvedBuild`:
 
-* `stages` — only the stages the target needs (the target is the last one), in dependency
+* `stages` — only the stages the target needs (the target, `target`, is the last), in dependency
   order: every stage comes after the stages it reads (its FROM stage, `COPY --from`,
   `RUN --mount=from=`). Each `ResolvedStage` has its `index` and `name` in the Dockerfile,
   its `base` (`ImageBase(ref)`, `ScratchBase()` or `StageBase(index)`), its `platform` (the
@@ -122,12 +122,13 @@ class ResolvedBuild:
     target_platform: Platform
     build_platform: Platform
     stages: tuple[ResolvedStage, ...]
+    target_index: int
     unused_build_args: tuple[str, ...] = ()
     undefined_in_from: tuple[tuple[str, SourceRange], ...] = field(default=())
 
     @property
     def target(self) -> ResolvedStage:
-        return self.stages[-1]
+        return self.stage(self.target_index)
 
     def stage(self, index: int) -> ResolvedStage:
         for stage in self.stages:
@@ -526,11 +527,13 @@ def resolve(
     target: str | None = None,
     base_configs: BaseConfigs | None = None,
     filename: str = "Dockerfile",
+    all_stages: bool = False,
 ) -> ResolvedBuild:
     """Resolve the stages `target` (default: the last stage) needs for one target platform.
 
     Raises DockerfileError (with the Dockerfile lines) for parse errors, expansion errors,
-    an unknown target, an invalid stage index and dependency cycles.
+    an unknown target, an invalid stage index and dependency cycles. `all_stages` resolves
+    every stage (still in dependency order), as the checks need.
     """
     df = load(dockerfile, filename)
     build = build_platform or target_platform
@@ -552,12 +555,15 @@ def resolve(
     else:
         target_index = len(df.stages) - 1
     order = r.order(target_index)
+    if all_stages:
+        for index in range(len(df.stages)):
+            order.extend(i for i in r.order(index) if i not in order)
     stages = tuple(r.done[i] for i in order)
     unused = sorted(
         k for k in r.build_args if k not in r.used and k not in PROXY_ARGS
         and not k.startswith("BUILDKIT_")
     )
     return ResolvedBuild(
-        df.filename, df.lines, target_platform, build, stages, tuple(unused),
+        df.filename, df.lines, target_platform, build, stages, target_index, tuple(unused),
         tuple(r.undefined_in_from),
     )

@@ -1,0 +1,152 @@
+"""The build context: selecting COPY sources as Docker does, and checksumming them.
+
+File hashes are cached by stat information (device, inode, size, mtime, ctime, mode), so a
+rebuild re-reads only files that changed. Nothing outside the context root is ever reached:
+sources are cleaned of `..` first, and symlinks are copied as links, never followed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bale.errors import InvalidArgument, NotFound
+from bale.store.metadata import Metadata
+
+_GLOB = set("*?[")
+
+
+def clean(path: str) -> str:
+    """A context-relative path with `..` that cannot climb above the root ("." for the root)."""
+    cleaned = posixpath.normpath("/" + path.replace("\\", "/")).lstrip("/")
+    return cleaned or "."
+
+
+@dataclass(frozen=True)
+class Source:
+    """One matched source: `rel` inside the context, and whether it is a directory."""
+
+    rel: str
+    is_dir: bool
+
+
+class BuildContext:
+    def __init__(
+        self,
+        root: Path,
+        excluded: Callable[[str], bool] = lambda _: False,
+        meta: Metadata | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self._excluded = excluded
+        self._meta = meta
+        self._all: list[str] | None = None
+
+    def host(self, rel: str) -> str:
+        return os.path.join(self.root, rel) if rel != "." else str(self.root)
+
+    def excluded(self, rel: str) -> bool:
+        return rel != "." and self._excluded(rel)
+
+    def files(self) -> list[str]:
+        """Every context path not excluded by .dockerignore, sorted."""
+        if self._all is None:
+            out: list[str] = []
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                rel_dir = os.path.relpath(dirpath, self.root)
+                for name in dirnames + filenames:
+                    rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                    if not self.excluded(rel):
+                        out.append(rel)
+                dirnames.sort()
+            self._all = sorted(out)
+        return self._all
+
+    def match(self, pattern: str) -> list[Source]:
+        """Sources a COPY/ADD source pattern names (globs match one path level per part)."""
+        rel = clean(pattern)
+        if not _GLOB & set(rel):
+            path = self.host(rel)
+            if self.excluded(rel) or not os.path.lexists(path):
+                raise NotFound(
+                    f'failed to compute cache key: "/{rel}": not found',
+                    hint="check the path is inside the build context and not in .dockerignore",
+                )
+            return [Source(rel, os.path.isdir(path) and not os.path.islink(path))]
+        parts = rel.split("/")
+        found = []
+        for candidate in self.files():
+            cparts = candidate.split("/")
+            if len(cparts) == len(parts) and all(
+                fnmatch.fnmatchcase(c, p) for c, p in zip(cparts, parts, strict=True)
+            ):
+                host = self.host(candidate)
+                found.append(Source(candidate, os.path.isdir(host) and not os.path.islink(host)))
+        if not found:
+            raise NotFound(
+                f"failed to compute cache key: no source files were specified for {pattern!r}"
+            )
+        return found
+
+    def walk(self, source: Source) -> list[str]:
+        """`source` and, for a directory, every non-excluded path below it."""
+        if not source.is_dir:
+            return [source.rel]
+        if source.rel == ".":
+            return ["."] + self.files()
+        prefix = source.rel + "/"
+        return [source.rel] + [p for p in self.files() if p.startswith(prefix)]
+
+    # -- checksums -----------------------------------------------------------------------
+
+    def checksum(self, sources: list[Source]) -> str:
+        """Digest of names, types, modes and contents of everything the sources cover."""
+        h = hashlib.sha256()
+        for source in sources:
+            for rel in self.walk(source):
+                h.update(self._entry_digest(rel).encode())
+                h.update(b"\0")
+        return h.hexdigest()
+
+    def _entry_digest(self, rel: str) -> str:
+        path = self.host(rel)
+        st = os.lstat(path)
+        mode = st.st_mode
+        kind = stat.S_IFMT(mode)
+        head = f"{rel}\0{kind:o}\0{stat.S_IMODE(mode):o}\0{st.st_uid}:{st.st_gid}\0"
+        if stat.S_ISLNK(mode):
+            return head + os.readlink(path)
+        if stat.S_ISREG(mode):
+            return head + self._file_digest(path, st)
+        return head
+
+    def _file_digest(self, path: str, st: os.stat_result) -> str:
+        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_mode}"
+        if self._meta is not None:
+            rows = self._meta.query(
+                "SELECT digest FROM context_hashes WHERE path = ? AND stat = ?", (path, key)
+            )
+            if rows:
+                return str(rows[0][0])
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read context file {path}: {exc.strerror}") from None
+        digest = h.hexdigest()
+        if self._meta is not None:
+            with self._meta.transaction() as db:
+                db.execute(
+                    "INSERT INTO context_hashes (path, stat, digest) VALUES (?, ?, ?) "
+                    "ON CONFLICT(path) DO UPDATE SET stat = excluded.stat, digest = excluded.digest",
+                    (path, key, digest),
+                )
+        return digest

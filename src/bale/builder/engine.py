@@ -1,0 +1,665 @@
+"""`bale build`'s engine: resolved stages per platform → one graph → solved → images.
+
+Filesystem states are chains of layers. Every step that changes files (RUN, COPY, ADD) runs
+on a snapshot of its parent chain (unpacked once per chain id and reused), and what it
+changed becomes a layer in the content store. Cache records map a step's cache key to that
+layer, so a hit skips the work and reuses the layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bale.builder import progress as pg
+from bale.builder.context import BuildContext
+from bale.builder.executor import (
+    BindMount,
+    CacheMount,
+    Executor,
+    RunMount,
+    RunSpec,
+    SecretMount,
+    SSHMount,
+    TmpfsMount,
+)
+from bale.builder.copy import CopyPlan, apply_copy, dest_path
+from bale.builder.graph import Graph, Vertex
+from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+from bale.builder.layers.unpack import LayerSource, chain_ids, unpack_chain
+from bale.builder.solver import Solver
+from bale.errors import BaleError, DockerfileError, InvalidArgument, NotFound, StepError
+from bale.frontends.dockerfile import instructions as ins
+from bale.frontends.dockerfile.resolve import (
+    ImageBase,
+    ResolvedBuild,
+    ResolvedStage,
+    ScratchBase,
+    StageBase,
+    Step,
+)
+from bale.oci import mediatype
+from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
+from bale.oci.descriptor import Descriptor
+from bale.oci.digest import Digest
+from bale.oci.platform import Platform
+from bale.store.local import Lease, Store
+from bale.store.snapshot_mounts import Mount, mounted
+from bale.store.snapshots import Snapshotter
+
+EMPTY_TAR = Digest("sha256", hashlib.sha256(b"\0" * 1024).hexdigest())
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    descriptor: Descriptor
+    diff_id: Digest
+
+
+@dataclass(frozen=True)
+class FsState:
+    layers: tuple[LayerRef, ...] = ()
+
+    def chain_id(self) -> str:
+        ids = chain_ids([layer.diff_id for layer in self.layers])
+        return str(ids[-1]) if ids else ""
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A base image resolved for one platform: where its layers are and its config."""
+
+    ref: str
+    manifest: Descriptor
+    config: ImageConfig
+    layers: tuple[LayerRef, ...]
+
+
+@dataclass(frozen=True)
+class PlatformResult:
+    platform: Platform
+    config: ImageConfig
+    layers: tuple[LayerRef, ...]
+    fs_vertex: str
+    base_digests: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class BuildRequest:
+    context: Path
+    resolved: list[ResolvedBuild]  # one per target platform
+    bases: dict[tuple[str, str], BaseImage]
+    labels: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()
+    jobs: int = 2
+    network: str = "default"
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    ssh_socket: str = ""
+    source_date_epoch: int | None = None
+    excluded: Callable[[str], bool] = lambda _: False
+    compression: str = "gzip"
+
+
+class Engine:
+    def __init__(
+        self, store: Store, snapshotter: Snapshotter, executor: Executor, sink: pg.ProgressSink
+    ) -> None:
+        self.store = store
+        self.snapshots = snapshotter
+        self.executor = executor
+        self.sink = sink
+
+    # -- planning ------------------------------------------------------------------------
+
+    def plan(self, req: BuildRequest) -> tuple[Graph, list[PlatformResult], dict[str, str]]:
+        """The graph for every platform, each platform's image skeleton, and cache keys."""
+        graph = Graph()
+        ctx = BuildContext(req.context, req.excluded, self.store.meta)
+        keys: dict[str, str] = {}
+        results = []
+        for resolved in req.resolved:
+            stage_fs: dict[int, str] = {}
+            stage_hist: dict[int, tuple[HistoryEntry, ...]] = {}
+            stage_layers_base: dict[int, tuple[LayerRef, ...]] = {}
+            bases: list[tuple[str, str]] = []
+            for stage in resolved.stages:
+                fs, history, base_layers = self._plan_base(
+                    graph,
+                    req,
+                    resolved,
+                    stage,
+                    stage_fs,
+                    stage_hist,
+                    stage_layers_base,
+                    keys,
+                    bases,
+                )
+                total = len(stage.steps)
+                for n, step in enumerate(stage.steps, 1):
+                    label = f"[{resolved.target_platform} {stage.display_name} {n}/{total}]"
+                    fs, entry = self._plan_step(
+                        graph, req, ctx, resolved, stage, step, fs, stage_fs, label, keys
+                    )
+                    history += (entry,)
+                stage_fs[stage.index] = fs
+                stage_hist[stage.index] = history
+                stage_layers_base[stage.index] = base_layers
+            target = resolved.target
+            config = ImageConfig(
+                platform=target.platform,
+                config=_with_labels(target.config, req.labels),
+                history=stage_hist[target.index],
+                created=_created(req.source_date_epoch),
+            )
+            results.append(
+                PlatformResult(target.platform, config, (), stage_fs[target.index], tuple(bases))
+            )
+        return graph, results, keys
+
+    def _plan_base(
+        self,
+        graph: Graph,
+        req: BuildRequest,
+        resolved: ResolvedBuild,
+        stage: ResolvedStage,
+        stage_fs: dict[int, str],
+        stage_hist: dict[int, tuple[HistoryEntry, ...]],
+        stage_layers: dict[int, tuple[LayerRef, ...]],
+        keys: dict[str, str],
+        bases: list[tuple[str, str]],
+    ) -> tuple[str, tuple[HistoryEntry, ...], tuple[LayerRef, ...]]:
+        base = stage.base
+        if isinstance(base, StageBase):
+            return stage_fs[base.index], stage_hist[base.index], stage_layers[base.index]
+        if isinstance(base, ScratchBase):
+            v = Vertex.make("scratch", {}, (), name="FROM scratch")
+            keys[v.digest] = v.digest
+            return graph.add(v), (), ()
+        assert isinstance(base, ImageBase)
+        image = req.bases[(base.ref, str(stage.platform))]
+        bases.append((image.ref, str(image.manifest.digest)))
+        v = Vertex.make(
+            "image",
+            {
+                "ref": image.ref,
+                "manifest": str(image.manifest.digest),
+                "platform": str(stage.platform),
+            },
+            (),
+            name=f"[{stage.platform} {stage.display_name}] FROM {image.ref}",
+            platform=str(stage.platform),
+            payload=image,
+        )
+        keys[v.digest] = v.digest
+        return graph.add(v), image.config.history, image.layers
+
+    def _plan_step(
+        self,
+        graph: Graph,
+        req: BuildRequest,
+        ctx: BuildContext,
+        resolved: ResolvedBuild,
+        stage: ResolvedStage,
+        step: Step,
+        fs: str,
+        stage_fs: dict[int, str],
+        label: str,
+        keys: dict[str, str],
+    ) -> tuple[str, HistoryEntry]:
+        inst = step.instruction
+        created = _created(req.source_date_epoch)
+        text = _created_by(inst)
+        if isinstance(inst, ins.Run):
+            argv = _run_argv(inst, step)
+            env = [f"{k}={v}" for k, v in step.build_env]
+            network = inst.network or req.network
+            definition: dict[str, Any] = {
+                "argv": list(argv),
+                "env": env,
+                "cwd": step.workdir or "/",
+                "user": step.user,
+                "platform": str(stage.platform),
+                "network": network,
+                "mounts": list(inst.mount_specs),
+            }
+            run_inputs = (fs,) + tuple(stage_fs[i] for i in step.mount_stages if i is not None)
+            v = Vertex.make(
+                "exec",
+                definition,
+                run_inputs,
+                name=f"{label} RUN {inst.original[4:].strip()}",
+                platform=str(stage.platform),
+                source=inst.source,
+                payload={"step": step, "resolved": resolved, "stage": stage},
+            )
+            keys[v.digest] = _key(
+                v.digest, [keys[i] for i in run_inputs], self._nocache(req, stage)
+            )
+            return graph.add(v), HistoryEntry(created=created, created_by=text)
+        if isinstance(inst, ins.Copy):
+            plan = CopyPlan(
+                sources=inst.sources,
+                dest=dest_path(step.workdir, inst.dest),
+                chown=_chown(inst.chown),
+                chmod=int(inst.chmod, 8) if inst.chmod else None,
+                add=inst.is_add,
+                contents=tuple((c.path, c.data.encode()) for c in inst.contents),
+            )
+            inputs: tuple[str, ...] = (fs,)
+            checksum = ""
+            if step.from_stage is not None:
+                inputs = (fs, stage_fs[step.from_stage])
+            elif inst.from_:
+                raise InvalidArgument(f"COPY --from={inst.from_}: only stages are supported")
+            else:
+                if any(s.startswith(("http://", "https://")) for s in inst.sources):
+                    raise InvalidArgument("ADD from a URL is not supported by this builder yet")
+                try:
+                    checksum = ctx.checksum([m for s in inst.sources for m in ctx.match(s)])
+                except NotFound as exc:
+                    raise DockerfileError(
+                        exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
+                    ) from None
+            definition = {
+                "sources": list(plan.sources),
+                "dest": plan.dest,
+                "chown": plan.chown,
+                "chmod": plan.chmod,
+                "add": plan.add,
+                "contents": [[n, hashlib.sha256(d).hexdigest()] for n, d in plan.contents],
+            }
+            v = Vertex.make(
+                "copy",
+                definition,
+                inputs,
+                name=f"{label} {inst.original.strip()}",
+                platform=str(stage.platform),
+                source=inst.source,
+                payload={
+                    "plan": plan,
+                    "resolved": resolved,
+                    "ctx": ctx,
+                    "from_stage": step.from_stage is not None,
+                },
+            )
+            keys[v.digest] = _key(
+                v.digest + checksum, [keys[i] for i in inputs], self._nocache(req, stage)
+            )
+            return graph.add(v), HistoryEntry(created=created, created_by=text)
+        return fs, HistoryEntry(created=created, created_by=text, empty_layer=True)
+
+    def _nocache(self, req: BuildRequest, stage: ResolvedStage) -> str:
+        if req.no_cache or (stage.name and stage.name in req.no_cache_filter):
+            return uuid.uuid4().hex  # a key no record has
+        return ""
+
+    # -- solving -------------------------------------------------------------------------
+
+    def solve(self, req: BuildRequest) -> list[PlatformResult]:
+        graph, results, keys = self.plan(req)
+        solver: Solver[str, FsState] = Solver(req.jobs)
+        with self.store.lease() as lease:
+
+            def job(digest: str, done: dict[str, FsState]) -> FsState:
+                return self._run_vertex(
+                    graph.vertices[digest], done, keys[digest], req, lease, solver
+                )
+
+            states = solver.run(graph.deps(), job)
+            out = []
+            for r in results:
+                layers = states[r.fs_vertex].layers
+                config = replace(r.config, diff_ids=tuple(layer.diff_id for layer in layers))
+                out.append(replace(r, config=config, layers=layers))
+            return out
+
+    def _run_vertex(
+        self,
+        v: Vertex,
+        done: dict[str, FsState],
+        key: str,
+        req: BuildRequest,
+        lease: Lease,
+        solver: Solver[str, FsState],
+    ) -> FsState:
+        if solver.cancel_event.is_set():
+            raise StepError("cancelled", vertex=v.digest)
+        if v.kind == "scratch":
+            return FsState()
+        if v.kind == "image":
+            image: BaseImage = v.payload
+            self.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
+            return FsState(image.layers)
+        parent = done[v.inputs[0]]
+        cached = None if "nocache" in key else self._cache_lookup(key)
+        if cached is not None:
+            self.sink.emit(pg.Event("cached", v.digest, v.name, platform=v.platform))
+            layer = cached
+            lease.add(layer.descriptor.digest) if layer else None
+            return FsState(parent.layers + ((layer,) if layer else ()))
+        start = time.monotonic()
+        self.sink.emit(
+            pg.Event("start", v.digest, v.name, platform=v.platform, emulation=self._emulation(v))
+        )
+        try:
+            layer = self._execute(v, parent, done, req, lease)
+        except BaleError as exc:
+            self.sink.emit(
+                pg.Event("error", v.digest, v.name, message=str(exc), platform=v.platform)
+            )
+            raise
+        self._cache_store(key, layer)
+        self.sink.emit(
+            pg.Event(
+                "done", v.digest, v.name, platform=v.platform, duration=time.monotonic() - start
+            )
+        )
+        return FsState(parent.layers + ((layer,) if layer else ()))
+
+    def _emulation(self, v: Vertex) -> str:
+        if v.kind != "exec":
+            return ""
+        from bale.emulation.modes import is_native
+
+        return "native" if is_native(Platform.parse(v.platform)) else "emulated"
+
+    def _rootfs(self, state: FsState) -> str:
+        sources = [
+            LayerSource(layer.diff_id, _opener(self.store, layer.descriptor))
+            for layer in state.layers
+        ]
+        return unpack_chain(self.snapshots, sources)
+
+    def _execute(
+        self, v: Vertex, parent: FsState, done: dict[str, FsState], req: BuildRequest, lease: Lease
+    ) -> LayerRef | None:
+        base = self._rootfs(parent)
+        key = f"build-{uuid.uuid4().hex}"
+        with self.snapshots.prepared(key, base) as active:
+            if v.kind == "exec":
+                self._exec(v, active.mounts, req)
+            else:
+                with mounted(active.mounts, self.snapshots.root / "mnt") as rootfs:
+                    self._copy(v, rootfs, done)
+            layer = self._diff(key, base, req, lease)
+            if layer is not None:
+                name = FsState(parent.layers + (layer,)).chain_id()
+                if self.snapshots.lookup(name) is None:
+                    try:
+                        self.snapshots.commit(name, key)
+                    except BaleError:
+                        pass  # committed concurrently; ours is removed on exit
+        return layer
+
+    def _exec(self, v: Vertex, rootfs_mounts: tuple[Mount, ...], req: BuildRequest) -> None:
+        step: Step = v.payload["step"]
+        resolved: ResolvedBuild = v.payload["resolved"]
+        inst = step.instruction
+        assert isinstance(inst, ins.Run)
+        spec = RunSpec(
+            argv=tuple(v.definition["argv"]),
+            env=tuple(v.definition["env"]),
+            cwd=v.definition["cwd"],
+            user=step.user,
+            platform=Platform.parse(v.platform),
+            network="none" if v.definition["network"] == "none" else "default",
+            mounts=tuple(_run_mounts(inst, req, resolved, v)),
+        )
+        code = self.executor.run(spec, rootfs_mounts, _StepOutput(self.sink, v))
+        if code != 0:
+            shown = " ".join(spec.argv[-1:]) if inst.prepend_shell else " ".join(spec.argv)
+            raise StepError(
+                f'process "{shown}" did not complete successfully: exit code: {code}',
+                vertex=v.digest,
+                source=v.source,
+                lines=resolved.lines,
+                exit_code=code,
+            )
+
+    def _copy(self, v: Vertex, rootfs: str, done: dict[str, FsState]) -> None:
+        plan: CopyPlan = v.payload["plan"]
+        resolved: ResolvedBuild = v.payload["resolved"]
+        try:
+            if v.payload["from_stage"]:
+                src = self._rootfs(done[v.inputs[1]])
+                view_key = f"view-{uuid.uuid4().hex}"
+                with (
+                    self.snapshots.prepared(view_key, src) as view,
+                    mounted(view.mounts, self.snapshots.root / "mnt") as src_root,
+                ):
+                    apply_copy(plan, BuildContext(Path(src_root)), rootfs)
+            else:
+                apply_copy(plan, v.payload["ctx"], rootfs)
+        except (NotFound, InvalidArgument) as exc:
+            raise DockerfileError(
+                exc.message, source=v.source, lines=resolved.lines, hint=exc.hint
+            ) from None
+
+    def _diff(self, key: str, base: str, req: BuildRequest, lease: Lease) -> LayerRef | None:
+        source = self.snapshots.diff_source(key)
+        ref = f"diff-{key}"
+        writer = self.store.content.writer(ref)
+        options = DiffOptions(compression=req.compression, source_date_epoch=req.source_date_epoch)
+        try:
+            blob: LayerBlob
+            if source.kind == "upperdir":
+                blob = diff_upperdir(source.upper, writer, options)
+            else:
+                blob = diff_trees(source.lower, source.upper, writer, options)
+            if blob.diff_id == EMPTY_TAR:
+                writer.abort()
+                return None
+            lease.add(blob.digest)
+            try:
+                writer.commit(blob.size, blob.digest)
+            except BaleError as exc:
+                if "already exists" not in exc.message:
+                    raise
+        except BaseException:
+            writer.abort()
+            raise
+        del base
+        return LayerRef(Descriptor(blob.media_type, blob.digest, blob.size), blob.diff_id)
+
+    # -- cache ---------------------------------------------------------------------------
+
+    def _cache_lookup(self, key: str) -> LayerRef | None | Any:
+        rows = self.store.meta.query("SELECT layer, diff_id FROM build_cache WHERE key = ?", (key,))
+        if not rows:
+            return None
+        layer_json, diff_id = rows[0]
+        if layer_json is None:
+            return _NO_LAYER
+        desc = Descriptor.from_json(json.loads(str(layer_json)))
+        if not self.store.content.exists(desc.digest):
+            return None
+        return LayerRef(desc, Digest.parse(str(diff_id)))
+
+    def _cache_store(self, key: str, layer: LayerRef | None) -> None:
+        now = time.time()
+        with self.store.meta.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO build_cache (key, layer, diff_id, created, last_used) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    key,
+                    json.dumps(layer.descriptor.to_json()) if layer else None,
+                    str(layer.diff_id) if layer else None,
+                    now,
+                    now,
+                ),
+            )
+            if layer is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO pins (owner, digest) VALUES (?, ?)",
+                    (f"cache:{key}", str(layer.descriptor.digest)),
+                )
+
+
+class _StepOutput:
+    """Adapts the executor's output to progress events of the step's vertex."""
+
+    def __init__(self, sink: pg.ProgressSink, v: Vertex) -> None:
+        self._sink = sink
+        self._v = v
+
+    def output(self, fd: int, line: bytes) -> None:
+        text = line.decode("utf-8", "replace")
+        self._sink.emit(
+            pg.Event(
+                "log",
+                self._v.digest,
+                self._v.name,
+                message=text,
+                platform=self._v.platform,
+                stream=fd,
+            )
+        )
+
+    def status(self, text: str) -> None:
+        self._sink.emit(
+            pg.Event(
+                "status", self._v.digest, self._v.name, message=text, platform=self._v.platform
+            )
+        )
+
+
+def _run_mounts(
+    inst: ins.Run, req: BuildRequest, resolved: ResolvedBuild, v: Vertex
+) -> list[RunMount]:
+    out: list[RunMount] = []
+    for m in inst.mounts:
+        if m.type == "cache":
+            sharing = m.sharing or "shared"
+            out.append(
+                CacheMount(
+                    target=m.target,
+                    id=m.id or m.target,
+                    sharing=sharing if sharing in ("shared", "private", "locked") else "shared",  # type: ignore[arg-type]
+                    readonly=False,
+                    mode=m.mode if m.mode is not None else 0o755,
+                    uid=m.uid or 0,
+                    gid=m.gid or 0,
+                )
+            )
+        elif m.type == "tmpfs":
+            out.append(TmpfsMount(target=m.target, size=m.size or 0))
+        elif m.type == "secret":
+            secret_id = m.id or os.path.basename(m.target)
+            data = req.secrets.get(secret_id)
+            if data is None:
+                if m.required:
+                    raise StepError(
+                        f"secret {secret_id} not found",
+                        vertex=v.digest,
+                        source=v.source,
+                        lines=resolved.lines,
+                        hint=f"pass it with --secret id={secret_id},src=FILE",
+                    )
+                continue
+            out.append(
+                SecretMount(
+                    id=secret_id,
+                    data=data,
+                    target=m.target,
+                    mode=m.mode if m.mode is not None else 0o400,
+                    uid=m.uid or 0,
+                    gid=m.gid or 0,
+                )
+            )
+        elif m.type == "ssh":
+            if not req.ssh_socket:
+                if m.required:
+                    raise StepError("no SSH agent socket: pass --ssh default", vertex=v.digest)
+                continue
+            out.append(SSHMount(socket=req.ssh_socket, id=m.id or "default", target=m.target))
+        elif m.type == "bind":
+            if m.from_:
+                raise StepError(
+                    f"RUN --mount=type=bind,from={m.from_} is not supported yet",
+                    vertex=v.digest,
+                    source=v.source,
+                    lines=resolved.lines,
+                )
+            source = (
+                os.path.join(req.context, m.source.lstrip("/")) if m.source else str(req.context)
+            )
+            out.append(
+                BindMount(target=m.target, source=os.path.realpath(source), readonly=m.readonly)
+            )
+    return out
+
+
+class _NoLayer:
+    """A cache record of a step that changed nothing."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_NO_LAYER = _NoLayer()
+
+
+def _opener(store: Store, desc: Descriptor) -> Callable[[], Any]:
+    def open_blob() -> Any:
+        return store.content.open(desc.digest, desc.size)
+
+    return open_blob
+
+
+def _key(own: str, inputs: list[str], salt: str) -> str:
+    body = "\0".join([own, *inputs, salt])
+    prefix = "nocache-" if salt else ""
+    return prefix + hashlib.sha256(body.encode()).hexdigest()
+
+
+def _created(epoch: int | None) -> str:
+    from bale.store.importer import rfc3339
+
+    return rfc3339(epoch if epoch is not None else time.time())
+
+
+def _with_labels(config: RuntimeConfig, labels: dict[str, str]) -> RuntimeConfig:
+    if not labels:
+        return config
+    merged = dict(config.labels)
+    merged.update(labels)
+    return replace(config, labels=tuple(sorted(merged.items())))
+
+
+def _chown(text: str) -> tuple[int, int] | None:
+    if not text:
+        return None
+    user, _, group = text.partition(":")
+    try:
+        uid = int(user)
+        gid = int(group) if group else uid
+    except ValueError:
+        raise InvalidArgument(
+            f"--chown={text}: only numeric uid[:gid] is supported by this builder yet"
+        ) from None
+    return uid, gid
+
+
+def _run_argv(inst: ins.Run, step: Step) -> tuple[str, ...]:
+    if not inst.prepend_shell:
+        return inst.command
+    script = inst.command[0] if inst.command else ""
+    for doc in inst.files:
+        # The shell reads heredocs itself when they follow the command in one -c string.
+        script += "\n" + doc.content + doc.name
+    return (*step.shell, script)
+
+
+def _created_by(inst: ins.Instruction) -> str:
+    body = inst.original.strip()
+    keyword, _, rest = body.partition(" ")
+    return f"{keyword.upper()} {rest.strip()} # buildkit"

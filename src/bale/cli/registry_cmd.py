@@ -1,0 +1,215 @@
+"""Registry commands: pull, push, login, logout, imagetools create/inspect."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import threading
+
+from bale.cli.common import open_store
+from bale.errors import InvalidArgument, NotFound
+from bale.oci import mediatype
+from bale.oci.manifest import Index
+from bale.oci.platform import Platform
+from bale.registry import imagetools
+from bale.registry.credentials import Credentials, DockerConfig
+from bale.registry.hosts import HostsConfig
+from bale.registry.login import login, logout
+from bale.registry.pull import pull
+from bale.registry.push import push_image
+from bale.registry.reference import Reference
+from bale.registry.transfer import ProgressEvent
+from bale.registry.transport import Registries, RegistryOptions
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("pull", help="download an image from a registry")
+    p.add_argument("ref", metavar="NAME[:TAG|@DIGEST]")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--platform", help="platforms to fetch, comma-separated (default: host)")
+    group.add_argument("-a", "--all-platforms", action="store_true", help="fetch every platform")
+    _common(p)
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("push", help="upload an image to a registry")
+    p.add_argument("ref", metavar="NAME[:TAG]")
+    _common(p)
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("login", help="log in to a registry")
+    p.add_argument("server", nargs="?", default="docker.io", metavar="SERVER")
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
+    p.set_defaults(func=cmd_login)
+
+    p = sub.add_parser("logout", help="log out from a registry")
+    p.add_argument("server", nargs="?", default="docker.io", metavar="SERVER")
+    p.set_defaults(func=cmd_logout)
+
+    tools = sub.add_parser("imagetools", help="work on images in a registry")
+    tsub = tools.add_subparsers(dest="imagetools_command", metavar="COMMAND")
+    tsub.required = True
+    p = tsub.add_parser("create", help="create an index from source images")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("-t", "--tag", action="append", default=[], dest="tags", metavar="REF")
+    p.add_argument("--dry-run", action="store_true", help="print the index instead of pushing")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
+    p.set_defaults(func=cmd_imagetools_create)
+    p = tsub.add_parser("inspect", help="show an image in a registry")
+    p.add_argument("ref", metavar="NAME[:TAG|@DIGEST]")
+    p.add_argument("--raw", action="store_true", help="print the manifest or index as is")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
+    p.set_defaults(func=cmd_imagetools_inspect)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the result")
+    p.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
+
+
+def _registries(args: argparse.Namespace) -> Registries:
+    hosts = HostsConfig.load().with_insecure(bool(getattr(args, "insecure", False)))
+    return Registries(RegistryOptions(hosts=hosts))
+
+
+_WORDS = {
+    "pull": {"done": "Pull complete", "exists": "Already exists"},
+    "push": {"done": "Pushed", "exists": "Layer already exists", "mounted": "Mounted"},
+}
+
+
+class _Printer:
+    """Per-blob lines on stderr, as `docker pull` shows them (workers call it concurrently)."""
+
+    def __init__(self, verb: str, quiet: bool) -> None:
+        self._words = _WORDS[verb]
+        self._quiet = quiet
+        self._lock = threading.Lock()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        word = self._words.get(event.action)
+        if word is None or self._quiet:
+            return
+        with self._lock:
+            print(f"{event.digest.short}: {word}", file=sys.stderr, flush=True)
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    ref = Reference.parse(args.ref)
+    platforms = [Platform.parse(p) for p in args.platform.split(",")] if args.platform else []
+    if not args.quiet:
+        print(f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name}", file=sys.stderr)
+    with open_store(args) as store, _registries(args) as registries:
+        result = pull(
+            store, ref, registries=registries, platforms=platforms,
+            all_platforms=args.all_platforms, progress=_Printer("pull", args.quiet),
+        )
+    if not args.quiet:
+        print(f"Digest: {result.target.digest}")
+        print(f"Status: Downloaded newer image for {ref.familiar()}")
+    print(str(ref))
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    ref = Reference.parse(args.ref)
+    with open_store(args) as store, _registries(args) as registries:
+        record = store.images().find(str(ref))
+        if record is None:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar()}")
+        if not args.quiet:
+            print(f"The push refers to repository [{ref.name}]", file=sys.stderr)
+        result = push_image(
+            store, record.target, ref, registries=registries,
+            progress=_Printer("push", args.quiet),
+        )
+    desc = result.descriptor
+    if args.quiet:
+        print(desc.digest)
+    else:
+        print(f"{ref.tag or 'latest'}: digest: {desc.digest} size: {desc.size}")
+    return 0
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    if args.password and args.password_stdin:
+        raise InvalidArgument("--password and --password-stdin are mutually exclusive")
+    username = args.username
+    password = args.password
+    if args.password_stdin:
+        if not username:
+            raise InvalidArgument("must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    if not username:
+        if not sys.stdin.isatty():
+            raise InvalidArgument("cannot prompt for a username: stdin is not a terminal",
+                                  hint="pass -u USER and --password-stdin")
+        username = input("Username: ").strip()
+    if not password:
+        if not sys.stdin.isatty():
+            raise InvalidArgument("cannot prompt for a password: stdin is not a terminal",
+                                  hint="pass --password-stdin")
+        password = getpass.getpass("Password: ")
+    if not username or not password:
+        raise InvalidArgument("username and password are required")
+    if args.password:
+        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+              file=sys.stderr)
+    with _registries(args) as registries:
+        login(registries, args.server, Credentials(username, password))
+    print("Login Succeeded")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    host, had = logout(args.server, DockerConfig())
+    if had:
+        print(f"Removing login credentials for {host}")
+    else:
+        print(f"Not logged in to {host}")
+    return 0
+
+
+def cmd_imagetools_create(args: argparse.Namespace) -> int:
+    if not args.tags and not args.dry_run:
+        raise InvalidArgument("imagetools create needs at least one -t/--tag")
+    sources = [Reference.parse(s) for s in args.sources]
+    targets = [Reference.parse(t) for t in args.tags]
+    with _registries(args) as registries:
+        doc = imagetools.create(registries, sources, targets, dry_run=args.dry_run)
+    if args.dry_run:
+        print(json.dumps(json.loads(doc.data), indent=2))
+    else:
+        for target in targets:
+            print(f"{target}@{doc.descriptor.digest}", file=sys.stderr)
+        print(doc.descriptor.digest)
+    return 0
+
+
+def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
+    ref = Reference.parse(args.ref)
+    with _registries(args) as registries:
+        doc = imagetools.inspect(registries, ref)
+    if args.raw:
+        sys.stdout.buffer.write(doc.data)
+        sys.stdout.buffer.flush()
+        return 0
+    desc = doc.descriptor
+    lines = [f"{'Name:':<11}{ref}", f"{'MediaType:':<11}{desc.media_type}",
+             f"{'Digest:':<11}{desc.digest}"]
+    if mediatype.is_index(desc.media_type):
+        lines += ["", "Manifests:"]
+        for child in Index.parse(doc.data).manifests:
+            lines.append(f"  {'Name:':<13}{ref.name}@{child.digest}")
+            lines.append(f"  {'MediaType:':<13}{child.media_type}")
+            if child.platform is not None:
+                lines.append(f"  {'Platform:':<13}{child.platform}")
+            for key, value in child.annotations:
+                lines.append(f"  {'Annotations:':<13}{key}: {value}")
+            lines.append("")
+    print("\n".join(lines).rstrip())
+    return 0
