@@ -99,7 +99,7 @@ class BuildContext:
         if not source.is_dir:
             return [source.rel]
         if source.rel == ".":
-            return ["."] + self.files()
+            return [".", *self.files()]
         prefix = source.rel + "/"
         return [source.rel] + [p for p in self.files() if p.startswith(prefix)]
 
@@ -146,7 +146,8 @@ class BuildContext:
             with self._meta.transaction() as db:
                 db.execute(
                     "INSERT INTO context_hashes (path, stat, digest) VALUES (?, ?, ?) "
-                    "ON CONFLICT(path) DO UPDATE SET stat = excluded.stat, digest = excluded.digest",
+                    "ON CONFLICT(path) DO UPDATE SET "
+                    "stat = excluded.stat, digest = excluded.digest",
                     (path, key, digest),
                 )
         return digest

@@ -20,6 +20,7 @@ from typing import Any
 
 from bale.builder import progress as pg
 from bale.builder.context import BuildContext
+from bale.builder.copy import CopyPlan, apply_copy, dest_path
 from bale.builder.executor import (
     BindMount,
     CacheMount,
@@ -30,7 +31,6 @@ from bale.builder.executor import (
     SSHMount,
     TmpfsMount,
 )
-from bale.builder.copy import CopyPlan, apply_copy, dest_path
 from bale.builder.graph import Graph, Vertex
 from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
 from bale.builder.layers.unpack import LayerSource, chain_ids, unpack_chain
@@ -45,7 +45,6 @@ from bale.frontends.dockerfile.resolve import (
     StageBase,
     Step,
 )
-from bale.oci import mediatype
 from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
@@ -230,7 +229,7 @@ class Engine:
                 "network": network,
                 "mounts": list(inst.mount_specs),
             }
-            run_inputs = (fs,) + tuple(stage_fs[i] for i in step.mount_stages if i is not None)
+            run_inputs = (fs, *tuple(stage_fs[i] for i in step.mount_stages if i is not None))
             v = Vertex.make(
                 "exec",
                 definition,
@@ -391,7 +390,7 @@ class Engine:
                     self._copy(v, rootfs, done)
             layer = self._diff(key, base, req, lease)
             if layer is not None:
-                name = FsState(parent.layers + (layer,)).chain_id()
+                name = FsState((*parent.layers, layer)).chain_id()
                 if self.snapshots.lookup(name) is None:
                     try:
                         self.snapshots.commit(name, key)
@@ -471,7 +470,7 @@ class Engine:
 
     # -- cache ---------------------------------------------------------------------------
 
-    def _cache_lookup(self, key: str) -> LayerRef | None | Any:
+    def _cache_lookup(self, key: str) -> LayerRef | Any | None:
         rows = self.store.meta.query("SELECT layer, diff_id FROM build_cache WHERE key = ?", (key,))
         if not rows:
             return None

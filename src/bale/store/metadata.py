@@ -7,6 +7,7 @@ opening a store applies whatever is missing inside one transaction.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -92,7 +93,11 @@ class Metadata:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        # Shared by a build's worker threads; the lock serializes them on the connection.
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -119,18 +124,20 @@ class Metadata:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE: writers queue up instead of failing on upgrade from read."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        cursor = self._db.execute(sql, tuple(params))
-        return list(cursor.fetchall())
+        with self._lock:
+            cursor = self._db.execute(sql, tuple(params))
+            return list(cursor.fetchall())
 
     # -- settings ------------------------------------------------------------------------
 

@@ -1,0 +1,218 @@
+"""One build, start to finish: read the Dockerfile, resolve per platform, solve, assemble.
+
+    run_build(store, options, sink) -> BuildOutcome
+
+Classic mode refuses a multi-platform build before any work. A failed build leaves no
+image, and the content it wrote is removed by the lease rollback and later GC.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bale.builder import progress as pg
+from bale.builder.engine import BaseImage, BuildRequest, Engine, LayerRef, PlatformResult
+from bale.builder.executor import Executor
+from bale.errors import InvalidArgument, NotFound
+from bale.frontends import jinja
+from bale.frontends.dockerfile import ImageBase, ResolvedBuild, resolve
+from bale.frontends.dockerignore import load_ignore
+from bale.oci import mediatype
+from bale.oci.config import RuntimeConfig
+from bale.oci.descriptor import Descriptor
+from bale.oci.manifest import Index, Manifest
+from bale.oci.platform import Platform, host_platform
+from bale.store.images import StoreMode
+from bale.store.local import Lease, Store
+from bale.store.snapshots import Snapshotter
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    context: Path
+    dockerfile: Path | None  # None: read from `dockerfile_text`
+    dockerfile_text: str | None = None
+    platforms: tuple[Platform, ...] = ()
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()
+    jobs: int = 0
+    network: str = "default"
+    secrets: dict[str, bytes] = field(default_factory=dict)
+    ssh_socket: str = ""
+    frontend: str | None = None
+    template_vars: dict[str, str] = field(default_factory=dict)
+    pull: bool = False
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    target: Descriptor  # the index (or, for one platform in classic mode, the manifest)
+    manifests: tuple[Descriptor, ...]
+    config_digests: tuple[str, ...]
+    platforms: tuple[PlatformResult, ...]
+
+
+class StoreBases:
+    """Base images from the local store (and, when the registry client is present, pulled)."""
+
+    def __init__(self, store: Store, pull: bool = False) -> None:
+        self.store = store
+        self.pull = pull
+        self.found: dict[tuple[str, str], BaseImage] = {}
+
+    def get(self, ref: str, platform: Platform) -> BaseImage:
+        key = (ref, str(platform))
+        if key not in self.found:
+            self.found[key] = self._load(ref, platform)
+        return self.found[key]
+
+    def _load(self, ref: str, platform: Platform) -> BaseImage:
+        try:
+            target = self.store.resolve(ref)
+        except NotFound:
+            target = self._pull(ref, platform)
+        try:
+            manifest_desc = self.store.select_platform(target, platform)
+        except NotFound:
+            raise NotFound(
+                f"failed to resolve source metadata for {ref}: no match for platform "
+                f"{platform} in the image",
+                hint="the image has: "
+                + ", ".join(str(p) for p, _ in self.store.platform_manifests(target)),
+            ) from None
+        manifest = self.store.manifest(manifest_desc)
+        config = self.store.config(manifest.config)
+        layers = tuple(
+            LayerRef(layer, diff_id)
+            for layer, diff_id in zip(manifest.layers, config.diff_ids, strict=True)
+        )
+        plain = Descriptor(manifest_desc.media_type, manifest_desc.digest, manifest_desc.size)
+        return BaseImage(ref, plain, config, layers)
+
+    def _pull(self, ref: str, platform: Platform) -> Descriptor:
+        raise NotFound(
+            f"{ref}: image not found in the local store",
+            hint="import, load or pull it first (bale import / bale load / bale pull)",
+        )
+
+    def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
+        return self.get(ref, platform).config.config
+
+
+def _dockerfile_text(options: BuildOptions) -> tuple[str, str]:
+    if options.dockerfile is None:
+        return options.dockerfile_text or "", "Dockerfile"
+    try:
+        return options.dockerfile.read_text(), options.dockerfile.name
+    except OSError as exc:
+        raise InvalidArgument(
+            f"failed to read dockerfile: open {options.dockerfile}: {exc.strerror}"
+        ) from None
+
+
+def resolve_all(options: BuildOptions, bases: StoreBases) -> list[ResolvedBuild]:
+    text, filename = _dockerfile_text(options)
+    platforms = options.platforms or (host_platform(),)
+    build_platform = host_platform()
+    templated = jinja.is_template(filename, options.frontend)
+    out = []
+    for platform in platforms:
+        source = text
+        if templated:
+            source = jinja.render(
+                text,
+                platform=platform,
+                filename=filename,
+                build_args=options.build_args,
+                template_vars=options.template_vars,
+            )
+        out.append(
+            resolve(
+                source,
+                target_platform=platform,
+                build_platform=build_platform,
+                build_args=options.build_args,
+                target=options.target,
+                base_configs=bases,
+                filename=filename,
+            )
+        )
+    return out
+
+
+def run_build(store: Store, options: BuildOptions, sink: pg.ProgressSink) -> BuildOutcome:
+    platforms = options.platforms or (host_platform(),)
+    if len(set(platforms)) != len(platforms):
+        raise InvalidArgument("a platform is named twice in --platform")
+    store.require_multi_platform(len(platforms))
+    if not options.context.is_dir():
+        raise InvalidArgument(f"unable to prepare context: path {str(options.context)!r} not found")
+    bases = StoreBases(store, options.pull)
+    resolved = resolve_all(options, bases)
+    for r in resolved:
+        for stage in r.stages:
+            if isinstance(stage.base, ImageBase):
+                bases.get(stage.base.ref, stage.platform)
+    ignore = load_ignore(options.context, options.dockerfile)
+    request = BuildRequest(
+        context=options.context,
+        resolved=resolved,
+        bases=bases.found,
+        labels=options.labels,
+        no_cache=options.no_cache,
+        no_cache_filter=options.no_cache_filter,
+        jobs=options.jobs or os.cpu_count() or 2,
+        network=options.network,
+        secrets=options.secrets,
+        ssh_socket=options.ssh_socket,
+        source_date_epoch=_epoch(),
+        excluded=ignore.excluded,
+    )
+    snapshots = Snapshotter(store.root / "snapshots")
+    try:
+        executor = Executor(store.root / "executor")
+        engine = Engine(store, snapshots, executor, sink)
+        results = engine.solve(request)
+    finally:
+        snapshots.close()
+    with store.lease() as lease:
+        return assemble(store, results, lease)
+
+
+def _epoch() -> int | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH {value!r}") from None
+
+
+def assemble(store: Store, results: list[PlatformResult], lease: Lease) -> BuildOutcome:
+    """Configs and manifests per platform, then one index over them (OCI media types)."""
+    manifests = []
+    configs = []
+    for r in results:
+        for layer in r.layers:
+            lease.add(layer.descriptor.digest)
+        config_desc = store.put_document(r.config.encode(), mediatype.OCI_CONFIG, lease)
+        configs.append(str(config_desc.digest))
+        manifest = Manifest(config=config_desc, layers=tuple(x.descriptor for x in r.layers))
+        manifests.append(
+            store.put_document(
+                manifest.encode(), mediatype.OCI_MANIFEST, lease, platform=r.config.platform
+            )
+        )
+    if len(results) == 1 and store.mode() is StoreMode.CLASSIC:
+        only = manifests[0]
+        target = Descriptor(only.media_type, only.digest, only.size)
+    else:
+        index = Index(manifests=tuple(manifests))
+        target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
+    return BuildOutcome(target, tuple(manifests), tuple(configs), tuple(results))
