@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.images_cmd",
     "bale.cli.store_cmd",
     "bale.cli.emulation_cmd",
+    "bale.cli.build_cmd",
 )
 
 

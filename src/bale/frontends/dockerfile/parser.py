@@ -187,7 +187,8 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
     i = 0
     while i < total:
         line = lines[i].lstrip()
-        if line.startswith("#"):
+        if line.startswith("#") and (d.done or _DIRECTIVE.match(line) is None):
+            # Directive lines are not comments that describe the next instruction.
             comment = line[1:].strip()
             if comment == "":
                 comments = []

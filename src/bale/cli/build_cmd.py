@@ -1,0 +1,269 @@
+"""`bale build`: buildx's flag set; `--check` and `--call outline|targets` run here.
+
+`request_from_args` turns the parsed flags into a `BuildRequest`; `run_build` is where the
+build engine takes over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bale.errors import DockerfileError, InvalidArgument, SourceRange, Unavailable
+from bale.frontends.dockerfile.checks import CheckResult, check
+from bale.frontends.dockerfile.outline import Outline, TargetInfo, outline, targets
+from bale.frontends.dockerfile.parser import ParsedDockerfile
+from bale.frontends.dockerfile.resolve import ResolvedBuild, resolve
+from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
+from bale.oci.platform import Platform, host_platform
+
+CALLS = ("build", "check", "outline", "targets")
+PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything `bale build` was asked, validated; paths are as given on the command line."""
+
+    context: Path
+    dockerfile: DockerfileSource
+    platforms: tuple[Platform, ...]
+    tags: tuple[str, ...]
+    build_args: dict[str, str]
+    template_vars: dict[str, str]
+    target: str | None
+    call: str
+    labels: dict[str, str]
+    network: str
+    secrets: tuple[str, ...]
+    ssh: tuple[str, ...]
+    outputs: tuple[str, ...]
+    build_contexts: dict[str, str]
+    load: bool
+    push: bool
+    no_cache: bool
+    no_cache_filter: tuple[str, ...]
+    pull: bool
+    iidfile: str | None
+    metadata_file: str | None
+    progress: str
+    quiet: bool
+    jobs: int | None
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("build", help="build an image from a Dockerfile (docker buildx build)")
+    p.add_argument("context", metavar="PATH", help="build context directory")
+    p.add_argument("-f", "--file", help="Dockerfile path (default: PATH/Dockerfile; - for stdin)")
+    p.add_argument("--platform", action="append", default=[],
+                   help="target platform(s), comma-separated or repeated; 'local' for the host")
+    p.add_argument("-t", "--tag", action="append", default=[], help="name:tag for the image")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="build-time variable (KEY alone takes it from the environment)")
+    p.add_argument("--target", help="stage to build")
+    p.add_argument("--check", action="store_true", help="check the Dockerfile (--call check)")
+    p.add_argument("--call", default="build", help="build, check, outline or targets")
+    p.add_argument("--frontend", help="dockerfile or jinja (default: by file suffix)")
+    p.add_argument("--template-var", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="variable for a Jinja2 template (NAME alone takes it from the env)")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--network", default="default", help="RUN network: default, none or host")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
+    p.add_argument("--ssh", action="append", default=[], metavar="default|ID[=SOCKET|KEY]")
+    p.add_argument("-o", "--output", action="append", default=[], metavar="type=TYPE,...")
+    p.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--load", action="store_true", help="load the result into the store")
+    p.add_argument("--push", action="store_true", help="push the result (type=registry)")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--no-cache-filter", action="append", default=[], metavar="STAGE")
+    p.add_argument("--pull", action="store_true", help="always look for newer base images")
+    p.add_argument("--iidfile", help="write the image id to this file")
+    p.add_argument("--metadata-file", help="write build metadata (JSON) to this file")
+    p.add_argument("--progress", default="auto", choices=PROGRESS)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
+    p.set_defaults(func=cmd_build)
+
+
+def _key_values(items: list[str], what: str, from_env: bool) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, has_value, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid {what} {item!r}", hint=f"use {what} KEY=VALUE")
+        if has_value:
+            out[key] = value
+        elif from_env:
+            if key in os.environ:
+                out[key] = os.environ[key]
+        else:
+            raise InvalidArgument(f"invalid {what} {item!r}", hint=f"use {what} KEY=VALUE")
+    return out
+
+
+def parse_platforms(values: list[str]) -> tuple[Platform, ...]:
+    out: list[Platform] = []
+    for value in values:
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            platform = Platform.parse(part)
+            if platform not in out:
+                out.append(platform)
+    return tuple(out) or (host_platform(),)
+
+
+def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    call = "check" if args.check else args.call.lower()
+    if call not in CALLS:
+        raise InvalidArgument(f"unknown --call {args.call!r}", hint="use " + ", ".join(CALLS))
+    if args.jobs is not None and args.jobs < 1:
+        raise InvalidArgument("--jobs must be at least 1")
+    context = Path(args.context)
+    if args.context != "-" and not context.is_dir():
+        raise InvalidArgument(f"unable to prepare context: path {args.context!r} not found")
+    build_args = _key_values(args.build_arg, "--build-arg", True)
+    template_vars = _key_values(args.template_var, "--template-var", True)
+    return BuildRequest(
+        context=context,
+        dockerfile=read_dockerfile(context, args.file, args.frontend),
+        platforms=parse_platforms(args.platform),
+        tags=tuple(args.tag),
+        build_args=build_args,
+        template_vars=template_vars,
+        target=args.target,
+        call=call,
+        labels=_key_values(args.label, "--label", False),
+        network=args.network,
+        secrets=tuple(args.secret),
+        ssh=tuple(args.ssh),
+        outputs=tuple(args.output),
+        build_contexts=_key_values(args.build_context, "--build-context", False),
+        load=args.load,
+        push=args.push,
+        no_cache=args.no_cache,
+        no_cache_filter=tuple(args.no_cache_filter),
+        pull=args.pull,
+        iidfile=args.iidfile,
+        metadata_file=args.metadata_file,
+        progress=args.progress,
+        quiet=args.quiet,
+        jobs=args.jobs,
+    )
+
+
+def _snippet(source: SourceRange, lines: tuple[str, ...]) -> list[str]:
+    first = max(1, source.start - 2)
+    last = min(len(lines), source.end + 2)
+    head = f"{source.filename}:{source.start}"
+    if source.end != source.start:
+        head += f"-{source.end}"
+    out = [head, "-" * 20]
+    width = len(str(last))
+    for number in range(first, last + 1):
+        marker = ">>>" if source.start <= number <= source.end else "   "
+        out.append(f" {number:>{width + 2}} | {marker} {lines[number - 1]}".rstrip())
+    out.append("-" * 20)
+    return out
+
+
+def format_check(result: CheckResult) -> str:
+    count = len(result.findings)
+    if count == 0:
+        return "Check complete, no warnings found."
+    noun = "warning has" if count == 1 else "warnings have"
+    out = [f"Check complete, {count} {noun} been found!", ""]
+    for finding in result.findings:
+        out.append(f"WARN: {finding.rule} - {finding.url}")
+        out.append(finding.message)
+        if finding.source is not None and finding.source.start <= len(result.lines):
+            out.extend(_snippet(finding.source, result.lines))
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
+def format_outline(o: Outline) -> str:
+    out = [f"TARGET:      {o.name}"]
+    if o.description:
+        out.append(f"DESCRIPTION: {o.description}")
+    if o.args:
+        out.append("")
+        rows = [("BUILD ARG", "VALUE", "DESCRIPTION")]
+        rows += [(a.name, a.value if a.value is not None else "<null>", a.description)
+                 for a in o.args]
+        out.extend(_table(rows))
+    if o.secrets:
+        out.append("")
+        rows = [("SECRET", "REQUIRED", "DESCRIPTION")]
+        rows += [(s.id, "true" if s.required else "", "") for s in o.secrets]
+        out.extend(_table(rows))
+    if o.ssh:
+        out.append("")
+        rows = [("SSH", "REQUIRED", "DESCRIPTION")]
+        rows += [(s.id, "true" if s.required else "", "") for s in o.ssh]
+        out.extend(_table(rows))
+    return "\n".join(out)
+
+
+def format_targets(items: list[TargetInfo]) -> str:
+    rows = [("TARGET", "DESCRIPTION")]
+    rows += [(t.name + (" (default)" if t.default else ""), t.description) for t in items]
+    return "\n".join(_table(rows))
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
+
+
+def resolve_request(
+    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> dict[Platform, ResolvedBuild]:
+    """The resolved stages per target platform (base image configs are not looked up here)."""
+    build_platform = host_platform()
+    return {
+        platform: resolve(parsed, target_platform=platform, build_platform=build_platform,
+                          build_args=request.build_args, target=request.target)
+        for platform, parsed in files.items()
+    }
+
+
+def run_build(request: BuildRequest, files: dict[Platform, ParsedDockerfile]) -> int:
+    # Parse and resolve first, so Dockerfile errors are reported as they will be by builds.
+    resolve_request(request, files)
+    raise Unavailable("building is not available yet")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    request = request_from_args(args)
+    files = dockerfiles_for(request.dockerfile, request.platforms,
+                            build_args=request.build_args, template_vars=request.template_vars)
+    if request.call == "build":
+        return run_build(request, files)
+    if request.call == "check":
+        failed = False
+        shown: set[tuple[str, ...]] = set()
+        for platform, parsed in files.items():
+            if parsed.lines in shown:
+                continue
+            shown.add(parsed.lines)
+            result = check(parsed, target_platform=platform, build_args=request.build_args,
+                           target=request.target)
+            print(format_check(result))
+            failed = failed or result.failed
+        if failed:
+            rules = sorted({f.rule for f in result.findings})
+            raise DockerfileError("lint violation found for rules: " + ", ".join(rules))
+        return 0
+    platform = request.platforms[0]
+    parsed = files[platform]
+    if request.call == "targets":
+        print(format_targets(targets(parsed)))
+        return 0
+    print(format_outline(outline(parsed, target=request.target, build_args=request.build_args,
+                                 target_platform=platform)))
+    return 0
