@@ -35,6 +35,7 @@ from bale.builder.graph import Graph, Vertex
 from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
 from bale.builder.layers.unpack import LayerSource, chain_ids, unpack_chain
 from bale.builder.solver import Solver
+from bale.emulation.modes import is_native
 from bale.errors import BaleError, DockerfileError, InvalidArgument, NotFound, StepError
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.resolve import (
@@ -141,9 +142,11 @@ class Engine:
                     keys,
                     bases,
                 )
-                total = len(stage.steps)
-                for n, step in enumerate(stage.steps, 1):
-                    label = f"[{resolved.target_platform} {stage.display_name} {n}/{total}]"
+                total = len(stage.steps) + 1
+                stage_label = stage.name or f"stage-{stage.index}"
+                emulated = "" if is_native(stage.platform) else " emulated"
+                for n, step in enumerate(stage.steps, 2):
+                    label = f"[{stage.platform}{emulated} {stage_label} {n}/{total}]"
                     fs, entry = self._plan_step(
                         graph, req, ctx, resolved, stage, step, fs, stage_fs, label, keys
                     )
@@ -193,7 +196,8 @@ class Engine:
                 "platform": str(stage.platform),
             },
             (),
-            name=f"[{stage.platform} {stage.display_name}] FROM {image.ref}",
+            name=f"[{stage.platform} {stage.name or f'stage-{stage.index}'} 1/{len(stage.steps) + 1}]"
+            f" FROM {image.ref}",
             platform=str(stage.platform),
             payload=image,
         )
@@ -366,8 +370,6 @@ class Engine:
     def _emulation(self, v: Vertex) -> str:
         if v.kind != "exec":
             return ""
-        from bale.emulation.modes import is_native
-
         return "native" if is_native(Platform.parse(v.platform)) else "emulated"
 
     def _rootfs(self, state: FsState) -> str:

@@ -1,0 +1,153 @@
+"""Progress renderers: tty (live, rich), plain (one line per event), rawjson, quiet."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import TextIO
+
+from rich.table import Table
+
+from bale.builder.progress import Event, ProgressSink
+
+
+class PlainRenderer:
+    """BuildKit's plain layout: `#N name`, `#N <elapsed> output`, `#N DONE 0.3s`, `#N CACHED`."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._ids: dict[str, int] = {}
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _id(self, event: Event) -> tuple[int, bool]:
+        new = event.vertex not in self._ids
+        if new:
+            self._ids[event.vertex] = len(self._ids) + 1
+        return self._ids[event.vertex], new
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            if not event.vertex:
+                if event.message:
+                    self._out.write(f"{event.message}\n")
+                self._out.flush()
+                return
+            n, new = self._id(event)
+            if new:
+                self._out.write(f"#{n} {event.name}\n")
+            if event.kind == "start":
+                self._started[event.vertex] = event.time
+            elif event.kind == "cached":
+                self._out.write(f"#{n} CACHED\n")
+            elif event.kind == "done":
+                took = event.duration if event.duration is not None else 0.0
+                self._out.write(f"#{n} DONE {took:.1f}s\n")
+            elif event.kind == "error":
+                self._out.write(f"#{n} ERROR: {event.message}\n")
+            elif event.kind in ("log", "status", "warning"):
+                elapsed = event.time - self._started.get(event.vertex, event.time)
+                self._out.write(f"#{n} {elapsed:.3f} {event.message}\n")
+            self._out.flush()
+
+
+class RawJsonRenderer:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        line = json.dumps(asdict(event), sort_keys=True)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+class QuietRenderer:
+    def emit(self, event: Event) -> None:
+        pass
+
+
+class TtyRenderer:
+    """A live view: one row per step with its state and time; the output tail of running steps."""
+
+    def __init__(self, out: TextIO) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._console = Console(file=out)
+        self._rows: dict[str, list[str]] = {}
+        self._started: dict[str, float] = {}
+        self._logs: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._t0 = time.time()
+        self._live = Live(
+            self._render(), console=self._console, refresh_per_second=8, transient=False
+        )
+        self._live.start()
+
+    def _render(self) -> Table:
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        elapsed = time.time() - self._t0
+        grid.add_row(f"[bold]Building {elapsed:.1f}s[/]", "")
+        for vertex, (name, state) in self._rows.items():
+            took = ""
+            if state == "running":
+                took = f"{time.time() - self._started.get(vertex, time.time()):.1f}s"
+            elif state.endswith("s") and state[0].isdigit():
+                took, state = state, "done"
+            colour = {"running": "blue", "done": "green", "CACHED": "cyan", "ERROR": "red"}.get(
+                state, "white"
+            )
+            marker = "CACHED " if state == "CACHED" else ""
+            grid.add_row(f"[{colour}] => {marker}{name}[/]", took)
+            if state == "running":
+                for line in self._logs.get(vertex, [])[-5:]:
+                    grid.add_row(f"[dim]    {line}[/]", "")
+        return grid
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            if not event.vertex:
+                return
+            row = self._rows.setdefault(event.vertex, [event.name, "waiting"])
+            if event.kind == "start":
+                self._started[event.vertex] = event.time
+                row[1] = "running"
+            elif event.kind == "cached":
+                row[1] = "CACHED"
+            elif event.kind == "done":
+                row[1] = f"{event.duration or 0.0:.1f}s"
+            elif event.kind == "error":
+                row[1] = "ERROR"
+            elif event.kind == "log":
+                self._logs.setdefault(event.vertex, []).append(event.message)
+            self._live.update(self._render())
+
+    def close(self) -> None:
+        self._live.update(self._render())
+        self._live.stop()
+
+
+def renderer(mode: str, out: TextIO | None = None) -> ProgressSink:
+    out = out or sys.stderr
+    if mode == "auto":
+        mode = "tty" if out.isatty() else "plain"
+    if mode == "plain":
+        return PlainRenderer(out)
+    if mode == "rawjson":
+        return RawJsonRenderer(out)
+    if mode == "quiet":
+        return QuietRenderer()
+    if mode == "tty":
+        return TtyRenderer(out)
+    from bale.errors import InvalidArgument
+
+    raise InvalidArgument(
+        f"unknown --progress {mode!r}", hint="use auto, tty, plain, quiet or rawjson"
+    )
