@@ -8,7 +8,6 @@ import subprocess
 
 import httpx
 import pytest
-from conftest import RegistryServer, blob_digests, make_image
 
 from bale.cli.main import main
 from bale.errors import NotFound
@@ -21,6 +20,7 @@ from bale.registry.transfer import SOURCE_LABEL
 from bale.registry.transport import Registries
 from bale.store.check import check_store
 from bale.store.local import Store
+from conftest import RegistryServer, blob_digests, make_image
 
 
 def skopeo_raw(ref: str) -> bytes:
@@ -63,11 +63,12 @@ def test_pull_one_platform_keeps_index_and_only_that_content(
     ref = f"{plain_registry.host}/team/one:1"
     push_image(store, target, ref, registries=registries)
 
-    result = pull(other_store, ref, registries=registries, platforms=[Platform.parse("linux/arm64")])
+    arm64 = [Platform.parse("linux/arm64")]
+    result = pull(other_store, ref, registries=registries, platforms=arm64)
     assert result.target.digest == target.digest
     index = other_store.index(result.target)
-    arm = [m for m in index.image_manifests() if m.platform == Platform.parse("linux/arm64")][0]
-    amd = [m for m in index.image_manifests() if m.platform == Platform.parse("linux/amd64")][0]
+    arm = next(m for m in index.image_manifests() if m.platform == Platform.parse("linux/arm64"))
+    amd = next(m for m in index.image_manifests() if m.platform == Platform.parse("linux/amd64"))
     assert other_store.content.exists(arm.digest)
     assert not other_store.content.exists(amd.digest)
     assert other_store.select_platform(result.target, Platform.parse("linux/arm64")) == arm
@@ -148,11 +149,12 @@ def test_cli_push_pull_and_imagetools_inspect(
     assert f"2: digest: {target.digest} size: {target.size}" in out
 
     root2 = str(store.root.parent / "cli-store")
-    assert main(["--root", root2, "pull", "--all-platforms", f"{plain_registry.host}/cli/app:2"]) == 0
+    name = f"{plain_registry.host}/cli/app:2"
+    assert main(["--root", root2, "pull", "--all-platforms", name]) == 0
     out = capsys.readouterr().out
     assert f"Digest: {target.digest}" in out
     with Store(store.root.parent / "cli-store") as pulled:
-        assert pulled.images().get(f"{plain_registry.host}/cli/app:2").target.digest == target.digest
+        assert pulled.images().get(name).target.digest == target.digest
 
     assert main(["imagetools", "inspect", "--raw", f"{plain_registry.host}/cli/app:2"]) == 0
     raw = capsys.readouterr().out
@@ -176,8 +178,9 @@ def test_push_of_partially_pulled_image_is_refused(
     ref = f"{plain_registry.host}/part/app:1"
     push_image(store, target, ref, registries=registries)
     pull(other_store, ref, registries=registries, platforms=[Platform.parse("linux/amd64")])
-    with pytest.raises(NotFound, match="linux/arm64.*is not in the store"):
-        push_image(other_store, target, f"{plain_registry.host}/part/copy:1", registries=registries)
+    with pytest.raises(NotFound, match=r"linux/arm64.*is not in the store"):
+        push_image(other_store, target, f"{plain_registry.host}/part/copy:1",
+                   registries=registries)
 
 
 def test_push_by_digest_moves_no_tag(
