@@ -16,8 +16,7 @@ from bale.builder import progress as pg
 from bale.builder.engine import BaseImage, BuildRequest, Engine, LayerRef, PlatformResult
 from bale.builder.executor import Executor
 from bale.errors import InvalidArgument, NotFound
-from bale.frontends import jinja
-from bale.frontends.dockerfile import ImageBase, ResolvedBuild, resolve
+from bale.frontends.dockerfile import ImageBase, ParsedDockerfile, ResolvedBuild, resolve
 from bale.frontends.dockerignore import load_ignore
 from bale.oci import mediatype
 from bale.oci.config import RuntimeConfig
@@ -32,9 +31,9 @@ from bale.store.snapshots import Snapshotter
 @dataclass(frozen=True)
 class BuildOptions:
     context: Path
-    dockerfile: Path | None  # None: read from `dockerfile_text`
-    dockerfile_text: str | None = None
-    platforms: tuple[Platform, ...] = ()
+    # The Dockerfile for each target platform (a template renders once per platform).
+    files: dict[Platform, ParsedDockerfile]
+    dockerfile_path: Path | None = None  # where .dockerignore beside it is looked for
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -44,8 +43,6 @@ class BuildOptions:
     network: str = "default"
     secrets: dict[str, bytes] = field(default_factory=dict)
     ssh_socket: str = ""
-    frontend: str | None = None
-    template_vars: dict[str, str] = field(default_factory=dict)
     pull: bool = False
 
 
@@ -104,52 +101,24 @@ class StoreBases:
         return self.get(ref, platform).config.config
 
 
-def _dockerfile_text(options: BuildOptions) -> tuple[str, str]:
-    if options.dockerfile is None:
-        return options.dockerfile_text or "", "Dockerfile"
-    try:
-        return options.dockerfile.read_text(), options.dockerfile.name
-    except OSError as exc:
-        raise InvalidArgument(
-            f"failed to read dockerfile: open {options.dockerfile}: {exc.strerror}"
-        ) from None
-
-
 def resolve_all(options: BuildOptions, bases: StoreBases) -> list[ResolvedBuild]:
-    text, filename = _dockerfile_text(options)
-    platforms = options.platforms or (host_platform(),)
     build_platform = host_platform()
-    templated = jinja.is_template(filename, options.frontend)
-    out = []
-    for platform in platforms:
-        source = text
-        if templated:
-            source = jinja.render(
-                text,
-                platform=platform,
-                filename=filename,
-                build_args=options.build_args,
-                template_vars=options.template_vars,
-            )
-        out.append(
-            resolve(
-                source,
-                target_platform=platform,
-                build_platform=build_platform,
-                build_args=options.build_args,
-                target=options.target,
-                base_configs=bases,
-                filename=filename,
-            )
+    return [
+        resolve(
+            parsed,
+            target_platform=platform,
+            build_platform=build_platform,
+            build_args=options.build_args,
+            target=options.target,
+            base_configs=bases,
+            filename=parsed.filename,
         )
-    return out
+        for platform, parsed in options.files.items()
+    ]
 
 
 def run_build(store: Store, options: BuildOptions, sink: pg.ProgressSink) -> BuildOutcome:
-    platforms = options.platforms or (host_platform(),)
-    if len(set(platforms)) != len(platforms):
-        raise InvalidArgument("a platform is named twice in --platform")
-    store.require_multi_platform(len(platforms))
+    store.require_multi_platform(len(options.files))
     if not options.context.is_dir():
         raise InvalidArgument(f"unable to prepare context: path {str(options.context)!r} not found")
     bases = StoreBases(store, options.pull)
@@ -158,7 +127,7 @@ def run_build(store: Store, options: BuildOptions, sink: pg.ProgressSink) -> Bui
         for stage in r.stages:
             if isinstance(stage.base, ImageBase):
                 bases.get(stage.base.ref, stage.platform)
-    ignore = load_ignore(options.context, options.dockerfile)
+    ignore = load_ignore(options.context, options.dockerfile_path)
     request = BuildRequest(
         context=options.context,
         resolved=resolved,

@@ -144,9 +144,8 @@ class Engine:
                 )
                 total = len(stage.steps) + 1
                 stage_label = stage.name or f"stage-{stage.index}"
-                emulated = "" if is_native(stage.platform) else " emulated"
                 for n, step in enumerate(stage.steps, 2):
-                    label = f"[{stage.platform}{emulated} {stage_label} {n}/{total}]"
+                    label = f"[{stage.platform} {stage_label} {n}/{total}]"
                     fs, entry = self._plan_step(
                         graph, req, ctx, resolved, stage, step, fs, stage_fs, label, keys
                     )
@@ -234,6 +233,9 @@ class Engine:
                 "mounts": list(inst.mount_specs),
             }
             run_inputs = (fs, *tuple(stage_fs[i] for i in step.mount_stages if i is not None))
+            if not is_native(stage.platform):
+                # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
+                label = label.replace(f"[{stage.platform} ", f"[{stage.platform} emulated ", 1)
             v = Vertex.make(
                 "exec",
                 definition,

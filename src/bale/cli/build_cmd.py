@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bale.errors import DockerfileError, InvalidArgument, SourceRange, Unavailable
+from bale.errors import DockerfileError, InvalidArgument, SourceRange
 from bale.frontends.dockerfile.checks import CheckResult, check
 from bale.frontends.dockerfile.outline import Outline, TargetInfo, outline, targets
 from bale.frontends.dockerfile.parser import ParsedDockerfile
@@ -232,10 +232,12 @@ def resolve_request(
     }
 
 
-def run_build(request: BuildRequest, files: dict[Platform, ParsedDockerfile]) -> int:
-    # Parse and resolve first, so Dockerfile errors are reported as they will be by builds.
-    resolve_request(request, files)
-    raise Unavailable("building is not available yet")
+def run_build(
+    args: argparse.Namespace, request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> int:
+    from bale.cli import build_run
+
+    return build_run.run(args, request, files)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -243,7 +245,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     files = dockerfiles_for(request.dockerfile, request.platforms,
                             build_args=request.build_args, template_vars=request.template_vars)
     if request.call == "build":
-        return run_build(request, files)
+        return run_build(args, request, files)
     if request.call == "check":
         failed = False
         shown: set[tuple[str, ...]] = set()

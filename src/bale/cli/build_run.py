@@ -1,0 +1,139 @@
+"""`bale build` proper: options from the parsed request, progress, outputs, metadata."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bale.builder.build import BuildOptions, BuildOutcome, run_build
+from bale.cli.common import open_store
+from bale.cli.progress_render import TtyRenderer, renderer
+from bale.errors import InvalidArgument
+from bale.exporters.outputs import OutputSpec, export, image_names, parse_output
+from bale.frontends.dockerfile.parser import ParsedDockerfile
+from bale.oci.platform import Platform
+
+if TYPE_CHECKING:
+    from bale.cli.build_cmd import BuildRequest
+
+
+def parse_secret(text: str) -> tuple[str, bytes]:
+    """`id=ID,src=PATH` / `id=ID,env=VAR` (type=file|env), as buildx reads --secret."""
+    fields = dict(part.partition("=")[::2] for part in text.split(",") if part)
+    secret_id = fields.get("id", "")
+    if not secret_id:
+        raise InvalidArgument(f"invalid --secret {text!r}: id is required")
+    kind = fields.get("type", "env" if "env" in fields else "file")
+    if kind == "env":
+        var = fields.get("env") or fields.get("src") or secret_id
+        if var not in os.environ:
+            raise InvalidArgument(f"--secret {secret_id}: environment variable {var} is not set")
+        return secret_id, os.environ[var].encode()
+    src = fields.get("src") or fields.get("source")
+    if not src:
+        raise InvalidArgument(f"invalid --secret {text!r}: src=PATH or env=VAR is required")
+    try:
+        return secret_id, Path(src).expanduser().read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"--secret {secret_id}: cannot read {src}: {exc.strerror}") from None
+
+
+def ssh_socket(values: tuple[str, ...]) -> str:
+    for value in values:
+        name, _, path = value.partition("=")
+        if name and path:
+            return path
+        sock = os.environ.get("SSH_AUTH_SOCK", "")
+        if not sock:
+            raise InvalidArgument("--ssh default: SSH_AUTH_SOCK is not set")
+        return sock
+    return ""
+
+
+def output_specs(request: BuildRequest) -> list[OutputSpec]:
+    specs = [parse_output(o) for o in request.outputs]
+    if request.load and not any(s.type == "image" for s in specs):
+        specs.append(OutputSpec("image"))
+    if request.push:
+        specs.append(OutputSpec("registry"))
+    if not specs:
+        # Like buildx's docker driver: the result is loaded into the local store.
+        specs.append(OutputSpec("image"))
+    return specs
+
+
+def run(
+    args: argparse.Namespace, request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> int:
+    specs = output_specs(request)
+    options = BuildOptions(
+        context=request.context,
+        files=files,
+        dockerfile_path=request.dockerfile.path,
+        build_args=request.build_args,
+        target=request.target,
+        labels=request.labels,
+        no_cache=request.no_cache,
+        no_cache_filter=request.no_cache_filter,
+        jobs=request.jobs or 0,
+        network=request.network,
+        secrets=dict(parse_secret(s) for s in request.secrets),
+        ssh_socket=ssh_socket(request.ssh),
+        pull=request.pull,
+    )
+    sink = renderer("quiet" if request.quiet else request.progress)
+    try:
+        with open_store(args) as store:
+            outcome = run_build(store, options, sink)
+            tags = list(request.tags)
+            for spec in specs:
+                if spec.type == "registry" or spec.flag("push"):
+                    _push(store, outcome, spec, tags, args)
+                    if spec.type == "registry":
+                        continue
+                if spec.type == "image" and not image_names(spec, tags):
+                    with store.edit_images() as images:
+                        images.put(f"<none>@{outcome.target.digest}", outcome.target)
+                    continue
+                export(store, outcome, spec, tags)
+    finally:
+        if isinstance(sink, TtyRenderer):
+            sink.close()
+    _write_files(request, outcome)
+    if request.quiet:
+        print(outcome.target.digest)
+    return 0
+
+
+def _push(store: Any, outcome: BuildOutcome, spec: OutputSpec, tags: list[str],
+          args: argparse.Namespace) -> None:
+    from bale.cli.registry_cmd import _registries
+    from bale.registry.push import push_image
+    from bale.registry.reference import Reference
+
+    names = image_names(spec, tags)
+    if not names:
+        raise InvalidArgument("--push needs an image name", hint="add -t NAME:TAG")
+    with _registries(args) as registries:
+        for name in names:
+            push_image(store, outcome.target, Reference.parse(name), registries=registries)
+
+
+def _write_files(request: BuildRequest, outcome: BuildOutcome) -> None:
+    if request.iidfile:
+        Path(request.iidfile).write_text(str(outcome.target.digest))
+    if request.metadata_file:
+        meta: dict[str, Any] = {
+            "containerimage.digest": str(outcome.target.digest),
+            "containerimage.descriptor": outcome.target.to_json(),
+        }
+        if len(outcome.config_digests) == 1:
+            meta["containerimage.config.digest"] = outcome.config_digests[0]
+        if request.tags:
+            meta["image.name"] = ",".join(request.tags)
+        Path(request.metadata_file).write_text(json.dumps(meta, indent=2) + "\n")
+    sys.stdout.flush()
