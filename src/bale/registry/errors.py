@@ -54,6 +54,9 @@ def response_error(response: httpx.Response, what: str, host: str) -> RegistryEr
             detail = str(errors[0].get("message") or "")
         elif isinstance(doc, dict) and isinstance(doc.get("details"), str):
             detail = doc["details"]
+    if not detail:
+        # HEAD answers carry no body; say what the status means.
+        detail = {401: "authentication required", 403: "access denied"}.get(status, "")
     text = f"{what}: {status} {response.reason_phrase or ''}".rstrip()
     if code:
         text += f": {code}"

@@ -65,6 +65,8 @@ class Session:
     _pinged: bool = False
     _tokens: dict[tuple[str, ...], _Token] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while fetching a token, so parallel transfers wait for one instead of each asking.
+    _token_lock: threading.Lock = field(default_factory=threading.Lock)
     token_requests: int = 0
 
     def __post_init__(self) -> None:
@@ -201,10 +203,14 @@ class Session:
     def token(self, scopes: tuple[Scope, ...], *, what: str) -> str:
         """A bearer token for these scopes, reused until shortly before it expires."""
         key = tuple(str(s) for s in scopes)
-        with self._lock:
-            cached = self._tokens.get(key)
-            if cached is not None and cached.expires > time.monotonic():
-                return cached.value
+        with self._token_lock:
+            with self._lock:
+                cached = self._tokens.get(key)
+                if cached is not None and cached.expires > time.monotonic():
+                    return cached.value
+            return self._fetch_token(key, what)
+
+    def _fetch_token(self, key: tuple[str, ...], what: str) -> str:
         assert self.challenge is not None
         realm = self.challenge.param("realm")
         if not realm.startswith(("http://", "https://")):
