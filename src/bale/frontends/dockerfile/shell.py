@@ -224,6 +224,8 @@ class _Scan:
             raise ShellError("syntax error: bad substitution")
         name = self.name()
         ch = self.next()
+        if ch == _EOF:
+            raise ShellError("syntax error: missing '}'")
         mods = ch
         if ch == "}":
             value, found = self.lookup(name)
