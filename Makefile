@@ -4,7 +4,11 @@ PY := $(VENV)/bin/python
 CACHE ?= $(CURDIR)/.cache
 export BALE_FIXTURES := $(CACHE)/busybox
 
-.PHONY: all setup host venv fixtures lint typecheck unit test demo bench clean
+BALE := $(VENV)/bin/bale
+PLATFORMS ?= linux/amd64,linux/arm64
+
+.PHONY: all setup host venv fixtures lint typecheck unit test demo bench clean \
+	examples example-hello example-cross-compile example-python-app python-base
 
 all: test
 
@@ -36,6 +40,25 @@ test: setup lint
 
 demo: setup
 	./scripts/demo.sh
+
+examples: example-hello example-cross-compile example-python-app
+
+example-hello: setup
+	./scripts/example-context.sh examples/hello
+	$(BALE) build --platform $(PLATFORMS) -t bale-examples/hello:1 examples/hello
+	$(BALE) images --tree bale-examples/hello:1
+
+example-cross-compile: setup
+	./scripts/example-context.sh examples/cross-compile
+	$(BALE) build --platform $(PLATFORMS) -t bale-examples/cross-compile:1 examples/cross-compile
+	$(BALE) images --tree bale-examples/cross-compile:1
+
+python-base: setup
+	./scripts/python-base.sh
+
+example-python-app: python-base
+	$(BALE) build --platform $(PLATFORMS) -t bale-examples/python-app:1 examples/python-app
+	$(BALE) images --tree bale-examples/python-app:1
 
 bench: setup
 	BALE_WITH_BUILDAH=1 ./scripts/setup-host.sh

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello from $(uname -m) (built as $(cat /etc/build-arch))"

@@ -1,0 +1,5 @@
+import platform
+
+from app.greeting import greeting
+
+print(greeting(platform.machine()))

@@ -1,0 +1,2 @@
+def greeting(machine: str) -> str:
+    return f"python-app running on {machine}"
