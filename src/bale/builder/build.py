@@ -23,6 +23,9 @@ from bale.oci.config import RuntimeConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform, host_platform
+from bale.registry.hosts import HostsConfig
+from bale.registry.pull import ensure_image, fetch_layers
+from bale.registry.transport import Registries, RegistryOptions
 from bale.store.images import StoreMode
 from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
@@ -55,10 +58,18 @@ class BuildOutcome:
 
 
 class StoreBases:
-    """Base images from the local store (and, when the registry client is present, pulled)."""
+    """Base images: from the local store, else their registry (documents now, layers lazily)."""
 
-    def __init__(self, store: Store, pull: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registries: Registries | None,
+        lease: Lease | None = None,
+        pull: bool = False,
+    ) -> None:
         self.store = store
+        self.registries = registries
+        self.lease = lease
         self.pull = pull
         self.found: dict[tuple[str, str], BaseImage] = {}
 
@@ -70,32 +81,41 @@ class StoreBases:
 
     def _load(self, ref: str, platform: Platform) -> BaseImage:
         try:
-            target = self.store.resolve(ref)
-        except NotFound:
-            target = self._pull(ref, platform)
-        try:
-            manifest_desc = self.store.select_platform(target, platform)
-        except NotFound:
+            base = ensure_image(
+                self.store,
+                ref,
+                platform,
+                registries=self.registries,
+                pull=self.pull,
+                lease=self.lease,
+            )
+        except NotFound as exc:
+            raise NotFound(
+                f"failed to resolve source metadata for {ref}: {exc.message}",
+                hint=exc.hint or "import, load or pull the image first, or check its name",
+            ) from None
+        if not base.exact_platform:
             raise NotFound(
                 f"failed to resolve source metadata for {ref}: no match for platform "
-                f"{platform} in the image",
-                hint="the image has: "
-                + ", ".join(str(p) for p, _ in self.store.platform_manifests(target)),
-            ) from None
-        manifest = self.store.manifest(manifest_desc)
-        config = self.store.config(manifest.config)
+                f"{platform} (the image is {base.config.platform})",
+                hint="build only for platforms the base image has, or pick another base",
+            )
+        manifest = self.store.manifest(base.manifest)
         layers = tuple(
             LayerRef(layer, diff_id)
-            for layer, diff_id in zip(manifest.layers, config.diff_ids, strict=True)
+            for layer, diff_id in zip(manifest.layers, base.config.diff_ids, strict=True)
         )
-        plain = Descriptor(manifest_desc.media_type, manifest_desc.digest, manifest_desc.size)
-        return BaseImage(ref, plain, config, layers)
+        plain = Descriptor(base.manifest.media_type, base.manifest.digest, base.manifest.size)
+        fetch = None
+        if self.registries is not None and not all(
+            self.store.content.exists(layer.descriptor.digest) for layer in layers
+        ):
+            registries, store, lease = self.registries, self.store, self.lease
 
-    def _pull(self, ref: str, platform: Platform) -> Descriptor:
-        raise NotFound(
-            f"{ref}: image not found in the local store",
-            hint="import, load or pull it first (bale import / bale load / bale pull)",
-        )
+            def fetch() -> None:
+                fetch_layers(store, base.reference, plain, registries=registries, lease=lease)
+
+        return BaseImage(ref, plain, base.config, layers, fetch, str(base.resolved.digest))
 
     def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
         return self.get(ref, platform).config.config
@@ -121,7 +141,16 @@ def run_build(store: Store, options: BuildOptions, sink: pg.ProgressSink) -> Bui
     store.require_multi_platform(len(options.files))
     if not options.context.is_dir():
         raise InvalidArgument(f"unable to prepare context: path {str(options.context)!r} not found")
-    bases = StoreBases(store, options.pull)
+    with (
+        Registries(RegistryOptions(hosts=HostsConfig.load())) as registries,
+        store.lease(rollback=False) as lease,
+    ):
+        return _build(store, options, sink, StoreBases(store, registries, lease, options.pull))
+
+
+def _build(
+    store: Store, options: BuildOptions, sink: pg.ProgressSink, bases: StoreBases
+) -> BuildOutcome:
     resolved = resolve_all(options, bases)
     for r in resolved:
         for stage in r.stages:

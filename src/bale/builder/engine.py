@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -80,6 +81,8 @@ class BaseImage:
     manifest: Descriptor
     config: ImageConfig
     layers: tuple[LayerRef, ...]
+    fetch: Callable[[], None] | None = None  # brings missing layers from the registry
+    resolved_digest: str = ""  # what the reference resolved to (index or manifest)
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class Engine:
         self.snapshots = snapshotter
         self.executor = executor
         self.sink = sink
+        self._bases: list[BaseImage] = []
+        self._fetch_lock = threading.Lock()
 
     # -- planning ------------------------------------------------------------------------
 
@@ -186,6 +191,7 @@ class Engine:
             return graph.add(v), (), ()
         assert isinstance(base, ImageBase)
         image = req.bases[(base.ref, str(stage.platform))]
+        stage_label = stage.name or f"stage-{stage.index}"
         bases.append((image.ref, str(image.manifest.digest)))
         v = Vertex.make(
             "image",
@@ -195,8 +201,7 @@ class Engine:
                 "platform": str(stage.platform),
             },
             (),
-            name=f"[{stage.platform} {stage.name or f'stage-{stage.index}'} 1/{len(stage.steps) + 1}]"
-            f" FROM {image.ref}",
+            name=f"[{stage.platform} {stage_label} 1/{len(stage.steps) + 1}] FROM {image.ref}",
             platform=str(stage.platform),
             payload=image,
         )
@@ -310,6 +315,7 @@ class Engine:
 
     def solve(self, req: BuildRequest) -> list[PlatformResult]:
         graph, results, keys = self.plan(req)
+        self._bases = list(req.bases.values())
         solver: Solver[str, FsState] = Solver(req.jobs)
         with self.store.lease() as lease:
 
@@ -375,11 +381,28 @@ class Engine:
         return "native" if is_native(Platform.parse(v.platform)) else "emulated"
 
     def _rootfs(self, state: FsState) -> str:
+        self._fetch_missing(state)
         sources = [
             LayerSource(layer.diff_id, _opener(self.store, layer.descriptor))
             for layer in state.layers
         ]
         return unpack_chain(self.snapshots, sources)
+
+    def _fetch_missing(self, state: FsState) -> None:
+        """Layers of a pulled base arrive only now, when a step needs the filesystem."""
+        missing = {
+            layer.descriptor.digest
+            for layer in state.layers
+            if not self.store.content.exists(layer.descriptor.digest)
+        }
+        if not missing:
+            return
+        with self._fetch_lock:
+            for image in self._bases:
+                if image.fetch is not None and missing & {
+                    x.descriptor.digest for x in image.layers
+                }:
+                    image.fetch()
 
     def _execute(
         self, v: Vertex, parent: FsState, done: dict[str, FsState], req: BuildRequest, lease: Lease
@@ -418,9 +441,9 @@ class Engine:
         )
         code = self.executor.run(spec, rootfs_mounts, _StepOutput(self.sink, v))
         if code != 0:
-            shown = " ".join(spec.argv[-1:]) if inst.prepend_shell else " ".join(spec.argv)
             raise StepError(
-                f'process "{shown}" did not complete successfully: exit code: {code}',
+                f'failed to solve: process "{" ".join(spec.argv)}" did not complete '
+                f"successfully: exit code: {code}",
                 vertex=v.digest,
                 source=v.source,
                 lines=resolved.lines,
