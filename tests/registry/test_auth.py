@@ -122,7 +122,9 @@ def test_token_auth_wrong_and_missing_credentials(
 
     assert login_cli(monkeypatch, host, "nope") == 1
     line = one_error_line(capsys.readouterr().err)
-    assert line == f"ERROR: login {host}: 401 unauthorized: incorrect username or password for {host}"
+    assert line == (
+        f"ERROR: login {host}: 401 unauthorized: incorrect username or password for {host}"
+    )
 
     DockerConfig(docker_config).store(host, Credentials(USER, "nope"))
     with fresh() as registries, pytest.raises(RegistryError, match="incorrect username"):
