@@ -149,6 +149,20 @@ class _Extractor:
         except PermissionError:
             if self.may_mknod:
                 raise
+        prefix = "SCHILY.xattr."
+        wanted = {key[len(prefix) :] for key in info.pax_headers if key.startswith(prefix)}
+        if info.isdir():
+            # A directory that was kept loses the extended attributes the layer no longer has.
+            try:
+                present = os.listxattr(target, follow_symlinks=False)
+            except OSError:
+                present = []
+            for attr in present:
+                if attr not in wanted and not attr.startswith(("trusted.overlay.", "security.")):
+                    try:
+                        os.removexattr(target, attr, follow_symlinks=False)
+                    except OSError:
+                        continue
         for key, value in info.pax_headers.items():
             if key.startswith("SCHILY.xattr."):
                 attr = key[len("SCHILY.xattr.") :]
