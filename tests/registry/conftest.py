@@ -317,6 +317,7 @@ def make_image(
     seed: str = "",
     attestations: bool = True,
     shared_base: bool = True,
+    single: bool = False,
 ) -> Descriptor:
     """A multi-platform image (with BuildKit-style attestation manifests), named `name`."""
     seed = seed or name
@@ -360,6 +361,11 @@ def make_image(
                     },
                 )
             )
+    if single:
+        # One platform, named by its manifest (as a per-platform push-by-digest build).
+        manifest_target = Descriptor(entries[0].media_type, entries[0].digest, entries[0].size)
+        store.set_image(name, manifest_target)
+        return manifest_target
     index = Index(tuple(entries)).encode()
     target = store.put_document(index, mediatype.OCI_INDEX)
     store.set_image(name, target)

@@ -199,7 +199,7 @@ def test_unreachable_registry_is_one_clear_error(registries: Registries, store: 
                                                  tmp_path: Path) -> None:
     from conftest import free_port
 
-    with pytest.raises(RegistryError, match="cannot talk to 127.0.0.1") as info:
+    with pytest.raises(RegistryError, match=r"cannot talk to 127\.0\.0\.1") as info:
         pull(store, f"127.0.0.1:{free_port()}/none/app:1", registries=registries)
     assert "reachable" in info.value.hint
     assert json.dumps(str(info.value)).count("\\n") == 0
