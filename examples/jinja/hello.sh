@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello from ${APP_ARCH} (${APP_CHANNEL})"
