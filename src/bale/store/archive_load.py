@@ -82,7 +82,24 @@ def load_archive(store: Store, stream: BinaryIO) -> list[Loaded]:
         with store.edit_images() as images:
             for item in loaded:
                 images.put(item.name or DANGLING_PREFIX + str(item.target.digest), item.target)
+        # index.json, oci-layout, manifest.json and blobs no image uses were ingested too.
+        store._remove_unreferenced(_unused(store, lease.created, loaded), lease.id)
     return loaded
+
+
+def _unused(store: Store, created: set[Digest], loaded: list[Loaded]) -> set[Digest]:
+    used: set[Digest] = set()
+    todo = [item.target for item in loaded]
+    while todo:
+        desc = todo.pop()
+        if desc.digest in used or not store.content.exists(desc.digest):
+            continue
+        used.add(desc.digest)
+        if mediatype.is_index(desc.media_type):
+            todo.extend(store.index(desc).manifests)
+        elif mediatype.is_manifest(desc.media_type):
+            todo.extend(store.manifest(desc).children())
+    return created - used
 
 
 def _ingest_members(store: Store, stream: BinaryIO, lease: Lease) -> dict[str, _Member]:
