@@ -230,9 +230,12 @@ def check(
         for name, rng in resolved.undefined:
             if name in PROXY_ARGS:
                 continue
-            candidates = sorted(
-                {k for step in resolved.steps for k, _ in step.build_env} - {name}
+            names = {k for step in resolved.steps for k, _ in step.build_env}
+            names.update(
+                d.key for step in resolved.steps if isinstance(step.instruction, ins.Arg)
+                for d in step.instruction.args
             )
+            candidates = sorted(names - {name})
             hint = suggest(name, candidates).replace("did you mean ", "did you mean $")
             add("UndefinedVar", f"Usage of undefined variable '${name}'{hint}", rng)
 
