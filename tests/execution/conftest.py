@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from exechelp import MakeRootfs, require_root
 
 from bale.builder.executor import Executor
 from bale.store.snapshots import Snapshotter, overlay_supported
@@ -25,8 +26,6 @@ DEBIAN_ARCH = {
 
 APPLETS = ("sh", "uname", "cat", "ls", "true", "false", "echo", "id", "ps", "sleep", "mkdir",
            "rm", "grep", "touch", "wc", "ln", "chmod", "test", "stat", "hostname", "env", "pwd")
-
-MakeRootfs = Callable[[str], Path]
 
 
 def populate_busybox(rootfs: Path, busybox: Path) -> None:
@@ -55,11 +54,6 @@ def make_rootfs(tmp_path: Path) -> MakeRootfs:
         return rootfs
 
     return make
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (mounts, namespaces or binfmt_misc)")
 
 
 @pytest.fixture

@@ -5,10 +5,26 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bale.store.snapshot_mounts import Mount
+
+MakeRootfs = Callable[[str], Path]
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (mounts, namespaces or binfmt_misc)")
+
+
+def copy_into(source: Path, dest: Path) -> None:
+    """Copy the contents of `source` into the existing directory `dest`, keeping everything."""
+    subprocess.run(["cp", "-a", f"{source}/.", str(dest)], check=True)
 
 
 def bind(directory: Path) -> tuple[Mount, ...]:

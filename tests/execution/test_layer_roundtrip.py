@@ -42,6 +42,7 @@ OPS = st.one_of(
     st.tuples(st.just("xattr"), PATHS, st.sampled_from([b"1", b"two", b"\xff\x00bin"])),
 )
 OP_LISTS = st.lists(OPS, max_size=25)
+FIXTURE_CHECK = HealthCheck.function_scoped_fixture  # tmp_path is shared; each example mkdirs
 
 
 def apply_ops(root: Path, ops: list[tuple[object, ...]]) -> None:
@@ -80,10 +81,9 @@ def apply_ops(root: Path, ops: list[tuple[object, ...]]) -> None:
             elif kind == "chown":
                 if os.path.lexists(path):
                     os.lchown(path, int(str(op[2])), int(str(op[3])))
-            elif kind == "xattr":
-                if os.path.lexists(path) and not path.is_symlink():
-                    assert isinstance(op[2], bytes)
-                    os.setxattr(path, "user.test", op[2])
+            elif kind == "xattr" and os.path.lexists(path) and not path.is_symlink():
+                assert isinstance(op[2], bytes)
+                os.setxattr(path, "user.test", op[2])
         except (NotADirectoryError, FileExistsError, FileNotFoundError):
             continue
 
@@ -97,7 +97,7 @@ def require_root() -> None:
         pytest.skip("needs root (owners, overlay mounts)")
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(base=OP_LISTS, edits=OP_LISTS)
 def test_tree_diff_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
                               edits: list[tuple[object, ...]]) -> None:
@@ -122,7 +122,7 @@ def test_tree_diff_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
     shutil.rmtree(work)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(base=OP_LISTS, edits=OP_LISTS)
 def test_overlay_upperdir_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
                                      edits: list[tuple[object, ...]]) -> None:
@@ -168,7 +168,8 @@ def test_overlay_opaque_directory_becomes_oci_opaque_marker(tmp_path: Path) -> N
         unmount(str(merged))
     sink = io.BytesIO()
     diff_upperdir(upper, sink, DiffOptions(compression=""))
-    names = tarfile.open(fileobj=io.BytesIO(sink.getvalue())).getnames()
+    with tarfile.open(fileobj=io.BytesIO(sink.getvalue())) as tar:
+        names = tar.getnames()
     assert names == ["dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"] or set(names) == {
         "dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"
     }
@@ -227,7 +228,8 @@ def test_source_date_epoch_clamps_and_owners_are_numeric(tmp_path: Path) -> None
     os.utime(tree / "old", (1_000, 1_000))
     sink = io.BytesIO()
     diff_trees(None, tree, sink, DiffOptions(compression="", source_date_epoch=1_500_000_000))
-    members = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(sink.getvalue()))}
+    with tarfile.open(fileobj=io.BytesIO(sink.getvalue())) as tar:
+        members = {m.name: m for m in tar}
     assert members["new"].mtime == 1_500_000_000
     assert members["old"].mtime == 1_000
     assert all(m.uname == "" and m.gname == "" for m in members.values())

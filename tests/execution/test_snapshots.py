@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,9 +141,8 @@ def test_diff_of_active_snapshot(snapshotter: Snapshotter) -> None:
         diff_upperdir(source.upper, sink, DiffOptions(compression=""))
     else:
         diff_trees(source.lower, source.upper, sink, DiffOptions(compression=""))
-    import tarfile
-
-    names = sorted(tarfile.open(fileobj=io.BytesIO(sink.getvalue())).getnames())
+    with tarfile.open(fileobj=io.BytesIO(sink.getvalue())) as tar:
+        names = sorted(tar.getnames())
     assert names == [".wh.drop", "new"]
 
 

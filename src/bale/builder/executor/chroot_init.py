@@ -136,11 +136,25 @@ def main() -> None:
     os.setgroups(user["groups"])
     os.setgid(user["gid"])
     os.setuid(user["uid"])
-    try:
-        os.execvpe(cfg["argv"][0], cfg["argv"], env)
-    except OSError as exc:
-        sys.stderr.write(f"exec {cfg['argv'][0]}: {exc.strerror}\n")
-        os._exit(127)
+    _exec(cfg["argv"], env)
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> None:
+    # A PATH search by hand: os.execvpe imports modules, which the chroot does not have.
+    command = argv[0]
+    candidates = [command] if "/" in command else [
+        f"{d or '.'}/{command}" for d in env.get("PATH", "/usr/bin:/bin").split(":")
+    ]
+    error = "not found"
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            try:
+                os.execve(path, argv, env)
+            except OSError as exc:
+                error = exc.strerror or str(exc)
+    sys.stderr.write(f"exec {command}: {error}\n")
+    sys.stderr.flush()
+    os._exit(127)
 
 
 if __name__ == "__main__":
