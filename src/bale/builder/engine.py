@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -324,7 +326,18 @@ class Engine:
                     graph.vertices[digest], done, keys[digest], req, lease, solver
                 )
 
-            states = solver.run(graph.deps(), job)
+            # A cancelled build (Ctrl-C, or a failed step) stops the steps still running:
+            # the executor waits for its process, so the process has to end.
+            finished = threading.Event()
+            watcher = threading.Thread(
+                target=_stop_steps_on_cancel, args=(solver.cancel_event, finished), daemon=True
+            )
+            watcher.start()
+            try:
+                states = solver.run(graph.deps(), job)
+            finally:
+                finished.set()
+                watcher.join()
             out = []
             for r in results:
                 layers = states[r.fs_vertex].layers
@@ -528,6 +541,45 @@ class Engine:
                     "INSERT OR IGNORE INTO pins (owner, digest) VALUES (?, ?)",
                     (f"cache:{key}", str(layer.descriptor.digest)),
                 )
+
+
+def _stop_steps_on_cancel(cancelled: threading.Event, finished: threading.Event) -> None:
+    """Once `cancelled` is set, kill this process's step runtimes until `finished` is set."""
+    while not finished.is_set():
+        if cancelled.wait(0.2):
+            _kill_step_processes()
+            finished.wait(0.2)
+
+
+def _kill_step_processes() -> None:
+    """Kill the runc containers and unshare namespaces that this process started."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            raw = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        argv = [a.decode(errors="replace") for a in raw if a]
+        if ppid != me or not argv:
+            continue
+        name = os.path.basename(argv[0])
+        if name == "runc" and "run" in argv and "--root" in argv:
+            # `runc --root STATE run ... CONTAINER`: killing the init ends the pid namespace.
+            state = argv[argv.index("--root") + 1]
+            subprocess.run(
+                [argv[0], "--root", state, "kill", argv[-1], "KILL"],
+                capture_output=True,
+                check=False,
+            )
+        elif name == "unshare":
+            # Started with --kill-child: its death takes the namespace's processes with it.
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 class _StepOutput:
