@@ -79,7 +79,7 @@ def test_global_args_visible_to_from_only_until_redeclared() -> None:
 
 
 def test_build_args_override_defaults_everywhere() -> None:
-    text = "ARG VERSION=1\nFROM alpine:$VERSION\nARG VERSION\nARG OTHER=x\nENV V=$VERSION O=$OTHER\n"
+    text = "ARG VERSION=1\nFROM alpine:$VERSION\nARG VERSION\nARG OTHER=x\nENV V=$VERSION O=$OTHER\n"  # noqa: E501
     b = build(text, build_args={"VERSION": "2", "OTHER": "y", "UNUSED": "z"})
     assert b.target.base == ImageBase("alpine:2")
     env = b.target.steps[-1].instruction
@@ -107,7 +107,7 @@ def test_arg_defaults_expand_in_order() -> None:
 
 def test_every_word_sees_values_from_before_the_instruction() -> None:
     text = "FROM alpine\nENV A=1\nENV A=2 B=$A\nLABEL a=$A b=${B}\n"
-    env, env2, label = steps(text)
+    _env, env2, label = steps(text)
     assert isinstance(env2, ins.Env) and [p.value for p in env2.pairs] == ["2", "1"]
     assert isinstance(label, ins.Label) and [p.value for p in label.pairs] == ["2", "1"]
 
@@ -158,14 +158,14 @@ def test_expansion_where_buildkit_expands() -> None:
 
 
 def test_copy_heredoc_content_expansion() -> None:
-    text = "FROM scratch\nARG NAME=world\nCOPY <<EOF <<'RAW' /\nhi $NAME \"q\" \\$x\nEOF\n$NAME\nRAW\n"
+    text = "FROM scratch\nARG NAME=world\nCOPY <<EOF <<'RAW' /\nhi $NAME \"q\" \\$x\nEOF\n$NAME\nRAW\n"  # noqa: E501
     copy = steps(text)[1]
     assert isinstance(copy, ins.Copy)
     assert [c.data for c in copy.contents] == ['hi world "q" $x\n', "$NAME\n"]
 
 
 def test_run_mount_values_are_expanded() -> None:
-    text = "FROM alpine\nARG CACHE=/root/.cache\nRUN --mount=type=cache,target=$CACHE,id=c-$TARGETARCH make\n"
+    text = "FROM alpine\nARG CACHE=/root/.cache\nRUN --mount=type=cache,target=$CACHE,id=c-$TARGETARCH make\n"  # noqa: E501
     run = steps(text)[1]
     assert isinstance(run, ins.Run)
     assert (run.mounts[0].target, run.mounts[0].id) == ("/root/.cache", "c-")
@@ -340,7 +340,7 @@ def test_base_image_config_from_a_resolver() -> None:
     configs = Configs()
     b = build("FROM golang\nWORKDIR $GOPATH/src\nRUN echo\n", base_configs=configs)
     assert configs.asked == [("golang", "linux/arm64")]
-    label, workdir, run = (s.instruction for s in b.target.steps)
+    label, workdir, _run = (s.instruction for s in b.target.steps)
     assert isinstance(label, ins.Label) and label.pairs[0].value == "onbuild"
     assert isinstance(workdir, ins.Workdir) and workdir.path == "/go/src"
     assert dict(b.target.steps[2].build_env)["PATH"] == "/go/bin:/usr/bin"
@@ -360,7 +360,7 @@ def test_proxy_args_are_passed_without_declaration() -> None:
 
 
 def test_windows_stage_uses_cmd_shell_and_backtick() -> None:
-    text = "# escape=`\nFROM --platform=windows/amd64 mcr.microsoft.com/windows/nanoserver\nRUN dir `\n  C:\\\n"
+    text = "# escape=`\nFROM --platform=windows/amd64 mcr.microsoft.com/windows/nanoserver\nRUN dir `\n  C:\\\n"  # noqa: E501
     b = build(text)
     run = b.target.steps[0]
     assert run.shell == ("cmd", "/S", "/C")
