@@ -177,7 +177,7 @@ class Repository:
             writer = content.writer(ref)
             try:
                 with closing(self.open_blob(desc)) as response:
-                    for chunk in response.iter_raw(READ_CHUNK):
+                    for chunk in response.iter_raw():
                         writer.write(chunk)
                         if writer.offset > desc.size:
                             raise DigestMismatch(f"more than the declared {desc.size} bytes")

@@ -7,6 +7,7 @@ runs against a real registry, a fake server, or an in-memory handler.
 from __future__ import annotations
 
 import base64
+import os
 import random
 import threading
 import time
@@ -261,7 +262,8 @@ class RegistryOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transport: httpx.BaseTransport | None = None
     timeout: float = 120.0
-    max_concurrency: int = 4
+    # Parallel blob transfers; more threads than cores only adds contention.
+    max_concurrency: int = field(default_factory=lambda: max(2, min(6, os.cpu_count() or 2)))
     # Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this size.
     chunk_size: int = 32 << 20
 
