@@ -9,6 +9,9 @@ image, and the content it wrote is removed by the lease rollback and later GC.
 from __future__ import annotations
 
 import os
+import tarfile
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +19,13 @@ from bale.builder import progress as pg
 from bale.builder.engine import BaseImage, BuildRequest, Engine, LayerRef, PlatformResult
 from bale.builder.executor import Executor
 from bale.errors import InvalidArgument, NotFound
+from bale.exporters.attestations import (
+    ProvenanceInput,
+    attestation_manifest,
+    dpkg_packages,
+    provenance,
+    sbom,
+)
 from bale.frontends.dockerfile import ImageBase, ParsedDockerfile, ResolvedBuild, resolve
 from bale.frontends.dockerignore import load_ignore
 from bale.oci import mediatype
@@ -26,7 +36,9 @@ from bale.oci.platform import Platform, host_platform
 from bale.registry.hosts import HostsConfig
 from bale.registry.pull import ensure_image, fetch_layers
 from bale.registry.transport import Registries, RegistryOptions
+from bale.store.compression import decompressed
 from bale.store.images import StoreMode
+from bale.store.importer import rfc3339
 from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
 
@@ -47,6 +59,8 @@ class BuildOptions:
     secrets: dict[str, bytes] = field(default_factory=dict)
     ssh_socket: str = ""
     pull: bool = False
+    provenance: bool = True  # a SLSA provenance attestation per platform (containerd mode)
+    sbom: bool = False  # an SPDX SBOM of the installed packages
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,8 @@ def run_build(store: Store, options: BuildOptions, sink: pg.ProgressSink) -> Bui
 def _build(
     store: Store, options: BuildOptions, sink: pg.ProgressSink, bases: StoreBases
 ) -> BuildOutcome:
+    epoch = _epoch()
+    started = rfc3339(epoch if epoch is not None else time.time())
     resolved = resolve_all(options, bases)
     for r in resolved:
         for stage in r.stages:
@@ -179,7 +195,7 @@ def _build(
     finally:
         snapshots.close()
     with store.lease() as lease:
-        return assemble(store, results, lease)
+        return assemble(store, results, lease, options, started)
 
 
 def _epoch() -> int | None:
@@ -192,8 +208,15 @@ def _epoch() -> int | None:
         raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH {value!r}") from None
 
 
-def assemble(store: Store, results: list[PlatformResult], lease: Lease) -> BuildOutcome:
-    """Configs and manifests per platform, then one index over them (OCI media types)."""
+def assemble(
+    store: Store,
+    results: list[PlatformResult],
+    lease: Lease,
+    options: BuildOptions | None = None,
+    started: str = "",
+) -> BuildOutcome:
+    """Configs and manifests per platform, then one index over them (OCI media types), with
+    a provenance attestation per platform (and an SBOM when asked) in containerd mode."""
     manifests = []
     configs = []
     for r in results:
@@ -211,6 +234,65 @@ def assemble(store: Store, results: list[PlatformResult], lease: Lease) -> Build
         only = manifests[0]
         target = Descriptor(only.media_type, only.digest, only.size)
     else:
-        index = Index(manifests=tuple(manifests))
+        entries = list(manifests)
+        if options is not None:
+            entries += _attestations(store, lease, results, manifests, options, started)
+        index = Index(manifests=tuple(entries))
         target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
     return BuildOutcome(target, tuple(manifests), tuple(configs), tuple(results))
+
+
+def _attestations(
+    store: Store,
+    lease: Lease,
+    results: list[PlatformResult],
+    manifests: list[Descriptor],
+    options: BuildOptions,
+    started: str,
+) -> list[Descriptor]:
+    if not (options.provenance or options.sbom):
+        return []
+    epoch = _epoch()
+    finished = rfc3339(epoch if epoch is not None else time.time())
+    dockerfile = options.dockerfile_path.name if options.dockerfile_path else "Dockerfile"
+    out = []
+    for result, manifest in zip(results, manifests, strict=True):
+        name = f"pkg:docker/bale-build?platform={result.platform.dirname}"
+        statements = []
+        if options.provenance:
+            item = ProvenanceInput(
+                platform=result.platform,
+                manifest=manifest,
+                materials=result.base_digests,
+                build_args=tuple(sorted(options.build_args.items())),
+                dockerfile=dockerfile,
+                started=started or finished,
+                finished=finished,
+            )
+            statements.append(provenance(item, name))
+        if options.sbom:
+            statements.append(sbom(result.platform, manifest, _packages(store, result), name))
+        out.append(attestation_manifest(store, lease, manifest, statements))
+    return out
+
+
+def _packages(store: Store, result: PlatformResult) -> list[tuple[str, str]]:
+    """Packages in the image, from the last layer that wrote the dpkg status file."""
+    for layer in reversed(result.layers):
+        with store.content.open(layer.descriptor.digest, layer.descriptor.size) as blob:
+            _, raw = decompressed(blob)
+            try:
+                with tarfile.open(fileobj=raw, mode="r|") as tar:  # type: ignore[call-overload]
+                    for info in tar:
+                        if info.name.lstrip("./") == "var/lib/dpkg/status" and info.isfile():
+                            f = tar.extractfile(info)
+                            if f is not None:
+                                with tempfile.TemporaryDirectory() as tmp:
+                                    path = os.path.join(tmp, "var/lib/dpkg")
+                                    os.makedirs(path)
+                                    with open(os.path.join(path, "status"), "wb") as out:
+                                        out.write(f.read())
+                                    return dpkg_packages(tmp)
+            except tarfile.TarError:
+                continue
+    return []

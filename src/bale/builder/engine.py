@@ -194,7 +194,7 @@ class Engine:
         assert isinstance(base, ImageBase)
         image = req.bases[(base.ref, str(stage.platform))]
         stage_label = stage.name or f"stage-{stage.index}"
-        bases.append((image.ref, str(image.manifest.digest)))
+        bases.append((image.ref, image.resolved_digest or str(image.manifest.digest)))
         v = Vertex.make(
             "image",
             {

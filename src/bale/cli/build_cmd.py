@@ -85,6 +85,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--progress", default="auto", choices=PROGRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
+    p.add_argument("--provenance", default="true", metavar="true|false|mode=min",
+                   help="attach a SLSA provenance attestation (containerd store)")
+    p.add_argument("--sbom", default="false", metavar="true|false",
+                   help="attach an SPDX SBOM attestation of the installed packages")
     p.set_defaults(func=cmd_build)
 
 

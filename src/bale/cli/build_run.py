@@ -54,6 +54,16 @@ def ssh_socket(values: tuple[str, ...]) -> str:
     return ""
 
 
+def attestation_flag(value: str, flag: str) -> bool:
+    """buildx's forms: true/false/1/0, or `mode=min|max` / `disabled=true` key lists."""
+    text = value.strip().lower()
+    if text in ("true", "1", "", "mode=min", "mode=max"):
+        return True
+    if text in ("false", "0", "disabled=true"):
+        return False
+    raise InvalidArgument(f"invalid {flag} value {value!r}", hint="use true or false")
+
+
 def output_specs(request: BuildRequest) -> list[OutputSpec]:
     specs = [parse_output(o) for o in request.outputs]
     if request.load and not any(s.type == "image" for s in specs):
@@ -84,6 +94,8 @@ def run(
         secrets=dict(parse_secret(s) for s in request.secrets),
         ssh_socket=ssh_socket(request.ssh),
         pull=request.pull,
+        provenance=attestation_flag(getattr(args, "provenance", "true"), "--provenance"),
+        sbom=attestation_flag(getattr(args, "sbom", "false"), "--sbom"),
     )
     sink = renderer("quiet" if request.quiet else request.progress)
     try:
@@ -109,8 +121,9 @@ def run(
     return 0
 
 
-def _push(store: Any, outcome: BuildOutcome, spec: OutputSpec, tags: list[str],
-          args: argparse.Namespace) -> None:
+def _push(
+    store: Any, outcome: BuildOutcome, spec: OutputSpec, tags: list[str], args: argparse.Namespace
+) -> None:
     from bale.cli.registry_cmd import _registries
     from bale.registry.push import push_image
     from bale.registry.reference import Reference
