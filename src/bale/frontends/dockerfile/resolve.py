@@ -337,10 +337,15 @@ class _StageState:
         self.platform = platform
         self.config = config
         self.env_known = env_known
-        self.build_env: dict[str, str] = config.env_map()
+        # The env and labels change often; they are kept as dicts and the tuples each Step
+        # records are cached until the next change (large files stay linear).
+        self.image_env: dict[str, str] = config.env_map()
+        self.labels: dict[str, str] = dict(config.labels)
+        self.build_env: dict[str, str] = dict(self.image_env)
         self.args: dict[str, str] = {
             k: v for k, v in r.build_args.items() if k in PROXY_ARGS
         }
+        self._cache: tuple[tuple[tuple[str, str], ...], ...] | None = None
         self.declared: set[str] = set()
         self.shell = config.shell or default_shell(platform)
         self.cmd_set = False
@@ -356,10 +361,16 @@ class _StageState:
 
     def record(self, inst: ins.Instruction, from_stage: int | None = None,
                mount_stages: tuple[int | None, ...] = ()) -> None:
-        env = tuple((k, v) for k, _, v in (e.partition("=") for e in self.config.env))
+        if self._cache is None:
+            self._cache = (
+                tuple(self.image_env.items()),
+                tuple(self.args.items()),
+                tuple(self.build_env.items()),
+            )
+        env, args, build_env = self._cache
         self.steps.append(Step(
-            inst, env, tuple(self.args.items()), tuple(self.build_env.items()),
-            self.workdir(), self.config.user, self.shell, from_stage, mount_stages,
+            inst, env, args, build_env, self.workdir(), self.config.user, self.shell,
+            from_stage, mount_stages,
         ))
 
     def apply(self, inst: ins.Instruction) -> None:
@@ -398,24 +409,22 @@ class _StageState:
             if value is not None:
                 self.args[d.key] = value
                 self.build_env[d.key] = value
+                self._cache = None
             defs.append(ins.ArgDef(d.key, value))
         self.steps[-1] = replace(self.steps[-1], instruction=replace(inst, args=tuple(defs)))
 
     def on_env(self, inst: ins.Env) -> None:
         self.record(inst)
-        env = dict(e.partition("=")[::2] for e in self.config.env)
         for pair in inst.pairs:
             # Docker replaces a variable in place, keeping the order of the config's env.
-            env[pair.key] = pair.value
+            self.image_env[pair.key] = pair.value
             self.build_env[pair.key] = pair.value
-        self.config = replace(self.config, env=tuple(f"{k}={v}" for k, v in env.items()))
+        self._cache = None
 
     def on_label(self, inst: ins.Label) -> None:
         self.record(inst)
-        labels = dict(self.config.labels)
         for pair in inst.pairs:
-            labels[pair.key] = pair.value
-        self.config = replace(self.config, labels=tuple(labels.items()))
+            self.labels[pair.key] = pair.value
 
     def on_workdir(self, inst: ins.Workdir) -> None:
         path = inst.path
@@ -510,6 +519,11 @@ class _StageState:
         self.record(inst, mount_stages=tuple(stages))
 
     def finish(self) -> ResolvedStage:
+        self.config = replace(
+            self.config,
+            env=tuple(f"{k}={v}" for k, v in self.image_env.items()),
+            labels=tuple(self.labels.items()),
+        )
         resolved = ResolvedStage(
             self.stage.index, self.stage.name, self.r.bases[self.stage.index], self.platform,
             self.r.froms[self.stage.index], tuple(self.steps), self.config,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+_SPECIAL_CACHE: dict[tuple[str, bool, str], re.Pattern[str]] = {}
 _EOF = ""
 
 
@@ -86,54 +87,77 @@ class _Scan:
             return ch
         return _EOF
 
-    def stop_on(self, stop: str, raw_escapes: bool = False) -> tuple[str, list[str]]:
+    def stop_on(
+        self, stop: str, raw_escapes: bool = False, want_words: bool = False
+    ) -> tuple[str, list[str]]:
         saved = self.raw_escapes
         if raw_escapes:
             self.raw_escapes = True
         try:
-            return self._stop_on(stop)
+            return self._stop_on(stop, want_words)
         finally:
             self.raw_escapes = saved
 
-    def _stop_on(self, stop: str) -> tuple[str, list[str]]:
+    def _special(self, stop: str) -> re.Pattern[str]:
+        key = (self.escape, self.skip_quotes, stop)
+        pattern = _SPECIAL_CACHE.get(key)
+        if pattern is None:
+            chars = "$" + self.escape + stop + ("" if self.skip_quotes else "'\"")
+            pattern = re.compile("[" + re.escape(chars) + "]")
+            _SPECIAL_CACHE[key] = pattern
+        return pattern
+
+    def _stop_on(self, stop: str, want_words: bool) -> tuple[str, list[str]]:
         result: list[str] = []
-        words = _Words()
+        words = _Words() if want_words else None
         src, n = self.src, len(self.src)
+        special = self._special(stop)
         while self.pos < n:
+            match = special.search(src, self.pos)
+            end = match.start() if match is not None else n
+            if end > self.pos:
+                # A run of ordinary characters is copied in one piece.
+                chunk = src[self.pos : end]
+                result.append(chunk)
+                if words is not None:
+                    words.add_string(chunk)
+                self.pos = end
+                continue
             ch = src[self.pos]
             if stop and ch == stop:
                 self.pos += 1
-                return "".join(result), words.result()
+                return "".join(result), words.result() if words is not None else []
             if ch == "$":
                 tmp = self.dollar()
                 result.append(tmp)
-                words.add_string(tmp)
+                if words is not None:
+                    words.add_string(tmp)
             elif not self.skip_quotes and ch == "'":
                 tmp = self.single_quote()
                 result.append(tmp)
-                words.add_raw(tmp)
+                if words is not None:
+                    words.add_raw(tmp)
             elif not self.skip_quotes and ch == '"':
                 tmp = self.double_quote()
                 result.append(tmp)
-                words.add_raw(tmp)
-            else:
+                if words is not None:
+                    words.add_raw(tmp)
+            else:  # the escape token
                 self.pos += 1
-                if ch == self.escape:
-                    if self.raw_escapes:
-                        result.append(ch)
+                if self.raw_escapes:
+                    result.append(ch)
+                    if words is not None:
                         words.add_raw(ch)
-                    if self.pos >= n:
-                        break
-                    ch = src[self.pos]
-                    self.pos += 1
-                    result.append(ch)
+                if self.pos >= n:
+                    break
+                ch = src[self.pos]
+                self.pos += 1
+                result.append(ch)
+                if words is not None:
                     words.add_raw(ch)
-                else:
-                    result.append(ch)
-                    words.add_char(ch)
         if stop:
             raise ShellError(f"unexpected end of statement while looking for matching {stop}")
-        return "".join(result), words.result()
+        return "".join(result), words.result() if words is not None else []
 
     def single_quote(self) -> str:
         # All chars between single quotes are taken as-is.
@@ -344,6 +368,10 @@ def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
     return value
 
 
+_PLAIN_BACKSLASH = re.compile(r"[$'\"\\]")
+_PLAIN_BACKTICK = re.compile(r"[$'\"`]")
+
+
 @dataclass(frozen=True)
 class Lexer:
     """BuildKit's `shell.Lex`: the escape token and the switches some callers flip.
@@ -359,17 +387,15 @@ class Lexer:
     skip_unset: bool = False
     skip_quotes: bool = False
 
-    def _special(self) -> str:
-        return "$'\"" + self.escape
-
     def expand(self, word: str, env: Mapping[str, str], *, split: bool = False) -> Expansion:
         """Expand `word`; `words` is filled only when `split` is true."""
-        if not any(c in word for c in self._special()):
+        plain = _PLAIN_BACKSLASH if self.escape == "\\" else _PLAIN_BACKTICK
+        if plain.search(word) is None:
             if split:
                 return Expansion(word, word.split())
             return Expansion(word)
         scan = _Scan(self, word, env)
-        value, words = scan.stop_on(_EOF)
+        value, words = scan.stop_on(_EOF, want_words=split)
         return Expansion(value, words if split else [], scan.unmatched)
 
     def process_word(self, word: str, env: Mapping[str, str]) -> str:

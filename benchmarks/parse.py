@@ -1,0 +1,84 @@
+"""Parse + expand + resolve of a generated 5,000-line Dockerfile, against dockerfile-parse.
+
+dockerfile-parse only splits the file into instructions (its `structure`); bale also types
+every instruction, expands the words BuildKit expands, scopes the ARGs and resolves the
+stages. Prints the best of several runs for each and the ratio (target: within 2x).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable
+
+from dockerfile_parse import DockerfileParser
+
+from bale.frontends.dockerfile import parse, resolve
+from bale.oci.platform import Platform
+
+TARGET_LINES = 5000
+
+
+def generate(lines: int = TARGET_LINES) -> str:
+    out = ["# syntax=docker/dockerfile:1", "ARG BASE=debian:bookworm-slim", "ARG VERSION=1.0"]
+    stage = 0
+    while len(out) < lines:
+        name = f"s{stage}"
+        base = "${BASE}" if stage == 0 else f"s{stage - 1}"
+        out.append(f"FROM {base} AS {name}")
+        out.append("ARG VERSION")
+        out.append(f"ENV APP_HOME=/opt/app{stage} VERSION_{stage}=${{VERSION}}")
+        for i in range(20):
+            out.append(f"RUN set -eux; \\")
+            out.append(f"    apt-get update; \\")
+            out.append(f"    apt-get install -y --no-install-recommends pkg{i} \\")
+            out.append(f"        lib{i}-dev tool{i}; \\")
+            out.append(f"    rm -rf /var/lib/apt/lists/*")
+            out.append(f"COPY --chown=1000:1000 src/{i} $APP_HOME/{i}/")
+            out.append(f'LABEL com.example.step{i}="${{VERSION}}-{i}" stage="{name}"')
+            out.append(f"WORKDIR $APP_HOME/{i}")
+        out.append("EXPOSE 8080 9090/udp")
+        out.append('CMD ["/opt/app/run"]')
+        stage += 1
+    return "\n".join(out[:lines]) + "\n"
+
+
+def best(fn: Callable[[], object], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> int:
+    text = generate()
+    data = text.encode()
+    platform = Platform.parse("linux/amd64")
+
+    def with_bale() -> object:
+        return resolve(parse(text), target_platform=platform, build_args={"VERSION": "2.0"})
+
+    def with_peer() -> object:
+        return DockerfileParser(fileobj=io.BytesIO(data)).structure
+
+    build = with_bale()
+    peer = with_peer()
+    assert isinstance(peer, list)
+    steps = sum(len(s.steps) for s in build.stages)  # type: ignore[attr-defined]
+    bale_time = best(with_bale)
+    peer_time = best(with_peer)
+    print(
+        f"Dockerfile: {text.count(chr(10))} lines, {len(peer)} instructions, "
+        f"{len(build.stages)} stages resolved, {steps} steps"
+    )  # type: ignore[attr-defined]
+    print(f"bale parse+expand+resolve   {bale_time * 1000:8.1f} ms")
+    print(f"dockerfile-parse structure  {peer_time * 1000:8.1f} ms")
+    print(f"ratio bale/dockerfile-parse {bale_time / peer_time:8.2f}x (target <= 2.0x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
