@@ -12,6 +12,7 @@ step survives the call.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -29,6 +30,13 @@ from bale.oci import host_platform
 from bale.store.snapshot_mounts import Mount, mount_all, unmount_all
 
 Runtime = Literal["auto", "runc", "unshare"]
+
+
+def _plain_directory(mounts: Sequence[Mount]) -> str:
+    """The directory itself when the rootfs is one read-write bind: no mount needed then."""
+    if len(mounts) == 1 and mounts[0].type == "bind" and not mounts[0].readonly:
+        return mounts[0].source
+    return ""
 
 
 class Executor:
@@ -69,13 +77,14 @@ class Executor:
         emulation = self.emulation_for(spec)
         if emulation.label:
             progress.status(emulation.label)
-        (self.state_dir / "run").mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="step-", dir=self.state_dir / "run"))
-        rootfs = workdir / "rootfs"
-        rootfs.mkdir()
+        workdir = Path(tempfile.mkdtemp(prefix="bale-step-", dir=self._scratch()))
+        direct = _plain_directory(rootfs_mounts)
+        rootfs = Path(direct) if direct else workdir / "rootfs"
         sandbox: Sandbox | None = None
         try:
-            mount_all(rootfs_mounts, str(rootfs))
+            if not direct:
+                rootfs.mkdir()
+                mount_all(rootfs_mounts, str(rootfs))
             try:
                 sandbox = Sandbox(spec, str(rootfs), workdir, self.cache_root)
                 try:
@@ -97,9 +106,22 @@ class Executor:
                     sandbox.remove_stubs()
                     sandbox.close()
             finally:
-                unmount_all(str(rootfs))
+                if not direct:
+                    unmount_all(str(rootfs))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _scratch(self) -> Path:
+        """Where per-step files go (bundle, generated files, secrets): tmpfs when there is one.
+
+        Secrets then never touch a disk, and a step costs no journal writes.
+        """
+        shm = Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            return shm
+        run = self.state_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        return run
 
     def _dispatch(
         self,
