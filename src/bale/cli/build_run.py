@@ -133,7 +133,13 @@ def _push(
         raise InvalidArgument("--push needs an image name", hint="add -t NAME:TAG")
     with _registries(args) as registries:
         for name in names:
-            push_image(store, outcome.target, Reference.parse(name), registries=registries)
+            push_image(
+                store,
+                outcome.target,
+                Reference.parse(name),
+                registries=registries,
+                by_digest=spec.flag("push-by-digest"),
+            )
 
 
 def _write_files(request: BuildRequest, outcome: BuildOutcome) -> None:
