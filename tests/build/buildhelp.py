@@ -1,0 +1,175 @@
+"""Helpers for the build tests: run `bale` as a user does, read rawjson progress, inspect
+what a build left behind (store contents, mounts, containers, processes)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bale.store.local import Store
+
+TESTS = Path(__file__).resolve().parent.parent
+REPO = TESTS.parent
+EXAMPLES = REPO / "examples"
+
+
+def _shared() -> ModuleType:
+    # tests/conftest.py under its own name: "import conftest" is ambiguous here.
+    spec = importlib.util.spec_from_file_location("bale_tests_conftest", TESTS / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_conftest = _shared()
+require_root = _conftest.require_root
+require_tool = _conftest.require_tool
+busybox_path = _conftest.busybox_path
+
+TWO = ("linux/amd64", "linux/arm64")
+PYTHON_BASE = "bale-examples/debian-python:bookworm"
+UNAME = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l",
+         "linux/s390x": "s390x"}
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("BALE_DEBUG", "BALE_ROOT")}
+
+
+def bale(
+    root: Path,
+    *args: str,
+    cwd: Path | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """`bale --root ROOT ARGS...` in a fresh interpreter, from `cwd`; text output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bale", "--root", str(root), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"bale {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def build(
+    root: Path, context: Path, *args: str, platforms: Sequence[str] = TWO, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`bale build --platform P,... --progress rawjson ARGS .` run inside the context."""
+    return bale(
+        root, "build", "--platform", ",".join(platforms), "--progress", "rawjson", *args, ".",
+        cwd=context, check=check,
+    )
+
+
+def events(stderr: str) -> list[dict[str, Any]]:
+    """The rawjson progress events among the lines of stderr."""
+    out = []
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def steps(evs: list[dict[str, Any]], kind: str) -> list[str]:
+    """Names of the RUN/COPY/ADD vertices with an event of `kind` ("start", "cached")."""
+    return [
+        e["name"] for e in evs
+        if e["kind"] == kind and any(f"] {op} " in e["name"] for op in ("RUN", "COPY", "ADD"))
+    ]
+
+
+def example(name: str, dest: Path) -> Path:
+    """A copy of examples/NAME at dest, with the busybox fixtures in dest/bin."""
+    shutil.copytree(EXAMPLES / name, dest, ignore=shutil.ignore_patterns("bin"))
+    subprocess.run([str(REPO / "scripts" / "example-context.sh"), str(dest)], check=True)
+    return dest
+
+
+def index_platforms(root: Path, ref: str) -> list[str]:
+    """Platforms `bale images --format json` lists for `ref`."""
+    for line in bale(root, "images", "--format", "json").stdout.splitlines():
+        row = json.loads(line)
+        if f"{row['Repository']}:{row['Tag']}" == ref:
+            return sorted(row["Platforms"])
+    raise AssertionError(f"{ref} is not listed by bale images")
+
+
+@dataclass(frozen=True)
+class StoreState:
+    blobs: frozenset[str]
+    images: frozenset[tuple[str, str, str]]  # (mode, name, digest) in both modes
+
+
+def store_state(root: Path) -> StoreState:
+    with Store(root) as store:
+        blobs = frozenset(str(b.digest) for b in store.content.walk())
+        rows = store.meta.query("SELECT mode, name, digest FROM images")
+    return StoreState(blobs, frozenset((str(m), str(n), str(d)) for m, n, d in rows))
+
+
+def leftovers(root: Path) -> list[str]:
+    """What a finished build must not leave: mounts, snapshots being written, step bundles,
+    runc containers and processes living under the bale root."""
+    found: list[str] = []
+    real = os.path.realpath(root)
+    for line in Path("/proc/mounts").read_text().splitlines():
+        # The mount point, or an overlay's lower/upper directories, under the root.
+        if real + "/" in line or line.split()[1] == real:
+            found.append(f"mount {line}")
+    db = root / "snapshots" / "metadata.db"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            for key, kind in conn.execute("SELECT key, kind FROM snapshots WHERE kind != 'committed'"):
+                found.append(f"{kind} snapshot {key}")
+    run_dir = root / "executor" / "run"
+    if run_dir.exists():
+        found += [f"step bundle {p}" for p in run_dir.iterdir()]
+    runc = shutil.which("runc")
+    state = root / "executor" / "runc"
+    if runc and state.exists():
+        listing = subprocess.run(
+            [runc, "--root", str(state), "list", "-q"], capture_output=True, text=True
+        ).stdout.split()
+        found += [f"runc container {c}" for c in listing]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        for link in ("cwd", "root"):
+            try:
+                where = os.readlink(proc / link)
+            except OSError:
+                continue
+            if where.startswith(real + "/"):
+                found.append(f"process {proc.name} with {link} {where}")
+    return found
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
