@@ -369,3 +369,20 @@ def test_concurrent_steps_share_one_executor(make_rootfs: MakeRootfs, executor: 
     for t in threads:
         t.join()
     assert results == {i: f"0:step-{i}" for i in range(3)}
+
+
+def test_read_write_bind_keeps_the_source_unchanged(
+    make_rootfs: MakeRootfs, any_executor: Executor, tmp_path: Path
+) -> None:
+    rootfs = make_rootfs("linux/amd64")
+    stage = tmp_path / "other-stage"
+    stage.mkdir()
+    (stage / "data").write_text("original\n")
+    spec = sh("echo changed > /src/data; echo new > /src/extra; cat /src/data /src/extra",
+              mounts=(BindMount("/src", str(stage), readonly=False),))
+    code, progress = run(any_executor, spec, rootfs)
+    assert code == 0, progress.text()
+    assert progress.text(1).splitlines() == ["changed", "new"]
+    assert (stage / "data").read_text() == "original\n"
+    assert sorted(os.listdir(stage)) == ["data"]
+    assert mounts_under(tmp_path) == []

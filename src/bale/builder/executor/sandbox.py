@@ -27,7 +27,8 @@ from bale.builder.executor.spec import (
     TmpfsMount,
 )
 from bale.builder.layers.rootpath import clean, resolve
-from bale.errors import InvalidArgument, NotFound
+from bale.errors import InvalidArgument, NotFound, Unavailable
+from bale.store.snapshot_mounts import mount, unmount
 
 # Always mounted by the runtime; created when an image lacks them, removed again after.
 SYSTEM_TARGETS = ("proc", "dev", "sys", "etc/hosts", "etc/resolv.conf")
@@ -83,6 +84,7 @@ class Sandbox:
         self.env: list[str] = list(spec.env)
         self._stubs: list[str] = []
         self._locks: list[int] = []
+        self._host_mounts: list[str] = []
 
     def prepare(self) -> None:
         files = self.workdir / "files"
@@ -128,8 +130,33 @@ class Sandbox:
         if not os.path.exists(m.source):
             raise NotFound(f"bind mount source {m.source} does not exist")
         is_file = not os.path.isdir(m.source)
+        source = m.source
+        if not m.readonly:
+            # As in BuildKit, writes to a read-write bind are the step's own: they go to a
+            # scratch layer over the source and are dropped afterwards.
+            source = self._scratch_over(m.source, is_file)
         options = ("rbind", "ro" if m.readonly else "rw")
-        self.mounts.append(PlannedMount(self._target(m.target), "bind", m.source, options, is_file))
+        self.mounts.append(PlannedMount(self._target(m.target), "bind", source, options, is_file))
+
+    def _scratch_over(self, source: str, is_file: bool) -> str:
+        base = self.workdir / f"rw-bind-{len(self._host_mounts) + len(self.mounts)}"
+        base.mkdir()
+        if is_file:
+            copy = base / "file"
+            shutil.copy2(source, copy)
+            return str(copy)
+        for sub in ("upper", "work", "merged"):
+            (base / sub).mkdir()
+        merged = str(base / "merged")
+        mount(
+            "overlay",
+            merged,
+            "overlay",
+            0,
+            f"lowerdir={source},upperdir={base / 'upper'},workdir={base / 'work'}",
+        )
+        self._host_mounts.append(merged)
+        return merged
 
     def _cache(self, m: CacheMount) -> None:
         ident = m.id or clean(m.target)
@@ -221,6 +248,10 @@ class Sandbox:
             _remove_if_empty(host)
 
     def close(self) -> None:
+        for path in reversed(self._host_mounts):
+            with contextlib.suppress(Unavailable):
+                unmount(path, detach=True)
+        self._host_mounts.clear()
         for fd in self._locks:
             with contextlib.suppress(OSError):
                 os.close(fd)
