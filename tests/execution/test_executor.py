@@ -24,7 +24,8 @@ from bale.builder.executor import (
     SSHMount,
     TmpfsMount,
 )
-from bale.builder.layers import DiffOptions, diff_trees, diff_upperdir
+from bale.builder.layers import DiffOptions
+from bale.builder.layers.snapshot_diff import diff_active
 from bale.emulation import binfmt
 from bale.emulation.modes import choose
 from bale.errors import InvalidArgument, StepError, Unavailable
@@ -247,12 +248,8 @@ def test_secret_is_readable_and_never_in_the_layer(
     code = executor.run(spec, active.mounts, progress)
     assert code == 0, progress.text()
     assert progress.text(1).splitlines() == [value.decode(), "done"]
-    source = snapshotter.diff_source("run")
     sink = io.BytesIO()
-    if source.kind == "upperdir":
-        diff_upperdir(source.upper, sink, DiffOptions(compression=""))
-    else:
-        diff_trees(source.lower, source.upper, sink, DiffOptions(compression=""))
+    diff_active(snapshotter, "run", sink, DiffOptions(compression=""))
     with tarfile.open(fileobj=io.BytesIO(sink.getvalue())) as tar:
         names = tar.getnames()
     assert not any("secrets" in n or n.startswith("run") for n in names), names
