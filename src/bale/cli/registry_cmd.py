@@ -208,8 +208,9 @@ def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
             lines.append(f"  {'MediaType:':<13}{child.media_type}")
             if child.platform is not None:
                 lines.append(f"  {'Platform:':<13}{child.platform}")
-            for key, value in child.annotations:
-                lines.append(f"  {'Annotations:':<13}{key}: {value}")
+            if child.annotations:
+                lines.append("  Annotations:")
+                lines.extend(f"    {key}: {value}" for key, value in child.annotations)
             lines.append("")
     print("\n".join(lines).rstrip())
     return 0

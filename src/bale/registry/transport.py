@@ -90,7 +90,9 @@ class Session:
                 # Probing HTTPS on a plain-HTTP registry fails at once; only the last try retries.
                 final = i == len(schemes) - 1
                 try:
-                    response = self._send("GET", url, {}, None, None, retry=final, what="ping")
+                    response = self._send(
+                        "GET", url, {}, None, None, retry=final, what=f"ping {url}"
+                    )
                 except RegistryError as exc:
                     last = exc
                     continue
