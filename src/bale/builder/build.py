@@ -186,6 +186,7 @@ def _build(
         ssh_socket=options.ssh_socket,
         source_date_epoch=_epoch(),
         excluded=ignore.excluded,
+        image_lookup=bases.get,
     )
     snapshots = Snapshotter(store.root / "snapshots")
     try:

@@ -18,11 +18,11 @@ from bale.store.compression import sniff
 
 @dataclass(frozen=True)
 class CopyPlan:
-    """What one COPY/ADD does. `chown` is (uid, gid) or None to make files root-owned."""
+    """What one COPY/ADD does. `chown` is --chown as written ("" keeps files root-owned)."""
 
     sources: tuple[str, ...]
     dest: str  # absolute in the image, trailing "/" kept
-    chown: tuple[int, int] | None = None
+    chown: str = ""
     chmod: int | None = None
     add: bool = False  # ADD: local tar archives are extracted
     contents: tuple[tuple[str, bytes], ...] = ()  # heredoc sources: (name, data)
@@ -36,7 +36,9 @@ def dest_path(workdir: str, dest: str) -> str:
     return full.rstrip("/") + "/" if slash else full
 
 
-def apply_copy(plan: CopyPlan, source: BuildContext, rootfs: str) -> None:
+def apply_copy(
+    plan: CopyPlan, source: BuildContext, rootfs: str, owner: tuple[int, int] = (0, 0)
+) -> None:
     matched: list[Source] = []
     for pattern in plan.sources:
         matched.extend(source.match(pattern))
@@ -49,7 +51,6 @@ def apply_copy(plan: CopyPlan, source: BuildContext, rootfs: str) -> None:
             "the destination must be a directory and end with a /"
         )
     dest = plan.dest.rstrip("/") or "/"
-    owner = plan.chown or (0, 0)
     for name, data in plan.contents:
         target = _dest_file(rootfs, dest, name, into_dir)
         _write_bytes(target, data, owner, plan.chmod)

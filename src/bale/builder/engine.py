@@ -36,6 +36,7 @@ from bale.builder.executor import (
 )
 from bale.builder.graph import Graph, Vertex
 from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+from bale.builder.layers.rootpath import resolve
 from bale.builder.layers.unpack import LayerSource, chain_ids, unpack_chain
 from bale.builder.solver import Solver
 from bale.emulation.modes import is_native
@@ -110,6 +111,8 @@ class BuildRequest:
     ssh_socket: str = ""
     source_date_epoch: int | None = None
     excluded: Callable[[str], bool] = lambda _: False
+    # Images named by COPY --from that are not stages: (reference, platform) -> image.
+    image_lookup: Callable[[str, Platform], BaseImage] | None = None
     compression: str = "gzip"
 
 
@@ -193,8 +196,22 @@ class Engine:
             return graph.add(v), (), ()
         assert isinstance(base, ImageBase)
         image = req.bases[(base.ref, str(stage.platform))]
-        stage_label = stage.name or f"stage-{stage.index}"
         bases.append((image.ref, image.resolved_digest or str(image.manifest.digest)))
+        label = f"{stage.name or f'stage-{stage.index}'} 1/{len(stage.steps) + 1}"
+        return (
+            self._image_vertex(graph, image, stage, keys, label),
+            image.config.history,
+            image.layers,
+        )
+
+    def _image_vertex(
+        self,
+        graph: Graph,
+        image: BaseImage,
+        stage: ResolvedStage,
+        keys: dict[str, str],
+        label: str,
+    ) -> str:
         v = Vertex.make(
             "image",
             {
@@ -203,12 +220,12 @@ class Engine:
                 "platform": str(stage.platform),
             },
             (),
-            name=f"[{stage.platform} {stage_label} 1/{len(stage.steps) + 1}] FROM {image.ref}",
+            name=f"[{stage.platform} {label}] FROM {image.ref}",
             platform=str(stage.platform),
             payload=image,
         )
         keys[v.digest] = v.digest
-        return graph.add(v), image.config.history, image.layers
+        return graph.add(v)
 
     def _plan_step(
         self,
@@ -257,25 +274,43 @@ class Engine:
             )
             return graph.add(v), HistoryEntry(created=created, created_by=text)
         if isinstance(inst, ins.Copy):
+            urls = [s for s in inst.sources if s.startswith(("http://", "https://"))]
+            if urls and not inst.is_add:
+                raise DockerfileError(
+                    "source can't be a URL for COPY",
+                    source=inst.source,
+                    lines=resolved.lines,
+                    hint="use ADD to download a URL",
+                )
+            contents = tuple((c.path, c.data.encode()) for c in inst.contents)
+            try:
+                contents += tuple(download(u, inst.checksum) for u in urls)
+            except BaleError as exc:
+                raise DockerfileError(
+                    exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
+                ) from None
             plan = CopyPlan(
-                sources=inst.sources,
+                sources=tuple(s for s in inst.sources if s not in urls),
                 dest=dest_path(step.workdir, inst.dest),
-                chown=_chown(inst.chown),
-                chmod=int(inst.chmod, 8) if inst.chmod else None,
+                chown=inst.chown,
+                chmod=int(inst.chmod, 8) if inst.chmod else (0o600 if urls else None),
                 add=inst.is_add,
-                contents=tuple((c.path, c.data.encode()) for c in inst.contents),
+                contents=contents,
             )
             inputs: tuple[str, ...] = (fs,)
             checksum = ""
+            from_other = True
             if step.from_stage is not None:
                 inputs = (fs, stage_fs[step.from_stage])
             elif inst.from_:
-                raise InvalidArgument(f"COPY --from={inst.from_}: only stages are supported")
+                if req.image_lookup is None:
+                    raise InvalidArgument(f"COPY --from={inst.from_}: no image source")
+                image = req.image_lookup(inst.from_, stage.platform)
+                inputs = (fs, self._image_vertex(graph, image, stage, keys, "COPY --from"))
             else:
-                if any(s.startswith(("http://", "https://")) for s in inst.sources):
-                    raise InvalidArgument("ADD from a URL is not supported by this builder yet")
+                from_other = False
                 try:
-                    checksum = ctx.checksum([m for s in inst.sources for m in ctx.match(s)])
+                    checksum = ctx.checksum([m for s in plan.sources for m in ctx.match(s)])
                 except NotFound as exc:
                     raise DockerfileError(
                         exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
@@ -299,7 +334,7 @@ class Engine:
                     "plan": plan,
                     "resolved": resolved,
                     "ctx": ctx,
-                    "from_stage": step.from_stage is not None,
+                    "from_stage": from_other,
                 },
             )
             keys[v.digest] = _key(
@@ -380,7 +415,8 @@ class Engine:
                 pg.Event("error", v.digest, v.name, message=str(exc), platform=v.platform)
             )
             raise
-        self._cache_store(key, layer)
+        if not key.startswith("nocache-"):
+            self._cache_store(key, layer)
         self.sink.emit(
             pg.Event(
                 "done", v.digest, v.name, platform=v.platform, duration=time.monotonic() - start
@@ -467,6 +503,7 @@ class Engine:
         plan: CopyPlan = v.payload["plan"]
         resolved: ResolvedBuild = v.payload["resolved"]
         try:
+            owner = chown_ids(rootfs, plan.chown) or (0, 0)
             if v.payload["from_stage"]:
                 src = self._rootfs(done[v.inputs[1]])
                 view_key = f"view-{uuid.uuid4().hex}"
@@ -474,9 +511,9 @@ class Engine:
                     self.snapshots.prepared(view_key, src) as view,
                     mounted(view.mounts, self.snapshots.root / "mnt") as src_root,
                 ):
-                    apply_copy(plan, BuildContext(Path(src_root)), rootfs)
+                    apply_copy(plan, BuildContext(Path(src_root)), rootfs, owner)
             else:
-                apply_copy(plan, v.payload["ctx"], rootfs)
+                apply_copy(plan, v.payload["ctx"], rootfs, owner)
         except (NotFound, InvalidArgument) as exc:
             raise DockerfileError(
                 exc.message, source=v.source, lines=resolved.lines, hint=exc.hint
@@ -713,17 +750,58 @@ def _with_labels(config: RuntimeConfig, labels: dict[str, str]) -> RuntimeConfig
     return replace(config, labels=tuple(sorted(merged.items())))
 
 
-def _chown(text: str) -> tuple[int, int] | None:
+def download(url: str, checksum: str) -> tuple[str, bytes]:
+    """ADD <url>: the file's name (the URL's last path part) and its verified bytes."""
+    import httpx
+
+    try:
+        response = httpx.get(url, follow_redirects=True, timeout=120.0)
+    except httpx.HTTPError as exc:
+        raise InvalidArgument(f"failed to load cache key: {url}: {exc}") from None
+    if response.status_code != 200:
+        raise InvalidArgument(
+            f"failed to load cache key: invalid response status {response.status_code} for {url}"
+        )
+    data = response.content
+    if checksum:
+        algorithm, _, expected = checksum.partition(":")
+        if algorithm not in ("sha256", "sha384", "sha512") or not expected:
+            raise InvalidArgument(f"unsupported --checksum {checksum!r}", hint="use sha256:<hex>")
+        actual = hashlib.new(algorithm, data).hexdigest()
+        if actual != expected:
+            raise InvalidArgument(
+                f"digest mismatch for {url}: expected {checksum}, got {algorithm}:{actual}"
+            )
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
+    return name, data
+
+
+def chown_ids(rootfs: str, text: str) -> tuple[int, int] | None:
+    """COPY --chown: numbers as given, names through the rootfs's /etc/passwd and /etc/group;
+    without a group the gid is the uid, as Docker documents it."""
     if not text:
         return None
     user, _, group = text.partition(":")
-    try:
-        uid = int(user)
-        gid = int(group) if group else uid
-    except ValueError:
+
+    def lookup(table: str, name: str) -> int:
+        if name.isdigit():
+            return int(name)
+        try:
+            host = resolve(rootfs, f"etc/{table}", follow_final=True)
+            with open(host, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    fields = line.rstrip("\n").split(":")
+                    if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+                        return int(fields[2])
+        except OSError:
+            pass
         raise InvalidArgument(
-            f"--chown={text}: only numeric uid[:gid] is supported by this builder yet"
-        ) from None
+            f"unable to convert uid/gid chown string to host mapping: "
+            f"no such {'user' if table == 'passwd' else 'group'} {name!r}"
+        )
+
+    uid = lookup("passwd", user)
+    gid = lookup("group", group) if group else uid
     return uid, gid
 
 
