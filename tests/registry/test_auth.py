@@ -133,3 +133,23 @@ def test_token_auth_wrong_and_missing_credentials(
 
     assert login_cli(monkeypatch, host, PASSWORD) == 0
     assert main(["--root", str(store.root), "push", f"{host}/private/app:1"]) == 0
+
+
+def test_token_anonymous_pull_of_public_repository(
+    token_registry: TokenRegistry, docker_config: Path, store: Store, other_store: Store,
+) -> None:
+    host = token_registry.registry.host
+    target = make_image(store, "pub:1", ("linux/amd64",), seed="public")
+    DockerConfig(docker_config).store(host, Credentials(USER, PASSWORD))
+    with fresh() as registries:
+        push_image(store, target, f"{host}/public/app:1", registries=registries)
+    DockerConfig(docker_config).erase(host)
+
+    before = len(token_registry.tokens.requests)
+    with fresh() as registries:
+        assert pull(other_store, f"{host}/public/app:1", registries=registries).target == target
+        # The anonymous token allows pull only: pushing is refused.
+        with pytest.raises(RegistryError, match="401") as info:
+            push_image(other_store, target, f"{host}/public/app:2", registries=registries)
+    assert "hint" not in str(info.value) and info.value.hint.startswith("log in")
+    assert ("", ("repository:public/app:pull",)) in token_registry.tokens.requests[before:]

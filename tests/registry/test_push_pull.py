@@ -16,7 +16,7 @@ from bale.oci.manifest import Index
 from bale.oci.platform import Platform
 from bale.registry import ensure_image, fetch_layers, pull, push_image
 from bale.registry.reference import Reference
-from bale.registry.transfer import SOURCE_LABEL
+from bale.registry.transfer import SOURCE_LABEL, ProgressEvent
 from bale.registry.transport import Registries
 from bale.store.check import check_store
 from bale.store.local import Store
@@ -194,3 +194,38 @@ def test_push_by_digest_moves_no_tag(
     tags = httpx.get(f"http://{plain_registry.host}/v2/bd/app/tags/list").json()
     assert not tags.get("tags")
     assert mediatype.is_index(target.media_type)
+
+
+def test_pull_reports_byte_progress_and_existing_layers(
+    plain_registry: RegistryServer, registries: Registries, store: Store, other_store: Store
+) -> None:
+    target = make_image(store, "prog:1", ("linux/amd64",), layer_size=3 << 20, seed="progress")
+    ref = f"{plain_registry.host}/prog/app:1"
+    push_image(store, target, ref, registries=registries)
+    events: list[ProgressEvent] = []
+    pull(other_store, ref, registries=registries, progress=events.append)
+    layers = other_store.manifest(other_store.select_platform(target, Platform.parse("linux/amd64")))
+    for layer in layers.layers:
+        mine = [e for e in events if e.digest == layer.digest]
+        assert mine[0].action == "started" and mine[-1].action == "done"
+        # Byte events count up to the layer's size.
+        counts = [e.done for e in mine if e.action == "bytes"]
+        assert counts == sorted(counts) and counts[-1] == layer.size
+    events.clear()
+    pull(other_store, ref, registries=registries, progress=events.append)
+    assert {e.action for e in events} == {"exists"}
+
+
+def test_single_platform_base_used_for_another_platform(
+    plain_registry: RegistryServer, registries: Registries, store: Store, other_store: Store
+) -> None:
+    target = make_image(store, "solo:1", ("linux/amd64",), seed="solo", single=True)
+    ref = f"{plain_registry.host}/solo/app:1"
+    push_image(store, target, ref, registries=registries)
+    with other_store.lease() as lease:
+        base = ensure_image(other_store, ref, Platform.parse("linux/arm64"),
+                            registries=registries, lease=lease)
+    # As BuildKit: the only manifest is used, and the caller is told it does not match.
+    assert base.manifest.digest == target.digest
+    assert base.config.platform == Platform.parse("linux/amd64")
+    assert not base.exact_platform

@@ -104,13 +104,17 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name}", file=sys.stderr)
     with open_store(args) as store, _registries(args) as registries:
+        before = store.images().find(str(ref))
         result = pull(
             store, ref, registries=registries, platforms=platforms,
             all_platforms=args.all_platforms, progress=_Printer("pull", args.quiet),
         )
     if not args.quiet:
         print(f"Digest: {result.target.digest}")
-        print(f"Status: Downloaded newer image for {ref.familiar()}")
+        if before is not None and before.target.digest == result.target.digest:
+            print(f"Status: Image is up to date for {ref.familiar()}")
+        else:
+            print(f"Status: Downloaded newer image for {ref.familiar()}")
     print(str(ref))
     return 0
 

@@ -102,7 +102,12 @@ def _fetch_layers(
     progress: Progress | None,
 ) -> list[Digest]:
     """Parallel layer downloads; returns the digests this call created."""
-    wanted = list({d.digest: d for d in layers if not store.content.exists(d.digest)}.values())
+    unique = list({d.digest: d for d in layers}.values())
+    wanted = [d for d in unique if not store.content.exists(d.digest)]
+    if progress is not None:
+        for desc in unique:
+            if desc not in wanted:
+                progress(ProgressEvent("exists", desc.digest, desc.size, desc.size))
     for desc in wanted:
         lease.add(desc.digest)  # leased up front: the worker threads never touch SQLite
 
