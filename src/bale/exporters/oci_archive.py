@@ -55,8 +55,8 @@ def reachable(store: Store, root: Descriptor) -> list[Descriptor]:
     return out
 
 
-def write_oci_archive(store: Store, entries: Iterable[SaveEntry], out: BinaryIO) -> None:
-    entries = list(entries)
+def _layout(store: Store, entries: Iterable[SaveEntry]) -> tuple[Index, dict[Digest, Descriptor]]:
+    """The layout's index.json (names as containerd's export writes them) and its blobs."""
     annotated: list[Descriptor] = []
     blobs: dict[Digest, Descriptor] = {}
     for entry in entries:
@@ -69,9 +69,13 @@ def write_oci_archive(store: Store, entries: Iterable[SaveEntry], out: BinaryIO)
         annotated.append(desc)
         for blob in reachable(store, entry.target):
             blobs.setdefault(blob.digest, blob)
+    return Index(manifests=tuple(annotated)), blobs
+
+
+def write_oci_archive(store: Store, entries: Iterable[SaveEntry], out: BinaryIO) -> None:
+    index, blobs = _layout(store, entries)
     writer = ArchiveWriter(out)
     writer.add_bytes("oci-layout", OCI_LAYOUT)
-    index = Index(manifests=tuple(annotated))
     writer.add_bytes("index.json", index.encode())
     for digest in sorted(blobs):
         info = store.content.info(digest)
@@ -83,28 +87,19 @@ def write_oci_archive(store: Store, entries: Iterable[SaveEntry], out: BinaryIO)
 def write_oci_dir(store: Store, entries: Iterable[SaveEntry], dest: str) -> None:
     """An OCI image layout as a directory (`-o type=oci,dest=DIR,tar=false`)."""
     root = Path(dest)
-    entries = list(entries)
-    annotated = []
-    for entry in entries:
-        desc = entry.target
-        if entry.name:
-            ref = Reference.parse(entry.name)
-            desc = desc.with_annotations(
-                **{CONTAINERD_IMAGE_NAME: str(ref), REF_NAME: ref.tag or str(ref.digest)}
-            )
-        annotated.append(desc)
-        for blob in reachable(store, entry.target):
-            path = root / "blobs" / blob.digest.algorithm / blob.digest.hex
-            if path.exists():
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            with store.content.open(blob.digest, blob.size) as reader, open(tmp, "wb") as f:
-                while chunk := reader.read(1 << 20):
-                    f.write(chunk)
-            os.replace(tmp, path)
+    index, blobs = _layout(store, entries)
+    for blob in blobs.values():
+        path = root / "blobs" / blob.digest.algorithm / blob.digest.hex
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with store.content.open(blob.digest, blob.size) as reader, open(tmp, "wb") as f:
+            while chunk := reader.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, path)
     (root / "oci-layout").write_bytes(OCI_LAYOUT)
-    (root / "index.json").write_bytes(Index(manifests=tuple(annotated)).encode())
+    (root / "index.json").write_bytes(index.encode())
 
 
 def write_docker_archive(
