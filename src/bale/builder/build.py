@@ -8,6 +8,7 @@ image, and the content it wrote is removed by the lease rollback and later GC.
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 import tempfile
@@ -36,6 +37,7 @@ from bale.oci.platform import Platform, host_platform
 from bale.registry.hosts import HostsConfig
 from bale.registry.pull import ensure_image, fetch_layers
 from bale.registry.transport import Registries, RegistryOptions
+from bale.store.archive_load import load_archive
 from bale.store.compression import decompressed
 from bale.store.images import StoreMode
 from bale.store.importer import rfc3339
@@ -59,6 +61,8 @@ class BuildOptions:
     secrets: dict[str, bytes] = field(default_factory=dict)
     ssh_socket: str = ""
     pull: bool = False
+    # --build-context NAME=VALUE: a directory, docker-image://REF or oci-layout://PATH[:TAG].
+    build_contexts: dict[str, str] = field(default_factory=dict)
     provenance: bool = True  # a SLSA provenance attestation per platform (containerd mode)
     sbom: bool = False  # an SPDX SBOM of the installed packages
 
@@ -86,8 +90,11 @@ class StoreBases:
         self.lease = lease
         self.pull = pull
         self.found: dict[tuple[str, str], BaseImage] = {}
+        # Named contexts standing for images: FROM NAME / COPY --from=NAME use their image.
+        self.aliases: dict[str, str] = {}
 
     def get(self, ref: str, platform: Platform) -> BaseImage:
+        ref = self.aliases.get(ref, ref)
         key = (ref, str(platform))
         if key not in self.found:
             self.found[key] = self._load(ref, platform)
@@ -135,6 +142,49 @@ class StoreBases:
         return self.get(ref, platform).config.config
 
 
+def named_contexts(store: Store, contexts: dict[str, str], bases: StoreBases) -> dict[str, Path]:
+    """Apply --build-context: images become aliases of `bases`; directories are returned."""
+    dirs: dict[str, Path] = {}
+    for name, value in contexts.items():
+        if value.startswith("docker-image://"):
+            bases.aliases[name] = value.removeprefix("docker-image://")
+        elif value.startswith("oci-layout://"):
+            bases.aliases[name] = load_layout_image(store, value.removeprefix("oci-layout://"))
+        elif "://" in value:
+            raise InvalidArgument(
+                f"--build-context {name}={value}: unsupported source",
+                hint="use a directory, docker-image://REF or oci-layout://PATH[:TAG]",
+            )
+        else:
+            path = Path(value)
+            if not path.is_dir():
+                raise InvalidArgument(f"--build-context {name}: {value} is not a directory")
+            dirs[name] = path
+    return dirs
+
+
+def load_layout_image(store: Store, spec: str) -> str:
+    """Import the image an OCI layout directory names (`PATH[:TAG]`, or `PATH@sha256:…`) and
+    return a reference to it in the store."""
+    path, _, selector = spec.partition("@")
+    if not selector and ":" in Path(path).name:
+        path, _, selector = path.rpartition(":")
+    root = Path(path)
+    if not (root / "index.json").is_file():
+        raise InvalidArgument(f"oci-layout://{spec}: no index.json in {path}")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(root, arcname=".", recursive=True)
+    buffer.seek(0)
+    loaded = load_archive(store, buffer)
+    for item in loaded:
+        tag = item.name.rsplit(":", 1)[-1] if item.name else ""
+        if not selector or selector in (tag, str(item.target.digest)):
+            # By digest: the content is in the store, the reference needs no name there.
+            return f"bale-build-context@{item.target.digest}"
+    raise NotFound(f"oci-layout://{spec}: no image tagged {selector!r} in the layout")
+
+
 def resolve_all(options: BuildOptions, bases: StoreBases) -> list[ResolvedBuild]:
     build_platform = host_platform()
     return [
@@ -167,6 +217,7 @@ def _build(
 ) -> BuildOutcome:
     epoch = _epoch()
     started = rfc3339(epoch if epoch is not None else time.time())
+    named_dirs = named_contexts(store, options.build_contexts, bases)
     resolved = resolve_all(options, bases)
     for r in resolved:
         for stage in r.stages:
@@ -187,6 +238,7 @@ def _build(
         source_date_epoch=_epoch(),
         excluded=ignore.excluded,
         image_lookup=bases.get,
+        named_dirs=named_dirs,
     )
     snapshots = Snapshotter(store.root / "snapshots")
     try:

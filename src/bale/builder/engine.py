@@ -113,6 +113,8 @@ class BuildRequest:
     excluded: Callable[[str], bool] = lambda _: False
     # Images named by COPY --from that are not stages: (reference, platform) -> image.
     image_lookup: Callable[[str, Platform], BaseImage] | None = None
+    # --build-context NAME=DIR: directories COPY --from=NAME reads like the main context.
+    named_dirs: dict[str, Path] = field(default_factory=dict)
     compression: str = "gzip"
 
 
@@ -195,7 +197,10 @@ class Engine:
             keys[v.digest] = v.digest
             return graph.add(v), (), ()
         assert isinstance(base, ImageBase)
-        image = req.bases[(base.ref, str(stage.platform))]
+        if req.image_lookup is not None:
+            image = req.image_lookup(base.ref, stage.platform)
+        else:
+            image = req.bases[(base.ref, str(stage.platform))]
         bases.append((image.ref, image.resolved_digest or str(image.manifest.digest)))
         label = f"{stage.name or f'stage-{stage.index}'} 1/{len(stage.steps) + 1}"
         return (
@@ -300,8 +305,12 @@ class Engine:
             inputs: tuple[str, ...] = (fs,)
             checksum = ""
             from_other = True
+            source_ctx = ctx
             if step.from_stage is not None:
                 inputs = (fs, stage_fs[step.from_stage])
+            elif inst.from_ in req.named_dirs:
+                from_other = False
+                source_ctx = BuildContext(req.named_dirs[inst.from_], meta=self.store.meta)
             elif inst.from_:
                 if req.image_lookup is None:
                     raise InvalidArgument(f"COPY --from={inst.from_}: no image source")
@@ -309,8 +318,11 @@ class Engine:
                 inputs = (fs, self._image_vertex(graph, image, stage, keys, "COPY --from"))
             else:
                 from_other = False
+            if not from_other:
                 try:
-                    checksum = ctx.checksum([m for s in plan.sources for m in ctx.match(s)])
+                    checksum = source_ctx.checksum(
+                        [m for s in plan.sources for m in source_ctx.match(s)]
+                    )
                 except NotFound as exc:
                     raise DockerfileError(
                         exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
@@ -322,6 +334,7 @@ class Engine:
                 "chmod": plan.chmod,
                 "add": plan.add,
                 "contents": [[n, hashlib.sha256(d).hexdigest()] for n, d in plan.contents],
+                "context": "" if source_ctx is ctx else inst.from_,
             }
             v = Vertex.make(
                 "copy",
@@ -333,7 +346,7 @@ class Engine:
                 payload={
                     "plan": plan,
                     "resolved": resolved,
-                    "ctx": ctx,
+                    "ctx": source_ctx,
                     "from_stage": from_other,
                 },
             )

@@ -94,6 +94,7 @@ def run(
         secrets=dict(parse_secret(s) for s in request.secrets),
         ssh_socket=ssh_socket(request.ssh),
         pull=request.pull,
+        build_contexts=request.build_contexts,
         provenance=attestation_flag(getattr(args, "provenance", "true"), "--provenance"),
         sbom=attestation_flag(getattr(args, "sbom", "false"), "--sbom"),
     )
