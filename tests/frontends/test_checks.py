@@ -36,14 +36,14 @@ def test_clean_dockerfile_has_no_findings() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("FROM alpine AS Build\n", ("StageNameCasing", "Stage name 'Build' should be lowercase", 1)),  # noqa: E501
-        ("FROM alpine as build\n", ("FromAsCasing", "'as' and 'FROM' keywords' casing do not match", 1)),  # noqa: E501
+        ("FROM alpine AS Build\n", ("StageNameCasing", "Stage name 'Build' should be lowercase", 1)),
+        ("FROM alpine as build\n", ("FromAsCasing", "'as' and 'FROM' keywords' casing do not match", 1)),
         ("FROM --platform=linux/amd64 alpine\n",
          ("FromPlatformFlagConstDisallowed",
           'FROM --platform flag should not use constant value "linux/amd64"', 1)),
         ("FROM alpine\nCMD echo hi\n",
          ("JSONArgsRecommended",
-          "JSON arguments recommended for CMD to prevent unintended behavior related to OS signals", 2)),  # noqa: E501
+          "JSON arguments recommended for CMD to prevent unintended behavior related to OS signals", 2)),
         ("FROM scratch\nENV A=$UNDEFINED_THING\n",
          ("UndefinedVar", "Usage of undefined variable '$UNDEFINED_THING'", 2)),
         ("FROM scratch\nARG VERSION\nENV A=$VERSON\n",
@@ -58,7 +58,7 @@ def test_clean_dockerfile_has_no_findings() -> None:
         ("FROM a AS x\nFROM b AS x\n",
          ("DuplicateStageName", 'Duplicate stage name "x", stage names should be unique', 2)),
         ("FROM alpine\nMAINTAINER me\n",
-         ("MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label", 2)),  # noqa: E501
+         ("MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label", 2)),
         ("FROM alpine\nENV A 1\n",
          ("LegacyKeyValueFormat",
           '"ENV key=value" should be used instead of legacy "ENV key value" format', 2)),
@@ -67,7 +67,7 @@ def test_clean_dockerfile_has_no_findings() -> None:
           "Command 'run' should match the case of the command majority (uppercase)", 2)),
         ('FROM alpine\nCMD ["a"]\nCMD ["b"]\n',
          ("MultipleInstructionsDisallowed",
-          "Multiple CMD instructions should not be used in the same stage because only the last one "  # noqa: E501
+          "Multiple CMD instructions should not be used in the same stage because only the last one "
           "will be used", 2)),
         ("FROM alpine\nWORKDIR app\n",
          ("WorkdirRelativePath",

@@ -30,7 +30,7 @@ def test_check_reports_warnings_and_exits_zero(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("Check complete, 3 warnings have been found!")
-    assert "WARN: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/" in out  # noqa: E501
+    assert "WARN: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/" in out
     assert "Stage name 'Build' should be lowercase" in out
     assert "Dockerfile:2\n" in out and " >>> CMD echo hi" in out
     assert "Traceback" not in result.stderr
@@ -64,7 +64,7 @@ def test_malformed_dockerfile(tmp_path: Path) -> None:
             "   3 | >>> RUNN echo hi",
             "   4 |     CMD x",
             "--------------------",
-            "ERROR: dockerfile parse error on line 3: unknown instruction: RUNN (did you mean RUN?)",  # noqa: E501
+            "ERROR: dockerfile parse error on line 3: unknown instruction: RUNN (did you mean RUN?)",
         ]
 
 

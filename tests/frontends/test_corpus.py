@@ -88,12 +88,12 @@ def test_alpine_redis() -> None:
     assert [(r.source.start, r.source.end) for r in runs] == [
         (line_of(name, "RUN set -eux; \\"), line_of(name, "\tadduser -S -G redis -u 999 redis")),
         (line_of(name, "# runtime dependencies") + 1, line_of(name, "\t;")),
-        (line_of(name, "ENV REDIS_DOWNLOAD_SHA 8d104c26a154b29fd67d6568b4f375212212ad41e0c2caa3d66480e78dbd3b59") + 2,  # noqa: E501
+        (line_of(name, "ENV REDIS_DOWNLOAD_SHA 8d104c26a154b29fd67d6568b4f375212212ad41e0c2caa3d66480e78dbd3b59") + 2,
          line_of(name, "\tredis-server --version")),
         (line_of(name, "RUN mkdir /data && chown redis:redis /data"),) * 2,
     ]
     config = b.target.config
-    assert (config.volumes, config.working_dir, config.cmd) == (("/data",), "/data", ("redis-server",))  # noqa: E501
+    assert (config.volumes, config.working_dir, config.cmd) == (("/data",), "/data", ("redis-server",))
     assert config.env_map()["REDIS_VERSION"] == "7.2.4"
     copy = next(s.instruction for s in b.target.steps if isinstance(s.instruction, ins.Copy))
     assert isinstance(copy, ins.Copy) and copy.dest == "/usr/local/bin/"
@@ -137,7 +137,7 @@ def test_node_multi_stage() -> None:
     env = final.config.env_map()
     assert env["PNPM_HOME"] == "/pnpm" and env["NODE_ENV"] == "production"
     assert (final.config.working_dir, final.config.user) == ("/app", "node")
-    assert [s.from_stage for s in final.steps if isinstance(s.instruction, ins.Copy)] == [1, 2, None]  # noqa: E501
+    assert [s.from_stage for s in final.steps if isinstance(s.instruction, ins.Copy)] == [1, 2, None]
     assert b.stage(0).base == ImageBase("node:20-bookworm-slim")
     deps_run = b.stage(1).steps[-1].instruction
     assert isinstance(deps_run, ins.Run) and deps_run.mounts[0].id == "npm"

@@ -22,7 +22,7 @@ def error(text: str) -> DockerfileError:
 
 
 def test_from_forms() -> None:
-    df = load("FROM --platform=$BUILDPLATFORM golang:1.22 AS Build\nFROM build\nFROM scratch as x\n")  # noqa: E501
+    df = load("FROM --platform=$BUILDPLATFORM golang:1.22 AS Build\nFROM build\nFROM scratch as x\n")
     first = df.stages[0].from_
     assert (first.image, first.platform, first.stage_name, first.as_keyword) == (
         "golang:1.22", "$BUILDPLATFORM", "build", "AS"
@@ -37,8 +37,8 @@ def test_from_forms() -> None:
     [
         ("FROM a b\n", "FROM requires either one or three arguments"),
         ("FROM a AS\n", "FROM requires either one or three arguments"),
-        ("FROM a AS 1x\n", 'invalid name for build stage: "1x", name can\'t start with a number or contain symbols'),  # noqa: E501
-        ("FROM a AS b$c\n", 'invalid name for build stage: "b$c", name can\'t start with a number or contain symbols'),  # noqa: E501
+        ("FROM a AS 1x\n", 'invalid name for build stage: "1x", name can\'t start with a number or contain symbols'),
+        ("FROM a AS b$c\n", 'invalid name for build stage: "b$c", name can\'t start with a number or contain symbols'),
         ("FROM --plat=x a\n", "unknown flag: plat"),
         ("FROM --platform a\n", "Missing a value on flag: platform"),
     ],
@@ -88,7 +88,7 @@ def test_run_mounts() -> None:
     [
         ("--mount=type=bogus,target=/x", 'unsupported mount type "bogus"'),
         ("--mount=type=bnd,target=/x", 'unsupported mount type "bnd" (did you mean bind?)'),
-        ("--mount=type=cache,target=/x,trget=/y", "unexpected key 'trget' in 'trget=/y' (did you mean target?)"),  # noqa: E501
+        ("--mount=type=cache,target=/x,trget=/y", "unexpected key 'trget' in 'trget=/y' (did you mean target?)"),
         ("--mount=type=cache", "mount type cache requires a target"),
         ("--mount=type=bind,target=/x,mode=0755", 'mode not allowed for "bind" type mounts'),
         ("--mount=type=cache,target=/x,sharing=sometimes", 'unsupported sharing value "sometimes"'),
@@ -114,7 +114,7 @@ def test_cmd_entrypoint_shell() -> None:
     assert isinstance(cmd, ins.Cmd) and cmd.command == ("nginx", "-g", "daemon off;")
     assert not cmd.prepend_shell
     ep = one("ENTRYPOINT exec app --flag")
-    assert isinstance(ep, ins.Entrypoint) and ep.prepend_shell and ep.command == ("exec app --flag",)  # noqa: E501
+    assert isinstance(ep, ins.Entrypoint) and ep.prepend_shell and ep.command == ("exec app --flag",)
     sh = one('SHELL ["powershell", "-Command"]')
     assert isinstance(sh, ins.Shell) and sh.shell == ("powershell", "-Command")
     assert error("FROM a\nSHELL /bin/bash -c\n").message.endswith(

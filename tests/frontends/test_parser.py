@@ -217,7 +217,7 @@ def test_heredoc_run() -> None:
     assert run.args == ("<<EOF",)
     assert len(run.heredocs) == 1
     doc = run.heredocs[0]
-    assert (doc.name, doc.content, doc.expand, doc.chomp) == ("EOF", "echo $HOME\necho two\n", True, False)  # noqa: E501
+    assert (doc.name, doc.content, doc.expand, doc.chomp) == ("EOF", "echo $HOME\necho two\n", True, False)
     assert (parsed.nodes[2].keyword, parsed.nodes[2].start) == ("USER", 6)
 
 

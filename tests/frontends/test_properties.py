@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from bale.errors import DockerfileError, InvalidArgument
 from bale.frontends.dockerfile.checks import check
 from bale.frontends.dockerfile.outline import outline, targets
+from bale.frontends.dockerfile.parser import _extract_flags, extract_flags, parse_words
 from bale.frontends.dockerfile.resolve import resolve
 from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerignore import DockerIgnore
@@ -145,3 +146,22 @@ def test_templates_only_raise_dockerfile_errors(source: str) -> None:
         render(source, platform=AMD, build_args={"A": "1"})
     except DockerfileError:
         pass
+
+
+FLAG_PARTS = ["--from=", "--link", "--chown=", "a", "b:c", " ", "  ", "\t", "--", "-", '"',
+              "'", "\\", "x y", "=", "src", "/dst"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(FLAG_PARTS), max_size=12))
+def test_flag_fast_path_matches_buildkit_algorithm(parts: list[str]) -> None:
+    line = "".join(parts)
+    assert extract_flags(line) == _extract_flags(line)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(["a", "b=c", " ", "\t", "x.y", "1", "-", "$v"]), max_size=12))
+def test_word_fast_path_matches_buildkit_algorithm(parts: list[str]) -> None:
+    text = "".join(parts)
+    # Without quotes or escapes BuildKit's parseWords is a whitespace split.
+    assert parse_words(text, "\\") == text.split()

@@ -79,7 +79,7 @@ def test_global_args_visible_to_from_only_until_redeclared() -> None:
 
 
 def test_build_args_override_defaults_everywhere() -> None:
-    text = "ARG VERSION=1\nFROM alpine:$VERSION\nARG VERSION\nARG OTHER=x\nENV V=$VERSION O=$OTHER\n"  # noqa: E501
+    text = "ARG VERSION=1\nFROM alpine:$VERSION\nARG VERSION\nARG OTHER=x\nENV V=$VERSION O=$OTHER\n"
     b = build(text, build_args={"VERSION": "2", "OTHER": "y", "UNUSED": "z"})
     assert b.target.base == ImageBase("alpine:2")
     env = b.target.steps[-1].instruction
@@ -158,14 +158,14 @@ def test_expansion_where_buildkit_expands() -> None:
 
 
 def test_copy_heredoc_content_expansion() -> None:
-    text = "FROM scratch\nARG NAME=world\nCOPY <<EOF <<'RAW' /\nhi $NAME \"q\" \\$x\nEOF\n$NAME\nRAW\n"  # noqa: E501
+    text = "FROM scratch\nARG NAME=world\nCOPY <<EOF <<'RAW' /\nhi $NAME \"q\" \\$x\nEOF\n$NAME\nRAW\n"
     copy = steps(text)[1]
     assert isinstance(copy, ins.Copy)
     assert [c.data for c in copy.contents] == ['hi world "q" $x\n', "$NAME\n"]
 
 
 def test_run_mount_values_are_expanded() -> None:
-    text = "FROM alpine\nARG CACHE=/root/.cache\nRUN --mount=type=cache,target=$CACHE,id=c-$TARGETARCH make\n"  # noqa: E501
+    text = "FROM alpine\nARG CACHE=/root/.cache\nRUN --mount=type=cache,target=$CACHE,id=c-$TARGETARCH make\n"
     run = steps(text)[1]
     assert isinstance(run, ins.Run)
     assert (run.mounts[0].target, run.mounts[0].id) == ("/root/.cache", "c-")
@@ -360,7 +360,7 @@ def test_proxy_args_are_passed_without_declaration() -> None:
 
 
 def test_windows_stage_uses_cmd_shell_and_backtick() -> None:
-    text = "# escape=`\nFROM --platform=windows/amd64 mcr.microsoft.com/windows/nanoserver\nRUN dir `\n  C:\\\n"  # noqa: E501
+    text = "# escape=`\nFROM --platform=windows/amd64 mcr.microsoft.com/windows/nanoserver\nRUN dir `\n  C:\\\n"
     b = build(text)
     run = b.target.steps[0]
     assert run.shell == ("cmd", "/S", "/C")

@@ -230,12 +230,12 @@ def check(
         for name, rng in resolved.undefined:
             if name in PROXY_ARGS:
                 continue
-            names = {k for step in resolved.steps for k, _ in step.build_env}
-            names.update(
+            seen = {k for step in resolved.steps for k, _ in step.build_env}
+            seen.update(
                 d.key for step in resolved.steps if isinstance(step.instruction, ins.Arg)
                 for d in step.instruction.args
             )
-            candidates = sorted(names - {name})
+            candidates = sorted(seen - {name})
             hint = suggest(name, candidates).replace("did you mean ", "did you mean $")
             add("UndefinedVar", f"Usage of undefined variable '${name}'{hint}", rng)
 

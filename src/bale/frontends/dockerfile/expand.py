@@ -50,6 +50,8 @@ class Expander:
         )
 
     def word(self, word: str) -> str:
+        if self.lexer.is_plain(word):
+            return word
         try:
             result = self.lexer.expand(word, self.env)
         except ShellError as exc:
@@ -78,23 +80,25 @@ def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
     """The instruction with its expandable words expanded (others returned unchanged)."""
     if isinstance(inst, Env | Label):
         pairs = tuple(KeyValue(ex.word(p.key), ex.word(p.value)) for p in inst.pairs)
-        return replace(inst, pairs=pairs)
+        return inst if pairs == inst.pairs else replace(inst, pairs=pairs)
     if isinstance(inst, Copy):
         contents = tuple(
             SourceContent(c.path, ex.raw(c.data), c.expand) if c.expand else c
             for c in inst.contents
         )
-        return replace(
-            inst,
-            sources=tuple(ex.word(s) for s in inst.sources),
-            dest=ex.word(inst.dest),
-            contents=contents,
-            from_=ex.word(inst.from_),
-            chown=ex.word(inst.chown),
-            chmod=ex.word(inst.chmod),
-            excludes=tuple(ex.word(e) for e in inst.excludes),
-            checksum=ex.word(inst.checksum),
-        )
+        changes = {
+            "sources": tuple(ex.word(s) for s in inst.sources),
+            "dest": ex.word(inst.dest),
+            "contents": contents,
+            "from_": ex.word(inst.from_),
+            "chown": ex.word(inst.chown),
+            "chmod": ex.word(inst.chmod),
+            "excludes": tuple(ex.word(e) for e in inst.excludes),
+            "checksum": ex.word(inst.checksum),
+        }
+        if all(getattr(inst, k) == v for k, v in changes.items()):
+            return inst
+        return replace(inst, **changes)  # type: ignore[arg-type]
     if isinstance(inst, Expose):
         ports: list[str] = []
         for port in inst.ports:
@@ -103,7 +107,8 @@ def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
     if isinstance(inst, User):
         return replace(inst, user=ex.word(inst.user))
     if isinstance(inst, Workdir):
-        return replace(inst, path=ex.word(inst.path))
+        path = ex.word(inst.path)
+        return inst if path == inst.path else replace(inst, path=path)
     if isinstance(inst, Volume):
         volumes = tuple(ex.word(v) for v in inst.volumes)
         if any(v == "" for v in volumes):

@@ -14,7 +14,14 @@ from typing import TypedDict
 from bale.errors import DockerfileError, SourceRange
 from bale.frontends.dockerfile.flags import FlagError, Flags, parse_flags
 from bale.frontends.dockerfile.mounts import Mount, MountError, parse_mount
-from bale.frontends.dockerfile.parser import Heredoc, Node, ParsedDockerfile, suggest
+from bale.frontends.dockerfile.parser import (
+    Heredoc,
+    Node,
+    ParsedDockerfile,
+    ParseFailure,
+    parse_heredoc,
+    suggest,
+)
 
 INSTRUCTIONS = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
@@ -346,8 +353,6 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
         docs = {d.name: d for d in node.heredocs}
         sources: list[str] = []
         contents: list[SourceContent] = []
-        from bale.frontends.dockerfile.parser import parse_heredoc
-
         for src in node.args[:-1]:
             doc = parse_heredoc(src) if "<<" in src and not node.json else None
             if doc is not None and doc.name in docs:
@@ -402,8 +407,11 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
     raise _Fail(f"unknown instruction: {node.keyword.upper()}{suggest(node.keyword, INSTRUCTIONS)}")
 
 
+_KNOWN = frozenset(i.lower() for i in INSTRUCTIONS)
+
+
 def _build_checked(node: Node, rng: SourceRange) -> Instruction:
-    if node.name not in {i.lower() for i in INSTRUCTIONS}:
+    if node.name not in _KNOWN:
         raise _Fail(
             f"unknown instruction: {node.keyword.upper()}{suggest(node.keyword, INSTRUCTIONS)}"
         )
@@ -415,7 +423,7 @@ def from_node(node: Node, parsed: ParsedDockerfile) -> Instruction:
     rng = SourceRange(parsed.filename, node.start, node.end)
     try:
         return _build_checked(node, rng)
-    except (_Fail, FlagError) as exc:
+    except (_Fail, FlagError, ParseFailure) as exc:
         raise DockerfileError(
             f"dockerfile parse error on line {node.start}: {exc}",
             source=rng,

@@ -10,6 +10,7 @@ with BuildKit's fallback to shell form and its error for non-string arrays.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -81,7 +82,7 @@ class Node:
     comments: tuple[str, ...] = ()
     child: Node | None = None
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         return self.keyword.lower()
 
@@ -227,13 +228,13 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
             )
         try:
             node = _node_from_line(logical, d.escape, start, i, tuple(comments))
-        except _ParseError as exc:
+        except ParseFailure as exc:
             raise fail(str(exc), start, i) from None
         target = node.child if node.name == "onbuild" and node.child is not None else node
         if target.name in _HEREDOC_KEYWORDS and not target.json and "<<" in logical:
             try:
                 docs = heredocs_from_line(logical)
-            except _ParseError as exc:
+            except ParseFailure as exc:
                 raise fail(str(exc), start, i) from None
             bodies: list[Heredoc] = []
             for doc in docs:
@@ -276,8 +277,8 @@ def _trim_continuation(line: str, regex: re.Pattern[str]) -> tuple[str, bool]:
     return line[: match.start()] + match.group(1), False
 
 
-class _ParseError(Exception):
-    pass
+class ParseFailure(Exception):
+    """A parse problem without a location yet; callers attach the node's lines."""
 
 
 def suggest(word: str, candidates: list[str] | tuple[str, ...]) -> str:
@@ -339,7 +340,7 @@ def _parse_json(rest: str) -> tuple[str, ...] | None:
     if not isinstance(value, list):
         return None
     if not all(isinstance(v, str) for v in value):
-        raise _ParseError(NOT_STRING_ARRAY)
+        raise ParseFailure(NOT_STRING_ARRAY)
     return tuple(value)
 
 
@@ -371,17 +372,17 @@ def _health(rest: str) -> tuple[tuple[str, ...], bool]:
 def _name_val(rest: str, key: str, escape: str) -> tuple[tuple[str, ...], bool]:
     words = parse_words(rest, escape)
     if not words:
-        raise _ParseError(f"{key} requires at least one argument")
+        raise ParseFailure(f"{key} requires at least one argument")
     if "=" not in words[0]:
         # Legacy `KEY name value`: the value is the rest of the line, as written.
         parts = _WHITESPACE.split(rest, maxsplit=1)
         if len(parts) < 2:
-            raise _ParseError(f"{key} must have two arguments")
+            raise ParseFailure(f"{key} must have two arguments")
         return (parts[0], parts[1]), True
     out: list[str] = []
     for word in words:
         if "=" not in word:
-            raise _ParseError(
+            raise ParseFailure(
                 f"Syntax error - can't find = in \"{word}\". Must be of the form: name=value"
             )
         name, value = word.split("=", 1)
@@ -389,8 +390,14 @@ def _name_val(rest: str, key: str, escape: str) -> tuple[tuple[str, ...], bool]:
     return tuple(out), False
 
 
+_QUOTES_OR_ESCAPES = re.compile(r"[\"'\\`]")
+_SIMPLE_FLAGS = re.compile(r"(?:--[^\s\"'\\]*(?:\s+|$))+")
+
+
 def parse_words(rest: str, escape: str) -> list[str]:
     """Split on whitespace outside quotes, keeping quotes and escapes (BuildKit's parseWords)."""
+    if _QUOTES_OR_ESCAPES.search(rest) is None:
+        return rest.split()
     words: list[str] = []
     word: list[str] = []
     blank_ok = False
@@ -445,6 +452,21 @@ def parse_words(rest: str, escape: str) -> list[str]:
 
 def extract_flags(line: str) -> tuple[str, list[str]]:
     """Leading `--name[=value]` words (quotes removed) and the rest of the line."""
+    if not line.lstrip().startswith("--"):
+        return line.lstrip(), []
+    simple = _SIMPLE_FLAGS.match(line.lstrip())
+    if simple is not None:
+        # Flags without quotes or backslashes split on whitespace; the rest is untouched.
+        stripped = line.lstrip()
+        found = simple.group(0).split()
+        rest = stripped[simple.end() :]
+        if "--" not in found and not rest.startswith("-") and rest[:1] not in ("\"", "'", "\\"):
+            return rest, found
+    return _extract_flags(line)
+
+
+def _extract_flags(line: str) -> tuple[str, list[str]]:
+    """BuildKit's extractBuilderFlags, character by character (quotes, escapes, `--`)."""
     words: list[str] = []
     word: list[str] = []
     blank_ok = False
@@ -533,11 +555,11 @@ def parse_heredoc(word: str) -> _HeredocName | None:
         words = _QUOTE_LEXER.process_words(rest, _EMPTY)
         raw_words = _RAW_LEXER.process_words(rest, _EMPTY)
     except ShellError as exc:
-        raise _ParseError(str(exc)) from None
+        raise ParseFailure(str(exc)) from None
     if len(words) != 1:
         return None
     if len(raw_words) != 1:
-        raise _ParseError(f"internal lexing of heredoc produced inconsistent results: {rest}")
+        raise ParseFailure(f"internal lexing of heredoc produced inconsistent results: {rest}")
     name = words[0]
     quotes = name.count("'") + name.count('"')
     raw_quotes = raw_words[0].count("'") + raw_words[0].count('"')

@@ -432,7 +432,8 @@ class _StageState:
             path = posixpath.normpath(posixpath.join(self.workdir(), path))
             if path.startswith("//"):
                 path = "/" + path.lstrip("/")
-        inst = replace(inst, path=path)
+        if path != inst.path:
+            inst = replace(inst, path=path)
         self.record(inst)
         self.config = replace(self.config, working_dir=path)
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+_DIGITS = re.compile(r"\d+")
+_NAME = re.compile(r"[^\W]+")
 _SPECIAL_CACHE: dict[tuple[str, bool, str], re.Pattern[str]] = {}
 _EOF = ""
 
@@ -203,24 +205,22 @@ class _Scan:
         return "".join(out)
 
     def name(self) -> str:
+        """A variable name: digits only (positional), one special parameter, or a word."""
         src, start = self.src, self.pos
         if start >= len(src):
             return ""
         first = src[start]
         if first.isdigit():
-            end = start
-            while end < len(src) and src[end].isdigit():
-                end += 1
-            self.pos = end
-            return src[start:end]
-        if first in _SPECIAL_PARAMS:
+            match = _DIGITS.match(src, start)
+        elif first in _SPECIAL_PARAMS:
             self.pos += 1
             return first
-        end = start
-        while end < len(src) and (src[end].isalnum() or src[end] == "_"):
-            end += 1
-        self.pos = end
-        return src[start:end]
+        else:
+            match = _NAME.match(src, start)
+        if match is None:
+            return ""
+        self.pos = match.end()
+        return match.group(0)
 
     def lookup(self, name: str) -> tuple[str, bool]:
         value = self.env.get(name)
@@ -387,10 +387,14 @@ class Lexer:
     skip_unset: bool = False
     skip_quotes: bool = False
 
+    def is_plain(self, word: str) -> bool:
+        """True when expansion cannot change `word` (no `$`, quotes or escape token)."""
+        plain = _PLAIN_BACKSLASH if self.escape == "\\" else _PLAIN_BACKTICK
+        return plain.search(word) is None
+
     def expand(self, word: str, env: Mapping[str, str], *, split: bool = False) -> Expansion:
         """Expand `word`; `words` is filled only when `split` is true."""
-        plain = _PLAIN_BACKSLASH if self.escape == "\\" else _PLAIN_BACKTICK
-        if plain.search(word) is None:
+        if self.is_plain(word):
             if split:
                 return Expansion(word, word.split())
             return Expansion(word)
