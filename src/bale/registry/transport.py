@@ -23,7 +23,8 @@ from bale.registry.credentials import Credentials, DockerConfig
 from bale.registry.errors import response_error, transport_error
 from bale.registry.hosts import HostsConfig, api_host
 
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# 429 and server errors, except those that say the request itself can never work.
+RETRY_STATUS = frozenset({429, *range(500, 600)} - {501, 505})
 USER_AGENT = "bale/0.1"
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
