@@ -1,0 +1,200 @@
+"""COPY/ADD sources beyond the context: --chown by name, images, URLs, named contexts; and
+the attestations a build attaches."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from buildhelp import bale, busybox_path, require_root
+
+from bale.oci.manifest import ATTESTATION_REF, Index
+from bale.store.local import Store
+
+
+def _rootfs_tar(tmp: Path, platform: str) -> Path:
+    busybox = busybox_path(platform)
+    if busybox is None:
+        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
+    root = tmp / platform.replace("/", "_")
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "bin" / "busybox").write_bytes(busybox.read_bytes())
+    (root / "bin" / "busybox").chmod(0o755)
+    (root / "bin" / "sh").symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0::/:/bin/sh\napp:x:1234:2345::/:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nstaff:x:2345:\n")
+    import tarfile
+
+    out = tmp / f"{root.name}.tar"
+    with tarfile.open(out, "w") as tar:
+        tar.add(root, arcname=".")
+    return out
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_root()
+    tmp = tmp_path_factory.mktemp("sources")
+    root = tmp / "root"
+    for platform in ("linux/amd64", "linux/arm64"):
+        tar = _rootfs_tar(tmp, platform)
+        bale(root, "import", "--platform", platform, str(tar), "base:1")
+    return root
+
+
+@pytest.fixture
+def http_files(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    directory = tmp_path / "served"
+    directory.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", directory
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _local(root: Path, ctx: Path, out: Path, *extra: str) -> None:
+    bale(root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", *extra, ".", cwd=ctx)
+
+
+def test_copy_chown_by_name_resolves_through_the_image(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("x")
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1\nCOPY --chown=app:staff f.txt /f\nCOPY --chown=app f.txt /g\n"
+        "COPY --chown=7:8 f.txt /h\n"
+    )
+    out = tmp_path / "out"
+    _local(store_root, ctx, out)
+    assert ((out / "f").stat().st_uid, (out / "f").stat().st_gid) == (1234, 2345)
+    # A user without a group takes its uid as gid, as Docker documents for COPY --chown.
+    assert ((out / "g").stat().st_uid, (out / "g").stat().st_gid) == (1234, 1234)
+    assert ((out / "h").stat().st_uid, (out / "h").stat().st_gid) == (7, 8)
+
+
+def test_copy_chown_unknown_user_is_a_clear_error(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("x")
+    (ctx / "Dockerfile").write_text("FROM base:1\nCOPY --chown=nobody f.txt /f\n")
+    proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
+    assert proc.returncode == 1
+    assert "Dockerfile:2" in proc.stderr and "nobody" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_copy_from_an_image_takes_the_platform_s_file(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY --from=base:1 /bin/busybox /bb\n")
+    out = tmp_path / "out"
+    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    for platform in ("linux/amd64", "linux/arm64"):
+        expected = busybox_path(platform)
+        assert expected is not None
+        got = out / platform.replace("/", "_") / "bb"
+        assert got.read_bytes() == expected.read_bytes()
+
+
+def test_add_url_verifies_checksum(
+    store_root: Path, tmp_path: Path, http_files: tuple[str, Path]
+) -> None:
+    url, served = http_files
+    (served / "data.txt").write_text("downloaded\n")
+    digest = hashlib.sha256(b"downloaded\n").hexdigest()
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM scratch\nADD --checksum=sha256:{digest} {url}/data.txt /dl/\n"
+    )
+    out = tmp_path / "out"
+    _local(store_root, ctx, out)
+    assert (out / "dl" / "data.txt").read_text() == "downloaded\n"
+    assert (out / "dl" / "data.txt").stat().st_mode & 0o777 == 0o600
+
+    (ctx / "Dockerfile").write_text(f"FROM scratch\nADD --checksum=sha256:{'0' * 64} {url}/data.txt /dl/\n")
+    proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
+    assert proc.returncode == 1
+    assert "digest mismatch" in proc.stderr and "Dockerfile:2" in proc.stderr
+
+
+def test_copy_refuses_a_url(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY http://127.0.0.1:1/x /x\n")
+    proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
+    assert proc.returncode == 1
+    assert "source can't be a URL for COPY" in proc.stderr
+
+
+def test_named_contexts(store_root: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "n.txt").write_text("named\n")
+    layout = tmp_path / "layout"
+    bale(store_root, "save", "-o", str(tmp_path / "base.tar"), "base:1")
+    import tarfile
+
+    with tarfile.open(tmp_path / "base.tar") as tar:
+        tar.extractall(layout, filter="data")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM img AS b\nFROM scratch\nCOPY --from=extra n.txt /n.txt\n"
+        "COPY --from=b /bin/busybox /bin/a\nCOPY --from=lay /bin/busybox /bin/b\n"
+    )
+    out = tmp_path / "out"
+    _local(
+        store_root, ctx, out,
+        "--build-context", f"extra={extra}",
+        "--build-context", "img=docker-image://base:1",
+        "--build-context", f"lay=oci-layout://{layout}:1",
+    )
+    assert (out / "n.txt").read_text() == "named\n"
+    host = busybox_path("linux/amd64")
+    assert host is not None
+    assert (out / "bin" / "a").read_bytes() == host.read_bytes() == (out / "bin" / "b").read_bytes()
+
+
+def test_provenance_attestation_per_platform(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM base:1\nRUN echo hi > /hi\n")
+    bale(store_root, "build", "--progress", "quiet", "--platform", "linux/amd64,linux/arm64",
+         "-t", "attested:1", ".", cwd=ctx)
+    bale(store_root, "build", "--progress", "quiet", "--platform", "linux/amd64",
+         "--provenance=false", "-t", "plain:1", ".", cwd=ctx)
+    with Store(store_root) as store:
+        index = store.index(store.resolve("attested:1"))
+        images = {str(d.digest) for d in index.image_manifests()}
+        atts = index.attestations()
+        assert len(images) == 2 and len(atts) == 2
+        assert {a.annotation(ATTESTATION_REF) for a in atts} == images
+        for att in atts:
+            layer = store.manifest(att).layers[0]
+            statement = json.loads(store.content.read_bytes(layer.digest))
+            assert statement["predicateType"] == "https://slsa.dev/provenance/v0.2"
+            subject = statement["subject"][0]["digest"]["sha256"]
+            assert f"sha256:{subject}" == att.annotation(ATTESTATION_REF)
+            materials = statement["predicate"]["materials"]
+            assert materials and materials[0]["uri"].startswith("pkg:docker/base@1")
+        plain = Index.parse(store.read_json_blob(store.resolve("plain:1")))
+        assert plain.attestations() == ()
