@@ -1,7 +1,10 @@
 # `make demo` and `make test` each do the whole set-up on a fresh Debian machine.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CACHE ?= $(CURDIR)/.cache
+# Downloads (busybox debs, Debian rootfs tarballs) outlive a checkout when root: the same
+# machine's next clone reuses them instead of fetching and bootstrapping again.
+CACHE ?= $(if $(filter 0,$(shell id -u)),/var/cache/bale-dev,$(CURDIR)/.cache)
+export CACHE
 export BALE_FIXTURES := $(CACHE)/busybox
 
 BALE := $(VENV)/bin/bale
