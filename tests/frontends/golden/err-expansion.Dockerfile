@@ -1,0 +1,3 @@
+FROM alpine
+ARG REQUIRED
+ENV VALUE=${REQUIRED:?must_be_set}

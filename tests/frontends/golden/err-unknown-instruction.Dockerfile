@@ -1,0 +1,5 @@
+FROM alpine
+WORKDIR /src
+
+RUNN make
+CMD ["app"]

@@ -1,0 +1,3 @@
+# golden: target=tset
+FROM alpine AS build
+FROM build AS test
