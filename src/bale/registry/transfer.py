@@ -85,18 +85,7 @@ def resolve(registries: Registries, ref: Reference) -> tuple[Repository, RemoteD
 
 def discard_created(store: Store, digests: Iterable[Digest], lease_id: str) -> None:
     """Remove blobs a failed transfer created, unless something else took them up meanwhile."""
-    for digest in digests:
-        key = str(digest)
-        used = store.meta.query(
-            "SELECT 1 FROM refs WHERE child = ? UNION SELECT 1 FROM images WHERE digest = ? "
-            "UNION SELECT 1 FROM lease_resources WHERE digest = ? AND lease != ?",
-            (key, key, key, lease_id),
-        )
-        if not used:
-            try:
-                store.content.delete(digest)
-            except BaleError:
-                pass
+    store.discard_unreferenced(digests, lease_id)
 
 
 def require(condition: bool, message: str) -> None:

@@ -83,7 +83,7 @@ def load_archive(store: Store, stream: BinaryIO) -> list[Loaded]:
             for item in loaded:
                 images.put(item.name or DANGLING_PREFIX + str(item.target.digest), item.target)
         # index.json, oci-layout, manifest.json and blobs no image uses were ingested too.
-        store._remove_unreferenced(_unused(store, lease.created, loaded), lease.id)
+        store.discard_unreferenced(_unused(store, lease.created, loaded), lease.id)
     return loaded
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,12 +266,15 @@ class Store:
             yield lease
         except BaseException:
             if rollback:
-                self._remove_unreferenced(lease.created, lease_id)
+                self.discard_unreferenced(lease.created, lease_id)
             raise
         finally:
             self.meta.delete_lease(lease_id)
 
-    def _remove_unreferenced(self, digests: set[Digest], lease_id: str) -> None:
+    def discard_unreferenced(self, digests: Iterable[Digest], lease_id: str) -> None:
+        """Remove the blobs nothing refers to: no image, no parent outside `digests`, no other
+        live lease. What a failed write (a load, a pull, a build) created leaves no trace."""
+        digests = set(digests)
         with self.meta.transaction() as db:
             for digest in digests:
                 text = str(digest)
