@@ -409,3 +409,62 @@ def test_private_cache_gets_its_own_instance_while_in_use(
     finally:
         os.close(lock)
     assert run(Executor(state), read, rootfs)[1].text(1) == "first"
+
+
+KILLED_BUILD = """
+import sys
+from bale.builder.executor import CollectingProgress, Executor, RunSpec
+from bale.store.snapshots import Snapshotter
+from bale.store.snapshot_mounts import mounted
+import subprocess
+snap = Snapshotter(sys.argv[1])
+snap.prepare("seed")
+with mounted(snap.mounts("seed"), snap.root / "mnt") as root:
+    subprocess.run(["cp", "-a", sys.argv[3] + "/.", root], check=True)
+snap.commit("base", "seed")
+active = snap.prepare("step", "base")
+class Progress(CollectingProgress):
+    def output(self, fd, line):
+        print(line.decode(), flush=True)
+Executor(sys.argv[2]).run(
+    RunSpec(argv=("/bin/sh", "-c", "echo started; sleep 31338")), active.mounts, Progress())
+"""
+
+
+def test_killed_build_is_cleaned_up_by_the_next(
+    make_rootfs: MakeRootfs, tmp_path: Path
+) -> None:
+    require_root()
+    import signal
+    import subprocess
+    import sys
+
+    rootfs = make_rootfs("linux/amd64")
+    snaps, state = tmp_path / "snaps", tmp_path / "state"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(snaps), str(state), str(rootfs)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    assert processes_with("31338")  # the step outlived its build
+    snapshotter = Snapshotter(snaps)
+    assert snapshotter.prune_orphans() == ["step"]
+    removed = Executor(state).prune_orphans()
+    assert any(r.startswith(f"bale-{child.pid}-") for r in removed)
+    deadline = time.monotonic() + 5
+    while processes_with("31338") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with("31338") == []
+    assert [s.key for s in snapshotter.all()] == ["base"]
+    assert mounts_under(tmp_path) == []
+    leftovers = [d for d in Path("/dev/shm").glob("bale-step-*")
+                 if (d / "owner").exists() and (d / "owner").read_text() == str(child.pid)]
+    assert leftovers == []
+    assert not [m for m in mounts_under(Path("/dev/shm/bale-step")) if not os.path.exists(m)]

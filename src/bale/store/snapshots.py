@@ -38,6 +38,9 @@ Kind = Literal["active", "view", "committed"]
 Driver = Literal["overlay", "copy"]
 
 SCHEMA_VERSION = 1
+# Active snapshots and views record the process that made them, so the ones a killed build
+# left behind can be told from those of a build still running.
+OWNER_LABEL = "bale.owner"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -231,7 +234,8 @@ class Snapshotter:
                 chain = self._chain(parent)
             cur = self._db.execute(
                 "INSERT INTO snapshots(key, kind, parent, created, labels) VALUES (?,?,?,?,?)",
-                (key, kind, parent or None, time.time(), json.dumps(dict(labels or {}))),
+                (key, kind, parent or None, time.time(),
+                 json.dumps({**(labels or {}), OWNER_LABEL: _owner()})),
             )
             sid = int(cur.lastrowid or 0)
         return sid, chain
@@ -333,7 +337,8 @@ class Snapshotter:
                 )
             if self._row(name) is not None:
                 raise AlreadyExists(f"snapshot {name!r} already exists")
-            merged = {**info.labels, **(labels or {})}
+            merged = {k: v for k, v in {**info.labels, **(labels or {})}.items()
+                      if k != OWNER_LABEL}
             self._db.execute(
                 "UPDATE snapshots SET key=?, kind='committed', labels=?, created=? WHERE id=?",
                 (name, json.dumps(merged), time.time(), sid),
@@ -360,6 +365,20 @@ class Snapshotter:
             self._db.execute("DELETE FROM snapshots WHERE id=?", (sid,))
         _rmtree(self._dir(sid))
 
+    def prune_orphans(self) -> list[str]:
+        """Remove active snapshots and views whose process is gone; their keys."""
+        removed: list[str] = []
+        for info in self.all():
+            owner = info.labels.get(OWNER_LABEL, "")
+            if info.kind == "committed" or not owner or _alive(owner):
+                continue
+            try:
+                self.remove(info.key)
+            except (NotFound, FailedPrecondition):
+                continue
+            removed.append(info.key)
+        return removed
+
     @contextlib.contextmanager
     def prepared(
         self, key: str, parent: str = "", *, labels: Mapping[str, str] | None = None
@@ -372,6 +391,35 @@ class Snapshotter:
             found = self._row(key)
             if found is not None and found[1].kind == "active":
                 self.remove(key)
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat_line.rsplit(")", 1)[1].split()[19]  # field 22: start time in ticks
+
+
+def _owner() -> str:
+    # pid alone could be reused; with its start time and the boot it is unique.
+    pid = os.getpid()
+    return f"{_boot_id()}:{pid}:{_start_time(pid)}"
+
+
+def _alive(owner: str) -> bool:
+    boot, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if boot != _boot_id() or not pid.isdigit():
+        return False
+    return _start_time(int(pid)) == started
 
 
 def _copy_tree(source: Path, dest: Path) -> None:

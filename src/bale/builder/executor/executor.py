@@ -27,7 +27,7 @@ from bale.builder.executor.users import Identity, resolve_user
 from bale.emulation.modes import Emulation, choose
 from bale.errors import InvalidArgument, StepError, Unavailable
 from bale.oci import host_platform
-from bale.store.snapshot_mounts import Mount, mount_all, unmount_all
+from bale.store.snapshot_mounts import Mount, mount_all, mounted_paths, unmount, unmount_all
 
 Runtime = Literal["auto", "runc", "unshare"]
 
@@ -63,6 +63,25 @@ class Executor:
         self._runc = RuncRunner(runc, self.state_dir) if runc else None
         self._unshare = UnshareRunner(unshare) if unshare else None
 
+    def prune_orphans(self) -> list[str]:
+        """Clean up after builds that were killed: runc containers and step scratch dirs."""
+        removed = self._runc.prune_orphans() if self._runc else []
+        scratch = self._scratch()
+        for entry in scratch.glob("bale-step-*"):
+            owner = entry / "owner"
+            try:
+                pid = int(owner.read_text())
+            except (OSError, ValueError):
+                continue
+            if not Path(f"/proc/{pid}").exists():
+                for mountpoint in sorted(
+                    (m for m in mounted_paths() if m.startswith(f"{entry}/")), reverse=True
+                ):
+                    unmount(mountpoint, detach=True)
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(str(entry))
+        return removed
+
     def emulation_for(self, spec: RunSpec) -> Emulation:
         return choose(spec.platform or host_platform(), spec.emulation)
 
@@ -78,6 +97,7 @@ class Executor:
         if emulation.label:
             progress.status(emulation.label)
         workdir = Path(tempfile.mkdtemp(prefix="bale-step-", dir=self._scratch()))
+        (workdir / "owner").write_text(str(os.getpid()))
         direct = _plain_directory(rootfs_mounts)
         rootfs = Path(direct) if direct else workdir / "rootfs"
         sandbox: Sandbox | None = None

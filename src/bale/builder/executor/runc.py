@@ -115,6 +115,25 @@ class RuncRunner:
         self._count = 0
         self._lock = threading.Lock()
 
+    def prune_orphans(self) -> list[str]:
+        """Delete containers left by bale processes that are gone (killed mid-step)."""
+        if not self.state.is_dir():
+            return []
+        removed: list[str] = []
+        for entry in self.state.iterdir():
+            parts = entry.name.split("-")
+            if len(parts) != 3 or parts[0] != "bale" or not parts[1].isdigit():
+                continue
+            if Path(f"/proc/{parts[1]}").exists():
+                continue
+            subprocess.run(
+                [self.runc, "--root", str(self.state), "delete", "--force", entry.name],
+                capture_output=True,
+                check=False,
+            )
+            removed.append(entry.name)
+        return removed
+
     def _take_id(self) -> str:
         with self._lock:
             if self._free:
