@@ -8,7 +8,12 @@ from hypothesis import strategies as st
 from bale.errors import DockerfileError, InvalidArgument
 from bale.frontends.dockerfile.checks import check
 from bale.frontends.dockerfile.outline import outline, targets
-from bale.frontends.dockerfile.parser import _extract_flags, extract_flags, parse_words
+from bale.frontends.dockerfile.parser import (
+    _extract_flags,
+    _parse_words,
+    extract_flags,
+    parse_words,
+)
 from bale.frontends.dockerfile.resolve import resolve
 from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerignore import DockerIgnore
@@ -165,3 +170,13 @@ def test_word_fast_path_matches_buildkit_algorithm(parts: list[str]) -> None:
     text = "".join(parts)
     # Without quotes or escapes BuildKit's parseWords is a whitespace split.
     assert parse_words(text, "\\") == text.split()
+
+
+WORD_PARTS = ["a", "b=c", " ", "\t", '"', "'", "\\", "x y", "=", "$v", "`", "\\ ", '"q r"']
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(WORD_PARTS), max_size=14), st.sampled_from(["\\", "`"]))
+def test_quoted_word_fast_path_matches_buildkit_algorithm(parts: list[str], escape: str) -> None:
+    text = "".join(parts)
+    assert parse_words(text, escape) == _parse_words(text, escape)

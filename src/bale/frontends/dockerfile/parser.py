@@ -394,10 +394,36 @@ _QUOTES_OR_ESCAPES = re.compile(r"[\"'\\`]")
 _SIMPLE_FLAGS = re.compile(r"(?:--[^\s\"'\\]*(?:\s+|$))+")
 
 
+_WORD_BACKSLASH = re.compile(
+    r"""(?:[^\s"'\\]+|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+""", re.DOTALL
+)
+
+
 def parse_words(rest: str, escape: str) -> list[str]:
     """Split on whitespace outside quotes, keeping quotes and escapes (BuildKit's parseWords)."""
     if _QUOTES_OR_ESCAPES.search(rest) is None:
         return rest.split()
+    if escape == "\\":
+        # Closed quotes and escapes: one regex pass; anything unusual takes the exact path.
+        words = _WORD_BACKSLASH.findall(rest)
+        if _joined_matches(rest, words):
+            return words
+    return _parse_words(rest, escape)
+
+
+def _joined_matches(rest: str, words: list[str]) -> bool:
+    """Whether the words cover `rest` with only whitespace between them."""
+    pos = 0
+    for word in words:
+        start = rest.find(word, pos)
+        if start < 0 or rest[pos:start].strip():
+            return False
+        pos = start + len(word)
+    return not rest[pos:].strip()
+
+
+def _parse_words(rest: str, escape: str) -> list[str]:
+    """BuildKit's parseWords, character by character."""
     words: list[str] = []
     word: list[str] = []
     blank_ok = False
