@@ -19,7 +19,7 @@ from pathlib import Path
 from bale.builder import progress as pg
 from bale.builder.engine import BaseImage, BuildRequest, Engine, LayerRef, PlatformResult
 from bale.builder.executor import Executor
-from bale.errors import InvalidArgument, NotFound
+from bale.errors import BaleError, InvalidArgument, NotFound
 from bale.exporters.attestations import (
     ProvenanceInput,
     attestation_manifest,
@@ -92,6 +92,7 @@ class StoreBases:
         self.found: dict[tuple[str, str], BaseImage] = {}
         # Named contexts standing for images: FROM NAME / COPY --from=NAME use their image.
         self.aliases: dict[str, str] = {}
+        self.warnings: list[str] = []
 
     def get(self, ref: str, platform: Platform) -> BaseImage:
         ref = self.aliases.get(ref, ref)
@@ -115,11 +116,21 @@ class StoreBases:
                 f"failed to resolve source metadata for {ref}: {exc.message}",
                 hint=exc.hint or "import, load or pull the image first, or check its name",
             ) from None
-        if not base.exact_platform:
+        except BaleError as exc:
+            local = self._local_platforms(ref)
+            if local is None:
+                raise
             raise NotFound(
-                f"failed to resolve source metadata for {ref}: no match for platform "
-                f"{platform} (the image is {base.config.platform})",
-                hint="build only for platforms the base image has, or pick another base",
+                f"failed to resolve source metadata for {ref}: the local image has no "
+                f"{platform} (it has {', '.join(local)}) and its registry answered: "
+                f"{exc.message}",
+                hint="import or pull that platform, or build only for the platforms it has",
+            ) from None
+        if not base.exact_platform:
+            # BuildKit's InvalidBaseImagePlatform: a single-platform base is used anyway.
+            self.warnings.append(
+                f"InvalidBaseImagePlatform: Base image {ref} was pulled with platform "
+                f"{base.config.platform}, expected {platform} for current build"
             )
         manifest = self.store.manifest(base.manifest)
         layers = tuple(
@@ -137,6 +148,13 @@ class StoreBases:
                 fetch_layers(store, base.reference, plain, registries=registries, lease=lease)
 
         return BaseImage(ref, plain, base.config, layers, fetch, str(base.resolved.digest))
+
+    def _local_platforms(self, ref: str) -> list[str] | None:
+        try:
+            target = self.store.resolve(ref)
+        except BaleError:
+            return None
+        return [str(p) for p, _ in self.store.platform_manifests(target)]
 
     def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
         return self.get(ref, platform).config.config
@@ -223,6 +241,8 @@ def _build(
         for stage in r.stages:
             if isinstance(stage.base, ImageBase):
                 bases.get(stage.base.ref, stage.platform)
+    for warning in dict.fromkeys(bases.warnings):
+        sink.emit(pg.Event("warning", "", "", message=f"WARNING: {warning}"))
     ignore = load_ignore(options.context, options.dockerfile_path)
     request = BuildRequest(
         context=options.context,

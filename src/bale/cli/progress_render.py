@@ -114,6 +114,8 @@ class TtyRenderer:
     def emit(self, event: Event) -> None:
         with self._lock:
             if not event.vertex:
+                if event.message:
+                    self._live.console.print(event.message, markup=False, highlight=False)
                 return
             row = self._rows.setdefault(event.vertex, [event.name, "waiting"])
             if event.kind == "start":
