@@ -298,3 +298,9 @@ def test_comments_attach_to_the_next_instruction() -> None:
 def test_leading_whitespace_and_lowercase_keywords() -> None:
     nodes = parse("  from a\n\trun echo\n").nodes
     assert [(n.keyword, n.name) for n in nodes] == [("from", "from"), ("run", "run")]
+
+
+def test_escape_alone_on_a_line_continues() -> None:
+    text = "FROM a\nRUN echo one \\\n\\\n  two\nUSER x\n"
+    assert ranges(text) == [("FROM", 1, 1), ("RUN", 2, 4), ("USER", 5, 5)]
+    assert parse(text).nodes[1].args == ("echo one   two",)

@@ -155,9 +155,10 @@ class _Directives:
 
 
 def _continuation_regex(escape: str) -> re.Pattern[str]:
-    # The escape token ends a line only when it is not itself escaped.
+    # The escape token ends a line only when it is not itself escaped, or when it stands
+    # alone on its line.
     e = re.escape(escape)
-    return re.compile(r"([^" + e + r"])" + e + r"[ \t]*$")
+    return re.compile(r"([^" + e + r"])" + e + r"[ \t]*$|^" + e + r"[ \t]*$")
 
 
 def _is_comment(line: str) -> bool:
@@ -274,7 +275,7 @@ def _trim_continuation(line: str, regex: re.Pattern[str]) -> tuple[str, bool]:
     match = regex.search(line)
     if match is None:
         return line, True
-    return line[: match.start()] + match.group(1), False
+    return line[: match.start()] + (match.group(1) or ""), False
 
 
 class ParseFailure(Exception):
@@ -565,8 +566,9 @@ class _HeredocName:
     fd: int
 
 
-_RAW_LEXER = Lexer("\\", raw_quotes=True, raw_escapes=True)
-_QUOTE_LEXER = Lexer("\\")
+# Heredoc names are found with unset variables left as written (BuildKit's SkipUnsetEnv).
+_RAW_LEXER = Lexer("\\", raw_quotes=True, raw_escapes=True, skip_unset=True)
+_QUOTE_LEXER = Lexer("\\", skip_unset=True)
 _EMPTY: dict[str, str] = {}
 
 
