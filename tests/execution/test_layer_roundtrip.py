@@ -319,3 +319,14 @@ def test_type_changes_and_removed_xattrs(tmp_path: Path) -> None:
         os.removexattr(b / "attrs", "user.k")
 
     _round_trip(tmp_path, build, edit)
+
+
+def test_missing_trees_are_clear_errors(tmp_path: Path) -> None:
+    from bale.errors import InvalidArgument, NotFound
+
+    with pytest.raises(NotFound, match="not a directory"):
+        diff_trees(None, tmp_path / "nope", io.BytesIO(), DiffOptions())
+    with pytest.raises(NotFound):
+        diff_upperdir(tmp_path / "nope", io.BytesIO(), DiffOptions())
+    with pytest.raises(InvalidArgument, match="unknown layer compression"):
+        diff_trees(None, tmp_path, io.BytesIO(), DiffOptions(compression="lz4"))

@@ -21,7 +21,7 @@ import zstandard
 from bale.builder.layers.compression import HashingReader, decompressed
 from bale.builder.layers.diff import OPAQUE_MARKER, WHITEOUT_PREFIX
 from bale.builder.layers.rootpath import clean, resolve
-from bale.errors import DigestMismatch, InvalidArgument
+from bale.errors import DigestMismatch, InvalidArgument, Unavailable
 from bale.oci import Digest
 
 _CHUNK = 1 << 20
@@ -211,12 +211,13 @@ def apply_layer(
         with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
             for info in tar:
                 extractor.member(tar, info)
-    except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, EOFError):
-            if exc.errno is None:
-                raise InvalidArgument(f"invalid layer: {exc}") from exc
-            raise
+    except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
         raise InvalidArgument(f"invalid layer tar: {exc}") from exc
+    except OSError as exc:
+        if exc.errno is None:  # a corrupt gzip stream
+            raise InvalidArgument(f"invalid layer: {exc}") from exc
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise Unavailable(f"cannot extract layer into {root}{where}: {exc.strerror}") from exc
     hashing.read_rest()
     extractor.finish()
     diff_id = Digest("sha256", hashing.hasher.hexdigest())

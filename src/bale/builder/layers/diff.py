@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from bale.builder.layers.compression import LayerWriter, Sink
 from bale.builder.layers.tarwriter import TarEmitter, read_xattrs
-from bale.errors import InvalidArgument
+from bale.errors import InvalidArgument, NotFound, Unavailable
 from bale.oci import Digest
 from bale.oci.mediatype import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 
@@ -64,13 +64,17 @@ def _write(changes: list[_Change], sink: Sink, options: DiffOptions) -> LayerBlo
     changes.sort(key=_sort_key)
     writer = LayerWriter(sink, options.compression, threads=options.threads)
     emitter = TarEmitter(writer, clamp_mtime=options.source_date_epoch)
-    for parts, kind, host in changes:
-        name = "/".join(parts)
-        if kind == "entry":
-            emitter.entry(name, host, os.lstat(host))
-        else:
-            emitter.whiteout(name)
-    emitter.finish()
+    try:
+        for parts, kind, host in changes:
+            name = "/".join(parts)
+            if kind == "entry":
+                emitter.entry(name, host, os.lstat(host))
+            else:
+                emitter.whiteout(name)
+        emitter.finish()
+    except OSError as exc:
+        writer.close()
+        raise Unavailable(f"cannot archive {exc.filename or 'a file'}: {exc.strerror}") from exc
     writer.close()
     return LayerBlob(
         diff_id=Digest("sha256", writer.diff_id_hex),
@@ -117,7 +121,13 @@ def _upper_changes(upper: str) -> Iterator[_Change]:
 
 def diff_upperdir(upper: str | os.PathLike[str], sink: Sink, options: DiffOptions) -> LayerBlob:
     """The layer of an overlay upperdir, without looking at the lower layers."""
+    _require_dir(upper)
     return _write(list(_upper_changes(os.fspath(upper))), sink, options)
+
+
+def _require_dir(path: str | os.PathLike[str]) -> None:
+    if not os.path.isdir(path):
+        raise NotFound(f"cannot diff {os.fspath(path)}: not a directory")
 
 
 def _same_content(a: str, b: str) -> bool:
@@ -214,5 +224,8 @@ def diff_trees(
     options: DiffOptions,
 ) -> LayerBlob:
     """The layer that turns tree `lower` (None: empty) into tree `upper`."""
+    _require_dir(upper)
+    if lower is not None:
+        _require_dir(lower)
     low = os.fspath(lower) if lower is not None else ""
     return _write(_tree_changes(low, os.fspath(upper)), sink, options)
