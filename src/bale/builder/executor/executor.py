@@ -89,6 +89,8 @@ class Executor:
         """Run `spec` on the rootfs described by `rootfs_mounts`; return its exit status."""
         if not spec.argv:
             raise InvalidArgument("a RUN step needs a command")
+        if not spec.cwd.startswith("/"):
+            raise InvalidArgument(f"working directory {spec.cwd!r} is not an absolute path")
         if spec.network not in ("default", "none"):
             raise InvalidArgument(
                 f"unsupported network mode {spec.network!r}", hint="use default or none"
