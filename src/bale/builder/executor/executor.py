@@ -91,9 +91,9 @@ class Executor:
             raise InvalidArgument("a RUN step needs a command")
         if not spec.cwd.startswith("/"):
             raise InvalidArgument(f"working directory {spec.cwd!r} is not an absolute path")
-        if spec.network not in ("default", "none"):
+        if spec.network not in ("default", "host", "none"):
             raise InvalidArgument(
-                f"unsupported network mode {spec.network!r}", hint="use default or none"
+                f"unsupported network mode {spec.network!r}", hint="use default, host or none"
             )
         emulation = self.emulation_for(spec)
         if emulation.label:

@@ -70,7 +70,7 @@ def runtime_spec(
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]},
     ]
-    if spec.network == "default":
+    if spec.network != "none":
         # Host networking has no network namespace of its own, so sysfs cannot be mounted.
         oci_mounts[-1] = {"destination": "/sys", "type": "bind", "source": "/sys",
                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}

@@ -10,7 +10,8 @@ from bale.oci import Platform
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_HOSTNAME = "buildkitsandbox"
 Sharing = Literal["shared", "private", "locked"]
-Network = Literal["default", "none"]
+# "host" is BuildKit's name for what bale does by default: the host's network namespace.
+Network = Literal["default", "host", "none"]
 
 
 @dataclass(frozen=True)
