@@ -100,9 +100,10 @@ EMULATED = [
 
 @pytest.mark.parametrize("platform,machine", EMULATED)
 def test_emulated_through_binfmt(
-    make_rootfs: MakeRootfs, executor: Executor, binfmt_handler: object,
+    make_rootfs: MakeRootfs, any_executor: Executor, binfmt_handler: object,
     platform: str, machine: str,
 ) -> None:
+    executor = any_executor
     rootfs = make_rootfs(platform)
     target = Platform.parse(platform)
     assert callable(binfmt_handler)
