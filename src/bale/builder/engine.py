@@ -34,6 +34,7 @@ from bale.builder.executor import (
     SSHMount,
     TmpfsMount,
 )
+from bale.builder.executor.spec import DEFAULT_PATH
 from bale.builder.graph import Graph, Vertex
 from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
 from bale.builder.layers.rootpath import resolve
@@ -168,7 +169,7 @@ class Engine:
             target = resolved.target
             config = ImageConfig(
                 platform=target.platform,
-                config=_with_labels(target.config, req.labels),
+                config=_with_default_path(_with_labels(target.config, req.labels)),
                 history=stage_hist[target.index],
                 created=_created(req.source_date_epoch),
             )
@@ -753,6 +754,14 @@ def _created(epoch: int | None) -> str:
     from bale.store.importer import rfc3339
 
     return rfc3339(epoch if epoch is not None else time.time())
+
+
+def _with_default_path(config: RuntimeConfig) -> RuntimeConfig:
+    """BuildKit always sets PATH in the image: a base without one (an imported rootfs)
+    would otherwise give a container where no command is found."""
+    if any(e.startswith("PATH=") for e in config.env):
+        return config
+    return replace(config, env=(f"PATH={DEFAULT_PATH}", *config.env))
 
 
 def _with_labels(config: RuntimeConfig, labels: dict[str, str]) -> RuntimeConfig:
