@@ -112,7 +112,10 @@ def _ingest_members(store: Store, stream: BinaryIO, lease: Lease) -> dict[str, _
                 if info.issym() or info.islnk():
                     target = info.linkname
                     if info.issym():
-                        target = posixpath.join(posixpath.dirname(name), target)
+                        # Relative to the link's directory: `<id>/layer.tar -> ../<hex>.tar`.
+                        target = posixpath.normpath(
+                            posixpath.join(posixpath.dirname(name), target)
+                        )
                     links[name] = _safe_name(target)
                     continue
                 if not info.isfile():
