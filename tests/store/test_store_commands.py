@@ -191,3 +191,35 @@ def test_import_from_stdin_adds_a_platform(root: Path, two: str) -> None:
     assert row["Digest"] == proc.stdout.decode().strip() != two
     # The replaced index does not linger as a dangling image.
     assert len(bale(root, "images", "-a", "-q").stdout.split()) == 1
+
+
+def test_docker_archive_written_by_skopeo_loads(root: Path, two: str, tmp_path: Path) -> None:
+    # skopeo's docker-archive links `<id>/layer.tar -> ../<hex>.tar`.
+    skopeo = require_tool("skopeo")
+    oci = tmp_path / "two.oci.tar"
+    bale(root, "save", "-o", str(oci), "demo/two:1")
+    docker = tmp_path / "skopeo.docker.tar"
+    subprocess.run(
+        [
+            skopeo,
+            "copy",
+            "-q",
+            "--override-arch",
+            "arm64",
+            f"oci-archive:{oci}",
+            f"docker-archive:{docker}:demo/from-skopeo:3",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    with tarfile.open(docker) as tar:
+        assert any(m.issym() for m in tar.getmembers())
+    other = tmp_path / "other-root"
+    out = bale(other, "load", "-i", str(docker)).stdout.strip()
+    assert out == "Loaded image: demo/from-skopeo:3"
+    doc = json.loads(bale(other, "image", "inspect", "demo/from-skopeo:3").stdout)[0]
+    ref = json.loads(
+        bale(root, "image", "inspect", "--platform", "linux/arm64", "demo/two:1").stdout
+    )[0]
+    assert doc["RootFS"] == ref["RootFS"] and doc["Architecture"] == "arm64"
+    assert_check_clean(other)
