@@ -13,8 +13,10 @@ import os
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bale.builder import progress as pg
 from bale.builder.engine import BaseImage, BuildRequest, Engine, LayerRef, PlatformResult
@@ -34,15 +36,17 @@ from bale.oci.config import RuntimeConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform, host_platform
-from bale.registry.hosts import HostsConfig
-from bale.registry.pull import ensure_image, fetch_layers
-from bale.registry.transport import Registries, RegistryOptions
+from bale.registry.local import local_base
+from bale.registry.reference import Reference
 from bale.store.archive_load import load_archive
 from bale.store.compression import decompressed
 from bale.store.images import StoreMode
 from bale.store.importer import rfc3339
 from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
+
+if TYPE_CHECKING:
+    from bale.registry.transport import Registries
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,12 @@ class StoreBases:
     def __init__(
         self,
         store: Store,
-        registries: Registries | None,
+        registries: Callable[[], Registries] | None,
         lease: Lease | None = None,
         pull: bool = False,
     ) -> None:
         self.store = store
-        self.registries = registries
+        self._registries = registries
         self.lease = lease
         self.pull = pull
         self.found: dict[tuple[str, str], BaseImage] = {}
@@ -103,14 +107,19 @@ class StoreBases:
 
     def _load(self, ref: str, platform: Platform) -> BaseImage:
         try:
-            base = ensure_image(
-                self.store,
-                ref,
-                platform,
-                registries=self.registries,
-                pull=self.pull,
-                lease=self.lease,
-            )
+            reference = Reference.parse(ref)
+            base = None if self.pull else local_base(self.store, reference, platform)
+            if base is None:
+                from bale.registry.pulling import ensure_image
+
+                base = ensure_image(
+                    self.store,
+                    reference,
+                    platform,
+                    registries=self._registries() if self._registries else None,
+                    pull=self.pull,
+                    lease=self.lease,
+                )
         except NotFound as exc:
             raise NotFound(
                 f"failed to resolve source metadata for {ref}: {exc.message}",
@@ -139,13 +148,15 @@ class StoreBases:
         )
         plain = Descriptor(base.manifest.media_type, base.manifest.digest, base.manifest.size)
         fetch = None
-        if self.registries is not None and not all(
+        if self._registries is not None and not all(
             self.store.content.exists(layer.descriptor.digest) for layer in layers
         ):
-            registries, store, lease = self.registries, self.store, self.lease
+            registries, store, lease = self._registries, self.store, self.lease
 
             def fetch() -> None:
-                fetch_layers(store, base.reference, plain, registries=registries, lease=lease)
+                from bale.registry.pulling import fetch_layers
+
+                fetch_layers(store, base.reference, plain, registries=registries(), lease=lease)
 
         return BaseImage(ref, plain, base.config, layers, fetch, str(base.resolved.digest))
 
@@ -223,11 +234,30 @@ def run_build(store: Store, options: BuildOptions, sink: pg.ProgressSink) -> Bui
     store.require_multi_platform(len(options.files))
     if not options.context.is_dir():
         raise InvalidArgument(f"unable to prepare context: path {str(options.context)!r} not found")
-    with (
-        Registries(RegistryOptions(hosts=HostsConfig.load())) as registries,
-        store.lease(rollback=False) as lease,
-    ):
-        return _build(store, options, sink, StoreBases(store, registries, lease, options.pull))
+    with _LazyRegistries() as registries, store.lease(rollback=False) as lease:
+        return _build(store, options, sink, StoreBases(store, registries.get, lease, options.pull))
+
+
+class _LazyRegistries:
+    """Registry sessions made on first use: a build from local bases never opens one."""
+
+    def __init__(self) -> None:
+        self._registries: Registries | None = None
+
+    def get(self) -> Registries:
+        if self._registries is None:
+            from bale.registry.hosts import HostsConfig
+            from bale.registry.transport import Registries, RegistryOptions
+
+            self._registries = Registries(RegistryOptions(hosts=HostsConfig.load()))
+        return self._registries
+
+    def __enter__(self) -> _LazyRegistries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._registries is not None:
+            self._registries.close()
 
 
 def _build(

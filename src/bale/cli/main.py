@@ -23,7 +23,43 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module registers each top-level command: a run imports only the one it needs, so
+# `bale build` does not pay for the registry client's imports (start-up time is build time).
+COMMANDS: dict[str, str] = {
+    "build": "bale.cli.build_cmd",
+    "emulation": "bale.cli.emulation_cmd",
+    "image": "bale.cli.images_cmd",
+    "images": "bale.cli.images_cmd",
+    "import": "bale.cli.images_cmd",
+    "load": "bale.cli.images_cmd",
+    "rmi": "bale.cli.images_cmd",
+    "save": "bale.cli.images_cmd",
+    "tag": "bale.cli.images_cmd",
+    "imagetools": "bale.cli.registry_cmd",
+    "login": "bale.cli.registry_cmd",
+    "logout": "bale.cli.registry_cmd",
+    "pull": "bale.cli.registry_cmd",
+    "push": "bale.cli.registry_cmd",
+    "store": "bale.cli.store_cmd",
+}
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of a command line (skipping `--root DIR`), or None."""
+    args = list(argv)
+    while args:
+        word = args.pop(0)
+        if word == "--root":
+            if args:
+                args.pop(0)
+            continue
+        if word.startswith("--root="):
+            continue
+        return None if word.startswith("-") else word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bale", description="Multi-platform container image builder."
     )
@@ -36,13 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    command = _command_of(argv) if argv is not None else None
+    modules = [COMMANDS[command]] if command in COMMANDS else list(COMMAND_MODULES)
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     debug = os.environ.get("BALE_DEBUG", "") not in ("", "0")
     try:

@@ -7,11 +7,12 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from typing import TextIO
-
-from rich.table import Table
+from typing import TYPE_CHECKING, TextIO
 
 from bale.builder.progress import Event, ProgressSink
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 class PlainRenderer:
@@ -90,6 +91,8 @@ class TtyRenderer:
         self._live.start()
 
     def _render(self) -> Table:
+        from rich.table import Table  # only the live view pays for rich
+
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(justify="right", no_wrap=True)

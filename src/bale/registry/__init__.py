@@ -4,35 +4,54 @@
     pull / ensure_image / fetch_layers      registry → store
     push_image                              store → registry
     imagetools.create / imagetools.inspect  remote indexes
+
+Names are imported on first use: `bale.registry.reference` and `bale.registry.local` serve
+commands that never talk to a registry, and those should not pay for the HTTP client.
 """
 
-from bale.registry.client import RemoteDocument, Repository
-from bale.registry.credentials import Credentials, DockerConfig
-from bale.registry.hosts import HostConfig, HostsConfig
-from bale.registry.pull import BaseImage, PullResult, ensure_image, fetch_layers, pull
-from bale.registry.push import PushResult, push_image
-from bale.registry.reference import Reference
-from bale.registry.transfer import Progress, ProgressEvent
-from bale.registry.transport import Registries, RegistryOptions, RetryPolicy
+from __future__ import annotations
 
-__all__ = [
-    "BaseImage",
-    "Credentials",
-    "DockerConfig",
-    "HostConfig",
-    "HostsConfig",
-    "Progress",
-    "ProgressEvent",
-    "PullResult",
-    "PushResult",
-    "Reference",
-    "Registries",
-    "RegistryOptions",
-    "RemoteDocument",
-    "Repository",
-    "RetryPolicy",
-    "ensure_image",
-    "fetch_layers",
-    "pull",
-    "push_image",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bale.registry.client import RemoteDocument, Repository
+    from bale.registry.credentials import Credentials, DockerConfig
+    from bale.registry.hosts import HostConfig, HostsConfig
+    from bale.registry.local import BaseImage
+    from bale.registry.pulling import PullResult, ensure_image, fetch_layers, pull
+    from bale.registry.push import PushResult, push_image
+    from bale.registry.reference import Reference
+    from bale.registry.transfer import Progress, ProgressEvent
+    from bale.registry.transport import Registries, RegistryOptions, RetryPolicy
+
+_WHERE = {
+    "BaseImage": "local",
+    "Credentials": "credentials",
+    "DockerConfig": "credentials",
+    "HostConfig": "hosts",
+    "HostsConfig": "hosts",
+    "Progress": "transfer",
+    "ProgressEvent": "transfer",
+    "PullResult": "pulling",
+    "PushResult": "push",
+    "Reference": "reference",
+    "Registries": "transport",
+    "RegistryOptions": "transport",
+    "RemoteDocument": "client",
+    "Repository": "client",
+    "RetryPolicy": "transport",
+    "ensure_image": "pulling",
+    "fetch_layers": "pulling",
+    "pull": "pulling",
+    "push_image": "push",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bale.registry' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"bale.registry.{module}"), name)

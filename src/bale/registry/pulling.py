@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from bale.errors import BaleError, NotFound, RegistryError
+from bale.errors import NotFound, RegistryError
 from bale.oci import mediatype
 from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
-from bale.oci.manifest import Index, Manifest, sniff_media_type
+from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform, host_platform
 from bale.registry.client import RemoteDocument, Repository
+from bale.registry.local import BaseImage, local_base
 from bale.registry.reference import Reference
 from bale.registry.transfer import (
     Progress,
@@ -32,18 +33,6 @@ class PullResult:
     reference: Reference
     target: Descriptor  # what the name now points at: the index or the manifest
     manifests: tuple[Descriptor, ...]  # the platform manifests whose content was fetched
-
-
-@dataclass(frozen=True)
-class BaseImage:
-    """A build's base: the platform's manifest and what the reference resolved to."""
-
-    reference: Reference
-    resolved: Descriptor  # the index or manifest the reference named (for provenance)
-    manifest: Descriptor  # the chosen platform's manifest
-    config: ImageConfig
-    exact_platform: bool  # False when a single-platform image is used for another platform
-    local: bool  # True when it came from the store without asking the registry
 
 
 @dataclass(frozen=True)
@@ -227,7 +216,7 @@ def ensure_image(
     """
     ref = _as_reference(ref)
     if not pull:
-        local = _local_base(store, ref, platform)
+        local = local_base(store, ref, platform)
         if local is not None:
             return local
     if registries is None:
@@ -289,47 +278,6 @@ def fetch_layers(
         )
         add_source(store, [d.digest for d in missing], ref.domain, ref.path)
     return created
-
-
-def _local_base(store: Store, ref: Reference, platform: Platform) -> BaseImage | None:
-    record = store.images().find(str(ref))
-    root: Descriptor | None = record.target if record is not None else None
-    if root is None and ref.digest is not None and store.content.exists(ref.digest):
-        data = store.content.read_bytes(ref.digest)
-        root = Descriptor(sniff_media_type(data), ref.digest, len(data))
-    if root is None:
-        return None
-    if ref.digest is not None and root.digest != ref.digest:
-        return None
-    try:
-        candidates = store.platform_manifests(root)
-    except BaleError:
-        return None
-    best: tuple[int, Descriptor] | None = None
-    for plat, desc in candidates:
-        rank = platform.rank(plat)
-        if rank is not None and (best is None or rank < best[0]):
-            best = (rank, desc)
-    exact = best is not None
-    if best is None:
-        if len(candidates) != 1 or mediatype.is_index(root.media_type):
-            return None
-        best = (0, candidates[0][1])  # a single-platform image used for another one
-    desc = best[1]
-    if not store.content.exists(desc.digest):
-        return None
-    manifest = store.manifest(desc)
-    if not store.content.exists(manifest.config.digest):
-        return None
-    config = store.config(manifest.config)
-    return BaseImage(
-        reference=ref,
-        resolved=root,
-        manifest=replace(desc, platform=config.platform),
-        config=config,
-        exact_platform=exact,
-        local=True,
-    )
 
 
 class _maybe_lease:
