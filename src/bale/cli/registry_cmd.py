@@ -17,7 +17,7 @@ from bale.registry import imagetools
 from bale.registry.credentials import Credentials, DockerConfig
 from bale.registry.hosts import HostsConfig
 from bale.registry.login import login, logout
-from bale.registry.pull import pull
+from bale.registry.pulling import pull
 from bale.registry.push import push_image
 from bale.registry.reference import Reference
 from bale.registry.transfer import ProgressEvent
