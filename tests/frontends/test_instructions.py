@@ -136,7 +136,7 @@ def test_env_label_arg() -> None:
 def test_simple_instructions() -> None:
     assert one("EXPOSE 80 443/udp") == ins.Expose(
         source=one("EXPOSE 80 443/udp").source, keyword="EXPOSE", original="EXPOSE 80 443/udp",
-        ports=("80", "443/udp"),
+        ports=("443/udp", "80"),  # sorted, as BuildKit does
     )
     user = one("USER app:app")
     assert isinstance(user, ins.User) and user.user == "app:app"
@@ -168,9 +168,13 @@ def test_simple_instructions() -> None:
         ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
         ("ONBUILD MAINTAINER x", "MAINTAINER isn't allowed as an ONBUILD trigger"),
         ("ONBUILD RUNN x", "unknown instruction: RUNN (did you mean RUN?)"),
-        ("COPY", "COPY requires at least two arguments"),
+        ("COPY", "COPY requires at least two arguments, but only one was provided. "
+                 "Destination could not be determined"),
         ("COPY a", "COPY requires at least two arguments, but only one was provided. "
-                   "Destination could not be determined."),
+                   "Destination could not be determined"),
+        ("ENV =x", "ENV names can not be blank"),
+        ("ARG =x", "ARG names can not be blank"),
+        ("HEALTHCHECK --interval=0s CMD x", 'Interval "interval" cannot be less than 1ms'),
         ("ADD --from=x a b", "unknown flag: from"),
         ("COPY --link=maybe a b", "expecting boolean value for flag link, not: maybe"),
         ("COPY --from=a --from=b a b", "Duplicate flag specified: from"),
@@ -184,7 +188,7 @@ def test_simple_instructions() -> None:
         ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
         ("HEALTHCHECK --interval=5 CMD x", 'time: invalid duration "5"'),
         ("HEALTHCHECK --interval=1us CMD x", 'Interval "interval" cannot be less than 1ms'),
-        ("HEALTHCHECK --retries=-1 CMD x", "--retries cannot be negative"),
+        ("HEALTHCHECK --retries=0 CMD x", "--retries must be at least 1 (not 0)"),
     ],
 )
 def test_instruction_errors(line: str, message: str) -> None:
@@ -222,6 +226,14 @@ def test_copy_heredoc_sources() -> None:
         ins.SourceContent("RAW", "y=$A\n", False),
     )
     assert (copy.source.start, copy.source.end) == (2, 6)
+
+
+def test_heredoc_as_destination_is_an_error() -> None:
+    err = error("FROM a\nCOPY a <<EOF\nbody\nEOF\n")
+    assert err.message == (
+        "dockerfile parse error on line 2: COPY cannot accept a heredoc as a destination"
+    )
+    assert err.source is not None and (err.source.start, err.source.end) == (2, 4)
 
 
 def test_run_heredoc_files() -> None:

@@ -242,7 +242,7 @@ def _duration(flags: Flags, name: str) -> int:
         nanos = parse_duration(value)
     except ValueError as exc:
         raise _Fail(str(exc)) from None
-    if nanos != 0 and nanos < 1_000_000:
+    if nanos < 1_000_000:
         raise _Fail(f'{name.replace("-", " ").capitalize()} "{name}" cannot be less than 1ms')
     return nanos
 
@@ -261,6 +261,8 @@ def _at_least_one(node: Node) -> tuple[str, ...]:
 
 def _pairs(node: Node) -> tuple[KeyValue, ...]:
     a = node.args
+    if any(a[i] == "" for i in range(0, len(a), 2)):
+        raise _Fail(f"{node.keyword.upper()} names can not be blank")
     return tuple(KeyValue(a[i], a[i + 1]) for i in range(0, len(a) - 1, 2))
 
 
@@ -324,10 +326,13 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
         defs: list[ArgDef] = []
         for word in _at_least_one(node):
             key, has_value, value = word.partition("=")
+            if has_value and key == "":
+                raise _Fail("ARG names can not be blank")
             defs.append(ArgDef(key, value if has_value else None))
         return Arg(**common, args=tuple(defs))
     if kw == "expose":
-        return Expose(**common, ports=_at_least_one(node))
+        # BuildKit sorts the words before expanding them.
+        return Expose(**common, ports=tuple(sorted(_at_least_one(node))))
     if kw == "user":
         return User(**common, user=_one(node))
     if kw == "workdir":
@@ -337,19 +342,19 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
     if kw == "maintainer":
         return Maintainer(**common, maintainer=_one(node))
     if kw == "volume":
-        volumes = _at_least_one(node)
-        if any(v.strip() == "" for v in volumes):
+        volumes = tuple(v.strip() for v in _at_least_one(node))
+        if any(v == "" for v in volumes):
             raise _Fail("VOLUME specified can not be an empty string")
         return Volume(**common, volumes=volumes)
     if kw in ("copy", "add"):
         upper = kw.upper()
-        if len(node.args) == 0:
-            raise _Fail(f"{upper} requires at least two arguments")
-        if len(node.args) == 1:
+        if len(node.args) < 2:
             raise _Fail(
                 f"{upper} requires at least two arguments, but only one was provided. "
-                "Destination could not be determined."
+                "Destination could not be determined"
             )
+        if not node.json and parse_heredoc(node.args[-1]) is not None:
+            raise _Fail(f"{upper} cannot accept a heredoc as a destination")
         docs = {d.name: d for d in node.heredocs}
         sources: list[str] = []
         contents: list[SourceContent] = []
@@ -387,8 +392,8 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
                 retries = int(retries_text)
             except ValueError:
                 raise _Fail(f'strconv.ParseInt: parsing "{retries_text}": invalid syntax') from None
-            if retries < 0:
-                raise _Fail("--retries cannot be negative")
+            if retries < 1:
+                raise _Fail(f"--retries must be at least 1 (not {retries})")
         return Healthcheck(**common, test=test, interval=_duration(flags, "interval"),
                            timeout=_duration(flags, "timeout"),
                            start_period=_duration(flags, "start-period"),
@@ -402,7 +407,9 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
         if child.name in ("from", "maintainer"):
             raise _Fail(f"{child.keyword.upper()} isn't allowed as an ONBUILD trigger")
         trigger = _build_checked(child, rng)
-        expression = node.original.strip()[len(node.keyword):].strip()
+        expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original)
+        for body in child.heredocs:
+            expression += "\n" + body.content + body.name
         return Onbuild(**common, expression=expression, trigger=trigger)
     raise _Fail(f"unknown instruction: {node.keyword.upper()}{suggest(node.keyword, INSTRUCTIONS)}")
 

@@ -1,7 +1,7 @@
 """`--call outline` and `--call targets`: what a Dockerfile offers, without building it.
 
-Descriptions come from the comment block right above a FROM or ARG; when the comment starts
-with the stage or arg name, the name is dropped (`# GO_VERSION sets the Go version`).
+Descriptions come from the comment block right above a FROM or ARG: the first line that
+starts with the stage or arg name and a space, without the name (`# GO_VERSION sets ...`).
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ class TargetInfo:
 
 
 def _description(comments: tuple[str, ...], name: str) -> str:
-    text = " ".join(comments).strip()
-    if name and text.lower().startswith(name.lower() + " "):
-        text = text[len(name) + 1 :].strip()
-    return text
+    # BuildKit takes the first comment line that starts with the name and a space.
+    if not name:
+        return ""
+    for line in comments:
+        if line.startswith(name + " "):
+            return line[len(name) + 1 :]
+    return ""
 
 
 def _comments(parsed: ParsedDockerfile) -> dict[int, tuple[str, ...]]:
