@@ -278,6 +278,16 @@ class ContentStore:
         if current != os.fstat(lock_fd).st_ino:
             os.close(lock_fd)
             return self.writer(ref, expected)
+        data = directory / "data"
+        try:
+            st = data.stat()
+        except FileNotFoundError:
+            pass
+        else:
+            # A writer killed inside commit left data that is, or was about to become, a
+            # published blob: appending would change that blob, so the ingest starts over.
+            if st.st_nlink > 1 or is_read_only(data):
+                data.unlink()
         (directory / "ref").write_text(ref)
         return Writer(self, ref, directory, lock_fd)
 
