@@ -118,3 +118,45 @@ def test_concurrent_writers_of_same_and_different_blobs(root: Path, tmp_path: Pa
     with Store(root) as store:
         assert store.content.ingests() == []
     assert_check_clean(root)
+
+
+# A writer that dies at a chosen point inside commit: the named hook exits the process.
+_DIE_IN_COMMIT = """
+import os, sys
+from pathlib import Path
+import bale.store.content as content
+point = sys.argv[2]
+if point == "after-link":
+    content._fsync_dir = lambda path: os._exit(9)
+else:
+    def link(*args, **kwargs):
+        os._exit(9)
+    content.os.link = link
+store = content.ContentStore(Path(sys.argv[1]))
+writer = store.writer("same-ref")
+writer.write(b"committed content")
+writer.commit()
+"""
+
+
+@pytest.mark.parametrize("point", ["before-link", "after-link"])
+def test_resuming_an_ingest_killed_inside_commit(root: Path, point: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _DIE_IN_COMMIT, str(root / "content"), point],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 9, proc.stderr
+    with Store(root) as store:
+        [status] = store.content.ingests()
+        assert status.offset == len(b"committed content")
+        published = [b.digest for b in store.content.walk()]
+        assert published == ([Digest.of(b"committed content")] if point == "after-link" else [])
+        # The next writer of the ref starts over: it must never append to a published blob.
+        writer = store.content.writer("same-ref")
+        assert writer.offset == 0
+        writer.write(b"other content")
+        assert writer.commit() == Digest.of(b"other content")
+        for digest in published:
+            store.content.verify(digest)
+    assert_check_clean(root)
