@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q src >/dev/null  # start-up time is part of every build
 	touch $@
 
 venv: $(VENV)/.installed
