@@ -11,7 +11,6 @@ Every word of one instruction sees the variables as they were before that instru
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from bale.errors import DockerfileError
 from bale.frontends.dockerfile.instructions import (
@@ -27,6 +26,7 @@ from bale.frontends.dockerfile.instructions import (
     User,
     Volume,
     Workdir,
+    evolve,
 )
 from bale.frontends.dockerfile.mounts import MountError, parse_mount
 from bale.frontends.dockerfile.shell import Lexer, ShellError
@@ -80,7 +80,7 @@ def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
     """The instruction with its expandable words expanded (others returned unchanged)."""
     if isinstance(inst, Env | Label):
         pairs = tuple(KeyValue(ex.word(p.key), ex.word(p.value)) for p in inst.pairs)
-        return inst if pairs == inst.pairs else replace(inst, pairs=pairs)
+        return inst if pairs == inst.pairs else evolve(inst, pairs=pairs)
     if isinstance(inst, Copy):
         contents = tuple(
             SourceContent(c.path, ex.raw(c.data), c.expand) if c.expand else c
@@ -98,26 +98,26 @@ def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
         }
         if all(getattr(inst, k) == v for k, v in changes.items()):
             return inst
-        return replace(inst, **changes)  # type: ignore[arg-type]
+        return evolve(inst, **changes)
     if isinstance(inst, Expose):
         ports: list[str] = []
         for port in inst.ports:
             ports.extend(ex.words(port))
-        return replace(inst, ports=tuple(ports))
+        return evolve(inst, ports=tuple(ports))
     if isinstance(inst, User):
-        return replace(inst, user=ex.word(inst.user))
+        return evolve(inst, user=ex.word(inst.user))
     if isinstance(inst, Workdir):
         path = ex.word(inst.path)
-        return inst if path == inst.path else replace(inst, path=path)
+        return inst if path == inst.path else evolve(inst, path=path)
     if isinstance(inst, Volume):
         volumes = tuple(ex.word(v) for v in inst.volumes)
         if any(v == "" for v in volumes):
             raise DockerfileError(
                 "VOLUME specified can not be an empty string", source=inst.source, lines=ex.lines
             )
-        return replace(inst, volumes=volumes)
+        return evolve(inst, volumes=volumes)
     if isinstance(inst, StopSignal):
-        return replace(inst, signal=ex.word(inst.signal))
+        return evolve(inst, signal=ex.word(inst.signal))
     if isinstance(inst, Run) and inst.mount_specs:
         try:
             mounts = tuple(
@@ -125,5 +125,5 @@ def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
             )
         except MountError as exc:
             raise DockerfileError(str(exc), source=inst.source, lines=ex.lines) from None
-        return replace(inst, mounts=mounts)
+        return evolve(inst, mounts=mounts)
     return inst

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 from bale.errors import DockerfileError, SourceRange
 from bale.frontends.dockerfile.flags import FlagError, Flags, parse_flags
@@ -197,6 +197,18 @@ class Onbuild(Instruction):
     trigger: Instruction = field(compare=False)
 
 
+_T = TypeVar("_T")
+
+
+def evolve(obj: _T, **changes: object) -> _T:
+    """`dataclasses.replace` for these frozen dataclasses (no __post_init__, no slots),
+    without re-running __init__: it sits on the hot path of resolving large files."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 class _Fail(Exception):
     pass
 
@@ -261,7 +273,7 @@ def _at_least_one(node: Node) -> tuple[str, ...]:
 
 def _pairs(node: Node) -> tuple[KeyValue, ...]:
     a = node.args
-    if any(a[i] == "" for i in range(0, len(a), 2)):
+    if "" in a[::2]:
         raise _Fail(f"{node.keyword.upper()} names can not be blank")
     return tuple(KeyValue(a[i], a[i + 1]) for i in range(0, len(a) - 1, 2))
 

@@ -38,6 +38,7 @@ from typing import Protocol
 from bale.errors import DockerfileError, InvalidArgument, SourceRange
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.expand import Expander, expand_instruction
+from bale.frontends.dockerfile.instructions import evolve
 from bale.frontends.dockerfile.parser import ParsedDockerfile, parse
 from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
@@ -277,7 +278,7 @@ class _Resolver:
             for node in parsed.nodes:
                 inst = ins.from_node(node, parsed)
                 # Triggers run at the child's FROM line, so errors point there.
-                out.append(replace(inst, source=stage.from_.source))
+                out.append(evolve(inst, source=stage.from_.source))
         return out
 
     def resolve_stage(self, stage: Stage) -> ResolvedStage:
@@ -411,7 +412,7 @@ class _StageState:
                 self.build_env[d.key] = value
                 self._cache = None
             defs.append(ins.ArgDef(d.key, value))
-        self.steps[-1] = replace(self.steps[-1], instruction=replace(inst, args=tuple(defs)))
+        self.steps[-1] = evolve(self.steps[-1], instruction=evolve(inst, args=tuple(defs)))
 
     def on_env(self, inst: ins.Env) -> None:
         self.record(inst)
@@ -433,7 +434,7 @@ class _StageState:
             if path.startswith("//"):
                 path = "/" + path.lstrip("/")
         if path != inst.path:
-            inst = replace(inst, path=path)
+            inst = evolve(inst, path=path)
         self.record(inst)
         self.config = replace(self.config, working_dir=path)
 
@@ -458,7 +459,7 @@ class _StageState:
                                    inst.source)
             normalized.extend(f"{n}/{proto}" for n in range(low, high + 1))
         ports.extend(p for p in normalized if p not in ports)
-        self.record(replace(inst, ports=tuple(normalized)))
+        self.record(evolve(inst, ports=tuple(normalized)))
         self.config = replace(self.config, exposed_ports=tuple(ports))
 
     def on_volume(self, inst: ins.Volume) -> None:
