@@ -187,40 +187,54 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
     comments: list[str] = []
     total = len(lines)
     i = 0
+    escape = d.escape
     while i < total:
         line = lines[i].lstrip()
-        if line.startswith("#") and (d.done or _DIRECTIVE.match(line) is None):
-            # Directive lines are not comments that describe the next instruction.
-            comment = line[1:].strip()
-            if comment == "":
-                comments = []
-            else:
-                comments.append(comment)
-        problem = d.parse_line(line, i + 1)
-        if problem is not None:
-            raise fail(problem, i + 1)
-        if line.startswith("#"):
-            line = ""
+        is_directive = False
+        if not d.done:
+            before = len(d.seen)
+            problem = d.parse_line(line, i + 1)
+            if problem is not None:
+                raise fail(problem, i + 1)
+            is_directive = len(d.seen) > before
+            escape = d.escape
         i += 1
+        if not line:
+            continue
+        if line[0] == "#":
+            # Directive lines are not comments that describe the next instruction.
+            if not is_directive:
+                comment = line[1:].strip()
+                if comment == "":
+                    comments = []
+                else:
+                    comments.append(comment)
+            continue
         start = i
         cont = d.continuation
-        joined, ended = _trim_continuation(line, cont)
-        if ended and joined == "":
-            continue
+        if line.rstrip(" \t").endswith(escape):
+            joined, ended = _trim_continuation(line, cont)
+        else:
+            joined, ended = line, True
         parts = [joined]
         empty_continuation = False
         while not ended and i < total:
             current = lines[i]
-            problem = d.parse_line(current, i + 1)
-            if problem is not None:
-                raise fail(problem, i + 1)
+            if not d.done:
+                problem = d.parse_line(current, i + 1)
+                if problem is not None:
+                    raise fail(problem, i + 1)
             i += 1
-            if _is_comment(current):
+            stripped = current.lstrip()
+            if stripped.startswith("#"):
                 continue
-            if current.strip() == "":
+            if not stripped:
                 empty_continuation = True
                 continue
-            piece, ended = _trim_continuation(current, cont)
+            if current.rstrip(" \t").endswith(escape):
+                piece, ended = _trim_continuation(current, cont)
+            else:
+                piece, ended = current, True
             parts.append(piece)
         logical = "".join(parts)
         if empty_continuation:
