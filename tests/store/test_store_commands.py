@@ -20,6 +20,8 @@ from storehelp import (
 
 from bale.oci import mediatype
 
+pytestmark = pytest.mark.slow
+
 TWO = {"linux/amd64": small_rootfs("amd64"), "linux/arm64": small_rootfs("arm64")}
 
 

@@ -20,6 +20,8 @@ from bale.oci import mediatype
 from bale.store.images import StoreMode
 from bale.store.local import Store
 
+pytestmark = pytest.mark.slow
+
 TWO = {"linux/amd64": small_rootfs("amd64"), "linux/arm64": small_rootfs("arm64")}
 
 
