@@ -365,3 +365,21 @@ def test_windows_stage_uses_cmd_shell_and_backtick() -> None:
     run = b.target.steps[0]
     assert run.shell == ("cmd", "/S", "/C")
     assert isinstance(run.instruction, ins.Run) and run.instruction.command == ("dir   C:\\",)
+
+
+def test_env_wins_over_arg_of_the_same_name() -> None:
+    text = "FROM scratch\nENV V=from-env\nARG V=from-arg\nRUN echo\nWORKDIR /$V\n"
+    b = build(text)
+    run = b.target.steps[2]
+    assert dict(run.build_env)["V"] == "from-env"
+    assert dict(run.args)["V"] == "from-arg"
+    workdir = b.target.steps[3].instruction
+    assert isinstance(workdir, ins.Workdir) and workdir.path == "/from-env"
+
+
+def test_stop_signals() -> None:
+    for ok in ("SIGTERM", "TERM", "sigquit", "9", "SIGRTMIN+3"):
+        assert build(f"FROM a\nSTOPSIGNAL {ok}\n").target.config.stop_signal == ok
+    with pytest.raises(DockerfileError) as info:
+        build("FROM a\nSTOPSIGNAL SIGNOPE\n")
+    assert info.value.message == "Invalid signal: SIGNOPE"

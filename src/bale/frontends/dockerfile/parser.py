@@ -161,10 +161,6 @@ def _continuation_regex(escape: str) -> re.Pattern[str]:
     return re.compile(r"([^" + e + r"])" + e + r"[ \t]*$|^" + e + r"[ \t]*$")
 
 
-def _is_comment(line: str) -> bool:
-    return line.lstrip().startswith("#")
-
-
 def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
     """Parse Dockerfile text. Raises DockerfileError with the line range of the problem."""
     if text.startswith("\ufeff"):

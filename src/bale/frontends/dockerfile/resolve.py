@@ -14,7 +14,8 @@
 * Each `Step` holds one typed instruction, expanded as BuildKit expands it (see `expand`),
   its `source` line range for error messages, and the state *before* it: `env` (the image
   env), `args` (the ARG values in scope, plus the predefined proxy args when given),
-  `build_env` (what a RUN process gets: image env and args merged in declaration order),
+  `build_env` (what a RUN process gets and what expansion sees: the args, overridden by the
+  image env, since ENV always wins over an ARG of the same name),
   `workdir` (absolute), `user` and `shell`. RUN commands are not expanded: run them with
   `build_env`. WORKDIR paths are made absolute. `from_stage` is the stage index a
   `COPY --from` refers to (None for the context or an image); `mount_stages` does the same
@@ -53,6 +54,22 @@ PROXY_ARGS = frozenset(
     for upper in (True, False)
 )
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
+
+
+_SIGNALS = frozenset(
+    name for name in ["ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "UNUSED", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ"]
+)
+
+
+def _valid_signal(text: str) -> bool:
+    """A signal number, a name with or without SIG, or RTMIN+n / RTMAX-n (moby's rules)."""
+    if text.isdigit():
+        return 0 < int(text) < 65
+    name = text.upper().removeprefix("SIG")
+    if name in _SIGNALS:
+        return True
+    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])(\d+))?", name)
+    return match is not None
 
 
 class BaseConfigs(Protocol):
@@ -409,7 +426,9 @@ class _StageState:
             self.declared.add(d.key)
             if value is not None:
                 self.args[d.key] = value
-                self.build_env[d.key] = value
+                if d.key not in self.image_env:
+                    # ENV always wins over an ARG of the same name.
+                    self.build_env[d.key] = value
                 self._cache = None
             defs.append(ins.ArgDef(d.key, value))
         self.steps[-1] = evolve(self.steps[-1], instruction=evolve(inst, args=tuple(defs)))
@@ -469,6 +488,8 @@ class _StageState:
         self.config = replace(self.config, volumes=tuple(volumes))
 
     def on_stopsignal(self, inst: ins.StopSignal) -> None:
+        if not _valid_signal(inst.signal):
+            raise self.r.error(f"Invalid signal: {inst.signal}", inst.source)
         self.record(inst)
         self.config = replace(self.config, stop_signal=inst.signal)
 
