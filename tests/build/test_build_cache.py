@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,28 @@ def test_editing_a_copied_file_reruns_that_copy_and_what_follows(
             "COPY bin/busybox-${TARGETARCH}${TARGETVARIANT} /bin/busybox",
             'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
         ]), cached
+
+
+def test_copy_cache_follows_content_and_mode_after_dockerignore(tmp_path: Path) -> None:
+    require_root()
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY . /app/\n")
+    (context / ".dockerignore").write_text("*.md\n")
+    (context / "a.txt").write_text("a\n")
+    (context / "README.md").write_text("ignored\n")
+    root = tmp_path / "root"
+    one = ("linux/amd64",)
+
+    def ran() -> list[str]:
+        return steps(events(build(root, context, "-t", "app:1", platforms=one).stderr), "start")
+
+    assert ran() == ["[linux/amd64 stage-0 2/2] COPY . /app/"]
+    (context / "README.md").write_text("ignored, edited\n")  # excluded by .dockerignore
+    assert ran() == []
+    os.utime(context / "a.txt", (1, 1))  # only the mtime: same content, same mode
+    assert ran() == []
+    (context / "a.txt").chmod(0o600)  # the mode is part of what COPY reads
+    assert len(ran()) == 1
+    (context / "b.txt").write_text("new\n")  # a new file the COPY reads
+    assert len(ran()) == 1
