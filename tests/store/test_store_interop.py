@@ -246,3 +246,35 @@ def test_containerd_imports_and_runs_each_platform(
         )
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == UNAME[platform]
+
+
+def test_containerd_export_loads_back_unchanged(
+    saved: tuple[Path, Path, str], containerd: list[str], tmp_path: Path
+) -> None:
+    _, archive, index_digest = saved
+    subprocess.run(
+        [*containerd, "images", "import", "--all-platforms", str(archive)],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    exported = tmp_path / "exported.tar"
+    subprocess.run(
+        [
+            *containerd,
+            "images",
+            "export",
+            "--all-platforms",
+            str(exported),
+            "docker.io/demo/busybox:1",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    other = tmp_path / "other-root"
+    assert bale(other, "load", "-i", str(exported)).stdout.strip() == "Loaded image: demo/busybox:1"
+    assert bale(other, "images", "-q", "--no-trunc").stdout.split() == [index_digest]
+    row = json.loads(bale(other, "images", "--format", "json").stdout)
+    assert row["Platforms"] == list(PLATFORMS)
+    assert bale(other, "store", "check").stdout.startswith("ok:")

@@ -134,3 +134,17 @@ def test_classic_refuses_tagging_an_index_directly(root: Path, tmp_path: Path) -
         with pytest.raises(MultiPlatformRefused):
             store.set_image("docker.io/demo/other:1", target)
         assert store.images().all() == []
+
+
+def test_classic_unwraps_a_one_platform_index(root: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src-root"
+    index = import_platforms(src, tmp_path, "demo/one:1", {"linux/arm64": small_rootfs("1")})[-1]
+    archive = tmp_path / "one.tar"
+    bale(src, "save", "-o", str(archive), "demo/one:1")
+    manifest = json.loads(bale(src, "image", "inspect", "demo/one:1").stdout)[0]["Manifest"]
+    bale(root, "store", "use", "classic")
+    assert bale(root, "load", "-i", str(archive)).stdout.strip() == "Loaded image: demo/one:1"
+    row = json.loads(bale(root, "images", "--format", "json").stdout)
+    assert row["MediaType"] == mediatype.OCI_MANIFEST
+    assert row["Digest"] == manifest["digest"] != index
+    assert_check_clean(root)
