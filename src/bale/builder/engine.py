@@ -596,10 +596,10 @@ class Engine:
 
 def _stop_steps_on_cancel(cancelled: threading.Event, finished: threading.Event) -> None:
     """Once `cancelled` is set, kill this process's step runtimes until `finished` is set."""
-    while not finished.is_set():
-        if cancelled.wait(0.2):
+    # Polls `finished` so that the end of a build is never held up by this thread.
+    while not finished.wait(0.1):
+        if cancelled.is_set():
             _kill_step_processes()
-            finished.wait(0.2)
 
 
 def _kill_step_processes() -> None:
