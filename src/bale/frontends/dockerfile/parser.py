@@ -10,7 +10,6 @@ with BuildKit's fallback to shell form and its error for non-string arrays.
 from __future__ import annotations
 
 import difflib
-import functools
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -81,10 +80,11 @@ class Node:
     heredocs: tuple[Heredoc, ...] = ()
     comments: tuple[str, ...] = ()
     child: Node | None = None
+    name: str = ""  # the keyword, lowercased
 
-    @functools.cached_property
-    def name(self) -> str:
-        return self.keyword.lower()
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.keyword.lower())
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,8 @@ def _node_from_line(
         if rest:
             child = _node_from_line(rest, escape, start, end, ())
     return Node(
-        keyword, line, tuple(flags), args, start, end, is_json, legacy, (), comments, child
+        keyword, line, tuple(flags), args, start, end, is_json, legacy, (), comments, child,
+        keyword.lower(),
     )
 
 
