@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import BinaryIO
 
@@ -141,10 +145,25 @@ def import_rootfs(
             created=when,
         )
         manifest = image_manifest(store, lease, config, [layer])
-        if store.mode() is StoreMode.CLASSIC:
-            target = manifest
-        else:
-            existing = store.images().find(name)
-            target = add_to_index(store, lease, existing.target if existing else None, manifest)
-        store.set_image(name, target, keep_replaced=False)
+        # Read, extend and rename the index as one step: concurrent imports of other
+        # platforms to the same name would otherwise drop each other's platform.
+        with _names_locked(store):
+            if store.mode() is StoreMode.CLASSIC:
+                target = manifest
+            else:
+                existing = store.images().find(name)
+                target = add_to_index(
+                    store, lease, existing.target if existing else None, manifest
+                )
+            store.set_image(name, target, keep_replaced=False)
     return target
+
+
+@contextmanager
+def _names_locked(store: Store) -> Iterator[None]:
+    fd = os.open(store.root / "import.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
