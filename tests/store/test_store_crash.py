@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -159,4 +160,46 @@ def test_resuming_an_ingest_killed_inside_commit(root: Path, point: str) -> None
         assert writer.commit() == Digest.of(b"other content")
         for digest in published:
             store.content.verify(digest)
+    assert_check_clean(root)
+
+
+@pytest.mark.slow
+def test_concurrent_imports_of_platforms_to_one_name_keep_them_all(
+    root: Path, tmp_path: Path
+) -> None:
+    from storehelp import small_rootfs
+
+    platforms = ("linux/amd64", "linux/arm64", "linux/s390x", "linux/ppc64le")
+    tars = {}
+    for p in platforms:
+        tars[p] = tmp_path / f"{p.replace('/', '_')}.tar"
+        tars[p].write_bytes(small_rootfs(p))
+    bale(root, "images")
+    for round_ in range(3):
+        ref = f"demo/race:{round_}"
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bale",
+                    "--root",
+                    str(root),
+                    "import",
+                    "--platform",
+                    p,
+                    str(tars[p]),
+                    ref,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for p in platforms
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+        inspect = bale(root, "image", "inspect", "--platform", "linux/amd64", ref).stdout
+        assert sorted(json.loads(inspect)[0]["Platforms"]) == sorted(platforms)
     assert_check_clean(root)
