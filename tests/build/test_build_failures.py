@@ -94,10 +94,8 @@ def test_sigint_mid_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
                     break
         assert started == len(TWO), "".join(seen)
         time.sleep(0.5)  # the step's process is running now
-        t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, rest = proc.communicate(timeout=60)
-        took = time.monotonic() - t0
+        _, rest = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -105,11 +103,27 @@ def test_sigint_mid_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
     output = "".join(seen) + rest
     assert proc.returncode == 130, output
     assert "Traceback" not in output
-    # The sleeping steps were stopped, not waited for (30 s); no timing is asserted beyond it.
-    assert took < 30, f"interrupt took {took:.1f}s: the step ran to its end"
+    # The sleeping steps were stopped, not waited for: neither ran to its end.
     assert not [e for e in events(rest) if e["kind"] == "done" and "sleep" in e["name"]]
     _assert_untouched(root, before)
     assert "interrupted" not in bale(root, "images").stdout
+
+
+def test_one_failing_platform_stops_the_others(tmp_path: Path) -> None:
+    root, context = _primed(
+        tmp_path,
+        'RUN if [ "$(uname -m)" = x86_64 ]; then sleep 3; exit 5; else sleep 30; fi\nRUN true\n',
+    )
+    before = store_state(root)
+    proc = build(root, context, "-t", "fails:1", check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "exit code: 5" in proc.stderr
+    evs = events(proc.stderr)
+    sleeping = [e for e in evs if e["platform"] == "linux/arm64" and "sleep 30" in e["name"]]
+    # The arm64 step started, then was stopped with the build instead of running to its end.
+    assert [e["kind"] for e in sleeping if e["kind"] in ("start", "done", "cached")] == ["start"]
+    assert not [e for e in evs if e["kind"] == "start" and "RUN true" in e["name"]]
+    _assert_untouched(root, before)
 
 
 @pytest.mark.parametrize(
