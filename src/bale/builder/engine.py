@@ -155,9 +155,12 @@ class Engine:
                     keys,
                     bases,
                 )
-                total = len(stage.steps) + 1
+                # Numbered as BuildKit shows them: FROM and the steps that change files.
+                total = _counted_steps(stage)
                 stage_label = stage.name or f"stage-{stage.index}"
-                for n, step in enumerate(stage.steps, 2):
+                n = 1
+                for step in stage.steps:
+                    n += isinstance(step.instruction, (ins.Run, ins.Copy))
                     label = f"[{stage.platform} {stage_label} {n}/{total}]"
                     fs, entry = self._plan_step(
                         graph, req, ctx, resolved, stage, step, fs, stage_fs, label, keys
@@ -203,7 +206,7 @@ class Engine:
         else:
             image = req.bases[(base.ref, str(stage.platform))]
         bases.append((image.ref, image.resolved_digest or str(image.manifest.digest)))
-        label = f"{stage.name or f'stage-{stage.index}'} 1/{len(stage.steps) + 1}"
+        label = f"{stage.name or f'stage-{stage.index}'} 1/{_counted_steps(stage)}"
         return (
             self._image_vertex(graph, image, stage, keys, label),
             image.config.history,
@@ -770,6 +773,10 @@ def _with_labels(config: RuntimeConfig, labels: dict[str, str]) -> RuntimeConfig
     merged = dict(config.labels)
     merged.update(labels)
     return replace(config, labels=tuple(sorted(merged.items())))
+
+
+def _counted_steps(stage: ResolvedStage) -> int:
+    return 1 + sum(isinstance(s.instruction, (ins.Run, ins.Copy)) for s in stage.steps)
 
 
 def download(url: str, checksum: str) -> tuple[str, bytes]:

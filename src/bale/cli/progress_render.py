@@ -85,6 +85,8 @@ class TtyRenderer:
         self._logs: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._t0 = time.time()
+        self._closed = False
+        self._failed = False
         self._live = Live(
             self._render(), console=self._console, refresh_per_second=8, transient=False
         )
@@ -92,12 +94,17 @@ class TtyRenderer:
 
     def _render(self) -> Table:
         from rich.table import Table  # only the live view pays for rich
+        from rich.text import Text
 
         grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right", no_wrap=True)
         elapsed = time.time() - self._t0
-        grid.add_row(f"[bold]Building {elapsed:.1f}s[/]", "")
+        finished = sum(1 for _, state in self._rows.values() if state not in ("running", "waiting"))
+        title = f"Building {elapsed:.1f}s ({finished}/{len(self._rows)})"
+        if self._closed:
+            title += " FINISHED" if not self._failed else " ERROR"
+        grid.add_row(Text(title, style="bold"), "")
         for vertex, (name, state) in self._rows.items():
             took = ""
             if state == "running":
@@ -107,11 +114,12 @@ class TtyRenderer:
             colour = {"running": "blue", "done": "green", "CACHED": "cyan", "ERROR": "red"}.get(
                 state, "white"
             )
-            marker = "CACHED " if state == "CACHED" else ""
-            grid.add_row(f"[{colour}] => {marker}{name}[/]", took)
-            if state == "running":
+            marker = "CACHED " if state == "CACHED" else "ERROR " if state == "ERROR" else ""
+            # Text, not markup: step names hold "[linux/arm64 …]", which markup would eat.
+            grid.add_row(Text(f" => {marker}{name}", style=colour), took)
+            if state in ("running", "ERROR"):
                 for line in self._logs.get(vertex, [])[-5:]:
-                    grid.add_row(f"[dim]    {line}[/]", "")
+                    grid.add_row(Text(f"    {line}", style="dim"), "")
         return grid
 
     def emit(self, event: Event) -> None:
@@ -130,11 +138,13 @@ class TtyRenderer:
                 row[1] = f"{event.duration or 0.0:.1f}s"
             elif event.kind == "error":
                 row[1] = "ERROR"
+                self._failed = True
             elif event.kind == "log":
                 self._logs.setdefault(event.vertex, []).append(event.message)
             self._live.update(self._render())
 
     def close(self) -> None:
+        self._closed = True
         self._live.update(self._render())
         self._live.stop()
 
