@@ -110,6 +110,7 @@ def test_sigint_mid_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
 
 
 def test_one_failing_platform_stops_the_others(tmp_path: Path) -> None:
+    # amd64 fails after a moment, so that the arm64 step is surely running by then.
     root, context = _primed(
         tmp_path,
         'RUN if [ "$(uname -m)" = x86_64 ]; then sleep 3; exit 5; else sleep 30; fi\nRUN true\n',
