@@ -52,6 +52,14 @@ class ArchiveWriter:
     def close(self) -> None:
         self._tar.close()
 
+    def abandon(self) -> None:
+        """Close after a failure, for an output the caller discards: left open, the tar stream
+        would write to that output when collected, after it is closed."""
+        try:
+            self._tar.close()
+        except Exception:
+            pass
+
 
 @contextmanager
 def atomic_output(dest: Path | None, stdout: BinaryIO | None = None) -> Iterator[BinaryIO]:

@@ -75,12 +75,17 @@ def _layout(store: Store, entries: Iterable[SaveEntry]) -> tuple[Index, dict[Dig
 def write_oci_archive(store: Store, entries: Iterable[SaveEntry], out: BinaryIO) -> None:
     index, blobs = _layout(store, entries)
     writer = ArchiveWriter(out)
-    writer.add_bytes("oci-layout", OCI_LAYOUT)
-    writer.add_bytes("index.json", index.encode())
-    for digest in sorted(blobs):
-        info = store.content.info(digest)
-        with store.content.open(digest, info.size) as reader:
-            writer.add_stream(f"blobs/{digest.algorithm}/{digest.hex}", info.size, reader)
+    try:
+        writer.add_bytes("oci-layout", OCI_LAYOUT)
+        writer.add_bytes("index.json", index.encode())
+        for digest in sorted(blobs):
+            info = store.content.info(digest)
+            with store.content.open(digest, info.size) as reader:
+                writer.add_stream(f"blobs/{digest.algorithm}/{digest.hex}", info.size, reader)
+                reader.read()  # tar copies exactly `size` bytes; reaching EOF verifies the digest
+    except BaseException:
+        writer.abandon()
+        raise
     writer.close()
 
 
@@ -109,36 +114,43 @@ def write_docker_archive(
     manifest = Manifest.parse(store.read_json_blob(manifest_desc))
     config_bytes = store.read_json_blob(manifest.config)
     writer = ArchiveWriter(out)
-    config_name = f"blobs/sha256/{Digest.of(config_bytes).hex}"
-    writer.add_bytes(config_name, config_bytes)
-    layer_names = []
-    for layer in manifest.layers:
-        # Docker archives hold uncompressed tars; decompress once to learn the size and name.
-        with tempfile.TemporaryFile() as spool, store.content.open(layer.digest, layer.size) as r:
-            _, raw = decompressed(r)
-            h = hashlib.sha256()
-            size = 0
-            while chunk := raw.read(1 << 20):
-                h.update(chunk)
-                spool.write(chunk)
-                size += len(chunk)
-            r.read()  # reach EOF so the blob's own digest is verified
-            spool.seek(0)
-            name = f"blobs/sha256/{h.hexdigest()}"
-            if name not in layer_names:
-                writer.add_stream(name, size, spool)
-            layer_names.append(name)
-    repo_tags = [Reference.parse(n).familiar() for n in names if n]
-    doc = [{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}]
-    writer.add_bytes("manifest.json", json.dumps(doc, separators=(",", ":")).encode())
-    repositories: dict[str, dict[str, str]] = {}
-    for n in names:
-        if n:
-            ref = Reference.parse(n)
-            if ref.tag:
-                repositories.setdefault(ref.familiar_name, {})[ref.tag] = (
-                    layer_names[-1].rsplit("/", 1)[-1] if layer_names else ""
-                )
-    if repositories:
-        writer.add_bytes("repositories", canonical.dumps(repositories))
+    try:
+        config_name = f"blobs/sha256/{Digest.of(config_bytes).hex}"
+        writer.add_bytes(config_name, config_bytes)
+        layer_names = []
+        for layer in manifest.layers:
+            # Docker archives hold uncompressed tars; decompress once to learn the size and name.
+            with (
+                tempfile.TemporaryFile() as spool,
+                store.content.open(layer.digest, layer.size) as r,
+            ):
+                _, raw = decompressed(r)
+                h = hashlib.sha256()
+                size = 0
+                while chunk := raw.read(1 << 20):
+                    h.update(chunk)
+                    spool.write(chunk)
+                    size += len(chunk)
+                r.read()  # reach EOF so the blob's own digest is verified
+                spool.seek(0)
+                name = f"blobs/sha256/{h.hexdigest()}"
+                if name not in layer_names:
+                    writer.add_stream(name, size, spool)
+                layer_names.append(name)
+        repo_tags = [Reference.parse(n).familiar() for n in names if n]
+        doc = [{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}]
+        writer.add_bytes("manifest.json", json.dumps(doc, separators=(",", ":")).encode())
+        repositories: dict[str, dict[str, str]] = {}
+        for n in names:
+            if n:
+                ref = Reference.parse(n)
+                if ref.tag:
+                    repositories.setdefault(ref.familiar_name, {})[ref.tag] = (
+                        layer_names[-1].rsplit("/", 1)[-1] if layer_names else ""
+                    )
+        if repositories:
+            writer.add_bytes("repositories", canonical.dumps(repositories))
+    except BaseException:
+        writer.abandon()
+        raise
     writer.close()
