@@ -198,3 +198,24 @@ def test_provenance_attestation_per_platform(store_root: Path, tmp_path: Path) -
             assert materials and materials[0]["uri"].startswith("pkg:docker/base@1")
         plain = Index.parse(store.read_json_blob(store.resolve("plain:1")))
         assert plain.attestations() == ()
+
+
+def test_copy_parents_and_exclude(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "x" / "y").mkdir(parents=True)
+    (ctx / "z").mkdir()
+    (ctx / "x" / "y" / "a.txt").write_text("a")
+    (ctx / "x" / "b.log").write_text("b")
+    (ctx / "z" / "c.txt").write_text("c")
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY --parents x/y/a.txt z/c.txt /p/\nCOPY --exclude=*.log x/ /e/\n"
+    )
+    out = tmp_path / "out"
+    _local(store_root, ctx, out)
+    found = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert found == ["e/y/a.txt", "p/x/y/a.txt", "p/z/c.txt"]
+    # An excluded file is outside the cache key too: editing it executes nothing.
+    (ctx / "x" / "b.log").write_text("edited")
+    proc = bale(store_root, "build", "--progress", "rawjson", ".", cwd=ctx)
+    starts = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert [e for e in starts if e["kind"] == "start"] == []

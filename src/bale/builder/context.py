@@ -48,6 +48,11 @@ class BuildContext:
         self._meta = meta
         self._all: list[str] | None = None
 
+    def narrowed(self, excluded: Callable[[str], bool]) -> BuildContext:
+        """The same context with more paths left out (COPY --exclude)."""
+        own = self._excluded
+        return BuildContext(self.root, lambda rel: own(rel) or excluded(rel), self._meta)
+
     def host(self, rel: str) -> str:
         return os.path.join(self.root, rel) if rel != "." else str(self.root)
 

@@ -26,6 +26,8 @@ class CopyPlan:
     chmod: int | None = None
     add: bool = False  # ADD: local tar archives are extracted
     contents: tuple[tuple[str, bytes], ...] = ()  # heredoc sources: (name, data)
+    parents: bool = False  # --parents: keep each source's path below the destination
+    excludes: tuple[str, ...] = ()  # --exclude patterns, .dockerignore syntax
 
 
 def dest_path(workdir: str, dest: str) -> str:
@@ -56,7 +58,9 @@ def apply_copy(
         _write_bytes(target, data, owner, plan.chmod)
     for src in matched:
         host = source.host(src.rel)
-        if src.is_dir:
+        if plan.parents and src.rel != ".":
+            _copy_with_parents(source, src, host, dest, rootfs, owner, plan.chmod)
+        elif src.is_dir:
             target_dir = resolve(rootfs, dest, follow_final=True, create_dirs=True)
             _mkdirs(target_dir, owner, plan.chmod)
             _copy_dir(source, src, host, target_dir, rootfs, owner, plan.chmod)
@@ -67,6 +71,24 @@ def apply_copy(
         else:
             target = _dest_file(rootfs, dest, posixpath.basename(src.rel), into_dir)
             _copy_entry(host, target, owner, plan.chmod)
+
+
+def _copy_with_parents(
+    source: BuildContext,
+    src: Source,
+    host: str,
+    dest: str,
+    rootfs: str,
+    owner: tuple[int, int],
+    chmod: int | None,
+) -> None:
+    """--parents: `a/b/c.txt` lands at `<dest>/a/b/c.txt` (parents made as needed)."""
+    target = resolve(rootfs, posixpath.join(dest, src.rel), follow_final=False, create_dirs=True)
+    if src.is_dir:
+        _mkdirs(target, owner, chmod)
+        _copy_dir(source, src, host, target, rootfs, owner, chmod)
+    else:
+        _copy_entry(host, target, owner, chmod)
 
 
 def _dest_file(rootfs: str, dest: str, basename: str, into_dir: bool) -> str:

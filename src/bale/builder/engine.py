@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bale.builder import progress as pg
-from bale.builder.context import BuildContext
+from bale.builder.context import BuildContext, clean
 from bale.builder.copy import CopyPlan, apply_copy, dest_path
 from bale.builder.executor import (
     BindMount,
@@ -51,6 +51,7 @@ from bale.frontends.dockerfile.resolve import (
     StageBase,
     Step,
 )
+from bale.frontends.dockerignore import DockerIgnore
 from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
@@ -305,16 +306,22 @@ class Engine:
                 chmod=int(inst.chmod, 8) if inst.chmod else (0o600 if urls else None),
                 add=inst.is_add,
                 contents=contents,
+                parents=inst.parents,
+                excludes=inst.excludes,
             )
             inputs: tuple[str, ...] = (fs,)
             checksum = ""
             from_other = True
             source_ctx = ctx
+            if inst.excludes:
+                source_ctx = ctx.narrowed(_excluder(inst.excludes, plan.sources))
             if step.from_stage is not None:
                 inputs = (fs, stage_fs[step.from_stage])
             elif inst.from_ in req.named_dirs:
                 from_other = False
                 source_ctx = BuildContext(req.named_dirs[inst.from_], meta=self.store.meta)
+                if inst.excludes:
+                    source_ctx = source_ctx.narrowed(_excluder(inst.excludes, plan.sources))
             elif inst.from_:
                 if req.image_lookup is None:
                     raise InvalidArgument(f"COPY --from={inst.from_}: no image source")
@@ -338,7 +345,9 @@ class Engine:
                 "chmod": plan.chmod,
                 "add": plan.add,
                 "contents": [[n, hashlib.sha256(d).hexdigest()] for n, d in plan.contents],
-                "context": "" if source_ctx is ctx else inst.from_,
+                "context": inst.from_ if inst.from_ in req.named_dirs else "",
+                "parents": plan.parents,
+                "excludes": list(inst.excludes),
             }
             v = Vertex.make(
                 "copy",
@@ -528,7 +537,10 @@ class Engine:
                     self.snapshots.prepared(view_key, src) as view,
                     mounted(view.mounts, self.snapshots.root / "mnt") as src_root,
                 ):
-                    apply_copy(plan, BuildContext(Path(src_root)), rootfs, owner)
+                    stage_root = BuildContext(Path(src_root))
+                    if plan.excludes:
+                        stage_root = stage_root.narrowed(_excluder(plan.excludes, plan.sources))
+                    apply_copy(plan, stage_root, rootfs, owner)
             else:
                 apply_copy(plan, v.payload["ctx"], rootfs, owner)
         except (NotFound, InvalidArgument) as exc:
@@ -773,6 +785,20 @@ def _with_labels(config: RuntimeConfig, labels: dict[str, str]) -> RuntimeConfig
     merged = dict(config.labels)
     merged.update(labels)
     return replace(config, labels=tuple(sorted(merged.items())))
+
+
+def _excluder(patterns: tuple[str, ...], sources: tuple[str, ...]) -> Callable[[str], bool]:
+    """COPY --exclude: patterns match a path relative to the context and relative to the
+    source directory it is copied from (`COPY --exclude=*.log dir/ /x/` skips dir/a.log)."""
+    rules = DockerIgnore.parse("\n".join(patterns))
+    prefixes = [clean(s) + "/" for s in sources if clean(s) != "."]
+
+    def excluded(rel: str) -> bool:
+        if rules.excluded(rel):
+            return True
+        return any(rel.startswith(p) and rules.excluded(rel[len(p) :]) for p in prefixes)
+
+    return excluded
 
 
 def _counted_steps(stage: ResolvedStage) -> int:

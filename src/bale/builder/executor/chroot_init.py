@@ -27,7 +27,10 @@ _DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> None:
     rc = _libc.mount(
-        source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+        source.encode(),
+        target.encode(),
+        fstype.encode() if fstype else None,
+        flags,
         data.encode() if data else None,
     )
     if rc != 0:
@@ -105,8 +108,12 @@ def main() -> None:
         node = os.path.join(dev, name)
         _make_target(node, True)
         _mount(f"/dev/{name}", node, None, MS_BIND)
-    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for link, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, os.path.join(dev, link))
     os.mkdir(os.path.join(dev, "shm"), 0o1777)
     _mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
@@ -125,8 +132,16 @@ def main() -> None:
     user = cfg["user"]
     if cfg.get("proot"):
         _enter_proot_host(cfg, rootfs)
-        argv = [cfg["proot"], "-q", cfg["interpreter"], "-r", "/rootfs", "-w", cfg["cwd"],
-                *cfg["argv"]]
+        argv = [
+            cfg["proot"],
+            "-q",
+            cfg["interpreter"],
+            "-r",
+            "/rootfs",
+            "-w",
+            cfg["cwd"],
+            *cfg["argv"],
+        ]
         os.setgroups(user["groups"])
         os.setgid(user["gid"])
         os.setuid(user["uid"])
@@ -142,9 +157,11 @@ def main() -> None:
 def _exec(argv: list[str], env: dict[str, str]) -> None:
     # A PATH search by hand: os.execvpe imports modules, which the chroot does not have.
     command = argv[0]
-    candidates = [command] if "/" in command else [
-        f"{d or '.'}/{command}" for d in env.get("PATH", "/usr/bin:/bin").split(":")
-    ]
+    candidates = (
+        [command]
+        if "/" in command
+        else [f"{d or '.'}/{command}" for d in env.get("PATH", "/usr/bin:/bin").split(":")]
+    )
     error = "not found"
     for path in candidates:
         if os.path.isfile(path) and os.access(path, os.X_OK):

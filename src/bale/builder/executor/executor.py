@@ -116,12 +116,16 @@ class Executor:
                     mounts = list(sandbox.mounts)
                     if emulation.needs_interpreter_in_rootfs:
                         interp = emulation.interpreter
-                        mounts.append(
-                            PlannedMount(interp, "bind", interp, ("rbind", "ro"), True)
-                        )
+                        mounts.append(PlannedMount(interp, "bind", interp, ("rbind", "ro"), True))
                         sandbox.note_stub(interp.lstrip("/"))
                     return self._dispatch(
-                        spec, str(rootfs), identity, sandbox.env, mounts, workdir, progress,
+                        spec,
+                        str(rootfs),
+                        identity,
+                        sandbox.env,
+                        mounts,
+                        workdir,
+                        progress,
                         emulation,
                     )
                 finally:
@@ -161,8 +165,15 @@ class Executor:
             if self._unshare is None or proot is None:
                 raise Unavailable("proot emulation needs proot and unshare installed")
             return self._unshare.run(
-                spec, rootfs, identity, env, mounts, bundle, progress,
-                proot=proot, interpreter=emulation.interpreter,
+                spec,
+                rootfs,
+                identity,
+                env,
+                mounts,
+                bundle,
+                progress,
+                proot=proot,
+                interpreter=emulation.interpreter,
             )
         # A 32-bit platform the 64-bit host runs natively (386 on amd64, arm on arm64).
         linux32 = emulation.mode == "native" and emulation.platform.architecture in ("386", "arm")
@@ -183,7 +194,6 @@ class Executor:
         code = self.run(spec, rootfs_mounts, progress)
         if code != 0:
             raise StepError(
-                f"process \"{' '.join(spec.argv)}\" did not complete successfully: "
-                f"exit code: {code}",
+                f'process "{" ".join(spec.argv)}" did not complete successfully: exit code: {code}',
                 exit_code=code,
             )

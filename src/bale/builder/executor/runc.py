@@ -57,27 +57,59 @@ def runtime_spec(
     if spec.network == "none":
         namespaces.append({"type": "network"})
     oci_mounts: list[dict[str, Any]] = [
-        {"destination": "/proc", "type": "proc", "source": "proc",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {
+            "destination": "/proc",
+            "type": "proc",
+            "source": "proc",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "ro"],
+        },
     ]
     if spec.network != "none":
         # Host networking has no network namespace of its own, so sysfs cannot be mounted.
-        oci_mounts[-1] = {"destination": "/sys", "type": "bind", "source": "/sys",
-                          "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+        oci_mounts[-1] = {
+            "destination": "/sys",
+            "type": "bind",
+            "source": "/sys",
+            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+        }
     for m in mounts:
         oci_mounts.append(
-            {"destination": m.target, "type": m.type, "source": m.source,
-             "options": list(m.options)}
+            {
+                "destination": m.target,
+                "type": m.type,
+                "source": m.source,
+                "options": list(m.options),
+            }
         )
     return {
         "ociVersion": "1.0.2",
@@ -164,16 +196,15 @@ class RuncRunner:
 
         def kill(proc: subprocess.Popen[bytes]) -> None:
             # Killing the container's init ends its whole pid namespace; delete reaps state.
-            subprocess.run(
-                [*base, "kill", container, "KILL"], capture_output=True, check=False
-            )
+            subprocess.run([*base, "kill", container, "KILL"], capture_output=True, check=False)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            subprocess.run([*base, "delete", "--force", container], capture_output=True,
-                           check=False)
+            subprocess.run(
+                [*base, "delete", "--force", container], capture_output=True, check=False
+            )
 
         code = stream(
             [*base, "run", "--bundle", str(bundle), "--no-new-keyring", container],
@@ -184,8 +215,9 @@ class RuncRunner:
         )
         # runc deletes a container that exited; one it could not start may linger.
         if (self.state / container).exists():
-            subprocess.run([*base, "delete", "--force", container], capture_output=True,
-                           check=False)
+            subprocess.run(
+                [*base, "delete", "--force", container], capture_output=True, check=False
+            )
         if not (self.state / container).exists():
             self._give_back(container)
         return code
