@@ -55,7 +55,12 @@ class Flags:
         return self.lists.get(name, ())
 
 
+_NONE = Flags()
+
+
 def parse_flags(keyword: str, words: Sequence[str]) -> Flags:
+    if not words:
+        return _NONE
     known = FLAGS.get(keyword, {})
     strings: dict[str, str] = {}
     bools: dict[str, bool] = {}

@@ -8,6 +8,7 @@ spelling in the file, for the casing checks).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict, TypeVar
 
@@ -278,152 +279,236 @@ def _pairs(node: Node) -> tuple[KeyValue, ...]:
     return tuple(KeyValue(a[i], a[i + 1]) for i in range(0, len(a) - 1, 2))
 
 
-def _no_flags(node: Node) -> None:
-    if node.flags:
-        name = node.flags[0][2:].partition("=")[0]
-        raise _Fail(f"unknown flag: {name}")
+def _from(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    args = node.args
+    stage = ""
+    as_kw = ""
+    if len(args) == 3 and args[1].lower() == "as":
+        stage = args[2].lower()
+        as_kw = args[1]
+        if not STAGE_NAME.match(stage):
+            raise _Fail(
+                f'invalid name for build stage: "{args[2]}", '
+                "name can't start with a number or contain symbols"
+            )
+    elif len(args) != 1:
+        raise _Fail("FROM requires either one or three arguments")
+    return From(**common, image=args[0], stage_name=stage,
+                platform=flags.string("platform") or "", as_keyword=as_kw)
+
+
+def _run(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    if not node.args and not node.json:
+        raise _Fail("RUN requires at least one argument")
+    network = flags.string("network") or ""
+    if network and network not in NETWORK_MODES:
+        raise _Fail(f'network mode "{network}" not supported')
+    security = flags.string("security") or ""
+    if security and security not in SECURITY_MODES:
+        raise _Fail(f'security "{security}" is not valid')
+    specs = flags.many("mount")
+    try:
+        mounts = tuple(parse_mount(s, None, i) for i, s in enumerate(specs))
+    except MountError as exc:
+        raise _Fail(str(exc)) from None
+    return Run(**common, command=node.args, prepend_shell=not node.json,
+               files=node.heredocs, mounts=mounts, mount_specs=specs,
+               network=network, security=security)
+
+
+def _cmd_entrypoint(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    cls = Cmd if kw == "cmd" else Entrypoint
+    return cls(**common, command=node.args, prepend_shell=not node.json)
+
+
+def _shell(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    if not node.json:
+        raise _Fail("SHELL requires the arguments to be in JSON form")
+    return Shell(**common, shell=_at_least_one(node))
+
+
+def _env(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    return Env(**common, pairs=_pairs(node), legacy=node.legacy)
+
+
+def _label(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    return Label(**common, pairs=_pairs(node), legacy=node.legacy)
+
+
+def _arg(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    defs: list[ArgDef] = []
+    for word in _at_least_one(node):
+        key, has_value, value = word.partition("=")
+        if has_value and key == "":
+            raise _Fail("ARG names can not be blank")
+        defs.append(ArgDef(key, value if has_value else None))
+    return Arg(**common, args=tuple(defs))
+
+
+def _expose(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    # BuildKit sorts the words before expanding them.
+    return Expose(**common, ports=tuple(sorted(_at_least_one(node))))
+
+
+def _user(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    return User(**common, user=_one(node))
+
+
+def _workdir(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    return Workdir(**common, path=_one(node))
+
+
+def _stopsignal(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    return StopSignal(**common, signal=_one(node))
+
+
+def _maintainer(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    return Maintainer(**common, maintainer=_one(node))
+
+
+def _volume(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    volumes = tuple(v.strip() for v in _at_least_one(node))
+    if any(v == "" for v in volumes):
+        raise _Fail("VOLUME specified can not be an empty string")
+    return Volume(**common, volumes=volumes)
+
+
+def _copy_add(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    upper = kw.upper()
+    if len(node.args) < 2:
+        raise _Fail(
+            f"{upper} requires at least two arguments, but only one was provided. "
+            "Destination could not be determined"
+        )
+    if not node.json and parse_heredoc(node.args[-1]) is not None:
+        raise _Fail(f"{upper} cannot accept a heredoc as a destination")
+    docs = {d.name: d for d in node.heredocs}
+    sources: list[str] = []
+    contents: list[SourceContent] = []
+    for src in node.args[:-1]:
+        doc = parse_heredoc(src) if "<<" in src and not node.json else None
+        if doc is not None and doc.name in docs:
+            body = docs[doc.name]
+            contents.append(SourceContent(body.name, body.data(), body.expand))
+        else:
+            sources.append(src)
+    return Copy(**common, sources=tuple(sources), dest=node.args[-1],
+                contents=tuple(contents), from_=flags.string("from") or "",
+                chown=flags.string("chown") or "", chmod=flags.string("chmod") or "",
+                link=flags.flag("link"), parents=flags.flag("parents"),
+                excludes=flags.many("exclude"), keep_git_dir=flags.flag("keep-git-dir"),
+                checksum=flags.string("checksum") or "")
+
+
+def _healthcheck(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    if not node.args:
+        raise _Fail("HEALTHCHECK requires at least one argument")
+    typ = node.args[0].upper()
+    if typ == "NONE":
+        if len(node.args) > 1 or node.flags:
+            raise _Fail("HEALTHCHECK NONE takes no arguments")
+        return Healthcheck(**common, test=("NONE",))
+    if typ != "CMD":
+        raise _Fail(f'Unknown type "{typ}" in HEALTHCHECK (try CMD)')
+    cmd = node.args[1:]
+    if not cmd or (not node.json and cmd[0] == ""):
+        raise _Fail("Missing command after HEALTHCHECK CMD")
+    test = ("CMD", *cmd) if node.json else ("CMD-SHELL", cmd[0])
+    retries_text = flags.string("retries")
+    retries = 0
+    if retries_text:
+        try:
+            retries = int(retries_text)
+        except ValueError:
+            raise _Fail(f'strconv.ParseInt: parsing "{retries_text}": invalid syntax') from None
+        if retries < 1:
+            raise _Fail(f"--retries must be at least 1 (not {retries})")
+    return Healthcheck(**common, test=test, interval=_duration(flags, "interval"),
+                       timeout=_duration(flags, "timeout"),
+                       start_period=_duration(flags, "start-period"),
+                       start_interval=_duration(flags, "start-interval"), retries=retries)
+
+
+def _onbuild(
+    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
+) -> Instruction:
+    child = node.child
+    if child is None:
+        raise _Fail("ONBUILD requires at least one argument")
+    if child.name == "onbuild":
+        raise _Fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if child.name in ("from", "maintainer"):
+        raise _Fail(f"{child.keyword.upper()} isn't allowed as an ONBUILD trigger")
+    trigger = _build_checked(child, rng)
+    expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original)
+    for body in child.heredocs:
+        expression += "\n" + body.content + body.name
+    return Onbuild(**common, expression=expression, trigger=trigger)
+
+
+_BUILDERS: dict[str, Callable[[Node, str, _Common, Flags, SourceRange], Instruction]] = {
+    "from": _from,
+    "run": _run,
+    "cmd": _cmd_entrypoint,
+    "entrypoint": _cmd_entrypoint,
+    "shell": _shell,
+    "env": _env,
+    "label": _label,
+    "arg": _arg,
+    "expose": _expose,
+    "user": _user,
+    "workdir": _workdir,
+    "stopsignal": _stopsignal,
+    "maintainer": _maintainer,
+    "volume": _volume,
+    "copy": _copy_add,
+    "add": _copy_add,
+    "healthcheck": _healthcheck,
+    "onbuild": _onbuild,
+}
 
 
 def _build(node: Node, rng: SourceRange) -> Instruction:
+    """The typed instruction; flags an instruction does not take are unknown flags."""
     kw = node.name
+    builder = _BUILDERS.get(kw)
+    if builder is None:
+        raise _Fail(
+            f"unknown instruction: {node.keyword.upper()}{suggest(node.keyword, INSTRUCTIONS)}"
+        )
     common: _Common = {"source": rng, "keyword": node.keyword, "original": node.original}
     flags = parse_flags(kw, node.flags)
-    if kw not in ("from", "run", "copy", "add", "healthcheck"):
-        _no_flags(node)
-    if kw == "from":
-        args = node.args
-        stage = ""
-        as_kw = ""
-        if len(args) == 3 and args[1].lower() == "as":
-            stage = args[2].lower()
-            as_kw = args[1]
-            if not STAGE_NAME.match(stage):
-                raise _Fail(
-                    f'invalid name for build stage: "{args[2]}", '
-                    "name can't start with a number or contain symbols"
-                )
-        elif len(args) != 1:
-            raise _Fail("FROM requires either one or three arguments")
-        return From(**common, image=args[0], stage_name=stage,
-                    platform=flags.string("platform") or "", as_keyword=as_kw)
-    if kw == "run":
-        if not node.args and not node.json:
-            raise _Fail("RUN requires at least one argument")
-        network = flags.string("network") or ""
-        if network and network not in NETWORK_MODES:
-            raise _Fail(f'network mode "{network}" not supported')
-        security = flags.string("security") or ""
-        if security and security not in SECURITY_MODES:
-            raise _Fail(f'security "{security}" is not valid')
-        specs = flags.many("mount")
-        try:
-            mounts = tuple(parse_mount(s, None, i) for i, s in enumerate(specs))
-        except MountError as exc:
-            raise _Fail(str(exc)) from None
-        return Run(**common, command=node.args, prepend_shell=not node.json,
-                   files=node.heredocs, mounts=mounts, mount_specs=specs,
-                   network=network, security=security)
-    if kw in ("cmd", "entrypoint"):
-        cls = Cmd if kw == "cmd" else Entrypoint
-        return cls(**common, command=node.args, prepend_shell=not node.json)
-    if kw == "shell":
-        if not node.json:
-            raise _Fail("SHELL requires the arguments to be in JSON form")
-        return Shell(**common, shell=_at_least_one(node))
-    if kw == "env":
-        return Env(**common, pairs=_pairs(node), legacy=node.legacy)
-    if kw == "label":
-        return Label(**common, pairs=_pairs(node), legacy=node.legacy)
-    if kw == "arg":
-        defs: list[ArgDef] = []
-        for word in _at_least_one(node):
-            key, has_value, value = word.partition("=")
-            if has_value and key == "":
-                raise _Fail("ARG names can not be blank")
-            defs.append(ArgDef(key, value if has_value else None))
-        return Arg(**common, args=tuple(defs))
-    if kw == "expose":
-        # BuildKit sorts the words before expanding them.
-        return Expose(**common, ports=tuple(sorted(_at_least_one(node))))
-    if kw == "user":
-        return User(**common, user=_one(node))
-    if kw == "workdir":
-        return Workdir(**common, path=_one(node))
-    if kw == "stopsignal":
-        return StopSignal(**common, signal=_one(node))
-    if kw == "maintainer":
-        return Maintainer(**common, maintainer=_one(node))
-    if kw == "volume":
-        volumes = tuple(v.strip() for v in _at_least_one(node))
-        if any(v == "" for v in volumes):
-            raise _Fail("VOLUME specified can not be an empty string")
-        return Volume(**common, volumes=volumes)
-    if kw in ("copy", "add"):
-        upper = kw.upper()
-        if len(node.args) < 2:
-            raise _Fail(
-                f"{upper} requires at least two arguments, but only one was provided. "
-                "Destination could not be determined"
-            )
-        if not node.json and parse_heredoc(node.args[-1]) is not None:
-            raise _Fail(f"{upper} cannot accept a heredoc as a destination")
-        docs = {d.name: d for d in node.heredocs}
-        sources: list[str] = []
-        contents: list[SourceContent] = []
-        for src in node.args[:-1]:
-            doc = parse_heredoc(src) if "<<" in src and not node.json else None
-            if doc is not None and doc.name in docs:
-                body = docs[doc.name]
-                contents.append(SourceContent(body.name, body.data(), body.expand))
-            else:
-                sources.append(src)
-        return Copy(**common, sources=tuple(sources), dest=node.args[-1],
-                    contents=tuple(contents), from_=flags.string("from") or "",
-                    chown=flags.string("chown") or "", chmod=flags.string("chmod") or "",
-                    link=flags.flag("link"), parents=flags.flag("parents"),
-                    excludes=flags.many("exclude"), keep_git_dir=flags.flag("keep-git-dir"),
-                    checksum=flags.string("checksum") or "")
-    if kw == "healthcheck":
-        if not node.args:
-            raise _Fail("HEALTHCHECK requires at least one argument")
-        typ = node.args[0].upper()
-        if typ == "NONE":
-            if len(node.args) > 1 or node.flags:
-                raise _Fail("HEALTHCHECK NONE takes no arguments")
-            return Healthcheck(**common, test=("NONE",))
-        if typ != "CMD":
-            raise _Fail(f'Unknown type "{typ}" in HEALTHCHECK (try CMD)')
-        cmd = node.args[1:]
-        if not cmd or (not node.json and cmd[0] == ""):
-            raise _Fail("Missing command after HEALTHCHECK CMD")
-        test = ("CMD", *cmd) if node.json else ("CMD-SHELL", cmd[0])
-        retries_text = flags.string("retries")
-        retries = 0
-        if retries_text:
-            try:
-                retries = int(retries_text)
-            except ValueError:
-                raise _Fail(f'strconv.ParseInt: parsing "{retries_text}": invalid syntax') from None
-            if retries < 1:
-                raise _Fail(f"--retries must be at least 1 (not {retries})")
-        return Healthcheck(**common, test=test, interval=_duration(flags, "interval"),
-                           timeout=_duration(flags, "timeout"),
-                           start_period=_duration(flags, "start-period"),
-                           start_interval=_duration(flags, "start-interval"), retries=retries)
-    if kw == "onbuild":
-        child = node.child
-        if child is None:
-            raise _Fail("ONBUILD requires at least one argument")
-        if child.name == "onbuild":
-            raise _Fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-        if child.name in ("from", "maintainer"):
-            raise _Fail(f"{child.keyword.upper()} isn't allowed as an ONBUILD trigger")
-        trigger = _build_checked(child, rng)
-        expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original)
-        for body in child.heredocs:
-            expression += "\n" + body.content + body.name
-        return Onbuild(**common, expression=expression, trigger=trigger)
-    raise _Fail(f"unknown instruction: {node.keyword.upper()}{suggest(node.keyword, INSTRUCTIONS)}")
+    return builder(node, kw, common, flags, rng)
 
 
 _KNOWN = frozenset(i.lower() for i in INSTRUCTIONS)
