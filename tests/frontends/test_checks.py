@@ -75,6 +75,12 @@ def test_clean_dockerfile_has_no_findings() -> None:
         ("FROM alpine AS scratch\n",
          ("ReservedStageName", "'scratch' is reserved and should not be used as a stage name", 1)),
         ("FROM alpine\nRUN a \\\n\n  b\n", ("NoEmptyContinuation", "Empty continuation line", 2)),
+        ("FROM --platform=$TARGETPLATFORM alpine\n",
+         ("RedundantTargetPlatform",
+          "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the "
+          "default behavior", 1)),
+        ("FROM alpine\nEXPOSE 80/TCP\n",
+         ("ExposeProtoCasing", "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase", 2)),
     ],
 )
 def test_rules(text: str, expected: tuple[str, str, int]) -> None:

@@ -39,6 +39,9 @@ RULES = {
     "WorkdirRelativePath": "Relative workdir without an absolute workdir declared within "
     "the build can have unexpected results if the base image changes",
     "NoEmptyContinuation": "Empty continuation lines will become errors in a future release",
+    "RedundantTargetPlatform": "Setting platform to predefined $TARGETPLATFORM in FROM is "
+    "redundant as this is the default behavior",
+    "ExposeProtoCasing": "Protocol in EXPOSE instruction should be lowercase",
 }
 _SECRET = re.compile(
     r"(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pass|pword|passwd|secret"
@@ -160,6 +163,10 @@ def check(
             add("FromAsCasing",
                 f"'{frm.as_keyword}' and '{frm.keyword}' keywords' casing do not match",
                 frm.source)
+        if frm.platform in ("$TARGETPLATFORM", "${TARGETPLATFORM}"):
+            add("RedundantTargetPlatform",
+                "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this "
+                "is the default behavior", frm.source)
         if frm.platform and "$" not in frm.platform:
             add("FromPlatformFlagConstDisallowed",
                 f'FROM --platform flag should not use constant value "{frm.platform}"',
@@ -182,6 +189,13 @@ def check(
                 add("JSONArgsRecommended",
                     f"JSON arguments recommended for {inst.name} to prevent unintended "
                     "behavior related to OS signals", inst.source)
+            if isinstance(inst, ins.Expose):
+                for port in inst.ports:
+                    proto = port.partition("/")[2]
+                    if proto and proto != proto.lower():
+                        add("ExposeProtoCasing",
+                            f"Defined protocol '{port}' in EXPOSE instruction should be "
+                            "lowercase", inst.source)
             if isinstance(inst, ins.Maintainer):
                 add("MaintainerDeprecated",
                     "Maintainer instruction is deprecated in favor of using label", inst.source)
