@@ -251,19 +251,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     if request.call == "build":
         return run_build(args, request, files)
     if request.call == "check":
-        failed = False
+        failing: set[str] = set()
         shown: set[tuple[str, ...]] = set()
         for platform, parsed in files.items():
-            if parsed.lines in shown:
+            if parsed.lines in shown:  # a template that renders alike is checked once
                 continue
             shown.add(parsed.lines)
             result = check(parsed, target_platform=platform, build_args=request.build_args,
                            target=request.target)
             print(format_check(result))
-            failed = failed or result.failed
-        if failed:
-            rules = sorted({f.rule for f in result.findings})
-            raise DockerfileError("lint violation found for rules: " + ", ".join(rules))
+            if result.failed:
+                failing.update(f.rule for f in result.findings)
+        if failing:
+            raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
         return 0
     platform = request.platforms[0]
     parsed = files[platform]
