@@ -12,7 +12,6 @@ import io
 import os
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,6 @@ from bale.registry.reference import Reference
 from bale.store.archive_load import load_archive
 from bale.store.compression import decompressed
 from bale.store.images import StoreMode
-from bale.store.importer import rfc3339
 from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
 
@@ -263,8 +261,6 @@ class _LazyRegistries:
 def _build(
     store: Store, options: BuildOptions, sink: pg.ProgressSink, bases: StoreBases
 ) -> BuildOutcome:
-    epoch = _epoch()
-    started = rfc3339(epoch if epoch is not None else time.time())
     named_dirs = named_contexts(store, options.build_contexts, bases)
     resolved = resolve_all(options, bases)
     for r in resolved:
@@ -298,7 +294,7 @@ def _build(
     finally:
         snapshots.close()
     with store.lease() as lease:
-        return assemble(store, results, lease, options, started)
+        return assemble(store, results, lease, options)
 
 
 def _epoch() -> int | None:
@@ -316,7 +312,6 @@ def assemble(
     results: list[PlatformResult],
     lease: Lease,
     options: BuildOptions | None = None,
-    started: str = "",
 ) -> BuildOutcome:
     """Configs and manifests per platform, then one index over them (OCI media types), with
     a provenance attestation per platform (and an SBOM when asked) in containerd mode."""
@@ -339,7 +334,7 @@ def assemble(
     else:
         entries = list(manifests)
         if options is not None:
-            entries += _attestations(store, lease, results, manifests, options, started)
+            entries += _attestations(store, lease, results, manifests, options)
         index = Index(manifests=tuple(entries))
         target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
     return BuildOutcome(target, tuple(manifests), tuple(configs), tuple(results))
@@ -351,12 +346,9 @@ def _attestations(
     results: list[PlatformResult],
     manifests: list[Descriptor],
     options: BuildOptions,
-    started: str,
 ) -> list[Descriptor]:
     if not (options.provenance or options.sbom):
         return []
-    epoch = _epoch()
-    finished = rfc3339(epoch if epoch is not None else time.time())
     dockerfile = options.dockerfile_path.name if options.dockerfile_path else "Dockerfile"
     out = []
     for result, manifest in zip(results, manifests, strict=True):
@@ -369,8 +361,6 @@ def _attestations(
                 materials=result.base_digests,
                 build_args=tuple(sorted(options.build_args.items())),
                 dockerfile=dockerfile,
-                started=started or finished,
-                finished=finished,
             )
             statements.append(provenance(item, name))
         if options.sbom:

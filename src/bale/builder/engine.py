@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ class LayerRef:
 @dataclass(frozen=True)
 class FsState:
     layers: tuple[LayerRef, ...] = ()
+    # When the last step that made this state ran (a cache hit keeps the first run's time),
+    # so an unchanged rebuild gives the same image config and digest.
+    created: float | None = None
 
     def chain_id(self) -> str:
         ids = chain_ids([layer.diff_id for layer in self.layers])
@@ -97,6 +101,8 @@ class PlatformResult:
     layers: tuple[LayerRef, ...]
     fs_vertex: str
     base_digests: tuple[tuple[str, str], ...] = ()
+    # For each history entry, the state whose time it takes ("" keeps the base's entry).
+    history_states: tuple[str, ...] = ()
 
 
 @dataclass
@@ -142,6 +148,7 @@ class Engine:
         for resolved in req.resolved:
             stage_fs: dict[int, str] = {}
             stage_hist: dict[int, tuple[HistoryEntry, ...]] = {}
+            stage_states: dict[int, tuple[str, ...]] = {}
             stage_layers_base: dict[int, tuple[LayerRef, ...]] = {}
             bases: list[tuple[str, str]] = []
             for stage in resolved.stages:
@@ -156,6 +163,11 @@ class Engine:
                     keys,
                     bases,
                 )
+                states = (
+                    stage_states[stage.base.index]
+                    if isinstance(stage.base, StageBase)
+                    else ("",) * len(history)
+                )
                 # Numbered as BuildKit shows them: FROM and the steps that change files.
                 total = _counted_steps(stage)
                 stage_label = stage.name or f"stage-{stage.index}"
@@ -167,18 +179,26 @@ class Engine:
                         graph, req, ctx, resolved, stage, step, fs, stage_fs, label, keys
                     )
                     history += (entry,)
+                    states += (fs,)
                 stage_fs[stage.index] = fs
                 stage_hist[stage.index] = history
+                stage_states[stage.index] = states
                 stage_layers_base[stage.index] = base_layers
             target = resolved.target
             config = ImageConfig(
                 platform=target.platform,
                 config=_with_default_path(_with_labels(target.config, req.labels)),
                 history=stage_hist[target.index],
-                created=_created(req.source_date_epoch),
             )
             results.append(
-                PlatformResult(target.platform, config, (), stage_fs[target.index], tuple(bases))
+                PlatformResult(
+                    target.platform,
+                    config,
+                    (),
+                    stage_fs[target.index],
+                    tuple(bases),
+                    stage_states[target.index],
+                )
             )
         return graph, results, keys
 
@@ -251,7 +271,7 @@ class Engine:
         keys: dict[str, str],
     ) -> tuple[str, HistoryEntry]:
         inst = step.instruction
-        created = _created(req.source_date_epoch)
+        created = ""  # filled in by _finish with the time of the state the step made
         text = _created_by(inst)
         if isinstance(inst, ins.Run):
             argv = _run_argv(inst, step)
@@ -399,12 +419,7 @@ class Engine:
             finally:
                 finished.set()
                 watcher.join()
-            out = []
-            for r in results:
-                layers = states[r.fs_vertex].layers
-                config = replace(r.config, diff_ids=tuple(layer.diff_id for layer in layers))
-                out.append(replace(r, config=config, layers=layers))
-            return out
+            return [_finish(r, states, req.source_date_epoch) for r in results]
 
     def _run_vertex(
         self,
@@ -422,14 +437,15 @@ class Engine:
         if v.kind == "image":
             image: BaseImage = v.payload
             self.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
-            return FsState(image.layers)
+            return FsState(image.layers, _parse_time(image.config.created))
         parent = done[v.inputs[0]]
         cached = None if "nocache" in key else self._cache_lookup(key)
         if cached is not None:
             self.sink.emit(pg.Event("cached", v.digest, v.name, platform=v.platform))
-            layer = cached
-            lease.add(layer.descriptor.digest) if layer else None
-            return FsState(parent.layers + ((layer,) if layer else ()))
+            layer, when = cached
+            if layer:
+                lease.add(layer.descriptor.digest)
+            return FsState(parent.layers + ((layer,) if layer else ()), when)
         start = time.monotonic()
         self.sink.emit(
             pg.Event("start", v.digest, v.name, platform=v.platform, emulation=self._emulation(v))
@@ -441,14 +457,15 @@ class Engine:
                 pg.Event("error", v.digest, v.name, message=str(exc), platform=v.platform)
             )
             raise
+        now = time.time()
         if not key.startswith("nocache-"):
-            self._cache_store(key, layer)
+            self._cache_store(key, layer, now)
         self.sink.emit(
             pg.Event(
                 "done", v.digest, v.name, platform=v.platform, duration=time.monotonic() - start
             )
         )
-        return FsState(parent.layers + ((layer,) if layer else ()))
+        return FsState(parent.layers + ((layer,) if layer else ()), now)
 
     def _emulation(self, v: Vertex) -> str:
         if v.kind != "exec":
@@ -576,20 +593,22 @@ class Engine:
 
     # -- cache ---------------------------------------------------------------------------
 
-    def _cache_lookup(self, key: str) -> LayerRef | Any | None:
-        rows = self.store.meta.query("SELECT layer, diff_id FROM build_cache WHERE key = ?", (key,))
+    def _cache_lookup(self, key: str) -> tuple[LayerRef | None, float] | None:
+        """(layer or None for a step that changed nothing, when it ran), or None: a miss."""
+        rows = self.store.meta.query(
+            "SELECT layer, diff_id, created FROM build_cache WHERE key = ?", (key,)
+        )
         if not rows:
             return None
-        layer_json, diff_id = rows[0]
+        layer_json, diff_id, created = rows[0]
         if layer_json is None:
-            return _NO_LAYER
+            return None, float(created)
         desc = Descriptor.from_json(json.loads(str(layer_json)))
         if not self.store.content.exists(desc.digest):
             return None
-        return LayerRef(desc, Digest.parse(str(diff_id)))
+        return LayerRef(desc, Digest.parse(str(diff_id))), float(created)
 
-    def _cache_store(self, key: str, layer: LayerRef | None) -> None:
-        now = time.time()
+    def _cache_store(self, key: str, layer: LayerRef | None, now: float) -> None:
         with self.store.meta.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO build_cache (key, layer, diff_id, created, last_used) "
@@ -742,16 +761,6 @@ def _run_mounts(
     return out
 
 
-class _NoLayer:
-    """A cache record of a step that changed nothing."""
-
-    def __bool__(self) -> bool:
-        return False
-
-
-_NO_LAYER = _NoLayer()
-
-
 def _opener(store: Store, desc: Descriptor) -> Callable[[], Any]:
     def open_blob() -> Any:
         return store.content.open(desc.digest, desc.size)
@@ -765,10 +774,25 @@ def _key(own: str, inputs: list[str], salt: str) -> str:
     return prefix + hashlib.sha256(body.encode()).hexdigest()
 
 
-def _created(epoch: int | None) -> str:
+def _parse_time(text: str) -> float | None:
+    """An RFC 3339 time as image configs hold it (Go writes nanoseconds), or None."""
+    if not text:
+        return None
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _rfc3339(ts: float) -> str:
     from bale.store.importer import rfc3339
 
-    return rfc3339(epoch if epoch is not None else time.time())
+    return rfc3339(ts)
 
 
 def _with_default_path(config: RuntimeConfig) -> RuntimeConfig:
@@ -799,6 +823,38 @@ def _excluder(patterns: tuple[str, ...], sources: tuple[str, ...]) -> Callable[[
         return any(rel.startswith(p) and rules.excluded(rel[len(p) :]) for p in prefixes)
 
     return excluded
+
+
+def _finish(r: PlatformResult, states: dict[str, FsState], epoch: int | None) -> PlatformResult:
+    """The platform's config with its layers and times: each step's history entry takes the
+    time its state was made (SOURCE_DATE_EPOCH when set), the image the latest of them."""
+
+    def when(state: str) -> float | None:
+        return float(epoch) if epoch is not None else states[state].created if state else None
+
+    pairs = list(zip(r.config.history, r.history_states, strict=True))
+    known = [t for _, state in pairs if state and (t := when(state)) is not None]
+    # Config-only steps on scratch have no state time: they take the image's.
+    latest = max(known) if known else time.time()
+    history = []
+    for entry, state in pairs:
+        if state:
+            at = when(state)
+            entry = replace(entry, created=_rfc3339(latest if at is None else at))
+        history.append(entry)
+    created: float | None = latest if any(state for _, state in pairs) else None
+    if created is None and epoch is not None:
+        created = float(epoch)
+    layers = states[r.fs_vertex].layers
+    config = replace(
+        r.config,
+        diff_ids=tuple(layer.diff_id for layer in layers),
+        history=tuple(history),
+        created=_rfc3339(created)
+        if created is not None
+        else r.config.created or _rfc3339(time.time()),
+    )
+    return replace(r, config=config, layers=layers)
 
 
 def _counted_steps(stage: ResolvedStage) -> int:

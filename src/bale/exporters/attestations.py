@@ -34,8 +34,6 @@ class ProvenanceInput:
     materials: tuple[tuple[str, str], ...]  # (image reference, resolved digest)
     build_args: tuple[tuple[str, str], ...]
     dockerfile: str
-    started: str
-    finished: str
 
 
 def _purl(ref: str, platform: Platform | None) -> str:
@@ -76,9 +74,8 @@ def provenance(item: ProvenanceInput, subject_name: str) -> dict[str, Any]:
                 },
                 "environment": {"platform": str(item.platform)},
             },
+            # No build times: an unchanged rebuild keeps its image digest, attestations included.
             "metadata": {
-                "buildStartedOn": item.started,
-                "buildFinishedOn": item.finished,
                 "completeness": {"parameters": False, "environment": True, "materials": False},
                 "reproducible": False,
                 "https://mobyproject.org/buildkit@v1#metadata": {},

@@ -99,7 +99,9 @@ class Metadata:
             path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # WAL + NORMAL never corrupts; a power cut may lose the last transactions, and blobs
+        # (fsynced on commit) are what must survive. FULL made every small write an fsync.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
