@@ -219,3 +219,22 @@ def test_copy_parents_and_exclude(store_root: Path, tmp_path: Path) -> None:
     proc = bale(store_root, "build", "--progress", "rawjson", ".", cwd=ctx)
     starts = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert [e for e in starts if e["kind"] == "start"] == []
+
+
+def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1\n"
+        "RUN <<EOF\necho \"shell on $(uname -m)\" > /one\nEOF\n"
+        "RUN <<EOT\n#!/bin/sh\necho shebang > /two\nEOT\n"
+        "RUN cat > /three <<EOG\nhello from a heredoc\nEOG\n"
+    )
+    out = tmp_path / "out"
+    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    for platform, machine in (("linux_amd64", "x86_64"), ("linux_arm64", "aarch64")):
+        assert (out / platform / "one").read_text() == f"shell on {machine}\n"
+        assert (out / platform / "two").read_text() == "shebang\n"
+        assert (out / platform / "three").read_text() == "hello from a heredoc\n"
+        # The executable heredoc was mounted for the step, never part of the image.
+        assert not (out / platform / "dev" / "pipes").exists()

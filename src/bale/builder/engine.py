@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -52,6 +53,7 @@ from bale.frontends.dockerfile.resolve import (
     StageBase,
     Step,
 )
+from bale.frontends.dockerfile.run import run_command
 from bale.frontends.dockerignore import DockerIgnore
 from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
 from bale.oci.descriptor import Descriptor
@@ -61,6 +63,8 @@ from bale.store.local import Lease, Store
 from bale.store.snapshot_mounts import Mount, mounted
 from bale.store.snapshots import Snapshotter
 
+# Small per-step files live in memory when the machine has /dev/shm.
+_SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
 EMPTY_TAR = Digest("sha256", hashlib.sha256(b"\0" * 1024).hexdigest())
 
 
@@ -274,7 +278,8 @@ class Engine:
         created = ""  # filled in by _finish with the time of the state the step made
         text = _created_by(inst)
         if isinstance(inst, ins.Run):
-            argv = _run_argv(inst, step)
+            command = run_command(step)
+            argv = command.argv
             env = [f"{k}={v}" for k, v in step.build_env]
             network = inst.network or req.network
             definition: dict[str, Any] = {
@@ -285,6 +290,10 @@ class Engine:
                 "platform": str(stage.platform),
                 "network": network,
                 "mounts": list(inst.mount_specs),
+                "files": [
+                    [f.path, f.mode, hashlib.sha256(f.data.encode()).hexdigest()]
+                    for f in command.files
+                ],
             }
             run_inputs = (fs, *tuple(stage_fs[i] for i in step.mount_stages if i is not None))
             if not is_native(stage.platform):
@@ -297,7 +306,12 @@ class Engine:
                 name=f"{label} RUN {inst.original[4:].strip()}",
                 platform=str(stage.platform),
                 source=inst.source,
-                payload={"step": step, "resolved": resolved, "stage": stage},
+                payload={
+                    "step": step,
+                    "resolved": resolved,
+                    "stage": stage,
+                    "files": command.files,
+                },
             )
             keys[v.digest] = _key(
                 v.digest, [keys[i] for i in run_inputs], self._nocache(req, stage)
@@ -522,16 +536,25 @@ class Engine:
         resolved: ResolvedBuild = v.payload["resolved"]
         inst = step.instruction
         assert isinstance(inst, ins.Run)
-        spec = RunSpec(
-            argv=tuple(v.definition["argv"]),
-            env=tuple(v.definition["env"]),
-            cwd=v.definition["cwd"],
-            user=step.user,
-            platform=Platform.parse(v.platform),
-            network="none" if v.definition["network"] == "none" else "default",
-            mounts=tuple(_run_mounts(inst, req, resolved, v)),
-        )
-        code = self.executor.run(spec, rootfs_mounts, _StepOutput(self.sink, v))
+        with tempfile.TemporaryDirectory(prefix="bale-heredoc-", dir=_SCRATCH) as scratch:
+            # Executable heredocs (`#!` bodies) are files mounted read-only, as in BuildKit.
+            files: list[RunMount] = []
+            for i, f in enumerate(v.payload["files"]):
+                host = os.path.join(scratch, str(i))
+                with open(host, "w") as out:
+                    out.write(f.data)
+                os.chmod(host, f.mode)
+                files.append(BindMount(target=f.path, source=host, readonly=True))
+            spec = RunSpec(
+                argv=tuple(v.definition["argv"]),
+                env=tuple(v.definition["env"]),
+                cwd=v.definition["cwd"],
+                user=step.user,
+                platform=Platform.parse(v.platform),
+                network="none" if v.definition["network"] == "none" else "default",
+                mounts=(*_run_mounts(inst, req, resolved, v), *files),
+            )
+            code = self.executor.run(spec, rootfs_mounts, _StepOutput(self.sink, v))
         if code != 0:
             raise StepError(
                 f'failed to solve: process "{" ".join(spec.argv)}" did not complete '
@@ -914,16 +937,6 @@ def chown_ids(rootfs: str, text: str) -> tuple[int, int] | None:
     uid = lookup("passwd", user)
     gid = lookup("group", group) if group else uid
     return uid, gid
-
-
-def _run_argv(inst: ins.Run, step: Step) -> tuple[str, ...]:
-    if not inst.prepend_shell:
-        return inst.command
-    script = inst.command[0] if inst.command else ""
-    for doc in inst.files:
-        # The shell reads heredocs itself when they follow the command in one -c string.
-        script += "\n" + doc.content + doc.name
-    return (*step.shell, script)
 
 
 def _created_by(inst: ins.Instruction) -> str:
