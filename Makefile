@@ -65,7 +65,6 @@ example-python-app: python-base
 	$(BALE) images --tree bale-examples/python-app:1
 
 bench: setup
-	BALE_WITH_BUILDAH=1 ./scripts/setup-host.sh
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:

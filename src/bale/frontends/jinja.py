@@ -17,9 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 
-import jinja2
-import jinja2.sandbox
-
 from bale.errors import DockerfileError, SourceRange
 from bale.frontends.dockerfile.parser import ParsedDockerfile, parse
 from bale.oci.platform import Platform
@@ -85,6 +82,10 @@ def render(
         return DockerfileError(
             f"failed to render template: {message}", source=source_range, lines=lines
         )
+
+    # Imported here: plain Dockerfiles (most builds) never need the template engine.
+    import jinja2
+    import jinja2.sandbox
 
     environment = jinja2.sandbox.ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
