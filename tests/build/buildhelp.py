@@ -142,6 +142,12 @@ def leftovers(root: Path) -> list[str]:
         with sqlite3.connect(db) as conn:
             for key, kind in conn.execute("SELECT key, kind FROM snapshots WHERE kind != 'committed'"):
                 found.append(f"{kind} snapshot {key}")
+            known = {str(row[0]) for row in conn.execute("SELECT id FROM snapshots")}
+        # A snapshot directory without its record is a leak too.
+        found += [
+            f"snapshot directory {p}" for p in (root / "snapshots").iterdir()
+            if p.name.isdigit() and p.name not in known
+        ]
     run_dir = root / "executor" / "run"
     if run_dir.exists():
         found += [f"step bundle {p}" for p in run_dir.iterdir()]
