@@ -80,6 +80,12 @@ def run(
     args: argparse.Namespace, request: BuildRequest, files: dict[Platform, ParsedDockerfile]
 ) -> int:
     specs = output_specs(request)
+    if len(files) > 1 and any(s.type == "docker" for s in specs):
+        # Known before any step runs: refuse now rather than after the whole build.
+        raise InvalidArgument(
+            "docker exporter does not currently support exporting manifest lists",
+            hint="build one platform, or use -o type=oci",
+        )
     options = BuildOptions(
         context=request.context,
         files=files,
