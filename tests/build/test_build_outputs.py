@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from buildhelp import TWO, UNAME, bale, build, example, require_root, require_tool
+from buildhelp import TWO, UNAME, bale, build, events, example, require_root, require_tool
 
 DIGEST_LEN = len("sha256:") + 64
 
@@ -124,3 +124,14 @@ def test_quiet_prints_only_the_digest(root: Path, context: Path) -> None:
     assert proc.stderr == ""
     stored = json.loads(bale(root, "image", "inspect", "bale-test/hello:q").stdout)[0]
     assert stored["Descriptor"]["digest"] == out
+
+
+def test_docker_archive_of_two_platforms_is_refused_before_any_step(
+    context: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "image.docker.tar"
+    proc = build(tmp_path / "root", context, "-o", f"type=docker,dest={dest}", check=False)
+    assert proc.returncode == 1
+    assert "docker exporter does not currently support exporting manifest lists" in proc.stderr
+    assert events(proc.stderr) == []
+    assert not dest.exists()
