@@ -104,3 +104,25 @@ def test_copy_cache_follows_content_and_mode_after_dockerignore(tmp_path: Path) 
     assert len(ran()) == 1
     (context / "b.txt").write_text("new\n")  # a new file the COPY reads
     assert len(ran()) == 1
+
+
+def test_no_cache_and_no_cache_filter(tmp_path: Path) -> None:
+    require_root()
+    context = example("cross-compile", tmp_path / "ctx")
+    root = tmp_path / "root"
+    build(root, context, "-t", "cc:1")
+
+    def stages(*flags: str) -> tuple[set[str], set[str]]:
+        """(stages with a step that ran, stages with a step that was cached)."""
+        evs = events(build(root, context, "-t", "cc:1", *flags).stderr)
+        return (
+            {name.split()[1] for name in steps(evs, "start")},
+            {name.split()[1] for name in steps(evs, "cached")},
+        )
+
+    ran, cached = stages("--no-cache-filter", "build")
+    assert "build" in ran and "build" not in cached
+    assert "toolchain" in cached and "toolchain" not in ran
+    ran, cached = stages("--no-cache")
+    assert cached == set()
+    assert {"toolchain", "build"} <= ran
