@@ -47,7 +47,27 @@ _WHERE = {
     "push_image": "push",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BaseImage",
+    "Credentials",
+    "DockerConfig",
+    "HostConfig",
+    "HostsConfig",
+    "Progress",
+    "ProgressEvent",
+    "PullResult",
+    "PushResult",
+    "Reference",
+    "Registries",
+    "RegistryOptions",
+    "RemoteDocument",
+    "Repository",
+    "RetryPolicy",
+    "ensure_image",
+    "fetch_layers",
+    "pull",
+    "push_image",
+]
 
 
 def __getattr__(name: str) -> Any:
