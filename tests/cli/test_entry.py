@@ -1,0 +1,39 @@
+"""The entry point: every command is reachable with only its own module imported, and the
+registry package's lazy names all resolve."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import bale.registry
+from bale.cli.main import COMMAND_MODULES, COMMANDS, build_parser
+
+
+def _commands(parser: object) -> set[str]:
+    sub = parser._subparsers._group_actions[0]  # type: ignore[attr-defined]
+    return set(sub.choices)
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
+    everything = build_parser()
+    assert _commands(everything) == set(COMMANDS)
+    assert set(COMMANDS.values()) == set(COMMAND_MODULES)
+    for command in COMMANDS:
+        # Parsing `bale COMMAND` imports one module; the command must be among what it adds.
+        assert command in _commands(build_parser([command]))
+
+
+def test_build_does_not_import_the_http_client() -> None:
+    code = (
+        "import sys; from bale.cli.main import build_parser; build_parser(['build']); "
+        "import bale.builder.build; print('httpx' in sys.modules, 'jinja2' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_registry_lazy_names_resolve() -> None:
+    for name in bale.registry.__all__:
+        assert getattr(bale.registry, name) is not None
+    assert callable(bale.registry.pull)
