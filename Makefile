@@ -11,7 +11,7 @@ BALE := $(VENV)/bin/bale
 PLATFORMS ?= linux/amd64,linux/arm64
 
 .PHONY: all setup host venv fixtures lint typecheck unit test demo bench clean \
-	examples example-hello example-cross-compile example-python-app python-base
+	examples example-hello example-cross-compile example-jinja example-python-app python-base
 
 all: test
 
@@ -45,7 +45,7 @@ test: setup lint
 demo: setup
 	./scripts/demo.sh
 
-examples: example-hello example-cross-compile example-python-app
+examples: example-hello example-cross-compile example-jinja example-python-app
 
 example-hello: setup
 	./scripts/example-context.sh examples/hello
@@ -56,6 +56,12 @@ example-cross-compile: setup
 	./scripts/example-context.sh examples/cross-compile
 	$(BALE) build --platform $(PLATFORMS) -t bale-examples/cross-compile:1 examples/cross-compile
 	$(BALE) images --tree bale-examples/cross-compile:1
+
+example-jinja: setup
+	./scripts/example-context.sh examples/jinja
+	$(BALE) build -f examples/jinja/Dockerfile.j2 --platform linux/amd64,linux/arm/v7 \
+		--build-arg CHANNEL=beta -t bale-examples/jinja:1 examples/jinja
+	$(BALE) images --tree bale-examples/jinja:1
 
 python-base: setup
 	./scripts/python-base.sh

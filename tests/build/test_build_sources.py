@@ -14,6 +14,7 @@ import pytest
 from buildhelp import bale, busybox_path, require_root
 
 from bale.oci.manifest import ATTESTATION_REF, Index
+from bale.oci.platform import Platform
 from bale.store.local import Store
 
 
@@ -238,3 +239,50 @@ def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path)
         assert (out / platform / "three").read_text() == "hello from a heredoc\n"
         # The executable heredoc was mounted for the step, never part of the image.
         assert not (out / platform / "dev" / "pipes").exists()
+
+
+def test_mount_point_stubs_never_reach_the_layer(store_root: Path, tmp_path: Path) -> None:
+    # FROM scratch has no /etc: the step's /etc/hosts and /etc/resolv.conf mount points are
+    # made for it, and only what the step wrote (and its directory) may stay.
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY --from=base:1 /bin /bin\n"
+        "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo x > /etc/mine && : > /etc/empty\"]\n"
+    )
+    out = tmp_path / "out"
+    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    for platform in ("linux_amd64", "linux_arm64"):
+        assert sorted(p.name for p in (out / platform / "etc").iterdir()) == ["empty", "mine"]
+        assert sorted(p.name for p in (out / platform).iterdir()) == ["bin", "etc"]
+
+
+def test_jinja_example_renders_per_platform(store_root: Path, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    ctx = tmp_path / "jinja"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "jinja", ctx)
+    subprocess.run(
+        [str(Path(__file__).resolve().parents[2] / "scripts" / "example-context.sh"), str(ctx)],
+        check=True,
+    )
+    out = tmp_path / "out"
+    bale(store_root, "build", "-f", str(ctx / "Dockerfile.j2"), "--progress", "plain",
+         "--platform", "linux/amd64,linux/arm/v7", "--build-arg", "CHANNEL=beta",
+         "-o", f"type=local,dest={out}", str(ctx))
+    assert not (out / "linux_amd64" / "etc" / "arm-note").exists()
+    assert (out / "linux_arm_v7" / "etc" / "arm-note").read_text() == (
+        "32-bit ARM build for linux/arm/v7\n"
+    )
+    bale(store_root, "build", "-f", str(ctx / "Dockerfile.j2"), "--progress", "quiet",
+         "--platform", "linux/arm/v7", "--build-arg", "CHANNEL=beta", "-t", "jinja:1", str(ctx))
+    with Store(store_root) as store:
+        target = store.resolve("jinja:1")
+        manifest = store.select_platform(target, _arm())
+        env = store.config(store.manifest(manifest).config).config.env_map()
+    assert env["APP_ARCH"] == "armv7" and env["APP_CHANNEL"] == "beta"
+
+
+def _arm() -> Platform:
+    return Platform.parse("linux/arm/v7")

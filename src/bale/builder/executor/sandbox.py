@@ -223,15 +223,18 @@ class Sandbox:
     # -- stubs ----------------------------------------------------------------------------
 
     def note_stub(self, rel: str) -> None:
-        """Remember the first missing component of `rel`: the runtime will create it."""
+        """Remember each missing component of `rel`: the runtime will create them as mount
+        points, and they must not reach the layer."""
         parts = rel.split("/")
+        missing = False
         for i in range(1, len(parts) + 1):
             sub = "/".join(parts[:i])
             host = resolve(self.rootfs, sub)
-            if not os.path.lexists(host):
+            if missing or not os.path.lexists(host):
+                missing = True
                 if host not in self._stubs:
                     self._stubs.append(host)
-                return
+                continue
             if os.path.islink(host):
                 return  # the runtime resolves it inside the rootfs; nothing new at this level
 
@@ -244,8 +247,10 @@ class Sandbox:
             raise InvalidArgument(f"working directory {self.spec.cwd} is not a directory")
 
     def remove_stubs(self) -> None:
+        # Deepest first: a stub file, then the stub directories that held only stubs. What
+        # the step itself wrote next to them (a file in a new /etc) stays.
         for host in sorted(self._stubs, key=len, reverse=True):
-            _remove_if_empty(host)
+            _remove_stub(host)
 
     def close(self) -> None:
         for path in reversed(self._host_mounts):
@@ -259,20 +264,14 @@ class Sandbox:
         shutil.rmtree(self.workdir / "files", ignore_errors=True)
 
 
-def _remove_if_empty(path: str) -> bool:
-    """Remove a stub tree made only of empty directories and empty files."""
+def _remove_stub(path: str) -> None:
+    """Remove a mount-point stub: an empty regular file or an empty directory."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return True
+        return
     if stat.S_ISDIR(st.st_mode):
-        empty = all(_remove_if_empty(os.path.join(path, c)) for c in os.listdir(path))
-        if empty:
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
-                return True
-        return False
-    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # only succeeds when empty
+    elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
         os.unlink(path)
-        return True
-    return False
