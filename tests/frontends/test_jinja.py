@@ -107,4 +107,5 @@ def test_example_renders_and_resolves_for_two_platforms() -> None:
     assert envs["linux/amd64"][0]["APP_ARCH"] == "amd64"
     assert envs["linux/arm/v7"][0]["APP_ARCH"] == "armv7"
     assert envs["linux/arm/v7"][0]["APP_CHANNEL"] == "beta"
-    assert (envs["linux/amd64"][1], envs["linux/arm/v7"][1]) == (1, 2)
+    # The arm-only RUN is rendered for arm/v7 alone.
+    assert (envs["linux/amd64"][1], envs["linux/arm/v7"][1]) == (2, 3)

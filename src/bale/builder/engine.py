@@ -36,7 +36,6 @@ from bale.builder.executor import (
     SSHMount,
     TmpfsMount,
 )
-from bale.builder.executor.spec import DEFAULT_PATH
 from bale.builder.graph import Graph, Vertex
 from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
 from bale.builder.layers.rootpath import resolve
@@ -191,7 +190,7 @@ class Engine:
             target = resolved.target
             config = ImageConfig(
                 platform=target.platform,
-                config=_with_default_path(_with_labels(target.config, req.labels)),
+                config=_with_labels(target.config, req.labels),
                 history=stage_hist[target.index],
             )
             results.append(
@@ -816,14 +815,6 @@ def _rfc3339(ts: float) -> str:
     from bale.store.importer import rfc3339
 
     return rfc3339(ts)
-
-
-def _with_default_path(config: RuntimeConfig) -> RuntimeConfig:
-    """BuildKit always sets PATH in the image: a base without one (an imported rootfs)
-    would otherwise give a container where no command is found."""
-    if any(e.startswith("PATH=") for e in config.env):
-        return config
-    return replace(config, env=(f"PATH={DEFAULT_PATH}", *config.env))
 
 
 def _with_labels(config: RuntimeConfig, labels: dict[str, str]) -> RuntimeConfig:

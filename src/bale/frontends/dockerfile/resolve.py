@@ -282,6 +282,12 @@ class _Resolver:
         if self.base_configs is not None:
             found = self.base_configs.base_config(base.ref, platform)
             if found is not None:
+                # As BuildKit: a base without PATH (an imported rootfs) gets the default one,
+                # so `ENV PATH=/opt/bin:$PATH` and RUN find the usual commands.
+                if platform.os != "windows" and not any(
+                    e.startswith("PATH=") for e in found.env
+                ):
+                    found = replace(found, env=(f"PATH={DEFAULT_PATH}", *found.env))
                 return found, True
         return RuntimeConfig(), False
 
