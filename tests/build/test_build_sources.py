@@ -286,3 +286,15 @@ def test_jinja_example_renders_per_platform(store_root: Path, tmp_path: Path) ->
 
 def _arm() -> Platform:
     return Platform.parse("linux/arm/v7")
+
+
+def test_base_without_path_gets_the_default_path(store_root: Path, tmp_path: Path) -> None:
+    # base:1 is an imported rootfs: its config has no PATH at all.
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM base:1\nENV PATH=/opt/bin:$PATH\nRUN echo $PATH > /p\n")
+    out = tmp_path / "out"
+    _local(store_root, ctx, out)
+    assert (out / "p").read_text() == (
+        "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    )
