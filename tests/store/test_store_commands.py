@@ -225,3 +225,22 @@ def test_docker_archive_written_by_skopeo_loads(root: Path, two: str, tmp_path: 
     )[0]
     assert doc["RootFS"] == ref["RootFS"] and doc["Architecture"] == "arm64"
     assert_check_clean(other)
+
+
+def test_dangling_images_are_listed_and_filtered(root: Path, two: str) -> None:
+    # Re-pointing a name leaves the image it named dangling, shown as docker shows it.
+    bale(root, "tag", "demo/two:1", "demo/other:1")
+    small = small_rootfs("x")
+    proc = bale_bytes(root, "import", "--platform", "linux/amd64", "-", "demo/two:1", input=small)
+    assert proc.returncode == 0, proc.stderr
+    bale(root, "tag", "demo/two:1", "demo/other:1")  # demo/other:1 moves; two's old index dangles
+    rows = [json.loads(line) for line in bale(root, "images", "--format", "json").stdout.splitlines()]
+    assert [r["Digest"] for r in rows if r["Repository"] == "<none>"] == [two]
+    dangling = bale(root, "images", "-q", "--no-trunc", "-f", "dangling=true").stdout.split()
+    assert dangling == [two]
+    named = bale(root, "images", "--format", "json", "-f", "dangling=false").stdout.splitlines()
+    assert {json.loads(r)["Repository"] for r in named} == {"demo/two", "demo/other"}
+    only = bale(root, "images", "--format", "json", "-f", "reference=demo/oth*").stdout
+    assert [json.loads(r)["Repository"] for r in only.splitlines()] == ["demo/other"]
+    bad = bale(root, "images", "-f", "colour=blue", check=False)
+    assert bad.returncode == 1 and "invalid filter" in bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from pathlib import Path
@@ -67,7 +68,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _images_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("repository", nargs="?", help="only this repository (and tag)")
-    p.add_argument("-a", "--all", action="store_true", help="show dangling images too")
+    p.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        help="show all images (dangling ones are shown by default, as docker does)",
+    )
+    p.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dangling=true|false, reference=PATTERN",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
     p.add_argument("--tree", action="store_true", help="show platforms and attestations")
     p.add_argument("--format", default="table", help="table or json")
@@ -108,7 +122,24 @@ def _split_name(record: ImageRecord) -> tuple[str, str]:
 
 
 def _selected(store: Store, args: argparse.Namespace) -> list[ImageRecord]:
-    records = store.images().all(include_dangling=args.all)
+    records = store.images().all(include_dangling=True)
+    for item in args.filter:
+        key, sep, value = item.partition("=")
+        if key == "dangling" and value in ("true", "false"):
+            records = [r for r in records if r.dangling == (value == "true")]
+        elif key == "reference" and sep:
+            records = [
+                r
+                for r in records
+                if (not r.dangling
+                and fnmatch.fnmatchcase(Reference.parse(r.name).familiar(), value))
+                or (not r.dangling
+                and fnmatch.fnmatchcase(Reference.parse(r.name).familiar_name, value))
+            ]
+        else:
+            raise InvalidArgument(
+                f"invalid filter {item!r}", hint="use dangling=true|false or reference=PATTERN"
+            )
     if args.repository:
         want = Reference.parse(args.repository, default_tag=False)
         records = [
