@@ -37,3 +37,19 @@ def test_registry_lazy_names_resolve() -> None:
     for name in bale.registry.__all__:
         assert getattr(bale.registry, name) is not None
     assert callable(bale.registry.pull)
+
+
+def test_build_refuses_an_unknown_platform_before_anything(tmp_path: object) -> None:
+    from pathlib import Path
+
+    ctx = Path(str(tmp_path))
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY x /x\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bale", "--root", str(ctx / "root"), "build",
+         "--platform", "linux/amd64,linux/bogus", str(ctx)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1
+    assert "unknown architecture 'bogus' in platform linux/bogus" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (ctx / "root").exists()  # refused before the store was even opened

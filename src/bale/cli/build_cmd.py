@@ -18,7 +18,7 @@ from bale.frontends.dockerfile.outline import Outline, TargetInfo, outline, targ
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.dockerfile.resolve import ResolvedBuild, resolve
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
-from bale.oci.platform import Platform, host_platform
+from bale.oci.platform import Platform, host_platform, require_known
 
 CALLS = ("build", "check", "outline", "targets")
 PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson")
@@ -114,7 +114,7 @@ def parse_platforms(values: list[str]) -> tuple[Platform, ...]:
         for part in value.split(","):
             if not part.strip():
                 continue
-            platform = Platform.parse(part)
+            platform = require_known(Platform.parse(part))
             if platform not in out:
                 out.append(platform)
     return tuple(out) or (host_platform(),)

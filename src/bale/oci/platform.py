@@ -162,6 +162,59 @@ def _variant_number(variant: str) -> int:
         return 1
 
 
+# GOOS/GOARCH values images are built for (Go's list, as containerd and BuildKit accept them).
+KNOWN_OS = frozenset(
+    {
+        "linux",
+        "windows",
+        "darwin",
+        "freebsd",
+        "netbsd",
+        "openbsd",
+        "solaris",
+        "illumos",
+        "aix",
+        "plan9",
+        "wasip1",
+        "js",
+    }
+)
+KNOWN_ARCHITECTURES = frozenset(
+    {
+        "386",
+        "amd64",
+        "arm",
+        "arm64",
+        "loong64",
+        "mips",
+        "mipsle",
+        "mips64",
+        "mips64le",
+        "ppc64",
+        "ppc64le",
+        "riscv64",
+        "s390x",
+        "sparc64",
+        "wasm",
+    }
+)
+
+
+def require_known(platform: Platform) -> Platform:
+    """A build target must name an OS and architecture images exist for."""
+    if platform.os not in KNOWN_OS:
+        raise InvalidArgument(
+            f"unknown operating system {platform.os!r} in platform {platform}",
+            hint="a platform looks like linux/amd64, linux/arm64 or linux/arm/v7",
+        )
+    if platform.architecture not in KNOWN_ARCHITECTURES:
+        raise InvalidArgument(
+            f"unknown architecture {platform.architecture!r} in platform {platform}",
+            hint="known: " + ", ".join(sorted(KNOWN_ARCHITECTURES)),
+        )
+    return platform
+
+
 def host_platform() -> Platform:
     """The platform of the running kernel."""
     return Platform.of("linux", _host.machine())
