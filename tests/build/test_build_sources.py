@@ -298,3 +298,41 @@ def test_base_without_path_gets_the_default_path(store_root: Path, tmp_path: Pat
     assert (out / "p").read_text() == (
         "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     )
+
+
+def _started(proc_stderr: str) -> list[str]:
+    events = [json.loads(line) for line in proc_stderr.splitlines() if line.startswith("{")]
+    return [e["name"].split("] ", 1)[1] for e in events if e["kind"] == "start"]
+
+
+def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "input.txt").write_text("one\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1 AS build\nCOPY input.txt /input.txt\nRUN cp /input.txt /out\n"
+        "FROM base:1\nCOPY --from=build /out /out\nRUN cat /out > /copy\n"
+    )
+
+    def build(*extra: str) -> list[str]:
+        proc = bale(store_root, "build", "--progress", "rawjson", "-t", "keyed:1", *extra, ".",
+                    cwd=ctx)
+        return _started(proc.stderr)
+
+    build()
+    # The build stage runs again but makes the same /out: what copies it stays cached.
+    assert build("--no-cache-filter", "build") == [
+        "COPY input.txt /input.txt",
+        "RUN cp /input.txt /out",
+    ]
+    # A new /out: the copy and every step after it run again, with the new content.
+    (ctx / "input.txt").write_text("two\n")
+    assert build() == [
+        "COPY input.txt /input.txt",
+        "RUN cp /input.txt /out",
+        "COPY --from=build /out /out",
+        "RUN cat /out > /copy",
+    ]
+    out = tmp_path / "out"
+    _local(store_root, ctx, out)
+    assert (out / "copy").read_text() == "two\n"

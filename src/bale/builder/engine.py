@@ -76,6 +76,7 @@ class LayerRef:
 @dataclass(frozen=True)
 class FsState:
     layers: tuple[LayerRef, ...] = ()
+    key: str = ""  # the cache key of the step that made it
     # When the last step that made this state ran (a cache hit keeps the first run's time),
     # so an unchanged rebuild gives the same image config and digest.
     created: float | None = None
@@ -142,11 +143,14 @@ class Engine:
 
     # -- planning ------------------------------------------------------------------------
 
-    def plan(self, req: BuildRequest) -> tuple[Graph, list[PlatformResult], dict[str, str]]:
-        """The graph for every platform, each platform's image skeleton, and cache keys."""
+    def plan(
+        self, req: BuildRequest
+    ) -> tuple[Graph, list[PlatformResult], dict[str, tuple[str, str]]]:
+        """The graph for every platform, each platform's image skeleton, and what each
+        vertex's cache key is made of besides its inputs: (definition + checksums, salt)."""
         graph = Graph()
         ctx = BuildContext(req.context, req.excluded, self.store.meta)
-        keys: dict[str, str] = {}
+        keys: dict[str, tuple[str, str]] = {}
         results = []
         for resolved in req.resolved:
             stage_fs: dict[int, str] = {}
@@ -214,7 +218,7 @@ class Engine:
         stage_fs: dict[int, str],
         stage_hist: dict[int, tuple[HistoryEntry, ...]],
         stage_layers: dict[int, tuple[LayerRef, ...]],
-        keys: dict[str, str],
+        keys: dict[str, tuple[str, str]],
         bases: list[tuple[str, str]],
     ) -> tuple[str, tuple[HistoryEntry, ...], tuple[LayerRef, ...]]:
         base = stage.base
@@ -222,7 +226,7 @@ class Engine:
             return stage_fs[base.index], stage_hist[base.index], stage_layers[base.index]
         if isinstance(base, ScratchBase):
             v = Vertex.make("scratch", {}, (), name="FROM scratch")
-            keys[v.digest] = v.digest
+            keys[v.digest] = (v.digest, "")
             return graph.add(v), (), ()
         assert isinstance(base, ImageBase)
         if req.image_lookup is not None:
@@ -242,7 +246,7 @@ class Engine:
         graph: Graph,
         image: BaseImage,
         stage: ResolvedStage,
-        keys: dict[str, str],
+        keys: dict[str, tuple[str, str]],
         label: str,
     ) -> str:
         v = Vertex.make(
@@ -257,7 +261,7 @@ class Engine:
             platform=str(stage.platform),
             payload=image,
         )
-        keys[v.digest] = v.digest
+        keys[v.digest] = (v.digest, "")
         return graph.add(v)
 
     def _plan_step(
@@ -271,7 +275,7 @@ class Engine:
         fs: str,
         stage_fs: dict[int, str],
         label: str,
-        keys: dict[str, str],
+        keys: dict[str, tuple[str, str]],
     ) -> tuple[str, HistoryEntry]:
         inst = step.instruction
         created = ""  # filled in by _finish with the time of the state the step made
@@ -312,9 +316,7 @@ class Engine:
                     "files": command.files,
                 },
             )
-            keys[v.digest] = _key(
-                v.digest, [keys[i] for i in run_inputs], self._nocache(req, stage)
-            )
+            keys[v.digest] = (v.digest, self._nocache(req, stage))
             return graph.add(v), HistoryEntry(created=created, created_by=text)
         if isinstance(inst, ins.Copy):
             urls = [s for s in inst.sources if s.startswith(("http://", "https://"))]
@@ -396,9 +398,7 @@ class Engine:
                     "from_stage": from_other,
                 },
             )
-            keys[v.digest] = _key(
-                v.digest + checksum, [keys[i] for i in inputs], self._nocache(req, stage)
-            )
+            keys[v.digest] = (v.digest + checksum, self._nocache(req, stage))
             return graph.add(v), HistoryEntry(created=created, created_by=text)
         return fs, HistoryEntry(created=created, created_by=text, empty_layer=True)
 
@@ -417,7 +417,12 @@ class Engine:
 
             def job(digest: str, done: dict[str, FsState]) -> FsState:
                 return self._run_vertex(
-                    graph.vertices[digest], done, keys[digest], req, lease, solver
+                    graph.vertices[digest],
+                    done,
+                    self._runtime_key(graph.vertices[digest], done, keys[digest]),
+                    req,
+                    lease,
+                    solver,
                 )
 
             # A cancelled build (Ctrl-C, or a failed step) stops the steps still running:
@@ -446,11 +451,11 @@ class Engine:
         if solver.cancel_event.is_set():
             raise StepError("cancelled", vertex=v.digest)
         if v.kind == "scratch":
-            return FsState()
+            return FsState(key=key)
         if v.kind == "image":
             image: BaseImage = v.payload
             self.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
-            return FsState(image.layers, _parse_time(image.config.created))
+            return FsState(image.layers, key, _parse_time(image.config.created))
         parent = done[v.inputs[0]]
         cached = None if "nocache" in key else self._cache_lookup(key)
         if cached is not None:
@@ -458,7 +463,7 @@ class Engine:
             layer, when = cached
             if layer:
                 lease.add(layer.descriptor.digest)
-            return FsState(parent.layers + ((layer,) if layer else ()), when)
+            return FsState(parent.layers + ((layer,) if layer else ()), key, when)
         start = time.monotonic()
         self.sink.emit(
             pg.Event("start", v.digest, v.name, platform=v.platform, emulation=self._emulation(v))
@@ -478,7 +483,41 @@ class Engine:
                 "done", v.digest, v.name, platform=v.platform, duration=time.monotonic() - start
             )
         )
-        return FsState(parent.layers + ((layer,) if layer else ()), now)
+        return FsState(parent.layers + ((layer,) if layer else ()), key, now)
+
+    def _runtime_key(self, v: Vertex, done: dict[str, FsState], own: tuple[str, str]) -> str:
+        """A step's cache key: its definition (and the context files it reads), the key of
+        the state it builds on, and for another stage it copies from, the checksum of the
+        files it copies (as BuildKit checksums sources: a rebuilt stage that made the same
+        files keeps what copies them cached); for a stage mounted into a RUN, its chain id."""
+        definition, salt = own
+        if v.kind in ("image", "scratch"):
+            return definition
+        inputs = [done[v.inputs[0]].key]
+        if v.kind == "copy" and v.payload["from_stage"]:
+            inputs.append(f"files:{self._stage_files_checksum(v, done[v.inputs[1]])}")
+        else:
+            inputs += [f"content:{done[i].chain_id()}" for i in v.inputs[1:]]
+        return _key(definition, inputs, salt)
+
+    def _stage_files_checksum(self, v: Vertex, source: FsState) -> str:
+        plan: CopyPlan = v.payload["plan"]
+        root = self._rootfs(source)
+        view_key = f"view-{uuid.uuid4().hex}"
+        try:
+            with (
+                self.snapshots.prepared(view_key, root) as view,
+                mounted(view.mounts, self.snapshots.root / "mnt") as src_root,
+            ):
+                ctx = BuildContext(Path(src_root))
+                if plan.excludes:
+                    ctx = ctx.narrowed(_excluder(plan.excludes, plan.sources))
+                return ctx.checksum([m for s in plan.sources for m in ctx.match(s)])
+        except (NotFound, InvalidArgument) as exc:
+            resolved: ResolvedBuild = v.payload["resolved"]
+            raise DockerfileError(
+                exc.message, source=v.source, lines=resolved.lines, hint=exc.hint
+            ) from None
 
     def _emulation(self, v: Vertex) -> str:
         if v.kind != "exec":
