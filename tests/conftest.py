@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("BALE_FIXTURES", REPO / ".cache" / "busybox"))
-
-# Debian architecture names of the busybox-static fixtures, by OCI platform.
-DEBIAN_ARCH = {
-    "linux/amd64": "amd64",
-    "linux/arm64": "arm64",
-    "linux/arm/v7": "armhf",
-    "linux/s390x": "s390x",
-    "linux/ppc64le": "ppc64el",
-    "linux/386": "i386",
-}
-
-
-def busybox_path(platform: str) -> Path | None:
-    path = FIXTURES / DEBIAN_ARCH[platform] / "busybox"
-    return path if path.exists() else None
+from support import (  # noqa: F401 - re-exported for tests that import them from here
+    DEBIAN_ARCH,
+    FIXTURES,
+    REPO,
+    busybox_path,
+    require_root,
+    require_tool,
+)
 
 
 @pytest.fixture
@@ -41,18 +30,6 @@ def busybox() -> object:
         return path
 
     return get
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (mounts, namespaces or binfmt_misc)")
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (make test installs it as root)")
-    return path
 
 
 @pytest.fixture

@@ -3,45 +3,33 @@ what a build left behind (store contents, mounts, containers, processes)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bale.store.local import Store
+from support import busybox_path, require_root, require_tool, stop_process  # noqa: F401 - shared
 
 TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
 EXAMPLES = REPO / "examples"
 
 
-def _shared() -> ModuleType:
-    # tests/conftest.py under its own name: "import conftest" is ambiguous here.
-    spec = importlib.util.spec_from_file_location("bale_tests_conftest", TESTS / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _shared()
-require_root = _conftest.require_root
-require_tool = _conftest.require_tool
-busybox_path = _conftest.busybox_path
-
 TWO = ("linux/amd64", "linux/arm64")
 PYTHON_BASE = "bale-examples/debian-python:bookworm"
-UNAME = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l",
-         "linux/s390x": "s390x"}
+UNAME = {
+    "linux/amd64": "x86_64",
+    "linux/arm64": "aarch64",
+    "linux/arm/v7": "armv7l",
+    "linux/s390x": "s390x",
+}
 
 
 def env() -> dict[str, str]:
@@ -77,8 +65,16 @@ def build(
 ) -> subprocess.CompletedProcess[str]:
     """`bale build --platform P,... --progress rawjson ARGS .` run inside the context."""
     return bale(
-        root, "build", "--platform", ",".join(platforms), "--progress", "rawjson", *args, ".",
-        cwd=context, check=check,
+        root,
+        "build",
+        "--platform",
+        ",".join(platforms),
+        "--progress",
+        "rawjson",
+        *args,
+        ".",
+        cwd=context,
+        check=check,
     )
 
 
@@ -94,7 +90,8 @@ def events(stderr: str) -> list[dict[str, Any]]:
 def steps(evs: list[dict[str, Any]], kind: str) -> list[str]:
     """Names of the RUN/COPY/ADD vertices with an event of `kind` ("start", "cached")."""
     return [
-        e["name"] for e in evs
+        e["name"]
+        for e in evs
         if e["kind"] == kind and any(f"] {op} " in e["name"] for op in ("RUN", "COPY", "ADD"))
     ]
 
@@ -140,12 +137,15 @@ def leftovers(root: Path) -> list[str]:
     db = root / "snapshots" / "metadata.db"
     if db.exists():
         with sqlite3.connect(db) as conn:
-            for key, kind in conn.execute("SELECT key, kind FROM snapshots WHERE kind != 'committed'"):
+            for key, kind in conn.execute(
+                "SELECT key, kind FROM snapshots WHERE kind != 'committed'"
+            ):
                 found.append(f"{kind} snapshot {key}")
             known = {str(row[0]) for row in conn.execute("SELECT id FROM snapshots")}
         # A snapshot directory without its record is a leak too.
         found += [
-            f"snapshot directory {p}" for p in (root / "snapshots").iterdir()
+            f"snapshot directory {p}"
+            for p in (root / "snapshots").iterdir()
             if p.name.isdigit() and p.name not in known
         ]
     run_dir = root / "executor" / "run"
@@ -171,11 +171,4 @@ def leftovers(root: Path) -> list[str]:
     return found
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+stop = stop_process

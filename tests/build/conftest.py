@@ -2,104 +2,35 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from buildhelp import PYTHON_BASE, REPO, bale, env, require_root, require_tool, stop
+from buildhelp import PYTHON_BASE, REPO, bale, env, require_root, require_tool
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited {proc.returncode}:\n{log.read_text()}")
-        if ready():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not start in 60s:\n{log.read_text()}")
+from support import start_containerd, start_registry
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real docker-registry on 127.0.0.1:<free port>; yields host:port."""
-    exe = require_tool("docker-registry")
-    directory = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = directory / "registry.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = directory / "registry.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([exe, "serve", str(config)], stdout=out, stderr=out)
+    server = start_registry(tmp_path_factory.mktemp("registry"))
     try:
-
-        def ready() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return True
-            except OSError:
-                return False
-
-        _wait("docker-registry", ready, proc, log)
-        yield f"127.0.0.1:{port}"
+        yield server.host
     finally:
-        stop(proc)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """A real containerd with its own root, state and socket; yields the ctr command prefix."""
-    require_root()
-    exe = require_tool("containerd")
-    ctr = require_tool("ctr")
-    require_tool("runc")
-    # A short path: unix socket names are limited to 108 bytes.
-    base = Path(f"/tmp/bale-build-ctd-{os.getpid()}-{time.monotonic_ns()}")
-    base.mkdir()
-    sock = base / "sock"
-    config = base / "config.toml"
-    config.write_text(
-        "version = 2\n"
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-        f'[grpc]\n  address = "{sock}"\n'
-    )
-    log = tmp_path_factory.mktemp("containerd") / "containerd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [exe, "--root", str(base / "root"), "--state", str(base / "state"),
-             "--address", str(sock), "--config", str(config)],
-            stdout=out, stderr=out,
-        )
-    prefix = [ctr, "--address", str(sock)]
+    service = start_containerd(tmp_path_factory.mktemp("containerd"))
     try:
-
-        def ready() -> bool:
-            if not sock.exists():
-                return False
-            return subprocess.run([*prefix, "version"], capture_output=True).returncode == 0
-
-        _wait("containerd", ready, proc, log)
-        yield prefix
+        yield service.ctr
     finally:
-        stop(proc)
-        subprocess.run(["umount", "-R", str(base)], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,17 +12,7 @@ from exechelp import MakeRootfs, require_root
 
 from bale.builder.executor import Executor
 from bale.store.snapshots import Snapshotter, overlay_supported
-
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("BALE_FIXTURES", REPO / ".cache" / "busybox"))
-DEBIAN_ARCH = {
-    "linux/amd64": "amd64",
-    "linux/arm64": "arm64",
-    "linux/arm/v7": "armhf",
-    "linux/s390x": "s390x",
-    "linux/ppc64le": "ppc64el",
-    "linux/386": "i386",
-}
+from support import DEBIAN_ARCH, FIXTURES, REPO  # noqa: F401 - shared
 
 APPLETS = ("sh", "uname", "cat", "ls", "true", "false", "echo", "id", "ps", "sleep", "mkdir",
            "rm", "grep", "touch", "wc", "ln", "chmod", "test", "stat", "hostname", "env", "pwd")

@@ -8,10 +8,8 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tarfile
 import threading
@@ -22,7 +20,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bale.oci import mediatype
@@ -40,67 +37,10 @@ from bale.oci.platform import Platform
 from bale.registry.hosts import HostsConfig
 from bale.registry.transport import Registries, RegistryOptions, RetryPolicy
 from bale.store.local import Store
+from support import RegistryServer, free_port, start_registry  # noqa: F401 - shared
 
 USER, PASSWORD = "alice", "s3cret-pass"
 SERVICE, ISSUER = "bale-test-registry", "bale-test-issuer"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class RegistryServer:
-    host: str  # 127.0.0.1:PORT
-    log: Path
-    proc: subprocess.Popen[bytes]
-    root: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, 9)
-                self.proc.wait()
-
-
-def start_registry(directory: Path, auth_yaml: str = "") -> RegistryServer:
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.skip("docker-registry is not installed (scripts/setup-host.sh installs it)")
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = directory / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: info\n  formatter: text\n"
-        "storage:\n"
-        f"  filesystem:\n    rootdirectory: {directory / 'data'}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-        + auth_yaml
-    )
-    log = directory / "registry.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=out)
-    server = RegistryServer(f"127.0.0.1:{port}", log, proc, directory)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://{server.host}/v2/", timeout=2)
-            return server
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                pytest.fail(f"docker-registry did not start:\n{server.log_text()}")
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

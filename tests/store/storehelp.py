@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
-import socket
 import subprocess
 import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 from bale.store.local import Store
+from support import busybox_path, free_port, require_root, require_tool  # noqa: F401 - shared
 
 TESTS = Path(__file__).resolve().parent.parent
-
-
-def _shared() -> ModuleType:
-    # tests/conftest.py, loaded under its own name: "import conftest" is ambiguous here.
-    spec = importlib.util.spec_from_file_location("bale_tests_conftest", TESTS / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _shared()
-require_root = _conftest.require_root
-require_tool = _conftest.require_tool
-busybox_path = _conftest.busybox_path
 
 
 def bale(
@@ -134,9 +117,3 @@ def assert_check_clean(root: Path) -> None:
     proc = bale(root, "store", "check", check=False)
     assert proc.returncode == 0, f"store check failed:\n{proc.stdout}{proc.stderr}"
     assert proc.stdout.startswith("ok:"), proc.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +13,13 @@ import pytest
 from storehelp import (
     bale,
     busybox_path,
-    free_port,
     import_platforms,
-    require_root,
     require_tool,
     rootfs_tar,
 )
 
 from bale.oci.platform import host_platform
+from support import start_containerd, start_registry
 
 pytestmark = pytest.mark.slow
 
@@ -50,108 +47,24 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     return root, archive, index_digest
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _wait(what: str, ready: object, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited {proc.returncode}:\n{log.read_text()}")
-        if ready():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not start in 60s:\n{log.read_text()}")
-
-
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[str]:
     """A real docker-registry on 127.0.0.1:<free port>; yields host:port."""
-    exe = require_tool("docker-registry")
-    port = free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        "storage:\n"
-        f"  filesystem:\n    rootdirectory: {tmp_path / 'registry-data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = tmp_path / "registry.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([exe, "serve", str(config)], stdout=out, stderr=out)
+    server = start_registry(tmp_path / "registry")
     try:
-        import socket
-
-        def ready() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return True
-            except OSError:
-                return False
-
-        _wait("docker-registry", ready, proc, log)
-        yield f"127.0.0.1:{port}"
+        yield server.host
     finally:
-        _stop(proc)
+        server.stop()
 
 
 @pytest.fixture
 def containerd(tmp_path: Path) -> Iterator[list[str]]:
     """A real containerd with its own root, state and socket; yields the ctr command prefix."""
-    require_root()
-    exe = require_tool("containerd")
-    ctr = require_tool("ctr")
-    require_tool("runc")
-    base = Path(f"/tmp/bale-ctd-{os.getpid()}-{time.monotonic_ns()}")
-    # A short path: unix socket names are limited to 108 bytes.
-    base.mkdir()
-    sock = base / "sock"
-    config = base / "config.toml"
-    config.write_text(
-        "version = 2\n"
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-        "[grpc]\n"
-        f'  address = "{sock}"\n'
-    )
-    log = tmp_path / "containerd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                exe,
-                "--root",
-                str(base / "root"),
-                "--state",
-                str(base / "state"),
-                "--address",
-                str(sock),
-                "--config",
-                str(config),
-            ],
-            stdout=out,
-            stderr=out,
-        )
-    prefix = [ctr, "--address", str(sock)]
+    service = start_containerd(tmp_path)
     try:
-
-        def ready() -> bool:
-            if not sock.exists():
-                return False
-            return subprocess.run([*prefix, "version"], capture_output=True).returncode == 0
-
-        _wait("containerd", ready, proc, log)
-        yield prefix
+        yield service.ctr
     finally:
-        _stop(proc)
-        subprocess.run(["umount", "-R", str(base)], capture_output=True)
-        subprocess.run(["rm", "-rf", str(base)], capture_output=True)
+        service.stop()
 
 
 def test_skopeo_reads_the_saved_index(saved: tuple[Path, Path, str]) -> None:
