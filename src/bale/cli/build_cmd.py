@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bale.errors import DockerfileError, InvalidArgument, SourceRange
+from bale.cli.render_error import snippet
+from bale.errors import DockerfileError, InvalidArgument
 from bale.frontends.dockerfile.checks import CheckResult, check
 from bale.frontends.dockerfile.outline import Outline, TargetInfo, outline, targets
 from bale.frontends.dockerfile.parser import ParsedDockerfile
@@ -159,21 +160,6 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
     )
 
 
-def _snippet(source: SourceRange, lines: tuple[str, ...]) -> list[str]:
-    first = max(1, source.start - 2)
-    last = min(len(lines), source.end + 2)
-    head = f"{source.filename}:{source.start}"
-    if source.end != source.start:
-        head += f"-{source.end}"
-    out = [head, "-" * 20]
-    width = len(str(last))
-    for number in range(first, last + 1):
-        marker = ">>>" if source.start <= number <= source.end else "   "
-        out.append(f" {number:>{width + 2}} | {marker} {lines[number - 1]}".rstrip())
-    out.append("-" * 20)
-    return out
-
-
 def format_check(result: CheckResult) -> str:
     count = len(result.findings)
     if count == 0:
@@ -184,7 +170,7 @@ def format_check(result: CheckResult) -> str:
         out.append(f"WARN: {finding.rule} - {finding.url}")
         out.append(finding.message)
         if finding.source is not None and finding.source.start <= len(result.lines):
-            out.extend(_snippet(finding.source, result.lines))
+            out.extend(snippet(finding.source, result.lines))
         out.append("")
     return "\n".join(out).rstrip("\n")
 

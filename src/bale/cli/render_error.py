@@ -5,7 +5,7 @@ from __future__ import annotations
 from bale import errors
 
 
-def _snippet(source: errors.SourceRange, lines: tuple[str, ...]) -> list[str]:
+def snippet(source: errors.SourceRange, lines: tuple[str, ...]) -> list[str]:
     # BuildKit shows the range with up to two lines of context on each side.
     first = max(1, source.start - 2)
     last = min(len(lines), source.end + 2)
@@ -28,7 +28,7 @@ def render(exc: errors.BaleError) -> str:
     source = getattr(exc, "source", None)
     lines = getattr(exc, "lines", ())
     if isinstance(source, errors.SourceRange) and lines and source.start <= len(lines):
-        parts.extend(_snippet(source, lines))
+        parts.extend(snippet(source, lines))
     text = str(exc)
     if text.startswith("ERROR:"):
         parts.append(text)
