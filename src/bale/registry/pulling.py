@@ -19,6 +19,7 @@ from bale.registry.transfer import (
     Progress,
     ProgressEvent,
     add_source,
+    byte_progress,
     discard_created,
     parallel,
     pull_repositories,
@@ -101,16 +102,7 @@ def _fetch_layers(
         lease.add(desc.digest)  # leased up front: the worker threads never touch SQLite
 
     def one(desc: Descriptor) -> Digest | None:
-        if progress is not None:
-            progress(ProgressEvent("started", desc.digest, desc.size))
-        done = 0
-
-        def on_bytes(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(ProgressEvent("bytes", desc.digest, desc.size, done))
-
+        on_bytes = byte_progress(progress, desc)
         created = False
         for i, repo in enumerate(repos):
             try:

@@ -16,6 +16,7 @@ from bale.registry.transfer import (
     Progress,
     ProgressEvent,
     add_source,
+    byte_progress,
     parallel,
     source_repositories,
 )
@@ -99,16 +100,7 @@ def push_blob(
                 progress(ProgressEvent("mounted", desc.digest, desc.size, desc.size))
             return "mounted"
         break  # the registry opened an upload instead of mounting; use it
-    if progress is not None:
-        progress(ProgressEvent("started", desc.digest, desc.size))
-    done = 0
-
-    def on_bytes(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(ProgressEvent("bytes", desc.digest, desc.size, done))
-
+    on_bytes = byte_progress(progress, desc)
     repo.upload_blob(desc, opener, chunk_size, location, on_bytes)
     if progress is not None:
         progress(ProgressEvent("done", desc.digest, desc.size, desc.size))

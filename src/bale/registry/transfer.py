@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bale.errors import BaleError, RegistryError
+from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.registry.client import RemoteDocument, Repository
 from bale.registry.reference import Reference
@@ -81,6 +82,21 @@ def resolve(registries: Registries, ref: Reference) -> tuple[Repository, RemoteD
             continue  # a failing mirror falls back to the next, as containerd's resolver does
     repo = repos[-1]
     return repo, repo.get_manifest(reference)
+
+
+def byte_progress(progress: Progress | None, desc: Descriptor) -> Callable[[int], None]:
+    """Report a transfer's start, then its running byte count as chunks arrive."""
+    if progress is not None:
+        progress(ProgressEvent("started", desc.digest, desc.size))
+    done = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(ProgressEvent("bytes", desc.digest, desc.size, done))
+
+    return on_bytes
 
 
 def discard_created(store: Store, digests: Iterable[Digest], lease_id: str) -> None:
