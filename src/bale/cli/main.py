@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.store_cmd",
     "bale.cli.emulation_cmd",
     "bale.cli.build_cmd",
+    "bale.cli.builder_cmd",
 )
 
 
@@ -27,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 # `bale build` does not pay for the registry client's imports (start-up time is build time).
 COMMANDS: dict[str, str] = {
     "build": "bale.cli.build_cmd",
+    "builder": "bale.cli.builder_cmd",
     "emulation": "bale.cli.emulation_cmd",
     "image": "bale.cli.images_cmd",
     "images": "bale.cli.images_cmd",
