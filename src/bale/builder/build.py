@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from bale.builder import progress as pg
 from bale.builder.engine import BaseImage, BuildRequest, Engine, LayerRef, PlatformResult
-from bale.builder.executor import Executor
 from bale.errors import BaleError, InvalidArgument, NotFound
 from bale.exporters.attestations import (
     ProvenanceInput,
@@ -44,6 +43,7 @@ from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
 
 if TYPE_CHECKING:
+    from bale.builder.executor import Executor
     from bale.registry.transport import Registries
 
 
@@ -288,13 +288,19 @@ def _build(
     )
     snapshots = Snapshotter(store.root / "snapshots")
     try:
-        executor = Executor(store.root / "executor")
-        engine = Engine(store, snapshots, executor, sink)
+        engine = Engine(store, snapshots, lambda: _executor(store), sink)
         results = engine.solve(request)
     finally:
         snapshots.close()
     with store.lease() as lease:
         return assemble(store, results, lease, options)
+
+
+def _executor(store: Store) -> Executor:
+    # Made when the first step runs: a fully cached build never imports the runtimes.
+    from bale.builder.executor import Executor
+
+    return Executor(store.root / "executor")
 
 
 def _epoch() -> int | None:

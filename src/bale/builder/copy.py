@@ -10,7 +10,6 @@ import tarfile
 from dataclasses import dataclass
 
 from bale.builder.context import BuildContext, Source
-from bale.builder.layers.apply import apply_layer
 from bale.builder.layers.rootpath import resolve
 from bale.errors import InvalidArgument
 from bale.store.compression import sniff
@@ -186,6 +185,8 @@ def _is_archive(path: str) -> bool:
 
 def _extract(archive: str, target_dir: str) -> None:
     """ADD of a local tar: unpacked with every path kept inside the rootfs."""
+    from bale.builder.layers.apply import apply_layer  # only ADD of a tar needs it
+
     with open(archive, "rb") as raw:
         try:
             apply_layer(raw, target_dir)

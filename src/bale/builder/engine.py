@@ -21,25 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bale.builder import progress as pg
 from bale.builder.context import BuildContext, clean
 from bale.builder.copy import CopyPlan, apply_copy, dest_path
-from bale.builder.executor import (
-    BindMount,
-    CacheMount,
-    Executor,
-    RunMount,
-    RunSpec,
-    SecretMount,
-    SSHMount,
-    TmpfsMount,
-)
 from bale.builder.graph import Graph, Vertex
-from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+from bale.builder.layers.chain import chain_ids
 from bale.builder.layers.rootpath import resolve
-from bale.builder.layers.unpack import LayerSource, chain_ids, unpack_chain
 from bale.builder.solver import Solver
 from bale.emulation.modes import is_native
 from bale.errors import BaleError, DockerfileError, InvalidArgument, NotFound, StepError
@@ -61,6 +50,10 @@ from bale.oci.platform import Platform
 from bale.store.local import Lease, Store
 from bale.store.snapshot_mounts import Mount, mounted
 from bale.store.snapshots import Snapshotter
+
+if TYPE_CHECKING:
+    # Imported where used: a fully cached build runs no step and should not pay for them.
+    from bale.builder.executor import Executor, RunMount
 
 # Small per-step files live in memory when the machine has /dev/shm.
 _SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -132,11 +125,17 @@ class BuildRequest:
 
 class Engine:
     def __init__(
-        self, store: Store, snapshotter: Snapshotter, executor: Executor, sink: pg.ProgressSink
+        self,
+        store: Store,
+        snapshotter: Snapshotter,
+        executor: Callable[[], Executor],
+        sink: pg.ProgressSink,
     ) -> None:
         self.store = store
         self.snapshots = snapshotter
-        self.executor = executor
+        self._make_executor = executor
+        self._executor: Executor | None = None
+        self._executor_lock = threading.Lock()
         self.sink = sink
         self._bases: list[BaseImage] = []
         self._fetch_lock = threading.Lock()
@@ -525,12 +524,14 @@ class Engine:
         return "native" if is_native(Platform.parse(v.platform)) else "emulated"
 
     def _rootfs(self, state: FsState) -> str:
+        from bale.builder.layers import unpack
+
         self._fetch_missing(state)
         sources = [
-            LayerSource(layer.diff_id, _opener(self.store, layer.descriptor))
+            unpack.LayerSource(layer.diff_id, _opener(self.store, layer.descriptor))
             for layer in state.layers
         ]
-        return unpack_chain(self.snapshots, sources)
+        return unpack.unpack_chain(self.snapshots, sources)
 
     def _fetch_missing(self, state: FsState) -> None:
         """Layers of a pulled base arrive only now, when a step needs the filesystem."""
@@ -569,7 +570,15 @@ class Engine:
                         pass  # committed concurrently; ours is removed on exit
         return layer
 
+    def _get_executor(self) -> Executor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = self._make_executor()
+            return self._executor
+
     def _exec(self, v: Vertex, rootfs_mounts: tuple[Mount, ...], req: BuildRequest) -> None:
+        from bale.builder import executor as ex
+
         step: Step = v.payload["step"]
         resolved: ResolvedBuild = v.payload["resolved"]
         inst = step.instruction
@@ -582,8 +591,8 @@ class Engine:
                 with open(host, "w") as out:
                     out.write(f.data)
                 os.chmod(host, f.mode)
-                files.append(BindMount(target=f.path, source=host, readonly=True))
-            spec = RunSpec(
+                files.append(ex.BindMount(target=f.path, source=host, readonly=True))
+            spec = ex.RunSpec(
                 argv=tuple(v.definition["argv"]),
                 env=tuple(v.definition["env"]),
                 cwd=v.definition["cwd"],
@@ -592,7 +601,7 @@ class Engine:
                 network="none" if v.definition["network"] == "none" else "default",
                 mounts=(*_run_mounts(inst, req, resolved, v), *files),
             )
-            code = self.executor.run(spec, rootfs_mounts, _StepOutput(self.sink, v))
+            code = self._get_executor().run(spec, rootfs_mounts, _StepOutput(self.sink, v))
         if code != 0:
             raise StepError(
                 f'failed to solve: process "{" ".join(spec.argv)}" did not complete '
@@ -630,6 +639,8 @@ class Engine:
         source = self.snapshots.diff_source(key)
         ref = f"diff-{key}"
         writer = self.store.content.writer(ref)
+        from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+
         options = DiffOptions(compression=req.compression, source_date_epoch=req.source_date_epoch)
         try:
             blob: LayerBlob
@@ -759,12 +770,14 @@ class _StepOutput:
 def _run_mounts(
     inst: ins.Run, req: BuildRequest, resolved: ResolvedBuild, v: Vertex
 ) -> list[RunMount]:
+    from bale.builder import executor as ex
+
     out: list[RunMount] = []
     for m in inst.mounts:
         if m.type == "cache":
             sharing = m.sharing or "shared"
             out.append(
-                CacheMount(
+                ex.CacheMount(
                     target=m.target,
                     id=m.id or m.target,
                     sharing=sharing if sharing in ("shared", "private", "locked") else "shared",  # type: ignore[arg-type]
@@ -775,7 +788,7 @@ def _run_mounts(
                 )
             )
         elif m.type == "tmpfs":
-            out.append(TmpfsMount(target=m.target, size=m.size or 0))
+            out.append(ex.TmpfsMount(target=m.target, size=m.size or 0))
         elif m.type == "secret":
             secret_id = m.id or os.path.basename(m.target)
             data = req.secrets.get(secret_id)
@@ -790,7 +803,7 @@ def _run_mounts(
                     )
                 continue
             out.append(
-                SecretMount(
+                ex.SecretMount(
                     id=secret_id,
                     data=data,
                     target=m.target,
@@ -804,7 +817,7 @@ def _run_mounts(
                 if m.required:
                     raise StepError("no SSH agent socket: pass --ssh default", vertex=v.digest)
                 continue
-            out.append(SSHMount(socket=req.ssh_socket, id=m.id or "default", target=m.target))
+            out.append(ex.SSHMount(socket=req.ssh_socket, id=m.id or "default", target=m.target))
         elif m.type == "bind":
             if m.from_:
                 raise StepError(
@@ -817,7 +830,7 @@ def _run_mounts(
                 os.path.join(req.context, m.source.lstrip("/")) if m.source else str(req.context)
             )
             out.append(
-                BindMount(target=m.target, source=os.path.realpath(source), readonly=m.readonly)
+                ex.BindMount(target=m.target, source=os.path.realpath(source), readonly=m.readonly)
             )
     return out
 

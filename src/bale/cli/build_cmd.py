@@ -11,15 +11,18 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
-from bale.frontends.dockerfile.checks import CheckResult, check
-from bale.frontends.dockerfile.outline import Outline, TargetInfo, outline, targets
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.dockerfile.resolve import ResolvedBuild, resolve
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
 from bale.oci.platform import Platform, host_platform, require_known
+
+if TYPE_CHECKING:
+    from bale.frontends.dockerfile.checks import CheckResult
+    from bale.frontends.dockerfile.outline import Outline, TargetInfo
 
 CALLS = ("build", "check", "outline", "targets")
 PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson")
@@ -236,6 +239,10 @@ def cmd_build(args: argparse.Namespace) -> int:
                             build_args=request.build_args, template_vars=request.template_vars)
     if request.call == "build":
         return run_build(args, request, files)
+    # Lint and introspection modules are imported only for the calls that use them.
+    from bale.frontends.dockerfile.checks import check
+    from bale.frontends.dockerfile.outline import outline, targets
+
     if request.call == "check":
         failing: set[str] = set()
         shown: set[tuple[str, ...]] = set()

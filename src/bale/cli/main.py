@@ -83,6 +83,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:
+        print(f"bale {__version__}")  # without loading every command
+        return exitcodes.OK
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     debug = os.environ.get("BALE_DEBUG", "") not in ("", "0")

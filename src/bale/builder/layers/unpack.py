@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from bale.builder.layers.apply import apply_layer
+from bale.builder.layers.chain import chain_ids
 from bale.errors import AlreadyExists
 from bale.oci import Digest
 from bale.store.snapshot_mounts import mounted
@@ -21,18 +21,6 @@ class LayerSource:
 
     diff_id: Digest
     open: Callable[[], BinaryIO]
-
-
-def chain_ids(diff_ids: Sequence[Digest]) -> list[Digest]:
-    """OCI chain ids: the first diff id, then sha256("<previous chain id> <diff id>")."""
-    out: list[Digest] = []
-    for diff_id in diff_ids:
-        if not out:
-            out.append(diff_id)
-        else:
-            text = f"{out[-1]} {diff_id}".encode()
-            out.append(Digest("sha256", hashlib.sha256(text).hexdigest()))
-    return out
 
 
 def unpack_chain(snapshotter: Snapshotter, layers: Sequence[LayerSource]) -> str:
