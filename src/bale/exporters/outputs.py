@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bale.builder.build import BuildOutcome
-from bale.builder.layers.apply import apply_layer
 from bale.errors import InvalidArgument
 from bale.exporters.archive_writer import atomic_output
 from bale.exporters.oci_archive import (
@@ -128,6 +127,7 @@ def _dest(spec: OutputSpec) -> Path | None:
 
 def write_local(store: Store, outcome: BuildOutcome, dest: Path) -> None:
     """Each platform's filesystem; with several, one subdirectory each (`linux_amd64`)."""
+    from bale.builder.layers.apply import apply_layer  # loaded only for this output
     multi = len(outcome.platforms) > 1
     dest.mkdir(parents=True, exist_ok=True)
     for result in outcome.platforms:
