@@ -336,3 +336,55 @@ def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp
     out = tmp_path / "out"
     _local(store_root, ctx, out)
     assert (out / "copy").read_text() == "two\n"
+
+
+def test_run_bind_mounts_context_stage_and_named_context(
+    store_root: Path, tmp_path: Path
+) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "conf.txt").write_text("v1\n")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "e.txt").write_text("from a named context\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1 AS gen\nRUN mkdir /out && echo generated > /out/g.txt\n"
+        "FROM base:1\n"
+        "RUN --mount=type=bind,source=conf.txt,target=/c.txt cat /c.txt > /conf\n"
+        "RUN --mount=type=bind,from=gen,source=/out,target=/in cat /in/g.txt > /gen\n"
+        "RUN --mount=type=bind,from=extra,target=/x cat /x/e.txt > /extra\n"
+    )
+
+    def build() -> list[str]:
+        proc = bale(store_root, "build", "--progress", "rawjson", "--build-context",
+                    f"extra={extra}", "-o", f"type=local,dest={tmp_path / 'out'}", ".", cwd=ctx)
+        return _started(proc.stderr)
+
+    build()
+    out = tmp_path / "out"
+    assert (out / "conf").read_text() == "v1\n"
+    assert (out / "gen").read_text() == "generated\n"
+    assert (out / "extra").read_text() == "from a named context\n"
+    assert not (out / "c.txt").exists() and not (out / "in").exists()  # mounts leave no trace
+    assert build() == []
+    # A bind-mounted file is part of the step's cache key, as BuildKit checksums it: that step
+    # and the ones built on it run again; the other stage does not.
+    (ctx / "conf.txt").write_text("v2\n")
+    again = build()
+    assert again[0] == "RUN --mount=type=bind,source=conf.txt,target=/c.txt cat /c.txt > /conf"
+    assert len(again) == 3 and not any("echo generated" in s for s in again)
+    assert (out / "conf").read_text() == "v2\n"
+
+
+def test_run_bind_mount_cannot_leave_the_context(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (tmp_path / "secret.txt").write_text("outside\n")
+    (ctx / "link").symlink_to(tmp_path / "secret.txt")
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1\nRUN --mount=type=bind,source=link,target=/l cat /l > /read || true\n"
+    )
+    out = tmp_path / "out"
+    bale(store_root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", ".",
+         cwd=ctx, check=False)
+    assert not (out / "read").exists() or "outside" not in (out / "read").read_text()

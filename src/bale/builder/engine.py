@@ -8,6 +8,7 @@ layer, so a hit skips the work and reuses the layer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -315,7 +316,8 @@ class Engine:
                     "files": command.files,
                 },
             )
-            keys[v.digest] = (v.digest, self._nocache(req, stage))
+            mounted_files = self._bind_checksums(inst, req, ctx, resolved)
+            keys[v.digest] = (v.digest + mounted_files, self._nocache(req, stage))
             return graph.add(v), HistoryEntry(created=created, created_by=text)
         if isinstance(inst, ins.Copy):
             urls = [s for s in inst.sources if s.startswith(("http://", "https://"))]
@@ -400,6 +402,25 @@ class Engine:
             keys[v.digest] = (v.digest + checksum, self._nocache(req, stage))
             return graph.add(v), HistoryEntry(created=created, created_by=text)
         return fs, HistoryEntry(created=created, created_by=text, empty_layer=True)
+
+    def _bind_checksums(
+        self, inst: ins.Run, req: BuildRequest, ctx: BuildContext, resolved: ResolvedBuild
+    ) -> str:
+        """Checksums of the context files a RUN bind-mounts: editing them re-runs the step."""
+        parts = []
+        for m in inst.mounts:
+            if m.type != "bind" or (m.from_ and m.from_ not in req.named_dirs):
+                continue  # stages are keyed by their content when the step runs
+            source = (
+                ctx if not m.from_ else BuildContext(req.named_dirs[m.from_], meta=self.store.meta)
+            )
+            try:
+                parts.append(source.checksum(source.match(m.source or ".")))
+            except NotFound as exc:
+                raise DockerfileError(
+                    exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
+                ) from None
+        return "".join(f"\0bind:{p}" for p in parts)
 
     def _nocache(self, req: BuildRequest, stage: ResolvedStage) -> str:
         if req.no_cache or (stage.name and stage.name in req.no_cache_filter):
@@ -556,7 +577,7 @@ class Engine:
         key = f"build-{uuid.uuid4().hex}"
         with self.snapshots.prepared(key, base) as active:
             if v.kind == "exec":
-                self._exec(v, active.mounts, req)
+                self._exec(v, active.mounts, req, done)
             else:
                 with mounted(active.mounts, self.snapshots.root / "mnt") as rootfs:
                     self._copy(v, rootfs, done)
@@ -570,20 +591,46 @@ class Engine:
                         pass  # committed concurrently; ours is removed on exit
         return layer
 
+    def _stage_mount_sources(
+        self, v: Vertex, step: Step, done: dict[str, FsState], stack: contextlib.ExitStack
+    ) -> dict[int, str]:
+        """RUN --mount=type=bind,from=STAGE: each such stage's filesystem, mounted read-only
+        for the step (by mount index)."""
+        out: dict[int, str] = {}
+        inputs = iter(v.inputs[1:])
+        for i, stage in enumerate(step.mount_stages):
+            if stage is None:
+                continue
+            state = done[next(inputs)]
+            root = self._rootfs(state)
+            view = stack.enter_context(self.snapshots.prepared(f"view-{uuid.uuid4().hex}", root))
+            out[i] = stack.enter_context(mounted(view.mounts, self.snapshots.root / "mnt"))
+        return out
+
     def _get_executor(self) -> Executor:
         with self._executor_lock:
             if self._executor is None:
                 self._executor = self._make_executor()
             return self._executor
 
-    def _exec(self, v: Vertex, rootfs_mounts: tuple[Mount, ...], req: BuildRequest) -> None:
+    def _exec(
+        self,
+        v: Vertex,
+        rootfs_mounts: tuple[Mount, ...],
+        req: BuildRequest,
+        done: dict[str, FsState],
+    ) -> None:
         from bale.builder import executor as ex
 
         step: Step = v.payload["step"]
         resolved: ResolvedBuild = v.payload["resolved"]
         inst = step.instruction
         assert isinstance(inst, ins.Run)
-        with tempfile.TemporaryDirectory(prefix="bale-heredoc-", dir=_SCRATCH) as scratch:
+        with contextlib.ExitStack() as stack:
+            scratch = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="bale-heredoc-", dir=_SCRATCH)
+            )
+            sources = self._stage_mount_sources(v, step, done, stack)
             # Executable heredocs (`#!` bodies) are files mounted read-only, as in BuildKit.
             files: list[RunMount] = []
             for i, f in enumerate(v.payload["files"]):
@@ -599,7 +646,7 @@ class Engine:
                 user=step.user,
                 platform=Platform.parse(v.platform),
                 network="none" if v.definition["network"] == "none" else "default",
-                mounts=(*_run_mounts(inst, req, resolved, v), *files),
+                mounts=(*_run_mounts(inst, req, resolved, v, sources), *files),
             )
             code = self._get_executor().run(spec, rootfs_mounts, _StepOutput(self.sink, v))
         if code != 0:
@@ -768,12 +815,16 @@ class _StepOutput:
 
 
 def _run_mounts(
-    inst: ins.Run, req: BuildRequest, resolved: ResolvedBuild, v: Vertex
+    inst: ins.Run,
+    req: BuildRequest,
+    resolved: ResolvedBuild,
+    v: Vertex,
+    stage_roots: dict[int, str],
 ) -> list[RunMount]:
     from bale.builder import executor as ex
 
     out: list[RunMount] = []
-    for m in inst.mounts:
+    for index, m in enumerate(inst.mounts):
         if m.type == "cache":
             sharing = m.sharing or "shared"
             out.append(
@@ -819,19 +870,22 @@ def _run_mounts(
                 continue
             out.append(ex.SSHMount(socket=req.ssh_socket, id=m.id or "default", target=m.target))
         elif m.type == "bind":
-            if m.from_:
+            if index in stage_roots:
+                # Inside the stage's filesystem, links resolved as the stage would see them.
+                source = resolve(stage_roots[index], m.source or "/", follow_final=True)
+            elif m.from_ and m.from_ in req.named_dirs:
+                source = _inside(str(req.named_dirs[m.from_]), m.source)
+            elif m.from_:
                 raise StepError(
-                    f"RUN --mount=type=bind,from={m.from_} is not supported yet",
+                    f"RUN --mount=type=bind,from={m.from_}: only stages and named contexts "
+                    "can be bind-mounted",
                     vertex=v.digest,
                     source=v.source,
                     lines=resolved.lines,
                 )
-            source = (
-                os.path.join(req.context, m.source.lstrip("/")) if m.source else str(req.context)
-            )
-            out.append(
-                ex.BindMount(target=m.target, source=os.path.realpath(source), readonly=m.readonly)
-            )
+            else:
+                source = _inside(str(req.context), m.source)
+            out.append(ex.BindMount(target=m.target, source=source, readonly=m.readonly))
     return out
 
 
@@ -921,6 +975,11 @@ def _finish(r: PlatformResult, states: dict[str, FsState], epoch: int | None) ->
         else r.config.created or _rfc3339(time.time()),
     )
     return replace(r, config=config, layers=layers)
+
+
+def _inside(root: str, path: str) -> str:
+    """`path` under a context directory; `..` and links cannot lead out of it."""
+    return resolve(os.path.realpath(root), path or "/", follow_final=True)
 
 
 def _counted_steps(stage: ResolvedStage) -> int:
