@@ -3,6 +3,7 @@ what a build left behind (store contents, mounts, containers, processes)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -79,11 +80,31 @@ def build(
 
 
 def events(stderr: str) -> list[dict[str, Any]]:
-    """The rawjson progress events among the lines of stderr."""
-    out = []
+    """The rawjson progress (buildx's SolveStatus lines) among the lines of stderr, as flat
+    events: kind "start", "cached", "done", "error" per vertex update, "log" per log line."""
+    out: list[dict[str, Any]] = []
     for line in stderr.splitlines():
         if line.startswith("{"):
-            out.append(json.loads(line))
+            out.extend(solve_status_events(json.loads(line)))
+    return out
+
+
+def solve_status_events(status: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for v in status.get("vertexes", []):
+        if v.get("cached"):
+            kind = "cached"
+        elif v.get("error"):
+            kind = "error"
+        elif v.get("completed"):
+            kind = "done"
+        else:
+            kind = "start"
+        out.append({"kind": kind, "vertex": v["digest"], "name": v["name"],
+                    "message": v.get("error", "")})
+    for log in status.get("logs", []):
+        text = base64.b64decode(log["data"]).decode(errors="replace")
+        out.append({"kind": "log", "vertex": log["vertex"], "name": "", "message": text})
     return out
 
 

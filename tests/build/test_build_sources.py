@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from buildhelp import bale, busybox_path, require_root
+from buildhelp import bale, busybox_path, events, require_root
 
 from bale.oci.manifest import ATTESTATION_REF, Index
 from bale.oci.platform import Platform
@@ -218,8 +218,7 @@ def test_copy_parents_and_exclude(store_root: Path, tmp_path: Path) -> None:
     # An excluded file is outside the cache key too: editing it executes nothing.
     (ctx / "x" / "b.log").write_text("edited")
     proc = bale(store_root, "build", "--progress", "rawjson", ".", cwd=ctx)
-    starts = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
-    assert [e for e in starts if e["kind"] == "start"] == []
+    assert _started(proc.stderr) == []
 
 
 def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path) -> None:
@@ -301,8 +300,8 @@ def test_base_without_path_gets_the_default_path(store_root: Path, tmp_path: Pat
 
 
 def _started(proc_stderr: str) -> list[str]:
-    events = [json.loads(line) for line in proc_stderr.splitlines() if line.startswith("{")]
-    return [e["name"].split("] ", 1)[1] for e in events if e["kind"] == "start"]
+    """The steps (without their `[platform stage n/m]` prefix) that ran, not cached."""
+    return [e["name"].split("] ", 1)[1] for e in events(proc_stderr) if e["kind"] == "start"]
 
 
 def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp_path: Path) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import threading
 import time
-from dataclasses import asdict
-from typing import TYPE_CHECKING, TextIO
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bale.builder.progress import Event, ProgressSink
 
@@ -56,15 +57,57 @@ class PlainRenderer:
 
 
 class RawJsonRenderer:
+    """buildx's `--progress=rawjson`: one BuildKit SolveStatus object per line, with
+    `vertexes` (digest, name, started, completed, cached, error), `logs` (base64 data),
+    `statuses` and `warnings`, so tools that read buildx's stream read bale's."""
+
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._lock = threading.Lock()
+        self._started: dict[str, str] = {}
 
     def emit(self, event: Event) -> None:
-        line = json.dumps(asdict(event), sort_keys=True)
+        at = _timestamp(event.time)
+        status: dict[str, Any]
+        if event.kind == "log":
+            data = base64.b64encode((event.message + "\n").encode()).decode()
+            log = {"vertex": event.vertex, "stream": event.stream or 1, "data": data}
+            status = {"logs": [{**log, "timestamp": at}]}
+        elif event.kind == "status":
+            status = {
+                "statuses": [
+                    {
+                        "id": event.message,
+                        "vertex": event.vertex,
+                        "name": event.message,
+                        "timestamp": at,
+                    }
+                ]
+            }
+        elif event.kind == "warning" or not event.vertex:
+            short = base64.b64encode(event.message.encode()).decode()
+            status = {"warnings": [{"vertex": event.vertex, "level": 1, "short": short}]}
+        else:
+            vertex: dict[str, Any] = {"digest": event.vertex, "name": event.name}
+            if event.kind == "start":
+                self._started[event.vertex] = at
+                vertex["started"] = at
+            else:
+                vertex["started"] = self._started.get(event.vertex, at)
+                vertex["completed"] = at
+                if event.kind == "cached":
+                    vertex["cached"] = True
+                elif event.kind == "error":
+                    vertex["error"] = event.message
+            status = {"vertexes": [vertex]}
+        line = json.dumps(status, sort_keys=True)
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
+
+
+def _timestamp(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
 
 
 class QuietRenderer:
