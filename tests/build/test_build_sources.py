@@ -387,3 +387,32 @@ def test_run_bind_mount_cannot_leave_the_context(store_root: Path, tmp_path: Pat
     bale(store_root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", ".",
          cwd=ctx, check=False)
     assert not (out / "read").exists() or "outside" not in (out / "read").read_text()
+
+
+def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1\nWORKDIR /srv/app\nWORKDIR sub\nWORKDIR /bin\nRUN true\nENV A=b\n"
+        "RUN touch /x\nCMD [\"pwd\"]\n"
+    )
+    bale(store_root, "build", "--progress", "quiet", "-t", "wd:1", ".", cwd=ctx)
+    with Store(store_root) as store:
+        manifest = store.manifest(store.select_platform(store.resolve("wd:1"), None))
+        config = store.config(manifest.config)
+    assert config.config.working_dir == "/bin"
+    steps = [(h.created_by, h.empty_layer) for h in config.history[1:]]
+    assert steps == [
+        ("WORKDIR /srv/app # buildkit", False),  # made /srv/app
+        ("WORKDIR sub # buildkit", False),  # made /srv/app/sub
+        ("WORKDIR /bin # buildkit", True),  # already there
+        ("RUN true # buildkit", True),  # changed nothing
+        ("ENV A=b # buildkit", True),
+        ("RUN touch /x # buildkit", False),
+        ('CMD ["pwd"] # buildkit', True),
+    ]
+    # What OCI requires: one non-empty history entry per layer, in order.
+    assert sum(not h.empty_layer for h in config.history) == len(manifest.layers)
+    out = tmp_path / "out"
+    _local(store_root, ctx, out)
+    assert (out / "srv" / "app" / "sub").is_dir()

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import signal
 import subprocess
 import tempfile
@@ -180,7 +181,7 @@ class Engine:
                 stage_label = stage.name or f"stage-{stage.index}"
                 n = 1
                 for step in stage.steps:
-                    n += isinstance(step.instruction, (ins.Run, ins.Copy))
+                    n += isinstance(step.instruction, _COUNTED)
                     label = f"[{stage.platform} {stage_label} {n}/{total}]"
                     fs, entry = self._plan_step(
                         graph, req, ctx, resolved, stage, step, fs, stage_fs, label, keys
@@ -401,6 +402,24 @@ class Engine:
             )
             keys[v.digest] = (v.digest + checksum, self._nocache(req, stage))
             return graph.add(v), HistoryEntry(created=created, created_by=text)
+        workdir = (
+            posixpath.normpath(posixpath.join(step.workdir or "/", inst.path))
+            if isinstance(inst, ins.Workdir)
+            else "/"
+        )
+        if workdir != "/":
+            # As BuildKit: WORKDIR makes its directory (a layer only if it was missing).
+            v = Vertex.make(
+                "mkdir",
+                {"path": workdir},
+                (fs,),
+                name=f"{label} {inst.original.strip()}",
+                platform=str(stage.platform),
+                source=inst.source,
+                payload={"resolved": resolved},
+            )
+            keys[v.digest] = (v.digest, self._nocache(req, stage))
+            return graph.add(v), HistoryEntry(created=created, created_by=text)
         return fs, HistoryEntry(created=created, created_by=text, empty_layer=True)
 
     def _bind_checksums(
@@ -580,7 +599,11 @@ class Engine:
                 self._exec(v, active.mounts, req, done)
             else:
                 with mounted(active.mounts, self.snapshots.root / "mnt") as rootfs:
-                    self._copy(v, rootfs, done)
+                    if v.kind == "mkdir":
+                        _mkdir(rootfs, v.definition["path"])
+                    else:
+                        self._copy(v, rootfs, done)
+            self.snapshots.drop_copied_up_dirs(key)
             layer = self._diff(key, base, req, lease)
             if layer is not None:
                 name = FsState((*parent.layers, layer)).chain_id()
@@ -957,10 +980,21 @@ def _finish(r: PlatformResult, states: dict[str, FsState], epoch: int | None) ->
     # Config-only steps on scratch have no state time: they take the image's.
     latest = max(known) if known else time.time()
     history = []
+    # A step's entry is empty_layer exactly when it added no layer (a RUN that changed
+    # nothing, an existing WORKDIR, ENV...): non-empty entries must match the layers 1:1.
+    count = 0
     for entry, state in pairs:
         if state:
             at = when(state)
-            entry = replace(entry, created=_rfc3339(latest if at is None else at))
+            layers_now = len(states[state].layers)
+            entry = replace(
+                entry,
+                created=_rfc3339(latest if at is None else at),
+                empty_layer=layers_now == count,
+            )
+            count = layers_now
+        elif not entry.empty_layer:
+            count += 1
         history.append(entry)
     created: float | None = latest if any(state for _, state in pairs) else None
     if created is None and epoch is not None:
@@ -982,8 +1016,20 @@ def _inside(root: str, path: str) -> str:
     return resolve(os.path.realpath(root), path or "/", follow_final=True)
 
 
+_COUNTED = (ins.Run, ins.Copy, ins.Workdir)
+
+
 def _counted_steps(stage: ResolvedStage) -> int:
-    return 1 + sum(isinstance(s.instruction, (ins.Run, ins.Copy)) for s in stage.steps)
+    return 1 + sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
+
+
+def _mkdir(rootfs: str, path: str) -> None:
+    """WORKDIR's directory inside the rootfs (links resolved there), 0755 like BuildKit's."""
+    target = resolve(rootfs, path, follow_final=True, create_dirs=True)
+    if not os.path.lexists(target):
+        os.mkdir(target, 0o755)
+    elif not os.path.isdir(target):
+        raise InvalidArgument(f"WORKDIR {path}: exists and is not a directory")
 
 
 def download(url: str, checksum: str) -> tuple[str, bytes]:

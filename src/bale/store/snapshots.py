@@ -87,6 +87,16 @@ class DiffSource:
     lower: str | None
 
 
+def _opaque(path: Path) -> bool:
+    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def overlay_supported(directory: Path) -> bool:
     """True when an overlay with upper and work directories mounts under `directory`."""
     probe = directory / f".probe-{uuid.uuid4().hex[:8]}"
@@ -319,6 +329,38 @@ class Snapshotter:
         if self.driver == "overlay":
             return DiffSource("upperdir", upper, None)
         return DiffSource("trees", upper, str(chain[0]) if chain else None)
+
+    def drop_copied_up_dirs(self, key: str) -> int:
+        """Remove from active overlay snapshot `key` the directories overlay only copied up:
+        empty in the upper dir, not opaque, and with the owner and mode they have below (a
+        file made and removed inside, such as a mount point, changes nothing but the mtime).
+        The snapshot must not be mounted. Returns how many were removed."""
+        if self.driver != "overlay":
+            return 0
+        with self._lock:
+            sid, info = self._get(key)
+            if info.kind != "active":
+                raise FailedPrecondition(f"snapshot {key!r} is {info.kind}, not active")
+            lowers = self._chain(info.parent) if info.parent else []
+        upper = self._dir(sid) / "fs"
+        removed = 0
+        for dirpath, dirnames, filenames in os.walk(upper, topdown=False):
+            here = Path(dirpath)
+            if here == upper or filenames or any((here / d).exists() for d in dirnames):
+                continue
+            if os.path.islink(here) or _opaque(here):
+                continue
+            rel = here.relative_to(upper)
+            st = here.lstat()
+            below = next((low / rel for low in lowers if os.path.lexists(low / rel)), None)
+            if below is None or below.is_symlink() or not below.is_dir():
+                continue
+            lst = below.lstat()
+            if (st.st_mode, st.st_uid, st.st_gid) == (lst.st_mode, lst.st_uid, lst.st_gid):
+                with contextlib.suppress(OSError):
+                    here.rmdir()
+                    removed += 1
+        return removed
 
     def commit(
         self, name: str, key: str, *, labels: Mapping[str, str] | None = None
