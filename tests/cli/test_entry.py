@@ -58,3 +58,34 @@ def test_build_refuses_an_unknown_platform_before_anything(tmp_path: object) -> 
     assert "unknown architecture 'bogus' in platform linux/bogus" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (ctx / "root").exists()  # refused before the store was even opened
+
+
+def _bale(root: object, *args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "bale", "--root", str(root), *args],
+                          input=stdin, capture_output=True, check=False)
+
+
+def test_build_dash_reads_a_dockerfile_or_a_context_tar_from_stdin(tmp_path: object) -> None:
+    import io
+    import json
+    import tarfile
+    from pathlib import Path
+
+    root = Path(str(tmp_path)) / "root"
+    proc = _bale(root, "build", "--progress", "quiet", "-t", "plain:1", "-",
+                 stdin=b"FROM scratch\nLABEL from=stdin\n")
+    assert proc.returncode == 0, proc.stderr
+    inspect = _bale(root, "image", "inspect", "plain:1", stdin=b"")
+    assert json.loads(inspect.stdout)[0]["Config"]["Labels"] == {"from": "stdin"}
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("Dockerfile", b"FROM scratch\nCOPY f.txt /f.txt\n"), ("f.txt", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = Path(str(tmp_path)) / "out"
+    proc = _bale(root, "build", "--progress", "quiet", "-o", f"type=local,dest={out}", "-",
+                 stdin=buffer.getvalue())
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "f.txt").read_bytes() == b"x"

@@ -7,7 +7,13 @@ build engine takes over.
 from __future__ import annotations
 
 import argparse
+import atexit
+import io
 import os
+import shutil
+import sys
+import tarfile
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,14 +130,47 @@ def parse_platforms(values: list[str]) -> tuple[Platform, ...]:
     return tuple(out) or (host_platform(),)
 
 
+def stdin_context(file: str | None) -> tuple[Path, str | None]:
+    """`bale build -`: stdin is a tar of the context (with its Dockerfile), or the Dockerfile
+    itself with an empty context, as `docker build -` reads it. Returns the context directory
+    and, for a bare Dockerfile, the path `-f` should take."""
+    if file == "-":
+        raise InvalidArgument("the Dockerfile and the context cannot both come from stdin")
+    data = sys.stdin.buffer.read()
+    directory = Path(tempfile.mkdtemp(prefix="bale-stdin-context-"))
+    atexit.register(shutil.rmtree, directory, True)
+    if _is_tar(data):
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                tar.extractall(directory, filter="data")  # no names outside, no devices
+        except (tarfile.TarError, OSError) as exc:
+            raise InvalidArgument(f"unable to read the context tar from stdin: {exc}") from None
+        return directory, None
+    dockerfile = directory.parent / f"{directory.name}.Dockerfile"
+    dockerfile.write_bytes(data)
+    atexit.register(dockerfile.unlink, True)
+    return directory, str(dockerfile)
+
+
+def _is_tar(data: bytes) -> bool:
+    if data[:2] == b"\x1f\x8b" or data[:4] == b"\x28\xb5\x2f\xfd":
+        return True  # a compressed context
+    return len(data) >= 512 and data[257:262] == b"ustar"
+
+
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
     call = "check" if args.check else args.call.lower()
     if call not in CALLS:
         raise InvalidArgument(f"unknown --call {args.call!r}", hint="use " + ", ".join(CALLS))
     if args.jobs is not None and args.jobs < 1:
         raise InvalidArgument("--jobs must be at least 1")
-    context = Path(args.context)
-    if args.context != "-" and not context.is_dir():
+    if args.context == "-":
+        context, stdin_file = stdin_context(args.file)
+        if stdin_file is not None:
+            args.file = stdin_file
+    else:
+        context = Path(args.context)
+    if not context.is_dir():
         raise InvalidArgument(f"unable to prepare context: path {args.context!r} not found")
     build_args = _key_values(args.build_arg, "--build-arg", True)
     template_vars = _key_values(args.template_var, "--template-var", True)
