@@ -416,3 +416,30 @@ def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_pat
     out = tmp_path / "out"
     _local(store_root, ctx, out)
     assert (out / "srv" / "app" / "sub").is_dir()
+
+
+def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "status").write_text(
+        "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n"
+        "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n"
+        "Package: busybox\nStatus: install ok installed\nVersion: 1:1.35.0-4\n"
+    )
+    (ctx / "installed").write_text("P:musl\nV:1.2.4-r2\n\nP:zlib\nV:1.3.1-r0\n")
+    for db, expected in (
+        ("/var/lib/dpkg/status", [["busybox", "1:1.35.0-4"], ["libc6", "2.36-9"]]),
+        ("/lib/apk/db/installed", [["musl", "1.2.4-r2"], ["zlib", "1.3.1-r0"]]),
+    ):
+        source = "status" if "dpkg" in db else "installed"
+        (ctx / "Dockerfile").write_text(f"FROM base:1\nCOPY {source} {db}\n")
+        bale(store_root, "build", "--progress", "quiet", "--sbom=true", "-t", "sbom:1", ".",
+             cwd=ctx)
+        with Store(store_root) as store:
+            index = store.index(store.resolve("sbom:1"))
+            (att,) = index.attestations()
+            layers = store.manifest(att).layers
+            statements = [json.loads(store.content.read_bytes(x.digest)) for x in layers]
+        spdx = next(s for s in statements if s["predicateType"] == "https://spdx.dev/Document")
+        packages = [[p["name"], p["versionInfo"]] for p in spdx["predicate"]["packages"]]
+        assert packages == expected

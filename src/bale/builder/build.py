@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,9 @@ from bale.builder import progress as pg
 from bale.builder.engine import BaseImage, BuildRequest, Engine, LayerRef, PlatformResult
 from bale.errors import BaleError, InvalidArgument, NotFound
 from bale.exporters.attestations import (
+    PACKAGE_DATABASES,
     ProvenanceInput,
     attestation_manifest,
-    dpkg_packages,
     provenance,
     sbom,
 )
@@ -376,22 +375,19 @@ def _attestations(
 
 
 def _packages(store: Store, result: PlatformResult) -> list[tuple[str, str]]:
-    """Packages in the image, from the last layer that wrote the dpkg status file."""
+    """Packages in the image: the package database the last layer to write one holds."""
     for layer in reversed(result.layers):
         with store.content.open(layer.descriptor.digest, layer.descriptor.size) as blob:
             _, raw = decompressed(blob)
             try:
                 with tarfile.open(fileobj=raw, mode="r|") as tar:  # type: ignore[call-overload]
                     for info in tar:
-                        if info.name.lstrip("./") == "var/lib/dpkg/status" and info.isfile():
+                        parser = PACKAGE_DATABASES.get(info.name.lstrip("./"))
+                        if parser is not None and info.isfile():
                             f = tar.extractfile(info)
                             if f is not None:
-                                with tempfile.TemporaryDirectory() as tmp:
-                                    path = os.path.join(tmp, "var/lib/dpkg")
-                                    os.makedirs(path)
-                                    with open(os.path.join(path, "status"), "wb") as out:
-                                        out.write(f.read())
-                                    return dpkg_packages(tmp)
+                                return parser(f.read().decode("utf-8", errors="replace"))
             except tarfile.TarError:
                 continue
     return []
+

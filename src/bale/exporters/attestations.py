@@ -4,8 +4,8 @@ in an "attestation manifest" that the index lists with platform unknown/unknown 
 
 from __future__ import annotations
 
-import os
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,19 +153,30 @@ def _layer_bytes(store: Store, desc: Descriptor) -> bytes:
     return store.content.read_bytes(desc.digest, desc.size)
 
 
-def dpkg_packages(rootfs: str) -> list[tuple[str, str]]:
-    """(name, version) of installed Debian packages, read from the rootfs's dpkg status."""
-    path = os.path.join(rootfs, "var/lib/dpkg/status")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return []
+def dpkg_packages(status: str) -> list[tuple[str, str]]:
+    """(name, version) of installed Debian packages, from a dpkg status file's text."""
     out = []
-    for block in text.split("\n\n"):
+    for block in status.split("\n\n"):
         fields = dict(
             line.split(": ", 1) for line in block.splitlines() if ": " in line and line[0] != " "
         )
         if fields.get("Status", "").endswith(" installed") and "Package" in fields:
             out.append((fields["Package"], fields.get("Version", "")))
     return sorted(out)
+
+
+def apk_packages(installed: str) -> list[tuple[str, str]]:
+    """(name, version) of installed Alpine packages, from apk's `installed` database text."""
+    out = []
+    for block in installed.split("\n\n"):
+        fields = {line[:1]: line[2:] for line in block.splitlines() if line[1:2] == ":"}
+        if "P" in fields:
+            out.append((fields["P"], fields.get("V", "")))
+    return sorted(out)
+
+
+# Package databases an SBOM reads, by their path in the image.
+PACKAGE_DATABASES: dict[str, Callable[[str], list[tuple[str, str]]]] = {
+    "var/lib/dpkg/status": dpkg_packages,
+    "lib/apk/db/installed": apk_packages,
+}
