@@ -13,8 +13,7 @@ import hashlib
 import json
 import os
 import posixpath
-import signal
-import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -771,42 +770,13 @@ class Engine:
 
 
 def _stop_steps_on_cancel(cancelled: threading.Event, finished: threading.Event) -> None:
-    """Once `cancelled` is set, kill this process's step runtimes until `finished` is set."""
+    """Once `cancelled` is set, stop the steps still running until `finished` is set."""
     # Polls `finished` so that the end of a build is never held up by this thread.
     while not finished.wait(0.1):
-        if cancelled.is_set():
-            _kill_step_processes()
+        if cancelled.is_set() and "bale.builder.executor.process" in sys.modules:
+            from bale.builder.executor.process import stop_running
 
-
-def _kill_step_processes() -> None:
-    """Kill the runc containers and unshare namespaces that this process started."""
-    me = str(os.getpid())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
-            raw = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError):
-            continue
-        argv = [a.decode(errors="replace") for a in raw if a]
-        if ppid != me or not argv:
-            continue
-        name = os.path.basename(argv[0])
-        if name == "runc" and "run" in argv and "--root" in argv:
-            # `runc --root STATE run ... CONTAINER`: killing the init ends the pid namespace.
-            state = argv[argv.index("--root") + 1]
-            subprocess.run(
-                [argv[0], "--root", state, "kill", argv[-1], "KILL"],
-                capture_output=True,
-                check=False,
-            )
-        elif name == "unshare":
-            # Started with --kill-child: its death takes the namespace's processes with it.
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except OSError:
-                pass
+            stop_running()
 
 
 class _StepOutput:

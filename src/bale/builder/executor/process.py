@@ -6,12 +6,30 @@ import ctypes
 import os
 import selectors
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 
 from bale.builder.executor.spec import ProgressSink
 
 _MAX_LINE = 64 * 1024
 PER_LINUX32 = 0x0008
+
+# The runtime processes of the steps running now, with how to stop each (its on_interrupt),
+# so a cancelled build can end them from another thread.
+_running: dict[int, tuple[subprocess.Popen[bytes], Callable[[subprocess.Popen[bytes]], None]]] = {}
+_running_lock = threading.Lock()
+
+
+def stop_running() -> int:
+    """Stop every step this process is running; returns how many were stopped."""
+    with _running_lock:
+        steps = list(_running.values())
+    stopped = 0
+    for proc, stop in steps:
+        if proc.poll() is None:
+            stop(proc)
+            stopped += 1
+    return stopped
 
 
 def stream(
@@ -38,6 +56,8 @@ def stream(
         close_fds=True,
         preexec_fn=_set_linux32 if linux32 else None,
     )
+    with _running_lock:
+        _running[proc.pid] = (proc, on_interrupt)
     try:
         _pump(proc, progress)
         return proc.wait()
@@ -45,6 +65,8 @@ def stream(
         on_interrupt(proc)
         raise
     finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
