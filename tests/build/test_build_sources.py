@@ -443,3 +443,16 @@ def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) 
         spdx = next(s for s in statements if s["predicateType"] == "https://spdx.dev/Document")
         packages = [[p["name"], p["versionInfo"]] for p in spdx["predicate"]["packages"]]
         assert packages == expected
+
+
+def test_run_bind_mount_from_an_image(store_root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch AS empty\nFROM base:1\n"
+        "RUN --mount=type=bind,from=base:1,source=/etc,target=/img cat /img/group > /g\n"
+    )
+    out = tmp_path / "out"
+    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    for platform in ("linux_amd64", "linux_arm64"):
+        assert (out / platform / "g").read_text() == "root:x:0:\nstaff:x:2345:\n"

@@ -298,7 +298,20 @@ class Engine:
                     for f in command.files
                 ],
             }
-            run_inputs = (fs, *tuple(stage_fs[i] for i in step.mount_stages if i is not None))
+            # What bind mounts read from another stage or an image: (mount index, vertex).
+            mount_inputs: list[tuple[int, str]] = []
+            for index, (m, stage_index) in enumerate(
+                zip(inst.mounts, step.mount_stages, strict=True)
+            ):
+                if stage_index is not None:
+                    mount_inputs.append((index, stage_fs[stage_index]))
+                elif m.from_ and m.from_ not in req.named_dirs and req.image_lookup is not None:
+                    image = req.image_lookup(m.from_, stage.platform)
+                    label_from = f"RUN --mount from={m.from_}"
+                    mount_inputs.append(
+                        (index, self._image_vertex(graph, image, stage, keys, label_from))
+                    )
+            run_inputs = (fs, *(digest for _, digest in mount_inputs))
             if not is_native(stage.platform):
                 # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
                 label = label.replace(f"[{stage.platform} ", f"[{stage.platform} emulated ", 1)
@@ -314,6 +327,7 @@ class Engine:
                     "resolved": resolved,
                     "stage": stage,
                     "files": command.files,
+                    "mount_inputs": mount_inputs,
                 },
             )
             mounted_files = self._bind_checksums(inst, req, ctx, resolved)
@@ -614,17 +628,13 @@ class Engine:
         return layer
 
     def _stage_mount_sources(
-        self, v: Vertex, step: Step, done: dict[str, FsState], stack: contextlib.ExitStack
+        self, v: Vertex, done: dict[str, FsState], stack: contextlib.ExitStack
     ) -> dict[int, str]:
-        """RUN --mount=type=bind,from=STAGE: each such stage's filesystem, mounted read-only
+        """RUN --mount=type=bind,from=STAGE|IMAGE: each such filesystem, mounted read-only
         for the step (by mount index)."""
         out: dict[int, str] = {}
-        inputs = iter(v.inputs[1:])
-        for i, stage in enumerate(step.mount_stages):
-            if stage is None:
-                continue
-            state = done[next(inputs)]
-            root = self._rootfs(state)
+        for i, digest in v.payload["mount_inputs"]:
+            root = self._rootfs(done[digest])
             view = stack.enter_context(self.snapshots.prepared(f"view-{uuid.uuid4().hex}", root))
             out[i] = stack.enter_context(mounted(view.mounts, self.snapshots.root / "mnt"))
         return out
@@ -652,7 +662,7 @@ class Engine:
             scratch = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="bale-heredoc-", dir=_SCRATCH)
             )
-            sources = self._stage_mount_sources(v, step, done, stack)
+            sources = self._stage_mount_sources(v, done, stack)
             # Executable heredocs (`#!` bodies) are files mounted read-only, as in BuildKit.
             files: list[RunMount] = []
             for i, f in enumerate(v.payload["files"]):
@@ -870,8 +880,8 @@ def _run_mounts(
                 source = _inside(str(req.named_dirs[m.from_]), m.source)
             elif m.from_:
                 raise StepError(
-                    f"RUN --mount=type=bind,from={m.from_}: only stages and named contexts "
-                    "can be bind-mounted",
+                    f"RUN --mount=type=bind,from={m.from_}: no stage, image or named context "
+                    "by that name",
                     vertex=v.digest,
                     source=v.source,
                     lines=resolved.lines,
