@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,7 @@ from bale.frontends.dockerfile.resolve import (
 )
 from bale.frontends.dockerfile.run import run_command
 from bale.frontends.dockerignore import DockerIgnore
-from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
+from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig, parse_time
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.platform import Platform
@@ -507,7 +506,7 @@ class Engine:
         if v.kind == "image":
             image: BaseImage = v.payload
             self.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
-            return FsState(image.layers, key, _parse_time(image.config.created))
+            return FsState(image.layers, key, parse_time(image.config.created))
         parent = done[v.inputs[0]]
         cached = None if "nocache" in key else self._cache_lookup(key)
         if cached is not None:
@@ -903,21 +902,6 @@ def _key(own: str, inputs: list[str], salt: str) -> str:
     body = "\0".join([own, *inputs, salt])
     prefix = "nocache-" if salt else ""
     return prefix + hashlib.sha256(body.encode()).hexdigest()
-
-
-def _parse_time(text: str) -> float | None:
-    """An RFC 3339 time as image configs hold it (Go writes nanoseconds), or None."""
-    if not text:
-        return None
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _rfc3339(ts: float) -> str:

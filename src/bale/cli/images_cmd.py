@@ -14,6 +14,7 @@ from bale.errors import BaleError, InvalidArgument, NotFound
 from bale.exporters.archive_writer import atomic_output
 from bale.exporters.oci_archive import SaveEntry, write_docker_archive, write_oci_archive
 from bale.oci import mediatype
+from bale.oci.config import parse_time
 from bale.oci.descriptor import Descriptor
 from bale.oci.platform import Platform, host_platform
 from bale.registry.reference import Reference
@@ -183,12 +184,18 @@ def cmd_images(args: argparse.Namespace) -> int:
                     repo,
                     tag,
                     ident if args.no_trunc else ident.removeprefix("sha256:")[:12],
-                    ago(r.created),
+                    _created_ago(summaries[r.name].created(store), r.created),
                     gc.human_size(summaries[r.name].content_size),
                 ]
             )
         print(table(rows))
     return 0
+
+
+def _created_ago(config_created: str, record_created: float) -> str:
+    """docker shows the image's own creation time; the record's when the config has none."""
+    when = parse_time(config_created)
+    return ago(record_created if when is None else when)
 
 
 def _json_row(store: Store, r: ImageRecord, summary: ImageSummary) -> dict[str, Any]:

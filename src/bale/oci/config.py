@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from bale.errors import InvalidArgument
@@ -219,3 +220,18 @@ class ImageConfig:
 
     def encode(self) -> bytes:
         return canonical.dumps(self.to_json())
+
+
+def parse_time(text: str) -> float | None:
+    """An RFC 3339 time as image configs hold it (Go writes nanoseconds), or None."""
+    if not text:
+        return None
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

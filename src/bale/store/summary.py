@@ -27,6 +27,16 @@ class ImageSummary:
     content_size: int
     manifests: tuple[ManifestSummary, ...]
 
+    def created(self, store: Store) -> str:
+        """The image's creation time as its config says (the first present platform's)."""
+        for m in self.manifests:
+            if m.available:
+                try:
+                    return store.config(store.manifest(m.descriptor).config).created
+                except BaleError:
+                    continue
+        return ""
+
 
 def _manifest_size(store: Store, desc: Descriptor) -> tuple[int, bool]:
     if not store.content.exists(desc.digest):
