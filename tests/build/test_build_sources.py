@@ -71,13 +71,18 @@ def http_files(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
+def _context(tmp_path: Path) -> Path:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    return ctx
+
+
 def _local(root: Path, ctx: Path, out: Path, *extra: str) -> None:
     bale(root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", *extra, ".", cwd=ctx)
 
 
 def test_copy_chown_by_name_resolves_through_the_image(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "f.txt").write_text("x")
     (ctx / "Dockerfile").write_text(
         "FROM base:1\nCOPY --chown=app:staff f.txt /f\nCOPY --chown=app f.txt /g\n"
@@ -92,8 +97,7 @@ def test_copy_chown_by_name_resolves_through_the_image(store_root: Path, tmp_pat
 
 
 def test_copy_chown_unknown_user_is_a_clear_error(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "f.txt").write_text("x")
     (ctx / "Dockerfile").write_text("FROM base:1\nCOPY --chown=nobody f.txt /f\n")
     proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
@@ -103,8 +107,7 @@ def test_copy_chown_unknown_user_is_a_clear_error(store_root: Path, tmp_path: Pa
 
 
 def test_copy_from_an_image_takes_the_platform_s_file(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY --from=base:1 /bin/busybox /bb\n")
     out = tmp_path / "out"
     _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
@@ -121,8 +124,7 @@ def test_add_url_verifies_checksum(
     url, served = http_files
     (served / "data.txt").write_text("downloaded\n")
     digest = hashlib.sha256(b"downloaded\n").hexdigest()
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text(
         f"FROM scratch\nADD --checksum=sha256:{digest} {url}/data.txt /dl/\n"
     )
@@ -138,8 +140,7 @@ def test_add_url_verifies_checksum(
 
 
 def test_copy_refuses_a_url(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY http://127.0.0.1:1/x /x\n")
     proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
     assert proc.returncode == 1
@@ -156,8 +157,7 @@ def test_named_contexts(store_root: Path, tmp_path: Path) -> None:
 
     with tarfile.open(tmp_path / "base.tar") as tar:
         tar.extractall(layout, filter="data")
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM img AS b\nFROM scratch\nCOPY --from=extra n.txt /n.txt\n"
         "COPY --from=b /bin/busybox /bin/a\nCOPY --from=lay /bin/busybox /bin/b\n"
@@ -176,8 +176,7 @@ def test_named_contexts(store_root: Path, tmp_path: Path) -> None:
 
 
 def test_provenance_attestation_per_platform(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text("FROM base:1\nRUN echo hi > /hi\n")
     bale(store_root, "build", "--progress", "quiet", "--platform", "linux/amd64,linux/arm64",
          "-t", "attested:1", ".", cwd=ctx)
@@ -222,8 +221,7 @@ def test_copy_parents_and_exclude(store_root: Path, tmp_path: Path) -> None:
 
 
 def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM base:1\n"
         "RUN <<EOF\necho \"shell on $(uname -m)\" > /one\nEOF\n"
@@ -243,8 +241,7 @@ def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path)
 def test_mount_point_stubs_never_reach_the_layer(store_root: Path, tmp_path: Path) -> None:
     # FROM scratch has no /etc: the step's /etc/hosts and /etc/resolv.conf mount points are
     # made for it, and only what the step wrote (and its directory) may stay.
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM scratch\nCOPY --from=base:1 /bin /bin\n"
         "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo x > /etc/mine && : > /etc/empty\"]\n"
@@ -289,8 +286,7 @@ def _arm() -> Platform:
 
 def test_base_without_path_gets_the_default_path(store_root: Path, tmp_path: Path) -> None:
     # base:1 is an imported rootfs: its config has no PATH at all.
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text("FROM base:1\nENV PATH=/opt/bin:$PATH\nRUN echo $PATH > /p\n")
     out = tmp_path / "out"
     _local(store_root, ctx, out)
@@ -305,8 +301,7 @@ def _started(proc_stderr: str) -> list[str]:
 
 
 def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "input.txt").write_text("one\n")
     (ctx / "Dockerfile").write_text(
         "FROM base:1 AS build\nCOPY input.txt /input.txt\nRUN cp /input.txt /out\n"
@@ -340,8 +335,7 @@ def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp
 def test_run_bind_mounts_context_stage_and_named_context(
     store_root: Path, tmp_path: Path
 ) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "conf.txt").write_text("v1\n")
     extra = tmp_path / "extra"
     extra.mkdir()
@@ -376,8 +370,7 @@ def test_run_bind_mounts_context_stage_and_named_context(
 
 
 def test_run_bind_mount_cannot_leave_the_context(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (tmp_path / "secret.txt").write_text("outside\n")
     (ctx / "link").symlink_to(tmp_path / "secret.txt")
     (ctx / "Dockerfile").write_text(
@@ -390,8 +383,7 @@ def test_run_bind_mount_cannot_leave_the_context(store_root: Path, tmp_path: Pat
 
 
 def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM base:1\nWORKDIR /srv/app\nWORKDIR sub\nWORKDIR /bin\nRUN true\nENV A=b\n"
         "RUN touch /x\nCMD [\"pwd\"]\n"
@@ -419,8 +411,7 @@ def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_pat
 
 
 def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "status").write_text(
         "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n"
         "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n"
@@ -446,8 +437,7 @@ def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) 
 
 
 def test_run_bind_mount_from_an_image(store_root: Path, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM scratch AS empty\nFROM base:1\n"
         "RUN --mount=type=bind,from=base:1,source=/etc,target=/img cat /img/group > /g\n"

@@ -31,7 +31,14 @@ from bale.builder.layers.chain import chain_ids
 from bale.builder.layers.rootpath import resolve
 from bale.builder.solver import Solver
 from bale.emulation.modes import is_native
-from bale.errors import BaleError, DockerfileError, InvalidArgument, NotFound, StepError
+from bale.errors import (
+    BaleError,
+    DockerfileError,
+    InvalidArgument,
+    NotFound,
+    SourceRange,
+    StepError,
+)
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.resolve import (
     ImageBase,
@@ -345,9 +352,7 @@ class Engine:
             try:
                 contents += tuple(download(u, inst.checksum) for u in urls)
             except BaleError as exc:
-                raise DockerfileError(
-                    exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
-                ) from None
+                raise _at(exc, inst.source, resolved) from None
             plan = CopyPlan(
                 sources=tuple(s for s in inst.sources if s not in urls),
                 dest=dest_path(step.workdir, inst.dest),
@@ -384,9 +389,7 @@ class Engine:
                         [m for s in plan.sources for m in source_ctx.match(s)]
                     )
                 except NotFound as exc:
-                    raise DockerfileError(
-                        exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
-                    ) from None
+                    raise _at(exc, inst.source, resolved) from None
             definition = {
                 "sources": list(plan.sources),
                 "dest": plan.dest,
@@ -448,9 +451,7 @@ class Engine:
             try:
                 parts.append(source.checksum(source.match(m.source or ".")))
             except NotFound as exc:
-                raise DockerfileError(
-                    exc.message, source=inst.source, lines=resolved.lines, hint=exc.hint
-                ) from None
+                raise _at(exc, inst.source, resolved) from None
         return "".join(f"\0bind:{p}" for p in parts)
 
     def _nocache(self, req: BuildRequest, stage: ResolvedStage) -> str:
@@ -566,9 +567,7 @@ class Engine:
                 return ctx.checksum([m for s in plan.sources for m in ctx.match(s)])
         except (NotFound, InvalidArgument) as exc:
             resolved: ResolvedBuild = v.payload["resolved"]
-            raise DockerfileError(
-                exc.message, source=v.source, lines=resolved.lines, hint=exc.hint
-            ) from None
+            raise _at(exc, v.source, resolved) from None
 
     def _emulation(self, v: Vertex) -> str:
         if v.kind != "exec":
@@ -709,9 +708,7 @@ class Engine:
             else:
                 apply_copy(plan, v.payload["ctx"], rootfs, owner)
         except (NotFound, InvalidArgument) as exc:
-            raise DockerfileError(
-                exc.message, source=v.source, lines=resolved.lines, hint=exc.hint
-            ) from None
+            raise _at(exc, v.source, resolved) from None
 
     def _diff(self, key: str, base: str, req: BuildRequest, lease: Lease) -> LayerRef | None:
         source = self.snapshots.diff_source(key)
@@ -973,6 +970,11 @@ def _finish(r: PlatformResult, states: dict[str, FsState], epoch: int | None) ->
         else r.config.created or _rfc3339(time.time()),
     )
     return replace(r, config=config, layers=layers)
+
+
+def _at(exc: BaleError, source: SourceRange | None, resolved: ResolvedBuild) -> DockerfileError:
+    """A failure of a step's sources, reported at the step's Dockerfile lines."""
+    return DockerfileError(exc.message, source=source, lines=resolved.lines, hint=exc.hint)
 
 
 def _inside(root: str, path: str) -> str:
