@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bale.errors import FailedPrecondition
+from bale.errors import FailedPrecondition, Unavailable
 
 MIGRATIONS: tuple[str, ...] = (
     # 0 → 1: the initial schema.
@@ -87,6 +87,21 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
+@contextmanager
+def _busy_is_unavailable(path: Path) -> Iterator[None]:
+    """Another process holding the store's write lock past the busy timeout is a clear error
+    to retry, not a crash."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise Unavailable(
+                f"the store at {path.parent} is busy: another bale process held it for too long",
+                hint="try again when the other command (a long garbage collection?) has ended",
+            ) from None
+        raise
+
+
 class Metadata:
     """One SQLite connection per instance; safe for several processes (WAL, busy timeout)."""
 
@@ -127,17 +142,19 @@ class Metadata:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE: writers queue up instead of failing on upgrade from read."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            with _busy_is_unavailable(self.path):
+                self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             else:
-                self._db.execute("COMMIT")
+                with _busy_is_unavailable(self.path):
+                    self._db.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, _busy_is_unavailable(self.path):
             cursor = self._db.execute(sql, tuple(params))
             return list(cursor.fetchall())
 
