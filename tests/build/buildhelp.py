@@ -193,3 +193,15 @@ def leftovers(root: Path) -> list[str]:
 
 
 stop = stop_process
+
+
+def context_dir(tmp_path: Path) -> Path:
+    """An empty build context directory."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    return ctx
+
+
+def local_output(root: Path, ctx: Path, out: Path, *extra: str) -> None:
+    """Build the context in `ctx` with `-o type=local,dest=out`."""
+    bale(root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", *extra, ".", cwd=ctx)

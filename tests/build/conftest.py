@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from buildhelp import PYTHON_BASE, REPO, bale, env, require_root, require_tool
+from buildhelp import PYTHON_BASE, REPO, bale, busybox_path, env, require_root, require_tool
 
 from support import start_containerd, start_registry
 
@@ -41,7 +42,8 @@ def python_base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_tool("mmdebstrap")
     cache = REPO / ".cache"
     missing = [
-        arch for arch in ("amd64", "arm64")
+        arch
+        for arch in ("amd64", "arm64")
         if not (cache / "rootfs" / f"bookworm-python-{arch}.tar").is_file()
     ]
     if missing:
@@ -53,8 +55,11 @@ def python_base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = subprocess.run(
         [str(REPO / "scripts" / "python-base.sh")],
         cwd=REPO,
-        env={**env(), "BALE": f"{REPO / '.venv' / 'bin' / 'bale'} --root {root}",
-             "CACHE": str(cache)},
+        env={
+            **env(),
+            "BALE": f"{REPO / '.venv' / 'bin' / 'bale'} --root {root}",
+            "CACHE": str(cache),
+        },
         capture_output=True,
         text=True,
         timeout=3600,
@@ -65,4 +70,33 @@ def python_base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.skip(f"mmdebstrap could not fetch from the Debian mirror:\n{text[-2000:]}")
         raise AssertionError(f"scripts/python-base.sh failed:\n{text}")
     assert PYTHON_BASE.split(":")[0] in bale(root, "images").stdout
+    return root
+
+
+def _rootfs_tar(tmp: Path, platform: str) -> Path:
+    busybox = busybox_path(platform)
+    if busybox is None:
+        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
+    root = tmp / platform.replace("/", "_")
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "bin" / "busybox").write_bytes(busybox.read_bytes())
+    (root / "bin" / "busybox").chmod(0o755)
+    (root / "bin" / "sh").symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0::/:/bin/sh\napp:x:1234:2345::/:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nstaff:x:2345:\n")
+    out = tmp / f"{root.name}.tar"
+    with tarfile.open(out, "w") as tar:
+        tar.add(root, arcname=".")
+    return out
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_root()
+    tmp = tmp_path_factory.mktemp("sources")
+    root = tmp / "root"
+    for platform in ("linux/amd64", "linux/arm64"):
+        tar = _rootfs_tar(tmp, platform)
+        bale(root, "import", "--platform", platform, str(tar), "base:1")
     return root

@@ -11,42 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from buildhelp import bale, busybox_path, events, require_root
+from buildhelp import bale, busybox_path, context_dir, events, local_output
 
 from bale.oci.manifest import ATTESTATION_REF, Index
 from bale.oci.platform import Platform
 from bale.store.local import Store
-
-
-def _rootfs_tar(tmp: Path, platform: str) -> Path:
-    busybox = busybox_path(platform)
-    if busybox is None:
-        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
-    root = tmp / platform.replace("/", "_")
-    (root / "bin").mkdir(parents=True)
-    (root / "etc").mkdir()
-    (root / "bin" / "busybox").write_bytes(busybox.read_bytes())
-    (root / "bin" / "busybox").chmod(0o755)
-    (root / "bin" / "sh").symlink_to("busybox")
-    (root / "etc" / "passwd").write_text("root:x:0:0::/:/bin/sh\napp:x:1234:2345::/:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\nstaff:x:2345:\n")
-    import tarfile
-
-    out = tmp / f"{root.name}.tar"
-    with tarfile.open(out, "w") as tar:
-        tar.add(root, arcname=".")
-    return out
-
-
-@pytest.fixture(scope="module")
-def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    require_root()
-    tmp = tmp_path_factory.mktemp("sources")
-    root = tmp / "root"
-    for platform in ("linux/amd64", "linux/arm64"):
-        tar = _rootfs_tar(tmp, platform)
-        bale(root, "import", "--platform", platform, str(tar), "base:1")
-    return root
 
 
 @pytest.fixture
@@ -71,25 +40,15 @@ def http_files(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-def _context(tmp_path: Path) -> Path:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    return ctx
-
-
-def _local(root: Path, ctx: Path, out: Path, *extra: str) -> None:
-    bale(root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", *extra, ".", cwd=ctx)
-
-
 def test_copy_chown_by_name_resolves_through_the_image(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "f.txt").write_text("x")
     (ctx / "Dockerfile").write_text(
         "FROM base:1\nCOPY --chown=app:staff f.txt /f\nCOPY --chown=app f.txt /g\n"
         "COPY --chown=7:8 f.txt /h\n"
     )
     out = tmp_path / "out"
-    _local(store_root, ctx, out)
+    local_output(store_root, ctx, out)
     assert ((out / "f").stat().st_uid, (out / "f").stat().st_gid) == (1234, 2345)
     # A user without a group takes its uid as gid, as Docker documents for COPY --chown.
     assert ((out / "g").stat().st_uid, (out / "g").stat().st_gid) == (1234, 1234)
@@ -97,7 +56,7 @@ def test_copy_chown_by_name_resolves_through_the_image(store_root: Path, tmp_pat
 
 
 def test_copy_chown_unknown_user_is_a_clear_error(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "f.txt").write_text("x")
     (ctx / "Dockerfile").write_text("FROM base:1\nCOPY --chown=nobody f.txt /f\n")
     proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
@@ -107,10 +66,10 @@ def test_copy_chown_unknown_user_is_a_clear_error(store_root: Path, tmp_path: Pa
 
 
 def test_copy_from_an_image_takes_the_platform_s_file(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY --from=base:1 /bin/busybox /bb\n")
     out = tmp_path / "out"
-    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    local_output(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
     for platform in ("linux/amd64", "linux/arm64"):
         expected = busybox_path(platform)
         assert expected is not None
@@ -124,12 +83,12 @@ def test_add_url_verifies_checksum(
     url, served = http_files
     (served / "data.txt").write_text("downloaded\n")
     digest = hashlib.sha256(b"downloaded\n").hexdigest()
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         f"FROM scratch\nADD --checksum=sha256:{digest} {url}/data.txt /dl/\n"
     )
     out = tmp_path / "out"
-    _local(store_root, ctx, out)
+    local_output(store_root, ctx, out)
     assert (out / "dl" / "data.txt").read_text() == "downloaded\n"
     assert (out / "dl" / "data.txt").stat().st_mode & 0o777 == 0o600
 
@@ -140,7 +99,7 @@ def test_add_url_verifies_checksum(
 
 
 def test_copy_refuses_a_url(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY http://127.0.0.1:1/x /x\n")
     proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
     assert proc.returncode == 1
@@ -157,13 +116,13 @@ def test_named_contexts(store_root: Path, tmp_path: Path) -> None:
 
     with tarfile.open(tmp_path / "base.tar") as tar:
         tar.extractall(layout, filter="data")
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM img AS b\nFROM scratch\nCOPY --from=extra n.txt /n.txt\n"
         "COPY --from=b /bin/busybox /bin/a\nCOPY --from=lay /bin/busybox /bin/b\n"
     )
     out = tmp_path / "out"
-    _local(
+    local_output(
         store_root, ctx, out,
         "--build-context", f"extra={extra}",
         "--build-context", "img=docker-image://base:1",
@@ -176,7 +135,7 @@ def test_named_contexts(store_root: Path, tmp_path: Path) -> None:
 
 
 def test_provenance_attestation_per_platform(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text("FROM base:1\nRUN echo hi > /hi\n")
     bale(store_root, "build", "--progress", "quiet", "--platform", "linux/amd64,linux/arm64",
          "-t", "attested:1", ".", cwd=ctx)
@@ -211,7 +170,7 @@ def test_copy_parents_and_exclude(store_root: Path, tmp_path: Path) -> None:
         "FROM scratch\nCOPY --parents x/y/a.txt z/c.txt /p/\nCOPY --exclude=*.log x/ /e/\n"
     )
     out = tmp_path / "out"
-    _local(store_root, ctx, out)
+    local_output(store_root, ctx, out)
     found = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert found == ["e/y/a.txt", "p/x/y/a.txt", "p/z/c.txt"]
     # An excluded file is outside the cache key too: editing it executes nothing.
@@ -221,7 +180,7 @@ def test_copy_parents_and_exclude(store_root: Path, tmp_path: Path) -> None:
 
 
 def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM base:1\n"
         "RUN <<EOF\necho \"shell on $(uname -m)\" > /one\nEOF\n"
@@ -229,7 +188,7 @@ def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path)
         "RUN cat > /three <<EOG\nhello from a heredoc\nEOG\n"
     )
     out = tmp_path / "out"
-    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    local_output(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
     for platform, machine in (("linux_amd64", "x86_64"), ("linux_arm64", "aarch64")):
         assert (out / platform / "one").read_text() == f"shell on {machine}\n"
         assert (out / platform / "two").read_text() == "shebang\n"
@@ -241,13 +200,13 @@ def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path)
 def test_mount_point_stubs_never_reach_the_layer(store_root: Path, tmp_path: Path) -> None:
     # FROM scratch has no /etc: the step's /etc/hosts and /etc/resolv.conf mount points are
     # made for it, and only what the step wrote (and its directory) may stay.
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM scratch\nCOPY --from=base:1 /bin /bin\n"
         "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo x > /etc/mine && : > /etc/empty\"]\n"
     )
     out = tmp_path / "out"
-    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    local_output(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
     for platform in ("linux_amd64", "linux_arm64"):
         assert sorted(p.name for p in (out / platform / "etc").iterdir()) == ["empty", "mine"]
         assert sorted(p.name for p in (out / platform).iterdir()) == ["bin", "etc"]
@@ -286,10 +245,10 @@ def _arm() -> Platform:
 
 def test_base_without_path_gets_the_default_path(store_root: Path, tmp_path: Path) -> None:
     # base:1 is an imported rootfs: its config has no PATH at all.
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text("FROM base:1\nENV PATH=/opt/bin:$PATH\nRUN echo $PATH > /p\n")
     out = tmp_path / "out"
-    _local(store_root, ctx, out)
+    local_output(store_root, ctx, out)
     assert (out / "p").read_text() == (
         "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     )
@@ -301,7 +260,7 @@ def _started(proc_stderr: str) -> list[str]:
 
 
 def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "input.txt").write_text("one\n")
     (ctx / "Dockerfile").write_text(
         "FROM base:1 AS build\nCOPY input.txt /input.txt\nRUN cp /input.txt /out\n"
@@ -328,14 +287,14 @@ def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp
         "RUN cat /out > /copy",
     ]
     out = tmp_path / "out"
-    _local(store_root, ctx, out)
+    local_output(store_root, ctx, out)
     assert (out / "copy").read_text() == "two\n"
 
 
 def test_run_bind_mounts_context_stage_and_named_context(
     store_root: Path, tmp_path: Path
 ) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "conf.txt").write_text("v1\n")
     extra = tmp_path / "extra"
     extra.mkdir()
@@ -370,7 +329,7 @@ def test_run_bind_mounts_context_stage_and_named_context(
 
 
 def test_run_bind_mount_cannot_leave_the_context(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (tmp_path / "secret.txt").write_text("outside\n")
     (ctx / "link").symlink_to(tmp_path / "secret.txt")
     (ctx / "Dockerfile").write_text(
@@ -383,7 +342,7 @@ def test_run_bind_mount_cannot_leave_the_context(store_root: Path, tmp_path: Pat
 
 
 def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM base:1\nWORKDIR /srv/app\nWORKDIR sub\nWORKDIR /bin\nRUN true\nENV A=b\n"
         "RUN touch /x\nCMD [\"pwd\"]\n"
@@ -406,12 +365,12 @@ def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_pat
     # What OCI requires: one non-empty history entry per layer, in order.
     assert sum(not h.empty_layer for h in config.history) == len(manifest.layers)
     out = tmp_path / "out"
-    _local(store_root, ctx, out)
+    local_output(store_root, ctx, out)
     assert (out / "srv" / "app" / "sub").is_dir()
 
 
 def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "status").write_text(
         "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n"
         "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n"
@@ -437,12 +396,12 @@ def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) 
 
 
 def test_run_bind_mount_from_an_image(store_root: Path, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
+    ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM scratch AS empty\nFROM base:1\n"
         "RUN --mount=type=bind,from=base:1,source=/etc,target=/img cat /img/group > /g\n"
     )
     out = tmp_path / "out"
-    _local(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
+    local_output(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
     for platform in ("linux_amd64", "linux_arm64"):
         assert (out / platform / "g").read_text() == "root:x:0:\nstaff:x:2345:\n"

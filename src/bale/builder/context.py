@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bale.builder.layers.rootpath import resolve
 from bale.errors import InvalidArgument, NotFound
 from bale.store.metadata import Metadata
 
@@ -30,10 +31,16 @@ def clean(path: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """One matched source: `rel` inside the context, and whether it is a directory."""
+    """One matched source: `rel` is what is read (a top-level link already followed inside
+    the root, as BuildKit follows COPY sources), `name` what it is copied as."""
 
     rel: str
     is_dir: bool
+    name: str = ""
+
+    @property
+    def basename(self) -> str:
+        return self.name or posixpath.basename(self.rel)
 
 
 class BuildContext:
@@ -46,7 +53,7 @@ class BuildContext:
         self.root = root.resolve()
         self._excluded = excluded
         self._meta = meta
-        self._all: list[str] | None = None
+        self._under: dict[str, list[str]] = {}
 
     def narrowed(self, excluded: Callable[[str], bool]) -> BuildContext:
         """The same context with more paths left out (COPY --exclude)."""
@@ -61,29 +68,41 @@ class BuildContext:
 
     def files(self) -> list[str]:
         """Every context path not excluded by .dockerignore, sorted."""
-        if self._all is None:
-            out: list[str] = []
-            for dirpath, dirnames, filenames in os.walk(self.root):
-                rel_dir = os.path.relpath(dirpath, self.root)
-                for name in dirnames + filenames:
-                    rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                    if not self.excluded(rel):
-                        out.append(rel)
+        return self.below(".")
+
+    def below(self, rel: str) -> list[str]:
+        """The paths under directory `rel` that are not excluded, sorted; an excluded
+        directory is kept when something in it is re-included (`!` in .dockerignore)."""
+        if rel not in self._under:
+            out: set[str] = set()
+            start = self.host(rel)
+            for dirpath, dirnames, filenames in os.walk(start):
                 dirnames.sort()
-            self._all = sorted(out)
-        return self._all
+                here = os.path.relpath(dirpath, self.root)
+                for name in dirnames + filenames:
+                    path = name if here == "." else f"{here}/{name}"
+                    if not self.excluded(path):
+                        out.add(path)
+                        parent = posixpath.dirname(path)
+                        while parent and parent != rel and parent not in out:
+                            out.add(parent)
+                            parent = posixpath.dirname(parent)
+            self._under[rel] = sorted(out)
+        return self._under[rel]
 
     def match(self, pattern: str) -> list[Source]:
         """Sources a COPY/ADD source pattern names (globs match one path level per part)."""
         rel = clean(pattern)
         if not _GLOB & set(rel):
             path = self.host(rel)
-            if self.excluded(rel) or not os.path.lexists(path):
+            if not os.path.lexists(path) or (
+                self.excluded(rel) and not (os.path.isdir(path) and self.below(rel))
+            ):
                 raise NotFound(
                     f'failed to compute cache key: "/{rel}": not found',
                     hint="check the path is inside the build context and not in .dockerignore",
                 )
-            return [Source(rel, os.path.isdir(path) and not os.path.islink(path))]
+            return [self._followed(rel)]
         parts = rel.split("/")
         found = []
         for candidate in self.files():
@@ -91,22 +110,32 @@ class BuildContext:
             if len(cparts) == len(parts) and all(
                 fnmatch.fnmatchcase(c, p) for c, p in zip(cparts, parts, strict=True)
             ):
-                host = self.host(candidate)
-                found.append(Source(candidate, os.path.isdir(host) and not os.path.islink(host)))
+                found.append(self._followed(candidate))
         if not found:
             raise NotFound(
                 f"failed to compute cache key: no source files were specified for {pattern!r}"
             )
         return found
 
+    def _followed(self, rel: str) -> Source:
+        """`rel`, with a symlink followed as the root sees it (never out of the root)."""
+        path = self.host(rel)
+        if not os.path.islink(path):
+            return Source(rel, os.path.isdir(path))
+        target = resolve(str(self.root), rel, follow_final=True)
+        if not os.path.exists(target):
+            raise NotFound(
+                f'failed to compute cache key: "/{rel}": not found',
+                hint="it is a symbolic link to a path that is not in the build context",
+            )
+        target_rel = os.path.relpath(target, self.root)
+        return Source(target_rel, os.path.isdir(target), posixpath.basename(rel))
+
     def walk(self, source: Source) -> list[str]:
         """`source` and, for a directory, every non-excluded path below it."""
         if not source.is_dir:
             return [source.rel]
-        if source.rel == ".":
-            return [".", *self.files()]
-        prefix = source.rel + "/"
-        return [source.rel] + [p for p in self.files() if p.startswith(prefix)]
+        return [source.rel, *self.below(source.rel)]
 
     # -- checksums -----------------------------------------------------------------------
 

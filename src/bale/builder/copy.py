@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bale.builder.context import BuildContext, Source
@@ -14,19 +16,71 @@ from bale.builder.layers.rootpath import resolve
 from bale.errors import InvalidArgument
 from bale.store.compression import sniff
 
+# Who owns what a copy writes: (uid, gid), or None to keep the source's owners (a COPY
+# --from another stage or image without --chown, as BuildKit keeps them).
+Owner = tuple[int, int] | None
+# --chmod as a function of a source's mode and whether it is a directory.
+Mode = Callable[[int, bool], int]
+
+_SYMBOLIC = re.compile(r"^([ugoa]*)([-+=])([rwxXst]*)$")
+
 
 @dataclass(frozen=True)
 class CopyPlan:
-    """What one COPY/ADD does. `chown` is --chown as written ("" keeps files root-owned)."""
+    """What one COPY/ADD does. `chown` and `chmod` are the flags as written ("": none)."""
 
     sources: tuple[str, ...]
     dest: str  # absolute in the image, trailing "/" kept
     chown: str = ""
-    chmod: int | None = None
+    chmod: str = ""
     add: bool = False  # ADD: local tar archives are extracted
     contents: tuple[tuple[str, bytes], ...] = ()  # heredoc sources: (name, data)
     parents: bool = False  # --parents: keep each source's path below the destination
     excludes: tuple[str, ...] = ()  # --exclude patterns, .dockerignore syntax
+
+
+def parse_chmod(text: str) -> Mode | None:
+    """--chmod: octal (`755`) or symbolic (`u+x`, `a=rX,go-w`), as Dockerfile 1.14 reads it."""
+    if not text:
+        return None
+    if re.fullmatch(r"[0-7]{1,4}", text):
+        fixed = int(text, 8)
+        return lambda _mode, _is_dir: fixed
+    clauses = []
+    for clause in text.split(","):
+        found = _SYMBOLIC.match(clause)
+        if found is None:
+            raise InvalidArgument(
+                f"invalid chmod parameter {text!r}",
+                hint="use an octal mode (0755) or a symbolic one (u+x, a=rX, go-w)",
+            )
+        clauses.append((found.group(1) or "a", found.group(2), found.group(3)))
+
+    def apply(mode: int, is_dir: bool) -> int:
+        perm = stat.S_IMODE(mode)
+        for who, op, what in clauses:
+            mask = 0
+            if "u" in who or "a" in who:
+                mask |= 0o4700
+            if "g" in who or "a" in who:
+                mask |= 0o2070
+            if "o" in who or "a" in who:
+                mask |= 0o1007
+            bits = 0
+            for flag in what:
+                bits |= {"r": 0o444, "w": 0o222, "x": 0o111, "s": 0o6000, "t": 0o1000}.get(flag, 0)
+                if flag == "X" and (is_dir or perm & 0o111):
+                    bits |= 0o111
+            bits &= mask
+            if op == "+":
+                perm |= bits
+            elif op == "-":
+                perm &= ~bits
+            else:
+                perm = (perm & ~mask) | bits
+        return perm
+
+    return apply
 
 
 def dest_path(workdir: str, dest: str) -> str:
@@ -37,139 +91,145 @@ def dest_path(workdir: str, dest: str) -> str:
     return full.rstrip("/") + "/" if slash else full
 
 
-def apply_copy(
-    plan: CopyPlan, source: BuildContext, rootfs: str, owner: tuple[int, int] = (0, 0)
-) -> None:
+class _Copier:
+    """Writes into one rootfs; every path it makes stays inside it."""
+
+    def __init__(self, rootfs: str, owner: Owner, mode: Mode | None) -> None:
+        self.rootfs = rootfs
+        self.owner = owner
+        self.mode = mode
+
+    def image_path(self, host: str) -> str:
+        return "/" + os.path.relpath(host, self.rootfs).lstrip(".")
+
+    def make_dirs(self, path: str) -> str:
+        """The directory `path` (image path), made with its missing parents: 0755 and owned
+        like the copied files, as BuildKit's copy makes them."""
+        parts = [p for p in path.split("/") if p]
+        current = ""
+        host = self.rootfs
+        for part in parts:
+            current = f"{current}/{part}"
+            host = resolve(self.rootfs, current, follow_final=True)
+            if not os.path.lexists(host):
+                os.mkdir(host, 0o755)
+                os.lchown(host, *(self.owner or (0, 0)))
+            elif not os.path.isdir(host):
+                raise InvalidArgument(f"cannot copy to non-directory: {current}")
+        return host
+
+    def dest_file(self, dest: str, basename: str, into_dir: bool) -> str:
+        if into_dir:
+            return os.path.join(self.make_dirs(dest), basename)
+        existing = resolve(self.rootfs, dest, follow_final=True)
+        if os.path.isdir(existing):
+            return os.path.join(existing, basename)
+        self.make_dirs(posixpath.dirname(dest))
+        return resolve(self.rootfs, dest, follow_final=False)
+
+    def _owner_of(self, st: os.stat_result) -> tuple[int, int]:
+        return self.owner if self.owner is not None else (st.st_uid, st.st_gid)
+
+    def _perm(self, st: os.stat_result, is_dir: bool) -> int:
+        return self.mode(st.st_mode, is_dir) if self.mode is not None else stat.S_IMODE(st.st_mode)
+
+    def write_bytes(self, target: str, data: bytes) -> None:
+        self._replaceable(target, directory=False)
+        with open(target, "wb") as f:
+            f.write(data)
+        os.chmod(target, self.mode(0o100644, False) if self.mode is not None else 0o644)
+        os.lchown(target, *(self.owner or (0, 0)))
+
+    def _replaceable(self, target: str, *, directory: bool) -> None:
+        """Clear the way for an entry, with BuildKit's errors where it refuses."""
+        if not os.path.lexists(target):
+            return
+        is_dir = os.path.isdir(target) and not os.path.islink(target)
+        if directory:
+            if not is_dir:
+                raise InvalidArgument(f"cannot copy to non-directory: {self.image_path(target)}")
+            return
+        if is_dir:
+            raise InvalidArgument(
+                f"cannot replace to directory {self.image_path(target)} with file"
+            )
+        os.unlink(target)
+
+    def entry(self, host: str, target: str) -> None:
+        st = os.lstat(host)
+        owner = self._owner_of(st)
+        if stat.S_ISLNK(st.st_mode):
+            self._replaceable(target, directory=False)
+            os.symlink(os.readlink(host), target)
+            os.lchown(target, *owner)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self._replaceable(target, directory=True)
+            if not os.path.lexists(target):
+                os.mkdir(target)
+            os.chmod(target, self._perm(st, True))
+            os.lchown(target, *owner)
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return  # sockets, fifos and devices in a context are not copied, as with Docker
+        self._replaceable(target, directory=False)
+        shutil.copyfile(host, target, follow_symlinks=False)
+        os.chmod(target, self._perm(st, False))
+        os.lchown(target, *owner)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def directory(self, source: BuildContext, src: Source, target_root: str) -> None:
+        """The contents of a source directory (not the directory itself) into `target_root`."""
+        host_root = source.host(src.rel)
+        prefix = "" if src.rel == "." else src.rel + "/"
+        dirs: list[tuple[str, str]] = []
+        for rel in source.walk(src)[1:]:
+            inner = rel[len(prefix) :]
+            target = resolve(
+                self.rootfs, os.path.relpath(os.path.join(target_root, inner), self.rootfs)
+            )
+            host = os.path.join(host_root, inner)
+            self.entry(host, target)
+            if os.path.isdir(host) and not os.path.islink(host):
+                dirs.append((host, target))
+        # Directory times last: writing inside a directory changes its mtime.
+        for host, target in reversed(dirs):
+            st = os.lstat(host)
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def apply_copy(plan: CopyPlan, source: BuildContext, rootfs: str, owner: Owner = (0, 0)) -> None:
     matched: list[Source] = []
     for pattern in plan.sources:
         matched.extend(source.match(pattern))
-    wildcard = any(set("*?[") & set(p) for p in plan.sources)
     count = len(matched) + len(plan.contents)
     into_dir = plan.dest.endswith("/")
-    if (count > 1 or wildcard) and not into_dir:
+    if count > 1 and not into_dir:
         raise InvalidArgument(
             "When using COPY with more than one source file, "
             "the destination must be a directory and end with a /"
         )
     dest = plan.dest.rstrip("/") or "/"
+    copier = _Copier(rootfs, owner, parse_chmod(plan.chmod))
     for name, data in plan.contents:
-        target = _dest_file(rootfs, dest, name, into_dir)
-        _write_bytes(target, data, owner, plan.chmod)
+        copier.write_bytes(copier.dest_file(dest, name, into_dir), data)
     for src in matched:
         host = source.host(src.rel)
         if plan.parents and src.rel != ".":
-            _copy_with_parents(source, src, host, dest, rootfs, owner, plan.chmod)
+            # --parents: `a/b/c.txt` lands at `<dest>/a/b/c.txt`.
+            target = posixpath.join(dest, src.rel)
+            if src.is_dir:
+                copier.directory(source, src, copier.make_dirs(target))
+            else:
+                copier.make_dirs(posixpath.dirname(target))
+                copier.entry(host, resolve(rootfs, target))
         elif src.is_dir:
-            target_dir = resolve(rootfs, dest, follow_final=True, create_dirs=True)
-            _mkdirs(target_dir, owner, plan.chmod)
-            _copy_dir(source, src, host, target_dir, rootfs, owner, plan.chmod)
+            copier.directory(source, src, copier.make_dirs(dest))
         elif plan.add and _is_archive(host):
-            target_dir = resolve(rootfs, dest, follow_final=True, create_dirs=True)
-            _mkdirs(target_dir, owner, None)
-            _extract(host, target_dir)
+            _extract(host, copier.make_dirs(dest))
         else:
-            target = _dest_file(rootfs, dest, posixpath.basename(src.rel), into_dir)
-            _copy_entry(host, target, owner, plan.chmod)
-
-
-def _copy_with_parents(
-    source: BuildContext,
-    src: Source,
-    host: str,
-    dest: str,
-    rootfs: str,
-    owner: tuple[int, int],
-    chmod: int | None,
-) -> None:
-    """--parents: `a/b/c.txt` lands at `<dest>/a/b/c.txt` (parents made as needed)."""
-    target = resolve(rootfs, posixpath.join(dest, src.rel), follow_final=False, create_dirs=True)
-    if src.is_dir:
-        _mkdirs(target, owner, chmod)
-        _copy_dir(source, src, host, target, rootfs, owner, chmod)
-    else:
-        _copy_entry(host, target, owner, chmod)
-
-
-def _dest_file(rootfs: str, dest: str, basename: str, into_dir: bool) -> str:
-    if into_dir:
-        parent = resolve(rootfs, dest, follow_final=True, create_dirs=True)
-        _mkdirs(parent, (0, 0), None)
-        return os.path.join(parent, basename)
-    existing = resolve(rootfs, dest, follow_final=True, create_dirs=True)
-    if os.path.isdir(existing):
-        return os.path.join(existing, basename)
-    os.makedirs(os.path.dirname(existing), mode=0o755, exist_ok=True)
-    return existing
-
-
-def _mkdirs(path: str, owner: tuple[int, int], chmod: int | None) -> None:
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        os.lchown(path, *owner)
-        if chmod is not None:
-            os.chmod(path, chmod)
-
-
-def _remove(path: str) -> None:
-    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-        os.unlink(path)
-
-
-def _write_bytes(target: str, data: bytes, owner: tuple[int, int], chmod: int | None) -> None:
-    _remove(target)
-    with open(target, "wb") as f:
-        f.write(data)
-    os.chmod(target, chmod if chmod is not None else 0o644)
-    os.lchown(target, *owner)
-
-
-def _copy_entry(host: str, target: str, owner: tuple[int, int], chmod: int | None) -> None:
-    st = os.lstat(host)
-    if stat.S_ISLNK(st.st_mode):
-        _remove(target)
-        os.symlink(os.readlink(host), target)
-        os.lchown(target, *owner)
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if not os.path.isdir(target) or os.path.islink(target):
-            _remove(target)
-            os.mkdir(target)
-        os.chmod(target, chmod if chmod is not None else stat.S_IMODE(st.st_mode))
-        os.lchown(target, *owner)
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-        return
-    if not stat.S_ISREG(st.st_mode):
-        return  # sockets, fifos and devices in a context are not copied, as with Docker
-    _remove(target)
-    shutil.copyfile(host, target, follow_symlinks=False)
-    os.chmod(target, chmod if chmod is not None else stat.S_IMODE(st.st_mode))
-    os.lchown(target, *owner)
-    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-def _copy_dir(
-    source: BuildContext,
-    src: Source,
-    host_root: str,
-    target_root: str,
-    rootfs: str,
-    owner: tuple[int, int],
-    chmod: int | None,
-) -> None:
-    """The contents of a source directory (not the directory itself) into `target_root`."""
-    prefix = "" if src.rel == "." else src.rel + "/"
-    dirs: list[tuple[str, str]] = []
-    for rel in source.walk(src)[1:]:
-        inner = rel[len(prefix) :]
-        target = resolve(rootfs, os.path.relpath(os.path.join(target_root, inner), rootfs))
-        host = os.path.join(host_root, inner)
-        _copy_entry(host, target, owner, chmod)
-        if os.path.isdir(host) and not os.path.islink(host):
-            dirs.append((host, target))
-    # Directory times last: writing inside a directory changes its mtime.
-    for host, target in reversed(dirs):
-        st = os.lstat(host)
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+            copier.entry(host, copier.dest_file(dest, src.basename, into_dir))
 
 
 def _is_archive(path: str) -> bool:

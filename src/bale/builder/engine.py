@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from bale.builder import progress as pg
 from bale.builder.context import BuildContext, clean
-from bale.builder.copy import CopyPlan, apply_copy, dest_path
+from bale.builder.copy import CopyPlan, apply_copy, dest_path, parse_chmod
 from bale.builder.graph import Graph, Vertex
 from bale.builder.layers.chain import chain_ids
 from bale.builder.layers.rootpath import resolve
@@ -353,11 +353,15 @@ class Engine:
                 contents += tuple(download(u, inst.checksum) for u in urls)
             except BaleError as exc:
                 raise _at(exc, inst.source, resolved) from None
+            try:
+                parse_chmod(inst.chmod)
+            except InvalidArgument as exc:
+                raise _at(exc, inst.source, resolved) from None
             plan = CopyPlan(
                 sources=tuple(s for s in inst.sources if s not in urls),
                 dest=dest_path(step.workdir, inst.dest),
                 chown=inst.chown,
-                chmod=int(inst.chmod, 8) if inst.chmod else (0o600 if urls else None),
+                chmod=inst.chmod or ("600" if urls else ""),
                 add=inst.is_add,
                 contents=contents,
                 parents=inst.parents,
@@ -693,7 +697,10 @@ class Engine:
         plan: CopyPlan = v.payload["plan"]
         resolved: ResolvedBuild = v.payload["resolved"]
         try:
-            owner = chown_ids(rootfs, plan.chown) or (0, 0)
+            # Context files land root-owned; another stage's or image's keep their owners.
+            owner: tuple[int, int] | None = chown_ids(rootfs, plan.chown)
+            if owner is None and not v.payload["from_stage"]:
+                owner = (0, 0)
             if v.payload["from_stage"]:
                 src = self._rootfs(done[v.inputs[1]])
                 view_key = f"view-{uuid.uuid4().hex}"
