@@ -75,6 +75,14 @@ class BuildOutcome:
     config_digests: tuple[str, ...]
     platforms: tuple[PlatformResult, ...]
 
+    @property
+    def image_id(self) -> str:
+        """What docker calls the image's ID: the index's digest, or for a plain manifest (the
+        classic store) its config's digest."""
+        if mediatype.is_manifest(self.target.media_type):
+            return self.config_digests[0]
+        return str(self.target.digest)
+
 
 class StoreBases:
     """Base images: from the local store, else their registry (documents now, layers lazily)."""
@@ -280,7 +288,7 @@ def _build(
         network=options.network,
         secrets=options.secrets,
         ssh_socket=options.ssh_socket,
-        source_date_epoch=_epoch(),
+        source_date_epoch=_epoch(options.build_args),
         excluded=ignore.excluded,
         image_lookup=bases.get,
         named_dirs=named_dirs,
@@ -302,8 +310,10 @@ def _executor(store: Store) -> Executor:
     return Executor(store.root / "executor")
 
 
-def _epoch() -> int | None:
-    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+def _epoch(build_args: dict[str, str]) -> int | None:
+    """SOURCE_DATE_EPOCH: the build-arg (BuildKit's form), else the environment variable
+    (which buildx passes on as that build-arg)."""
+    value = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH", "")
     if not value:
         return None
     try:

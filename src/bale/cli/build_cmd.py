@@ -25,6 +25,7 @@ from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.dockerfile.resolve import ResolvedBuild, resolve
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
 from bale.oci.platform import Platform, host_platform, require_known
+from bale.registry.reference import Reference
 
 if TYPE_CHECKING:
     from bale.frontends.dockerfile.checks import CheckResult
@@ -172,6 +173,12 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         context = Path(args.context)
     if not context.is_dir():
         raise InvalidArgument(f"unable to prepare context: path {args.context!r} not found")
+    for tag in args.tag:
+        # Checked before any work, as buildx does: a bad name must not cost a whole build.
+        try:
+            Reference.parse(tag)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"invalid tag {tag!r}: {exc.message}", hint=exc.hint) from None
     build_args = _key_values(args.build_arg, "--build-arg", True)
     template_vars = _key_values(args.template_var, "--template-var", True)
     return BuildRequest(

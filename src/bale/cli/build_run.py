@@ -65,7 +65,13 @@ def attestation_flag(value: str, flag: str) -> bool:
 
 
 def output_specs(request: BuildRequest) -> list[OutputSpec]:
-    specs = [parse_output(o) for o in request.outputs]
+    specs = []
+    for text in request.outputs:
+        spec = parse_output(text)
+        if spec.type == "docker" and not spec.dest:
+            # buildx: `type=docker` without dest (what --load stands for) loads the image.
+            spec = OutputSpec("image", spec.attrs)
+        specs.append(spec)
     if request.load and not any(s.type == "image" for s in specs):
         specs.append(OutputSpec("image"))
     if request.push:
@@ -80,7 +86,7 @@ def run(
     args: argparse.Namespace, request: BuildRequest, files: dict[Platform, ParsedDockerfile]
 ) -> int:
     specs = output_specs(request)
-    if len(files) > 1 and any(s.type == "docker" for s in specs):
+    if len(files) > 1 and any(s.type == "docker" and s.dest for s in specs):
         # Known before any step runs: refuse now rather than after the whole build.
         raise InvalidArgument(
             "docker exporter does not currently support exporting manifest lists",
@@ -124,7 +130,7 @@ def run(
             sink.close()
     _write_files(request, outcome)
     if request.quiet:
-        print(outcome.target.digest)
+        print(outcome.image_id)
     return 0
 
 
@@ -151,7 +157,7 @@ def _push(
 
 def _write_files(request: BuildRequest, outcome: BuildOutcome) -> None:
     if request.iidfile:
-        Path(request.iidfile).write_text(str(outcome.target.digest))
+        Path(request.iidfile).write_text(outcome.image_id)
     if request.metadata_file:
         meta: dict[str, Any] = {
             "containerimage.digest": str(outcome.target.digest),

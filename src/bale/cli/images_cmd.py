@@ -266,7 +266,9 @@ def _inspect_one(store: Store, name: str, platform: Platform | None) -> dict[str
     tags = [Reference.parse(r.name).familiar() for r in records if not r.dangling]
     cfg = config.config.to_json()
     return {
-        "Id": str(target.digest),
+        "Id": str(manifest.config.digest)
+        if mediatype.is_manifest(target.media_type)
+        else str(target.digest),
         "RepoTags": tags,
         "RepoDigests": [],
         "Created": config.created,
@@ -328,10 +330,13 @@ def cmd_rmi(args: argparse.Namespace) -> int:
                     images.delete(r.name)
                     if not r.dangling:
                         print(f"Untagged: {Reference.parse(r.name).familiar()}")
+            # Docker names what it deleted by image ID: a plain manifest's is its config's.
+            image_id = str(target.digest)
+            if mediatype.is_manifest(target.media_type):
+                image_id = str(store.manifest(target).config.digest)
             report = gc.collect(store)
-            for digest in report.removed:
-                if digest == target.digest:
-                    print(f"Deleted: {digest}")
+            if target.digest in report.removed:
+                print(f"Deleted: {image_id}")
     return code
 
 

@@ -69,7 +69,7 @@ def parse_output(text: str) -> OutputSpec:
             f"unsupported output type {kind!r}" if kind else f"output {text!r} has no type",
             hint="use type=image, oci, docker, local, tar or registry",
         )
-    if kind in ("local", "tar", "oci", "docker") and "dest" not in attrs and kind != "docker":
+    if kind in ("local", "tar", "oci") and "dest" not in attrs:
         raise InvalidArgument(f"output type={kind} needs dest=PATH")
     return OutputSpec(kind, attrs)
 

@@ -248,10 +248,20 @@ class Store:
                 r.target.digest: r.target
                 for r in images.all()
                 if r.target.digest.hex.startswith(candidate)
+                or self._config_id(r.target).startswith(candidate)
             }
             if len(matches) == 1:
                 return next(iter(matches.values()))
         raise NotFound(f"No such image: {name}")
+
+    def _config_id(self, target: Descriptor) -> str:
+        """The config digest's hex of a plain manifest: its image ID in the classic store."""
+        if not mediatype.is_manifest(target.media_type):
+            return ""
+        try:
+            return self.manifest(target).config.digest.hex
+        except BaleError:
+            return ""
 
     # -- leases --------------------------------------------------------------------------
 
