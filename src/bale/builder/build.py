@@ -127,13 +127,16 @@ class StoreBases:
                 )
         except NotFound as exc:
             raise NotFound(
-                f"failed to resolve source metadata for {ref}: {exc.message}",
+                f"failed to resolve source metadata for {_full(ref)}: {exc.message}",
                 hint=exc.hint or "import, load or pull the image first, or check its name",
             ) from None
         except BaleError as exc:
             local = self._local_platforms(ref)
             if local is None:
-                raise
+                raise exc.__class__(
+                    f"failed to resolve source metadata for {_full(ref)}: {exc.message}",
+                    hint=exc.hint,
+                ) from None
             raise NotFound(
                 f"failed to resolve source metadata for {ref}: the local image has no "
                 f"{platform} (it has {', '.join(local)}) and its registry answered: "
@@ -174,6 +177,14 @@ class StoreBases:
 
     def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
         return self.get(ref, platform).config.config
+
+
+def _full(ref: str) -> str:
+    """The reference as BuildKit names it in errors (docker.io/library/name:tag)."""
+    try:
+        return str(Reference.parse(ref))
+    except BaleError:
+        return ref
 
 
 def named_contexts(store: Store, contexts: dict[str, str], bases: StoreBases) -> dict[str, Path]:

@@ -41,6 +41,7 @@ from bale.errors import (
 )
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.resolve import (
+    PROXY_ARGS,
     ImageBase,
     ResolvedBuild,
     ResolvedStage,
@@ -285,7 +286,7 @@ class Engine:
     ) -> tuple[str, HistoryEntry]:
         inst = step.instruction
         created = ""  # filled in by _finish with the time of the state the step made
-        text = _created_by(inst)
+        text = created_by(step)
         if isinstance(inst, ins.Run):
             command = run_command(step)
             argv = command.argv
@@ -312,7 +313,7 @@ class Engine:
                 if stage_index is not None:
                     mount_inputs.append((index, stage_fs[stage_index]))
                 elif m.from_ and m.from_ not in req.named_dirs and req.image_lookup is not None:
-                    image = req.image_lookup(m.from_, stage.platform)
+                    image = _lookup(req, m.from_, stage, inst, resolved)
                     label_from = f"RUN --mount from={m.from_}"
                     mount_inputs.append(
                         (index, self._image_vertex(graph, image, stage, keys, label_from))
@@ -338,7 +339,9 @@ class Engine:
             )
             mounted_files = self._bind_checksums(inst, req, ctx, resolved)
             keys[v.digest] = (v.digest + mounted_files, self._nocache(req, stage))
-            return graph.add(v), HistoryEntry(created=created, created_by=text)
+            return graph.add(v), HistoryEntry(
+                created=created, created_by=text, comment=HISTORY_COMMENT
+            )
         if isinstance(inst, ins.Copy):
             urls = [s for s in inst.sources if s.startswith(("http://", "https://"))]
             if urls and not inst.is_add:
@@ -383,7 +386,7 @@ class Engine:
             elif inst.from_:
                 if req.image_lookup is None:
                     raise InvalidArgument(f"COPY --from={inst.from_}: no image source")
-                image = req.image_lookup(inst.from_, stage.platform)
+                image = _lookup(req, inst.from_, stage, inst, resolved)
                 inputs = (fs, self._image_vertex(graph, image, stage, keys, "COPY --from"))
             else:
                 from_other = False
@@ -420,7 +423,9 @@ class Engine:
                 },
             )
             keys[v.digest] = (v.digest + checksum, self._nocache(req, stage))
-            return graph.add(v), HistoryEntry(created=created, created_by=text)
+            return graph.add(v), HistoryEntry(
+                created=created, created_by=text, comment=HISTORY_COMMENT
+            )
         workdir = (
             posixpath.normpath(posixpath.join(step.workdir or "/", inst.path))
             if isinstance(inst, ins.Workdir)
@@ -430,7 +435,7 @@ class Engine:
             # As BuildKit: WORKDIR makes its directory (a layer only if it was missing).
             v = Vertex.make(
                 "mkdir",
-                {"path": workdir},
+                {"path": workdir, "user": step.user},
                 (fs,),
                 name=f"{label} {inst.original.strip()}",
                 platform=str(stage.platform),
@@ -438,8 +443,12 @@ class Engine:
                 payload={"resolved": resolved},
             )
             keys[v.digest] = (v.digest, self._nocache(req, stage))
-            return graph.add(v), HistoryEntry(created=created, created_by=text)
-        return fs, HistoryEntry(created=created, created_by=text, empty_layer=True)
+            return graph.add(v), HistoryEntry(
+                created=created, created_by=text, comment=HISTORY_COMMENT
+            )
+        return fs, HistoryEntry(
+            created=created, created_by=text, comment=HISTORY_COMMENT, empty_layer=True
+        )
 
     def _bind_checksums(
         self, inst: ins.Run, req: BuildRequest, ctx: BuildContext, resolved: ResolvedBuild
@@ -530,7 +539,10 @@ class Engine:
             self.sink.emit(
                 pg.Event("error", v.digest, v.name, message=str(exc), platform=v.platform)
             )
-            raise
+            if isinstance(exc, (StepError, DockerfileError)) or v.source is None:
+                raise
+            # Anything else a step meets (an unknown USER, a bad path) points at its line.
+            raise _at(exc, v.source, v.payload["resolved"]) from None
         now = time.time()
         if not key.startswith("nocache-"):
             self._cache_store(key, layer, now)
@@ -615,7 +627,7 @@ class Engine:
             else:
                 with mounted(active.mounts, self.snapshots.root / "mnt") as rootfs:
                     if v.kind == "mkdir":
-                        _mkdir(rootfs, v.definition["path"])
+                        _mkdir(rootfs, v.definition["path"], v.definition["user"])
                     else:
                         self._copy(v, rootfs, done)
             self.snapshots.drop_copied_up_dirs(key)
@@ -675,7 +687,7 @@ class Engine:
                 files.append(ex.BindMount(target=f.path, source=host, readonly=True))
             spec = ex.RunSpec(
                 argv=tuple(v.definition["argv"]),
-                env=tuple(v.definition["env"]),
+                env=(*v.definition["env"], *_proxy_env(step)),
                 cwd=v.definition["cwd"],
                 user=step.user,
                 platform=Platform.parse(v.platform),
@@ -685,7 +697,7 @@ class Engine:
             code = self._get_executor().run(spec, rootfs_mounts, _StepOutput(self.sink, v))
         if code != 0:
             raise StepError(
-                f'failed to solve: process "{" ".join(spec.argv)}" did not complete '
+                f"failed to solve: process {go_quote(' '.join(spec.argv))} did not complete "
                 f"successfully: exit code: {code}",
                 vertex=v.digest,
                 source=v.source,
@@ -979,6 +991,43 @@ def _finish(r: PlatformResult, states: dict[str, FsState], epoch: int | None) ->
     return replace(r, config=config, layers=layers)
 
 
+def _lookup(
+    req: BuildRequest,
+    ref: str,
+    stage: ResolvedStage,
+    inst: ins.Instruction,
+    resolved: ResolvedBuild,
+) -> BaseImage:
+    """An image a step reads (COPY --from, RUN --mount from=); failures at the step's line."""
+    assert req.image_lookup is not None
+    try:
+        return req.image_lookup(ref, stage.platform)
+    except DockerfileError:
+        raise
+    except BaleError as exc:
+        raise _at(exc, inst.source, resolved) from None
+
+
+def _proxy_env(step: Step) -> list[str]:
+    """Proxy build-args reach every RUN, in both spellings, without being declared and
+    without being part of the cache key, as BuildKit passes them."""
+    declared = {key for key, _ in step.build_env}
+    out = []
+    for key, value in step.args:
+        if key not in PROXY_ARGS:
+            continue
+        for name in (key.upper(), key.lower()):
+            if name not in declared:
+                declared.add(name)
+                out.append(f"{name}={value}")
+    return out
+
+
+def go_quote(text: str) -> str:
+    """Go's %q, as BuildKit quotes the command in its error: `"` and `\\` escaped."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _at(exc: BaleError, source: SourceRange | None, resolved: ResolvedBuild) -> DockerfileError:
     """A failure of a step's sources, reported at the step's Dockerfile lines."""
     return DockerfileError(exc.message, source=source, lines=resolved.lines, hint=exc.hint)
@@ -996,13 +1045,22 @@ def _counted_steps(stage: ResolvedStage) -> int:
     return 1 + sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
 
 
-def _mkdir(rootfs: str, path: str) -> None:
-    """WORKDIR's directory inside the rootfs (links resolved there), 0755 like BuildKit's."""
-    target = resolve(rootfs, path, follow_final=True, create_dirs=True)
-    if not os.path.lexists(target):
-        os.mkdir(target, 0o755)
-    elif not os.path.isdir(target):
-        raise InvalidArgument(f"WORKDIR {path}: exists and is not a directory")
+def _mkdir(rootfs: str, path: str, user: str) -> None:
+    """WORKDIR's directory inside the rootfs (links resolved there), made as BuildKit makes it:
+    0755, and with its missing parents owned by the stage's USER."""
+    from bale.builder.executor.users import resolve_user
+
+    owner = resolve_user(rootfs, user) if user else None
+    current = ""
+    for part in (p for p in path.split("/") if p):
+        current = f"{current}/{part}"
+        target = resolve(rootfs, current, follow_final=True)
+        if not os.path.lexists(target):
+            os.mkdir(target, 0o755)
+            if owner is not None:
+                os.lchown(target, owner.uid, owner.gid)
+        elif not os.path.isdir(target):
+            raise InvalidArgument(f"WORKDIR {path}: {current} exists and is not a directory")
 
 
 def download(url: str, checksum: str) -> tuple[str, bytes]:
@@ -1060,7 +1118,32 @@ def chown_ids(rootfs: str, text: str) -> tuple[int, int] | None:
     return uid, gid
 
 
-def _created_by(inst: ins.Instruction) -> str:
+HISTORY_COMMENT = "buildkit.dockerfile.v0"
+
+
+def created_by(step: Step) -> str:
+    """The history line BuildKit writes for a step (what `docker history` shows): RUN with
+    its build-args and argv, values expanded, CMD/ENTRYPOINT as their final argv; steps that
+    make a layer end with `# buildkit`."""
+    inst = step.instruction
+    if isinstance(inst, ins.Run):
+        env = dict(step.build_env)
+        args = [f"{k}={env.get(k, v)}" for k, v in step.args if k not in PROXY_ARGS]
+        prefix = [f"|{len(args)}", *args] if args else []
+        return "RUN " + " ".join([*prefix, *run_command(step).argv]) + " # buildkit"
+    if isinstance(inst, ins.Copy):
+        sources = [*inst.sources, *(c.path for c in inst.contents)]
+        return f"{inst.name} {' '.join(sources)} {inst.dest} # buildkit"
+    if isinstance(inst, ins.Workdir):
+        path = posixpath.normpath(posixpath.join(step.workdir or "/", inst.path))
+        return f"WORKDIR {path} # buildkit"
+    if isinstance(inst, ins.Env | ins.Label):
+        return f"{inst.name} " + " ".join(f"{p.key}={p.value}" for p in inst.pairs)
+    if isinstance(inst, ins.Cmd | ins.Entrypoint):
+        argv = [*step.shell, *inst.command] if inst.prepend_shell else list(inst.command)
+        return f"{inst.name} [" + " ".join(go_quote(a) for a in argv) + "]"
+    if isinstance(inst, ins.User):
+        return f"USER {inst.user}"
     body = inst.original.strip()
     keyword, _, rest = body.partition(" ")
-    return f"{keyword.upper()} {rest.strip()} # buildkit"
+    return f"{keyword.upper()} {rest.strip()}"

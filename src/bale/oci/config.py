@@ -84,9 +84,10 @@ class RuntimeConfig:
             out["ExposedPorts"] = {p: {} for p in self.exposed_ports}
         if self.env:
             out["Env"] = list(self.env)
-        if self.entrypoint is not None:
+        # Empty lists are left out, as BuildKit writes them (same meaning, same digest).
+        if self.entrypoint:
             out["Entrypoint"] = list(self.entrypoint)
-        if self.cmd is not None:
+        if self.cmd:
             out["Cmd"] = list(self.cmd)
         if self.volumes:
             out["Volumes"] = {v: {} for v in self.volumes}

@@ -12,6 +12,7 @@ step survives the call.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -194,6 +195,7 @@ class Executor:
         code = self.run(spec, rootfs_mounts, progress)
         if code != 0:
             raise StepError(
-                f'process "{" ".join(spec.argv)}" did not complete successfully: exit code: {code}',
+                f"process {json.dumps(' '.join(spec.argv), ensure_ascii=False)} did not "
+                f"complete successfully: exit code: {code}",
                 exit_code=code,
             )

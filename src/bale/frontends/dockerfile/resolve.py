@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bale.errors import DockerfileError, InvalidArgument, SourceRange
+from bale.errors import BaleError, DockerfileError, InvalidArgument, SourceRange
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.expand import Expander, expand_instruction
 from bale.frontends.dockerfile.instructions import evolve
@@ -280,7 +280,13 @@ class _Resolver:
         if isinstance(base, ScratchBase):
             return RuntimeConfig(env=(f"PATH={DEFAULT_PATH}",)), True
         if self.base_configs is not None:
-            found = self.base_configs.base_config(base.ref, platform)
+            try:
+                found = self.base_configs.base_config(base.ref, platform)
+            except DockerfileError:
+                raise
+            except BaleError as exc:
+                # A base that cannot be had is reported at its FROM line, as BuildKit does.
+                raise self.error(exc.message, stage.from_.source, hint=exc.hint) from None
             if found is not None:
                 # As BuildKit: a base without PATH (an imported rootfs) gets the default one,
                 # so `ENV PATH=/opt/bin:$PATH` and RUN find the usual commands.
