@@ -99,8 +99,12 @@ def test_tag_and_rmi(root: Path, two: str) -> None:
         "Untagged: registry.example:5000/team/app:v2"
     )
     assert state(root).blobs == blobs
-    # Removing by ID removes every name and then the content.
-    out = bale(root, "rmi", two).stdout.splitlines()
+    # By ID, an image with several names is refused, as docker refuses it without -f...
+    refused = bale(root, "rmi", two, check=False)
+    assert refused.returncode == 1 and "must be forced" in refused.stderr
+    assert state(root).blobs == blobs
+    # ...and with -f every name goes, then the content.
+    out = bale(root, "rmi", "-f", two).stdout.splitlines()
     assert sorted(out[:-1]) == ["Untagged: demo/byid:1", "Untagged: demo/two:1"]
     assert out[-1] == f"Deleted: {two}"
     assert bale(root, "images", "-q").stdout == ""
@@ -110,6 +114,8 @@ def test_tag_and_rmi(root: Path, two: str) -> None:
     assert bale(root, "rmi", "-f", "demo/two:1").returncode == 0
     bad = bale(root, "tag", "demo/nope:1", "x:1", check=False)
     assert bad.returncode == 1 and "No such image" in bad.stderr
+    digest = bale(root, "tag", "demo/two:1", f"x@sha256:{'0' * 64}", check=False)
+    assert digest.returncode == 1 and "refusing to create a tag with a digest" in digest.stderr
     usage = bale(root, "tag", "only-one", check=False)
     assert usage.returncode == 2
 
@@ -244,3 +250,23 @@ def test_dangling_images_are_listed_and_filtered(root: Path, two: str) -> None:
     assert [json.loads(r)["Repository"] for r in only.splitlines()] == ["demo/other"]
     bad = bale(root, "images", "-f", "colour=blue", check=False)
     assert bad.returncode == 1 and "invalid filter" in bad.stderr
+
+
+def test_an_unnamed_image_is_kept_until_removed(root: Path, two: str, tmp_path: Path) -> None:
+    archive = tmp_path / "by-id.tar"
+    bale(root, "save", "-o", str(archive), two)  # by ID: the archive names no image
+    other = tmp_path / "other-root"
+    loaded = bale(other, "load", "-i", str(archive)).stdout
+    assert loaded.strip() == f"Loaded image ID: {two}"
+    bale(other, "store", "gc")
+    assert bale(other, "images", "-q", "--no-trunc").stdout.split() == [two]
+    assert_check_clean(other)
+    bale(other, "tag", two.split(":")[1][:12], "named:1")  # and it can be named by its ID
+    assert json.loads(bale(other, "images", "--format", "json", "named").stdout)["Digest"] == two
+
+
+def test_save_needs_an_existing_directory(root: Path, two: str, tmp_path: Path) -> None:
+    proc = bale(root, "save", "-o", str(tmp_path / "missing" / "x.tar"), "demo/two:1",
+                check=False)
+    assert proc.returncode == 1 and "no such file or directory" in proc.stderr
+    assert not (tmp_path / "missing").exists()

@@ -18,7 +18,9 @@ def ago(ts: float) -> str:
     """Docker's `CREATED` column: "About a minute ago", "3 hours ago"."""
     seconds = max(0, int(time.time() - ts))
     if seconds < 60:
-        return "Less than a second ago" if seconds < 1 else f"{seconds} seconds ago"
+        if seconds < 1:
+            return "Less than a second ago"
+        return "1 second ago" if seconds == 1 else f"{seconds} seconds ago"
     minutes = seconds // 60
     if minutes == 1:
         return "About a minute ago"

@@ -92,7 +92,8 @@ def _images_args(p: argparse.ArgumentParser) -> None:
 
 def _rmi_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("refs", nargs="+", metavar="REF")
-    p.add_argument("-f", "--force", action="store_true", help="no error for missing images")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="remove an image by ID with all its names; no error for missing ones")
     p.set_defaults(func=cmd_rmi)
 
 
@@ -300,9 +301,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
+    new = Reference.parse(args.target)
+    if new.digest is not None:
+        raise InvalidArgument(
+            f"refusing to create a tag with a digest reference: {args.target}",
+            hint="a tag names an image by NAME[:TAG]; a digest already names its content",
+        )
     with open_store(args) as store:
         target = store.resolve(args.source)
-        store.set_image(str(Reference.parse(args.target)), target)
+        store.set_image(str(new), target)
     return 0
 
 
@@ -325,6 +332,17 @@ def cmd_rmi(args: argparse.Namespace) -> int:
                 except BaleError:
                     ref = ""
                 named = [r for r in records if r.name == ref]
+                tagged = [r for r in records if not r.dangling]
+                if not named and len(tagged) > 1 and not args.force:
+                    # As docker: an ID names several images' worth of tags only with -f.
+                    print(
+                        f"Error response from daemon: conflict: unable to delete "
+                        f"{target.digest.hex[:12]} (must be forced) - image is referenced in "
+                        "multiple repositories",
+                        file=sys.stderr,
+                    )
+                    code = 1
+                    continue
                 # By ID: remove every name of it; by name: only that name.
                 for r in named or records:
                     images.delete(r.name)

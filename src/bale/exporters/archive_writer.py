@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from bale.errors import InvalidArgument
 from bale.store.compression import Readable
 
 
@@ -69,7 +70,9 @@ def atomic_output(dest: Path | None, stdout: BinaryIO | None = None) -> Iterator
         yield stdout
         stdout.flush()
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.parent.is_dir():
+        # As `docker save -o` and buildx's file outputs: the directory must exist.
+        raise InvalidArgument(f"open {dest}: no such file or directory")
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -122,11 +122,13 @@ class ImageTable:
                 json.dumps(labels or {}, sort_keys=True),
             ),
         )
-        # A named image makes a dangling record of the same content redundant.
-        self._db.execute(
-            "DELETE FROM images WHERE mode = ? AND name = ?",
-            (self.mode.value, DANGLING_PREFIX + str(target.digest)),
-        )
+        # A named image makes a dangling record of the same content redundant (unless this
+        # record is that dangling one: an unnamed load or build must keep its image).
+        if not name.startswith(DANGLING_PREFIX):
+            self._db.execute(
+                "DELETE FROM images WHERE mode = ? AND name = ?",
+                (self.mode.value, DANGLING_PREFIX + str(target.digest)),
+            )
         if (
             keep_replaced
             and old is not None
