@@ -6,9 +6,11 @@ import argparse
 import fnmatch
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bale.cli import gotemplate
 from bale.cli.common import ago, open_store, table
 from bale.errors import BaleError, InvalidArgument, NotFound
 from bale.exporters.archive_writer import atomic_output
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inspect = isub.add_parser("inspect", help="show an image's details as JSON")
     inspect.add_argument("refs", nargs="+", metavar="REF")
     inspect.add_argument("--platform", help="show this platform's manifest and config")
+    inspect.add_argument("-f", "--format", help="a Go template per image ({{.Id}})")
     inspect.set_defaults(func=cmd_inspect)
     prune = isub.add_parser("prune", help="remove dangling images and free unused content")
     prune.add_argument("-a", "--all", action="store_true", help="also remove unused images")
@@ -85,15 +88,23 @@ def _images_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
     p.add_argument("--tree", action="store_true", help="show platforms and attestations")
-    p.add_argument("--format", default="table", help="table or json")
+    p.add_argument(
+        "--format",
+        default="table",
+        help="table, json, or a Go template ({{.Repository}}:{{.Tag}}; 'table ...')",
+    )
     p.add_argument("--no-trunc", action="store_true", help="full image IDs")
     p.set_defaults(func=cmd_images)
 
 
 def _rmi_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("refs", nargs="+", metavar="REF")
-    p.add_argument("-f", "--force", action="store_true",
-                   help="remove an image by ID with all its names; no error for missing ones")
+    p.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="remove an image by ID with all its names; no error for missing ones",
+    )
     p.set_defaults(func=cmd_rmi)
 
 
@@ -133,10 +144,14 @@ def _selected(store: Store, args: argparse.Namespace) -> list[ImageRecord]:
             records = [
                 r
                 for r in records
-                if (not r.dangling
-                and fnmatch.fnmatchcase(Reference.parse(r.name).familiar(), value))
-                or (not r.dangling
-                and fnmatch.fnmatchcase(Reference.parse(r.name).familiar_name, value))
+                if (
+                    not r.dangling
+                    and fnmatch.fnmatchcase(Reference.parse(r.name).familiar(), value)
+                )
+                or (
+                    not r.dangling
+                    and fnmatch.fnmatchcase(Reference.parse(r.name).familiar_name, value)
+                )
             ]
         else:
             raise InvalidArgument(
@@ -169,10 +184,24 @@ def cmd_images(args: argparse.Namespace) -> int:
             return 0
         if args.format == "json":
             for r in records:
-                print(json.dumps(_json_row(store, r, summaries[r.name]), sort_keys=True))
+                print(
+                    json.dumps(
+                        _json_row(store, r, summaries[r.name], args.no_trunc), sort_keys=True
+                    )
+                )
             return 0
         if args.format != "table":
-            raise InvalidArgument(f"unknown --format {args.format!r}", hint="use table or json")
+            template = args.format
+            if template.startswith("table "):
+                template = template[len("table ") :]
+                print(gotemplate.table_header(template))
+            for r in records:
+                print(
+                    gotemplate.render(
+                        template, _json_row(store, r, summaries[r.name], args.no_trunc)
+                    )
+                )
+            return 0
         if args.tree:
             print(_tree(store, records, summaries))
             return 0
@@ -199,17 +228,31 @@ def _created_ago(config_created: str, record_created: float) -> str:
     return ago(record_created if when is None else when)
 
 
-def _json_row(store: Store, r: ImageRecord, summary: ImageSummary) -> dict[str, Any]:
+def _json_row(
+    store: Store, r: ImageRecord, summary: ImageSummary, no_trunc: bool = False
+) -> dict[str, Any]:
+    """docker's fields (`docker images --format json`), and bale's Name, MediaType,
+    Platforms and ContentSize (bytes)."""
     repo, tag = _split_name(r)
+    ident = _image_id(store, r)
+    created = parse_time(summary.created(store))
+    when = r.created if created is None else created
+    size = gc.human_size(summary.content_size)
     return {
+        "Containers": "N/A",
+        "CreatedAt": datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+        "CreatedSince": ago(when),
+        "Digest": str(r.target.digest),
+        "ID": ident if no_trunc else ident.removeprefix("sha256:")[:12],
         "Repository": repo,
+        "SharedSize": "N/A",
+        "Size": size,
         "Tag": tag,
-        "ID": _image_id(store, r),
+        "UniqueSize": "N/A",
+        "VirtualSize": size,
         "Name": r.name,
         "MediaType": r.target.media_type,
-        "Digest": str(r.target.digest),
-        "CreatedAt": r.created,
-        "Size": summary.content_size,
+        "ContentSize": summary.content_size,
         "Platforms": [str(m.platform) for m in summary.manifests if m.platform and m.available],
     }
 
@@ -264,14 +307,17 @@ def _inspect_one(store: Store, name: str, platform: Platform | None) -> dict[str
     manifest = store.manifest(manifest_desc)
     config = store.config(manifest.config)
     records = store.images().by_digest(target.digest)
-    tags = [Reference.parse(r.name).familiar() for r in records if not r.dangling]
+    names = [Reference.parse(r.name) for r in records if not r.dangling]
+    tags = [n.familiar() for n in names if n.digest is None]
+    # As docker shows them: each repository with the image's digest.
+    digests = sorted({f"{n.familiar_name}@{target.digest}" for n in names})
     cfg = config.config.to_json()
     return {
         "Id": str(manifest.config.digest)
         if mediatype.is_manifest(target.media_type)
         else str(target.digest),
         "RepoTags": tags,
-        "RepoDigests": [],
+        "RepoDigests": digests,
         "Created": config.created,
         "Author": config.author,
         "Architecture": config.platform.architecture,
@@ -293,7 +339,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         for name in args.refs:
             out.append(_inspect_one(store, name, platform))
-    print(json.dumps(out, indent=4))
+    if args.format:
+        for item in out:
+            print(gotemplate.render(args.format, item))
+    else:
+        print(json.dumps(out, indent=4))
     return 0
 
 
