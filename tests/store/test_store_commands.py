@@ -274,3 +274,37 @@ def test_save_needs_an_existing_directory(root: Path, two: str, tmp_path: Path) 
                 check=False)
     assert proc.returncode == 1 and "no such file or directory" in proc.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_docker_save_of_several_images_and_prune_all(root: Path, two: str, tmp_path: Path) -> None:
+    skopeo = require_tool("skopeo")
+    bale(root, "tag", "demo/two:1", "demo/other:1")
+    archive = tmp_path / "several.tar"
+    bale(root, "save", "--format", "docker", "-o", str(archive), "demo/two:1", "demo/other:1",
+         "demo/two:1")
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        doc = json.loads(member.read())
+    assert [sorted(entry["RepoTags"]) for entry in doc] == [["demo/other:1", "demo/two:1"]]
+    for name in ("demo/two:1", "demo/other:1"):
+        subprocess.run([skopeo, "inspect", f"docker-archive:{archive}:{name}"], check=True,
+                       capture_output=True)
+    # Filters: values of one key are ORed; a glob REPOSITORY argument is a reference filter.
+    listed = bale(root, "images", "--format", "{{.Repository}}", "-f", "reference=demo/two",
+                  "-f", "reference=demo/oth*").stdout.split()
+    assert sorted(listed) == ["demo/other", "demo/two"]
+    assert bale(root, "images", "-q", "demo/o*").stdout.split() == [two.split(":")[1][:12]]
+    # prune -a removes every image (no container uses one), reported as docker reports it.
+    out = bale(root, "image", "prune", "-a", "-f").stdout
+    assert out.startswith("Deleted Images:\n") and "untagged: demo/two:1" in out
+    assert f"deleted: {two}" in out and "Total reclaimed space:" in out
+    assert bale(root, "images", "-q").stdout == ""
+    assert state(root).blobs == frozenset()
+
+
+def test_inspect_shows_what_it_finds(root: Path, two: str) -> None:
+    proc = bale(root, "image", "inspect", "-f", "{{.Id}} {{.RepoDigests}}", "nope:1",
+                "demo/two:1", check=False)
+    assert proc.returncode == 1 and "No such image: nope:1" in proc.stderr
+    assert proc.stdout.strip() == f"{two} [demo/two@{two}]"

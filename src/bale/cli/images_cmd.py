@@ -18,7 +18,7 @@ from bale.exporters.oci_archive import SaveEntry, write_docker_archive, write_oc
 from bale.oci import mediatype
 from bale.oci.config import parse_time
 from bale.oci.descriptor import Descriptor
-from bale.oci.platform import Platform, host_platform
+from bale.oci.platform import Platform, host_platform, require_known
 from bale.registry.reference import Reference
 from bale.store import gc
 from bale.store.archive_load import load_archive
@@ -42,7 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inspect.add_argument("-f", "--format", help="a Go template per image ({{.Id}})")
     inspect.set_defaults(func=cmd_inspect)
     prune = isub.add_parser("prune", help="remove dangling images and free unused content")
-    prune.add_argument("-a", "--all", action="store_true", help="also remove unused images")
+    prune.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        help="remove every image, not only dangling ones (no container uses any)",
+    )
     prune.add_argument("-f", "--force", action="store_true", help="do not ask (always set)")
     prune.set_defaults(func=cmd_prune)
     _rmi_args(isub.add_parser("rm", help="remove images"))
@@ -134,29 +139,39 @@ def _split_name(record: ImageRecord) -> tuple[str, str]:
     return ref.familiar_name, ref.tag or "<none>"
 
 
+def _references(record: ImageRecord, pattern: str) -> bool:
+    if record.dangling:
+        return False
+    ref = Reference.parse(record.name)
+    return fnmatch.fnmatchcase(ref.familiar(), pattern) or fnmatch.fnmatchcase(
+        ref.familiar_name, pattern
+    )
+
+
 def _selected(store: Store, args: argparse.Namespace) -> list[ImageRecord]:
+    """docker's filters: values of one key are ORed, different keys ANDed; a REPOSITORY
+    argument with a glob is a reference filter."""
     records = store.images().all(include_dangling=True)
+    by_key: dict[str, list[str]] = {}
     for item in args.filter:
         key, sep, value = item.partition("=")
-        if key == "dangling" and value in ("true", "false"):
-            records = [r for r in records if r.dangling == (value == "true")]
-        elif key == "reference" and sep:
-            records = [
-                r
-                for r in records
-                if (
-                    not r.dangling
-                    and fnmatch.fnmatchcase(Reference.parse(r.name).familiar(), value)
-                )
-                or (
-                    not r.dangling
-                    and fnmatch.fnmatchcase(Reference.parse(r.name).familiar_name, value)
-                )
-            ]
-        else:
+        if (
+            not sep
+            or key not in ("dangling", "reference")
+            or (key == "dangling" and value not in ("true", "false"))
+        ):
             raise InvalidArgument(
                 f"invalid filter {item!r}", hint="use dangling=true|false or reference=PATTERN"
             )
+        by_key.setdefault(key, []).append(value)
+    if args.repository and set("*?[") & set(args.repository):
+        by_key.setdefault("reference", []).append(args.repository)
+        args.repository = None
+    if "dangling" in by_key:
+        wanted = {v == "true" for v in by_key["dangling"]}
+        records = [r for r in records if r.dangling in wanted]
+    if "reference" in by_key:
+        records = [r for r in records if any(_references(r, p) for p in by_key["reference"])]
     if args.repository:
         want = Reference.parse(args.repository, default_tag=False)
         records = [
@@ -336,15 +351,23 @@ def _inspect_one(store: Store, name: str, platform: Platform | None) -> dict[str
 def cmd_inspect(args: argparse.Namespace) -> int:
     platform = Platform.parse(args.platform) if args.platform else None
     out = []
+    missing: list[str] = []
     with open_store(args) as store:
         for name in args.refs:
+            try:
+                store.resolve(name)
+            except NotFound:
+                missing.append(name)  # as docker: the others are still shown
+                continue
             out.append(_inspect_one(store, name, platform))
     if args.format:
         for item in out:
             print(gotemplate.render(args.format, item))
     else:
         print(json.dumps(out, indent=4))
-    return 0
+    for name in missing:
+        print(f"ERROR: No such image: {name}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 # -- tag / rmi / prune -------------------------------------------------------------------
@@ -409,13 +432,22 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    """Dangling images, or with -a every image (bale has no containers that could use one),
+    then the content nothing refers to; reported as docker reports it."""
+    lines: list[str] = []
     with open_store(args) as store:
         with store.edit_images() as images:
             for r in images.all():
-                if r.dangling:
+                if r.dangling or args.all:
                     images.delete(r.name)
-                    print(f"deleted: {r.target.digest}")
+                    if not r.dangling:
+                        lines.append(f"untagged: {Reference.parse(r.name).familiar()}")
         report = gc.collect(store)
+    lines += [f"deleted: {digest}" for digest in report.removed]
+    if lines:
+        print("Deleted Images:")
+        print("\n".join(lines))
+        print()
     print(f"Total reclaimed space: {gc.human_size(report.bytes_freed + report.ingest_bytes_freed)}")
     return 0
 
@@ -445,12 +477,14 @@ def cmd_save(args: argparse.Namespace) -> int:
             if args.format == "oci":
                 write_oci_archive(store, entries, out)
             else:
+                # One platform of each image; names of the same image share its entry.
                 platform = Platform.parse(args.platform) if args.platform else host_platform()
-                manifests = {store.select_platform(e.target, platform).digest for e in entries}
-                if len(manifests) != 1:
-                    raise InvalidArgument("--format docker writes one image; name one image")
-                manifest = store.select_platform(entries[0].target, platform)
-                write_docker_archive(store, [e.name for e in entries], _plain(manifest), out)
+                grouped: dict[str, tuple[list[str], Descriptor]] = {}
+                for e in entries:
+                    manifest = _plain(store.select_platform(e.target, platform))
+                    names, _ = grouped.setdefault(str(manifest.digest), ([], manifest))
+                    names.append(e.name)
+                write_docker_archive(store, list(grouped.values()), out)
     return 0
 
 
@@ -482,7 +516,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    platform = Platform.parse(args.platform) if args.platform else host_platform()
+    platform = require_known(Platform.parse(args.platform)) if args.platform else host_platform()
     name = str(Reference.parse(args.ref))
     with open_store(args) as store:
         if args.source == "-":

@@ -108,49 +108,56 @@ def write_oci_dir(store: Store, entries: Iterable[SaveEntry], dest: str) -> None
 
 
 def write_docker_archive(
-    store: Store, names: list[str], manifest_desc: Descriptor, out: BinaryIO
+    store: Store, images: list[tuple[list[str], Descriptor]], out: BinaryIO
 ) -> None:
-    """A `docker save`-style archive of one platform: uncompressed layers named by diff id."""
-    manifest = Manifest.parse(store.read_json_blob(manifest_desc))
-    config_bytes = store.read_json_blob(manifest.config)
+    """A `docker save`-style archive: for each (names, platform manifest), an entry in
+    manifest.json; uncompressed layers named by diff id, each written once."""
     writer = ArchiveWriter(out)
     try:
-        config_name = f"blobs/sha256/{Digest.of(config_bytes).hex}"
-        writer.add_bytes(config_name, config_bytes)
-        layer_names = []
-        for layer in manifest.layers:
-            # Docker archives hold uncompressed tars; decompress once to learn the size and name.
-            with (
-                tempfile.TemporaryFile() as spool,
-                store.content.open(layer.digest, layer.size) as r,
-            ):
-                _, raw = decompressed(r)
-                h = hashlib.sha256()
-                size = 0
-                while chunk := raw.read(1 << 20):
-                    h.update(chunk)
-                    spool.write(chunk)
-                    size += len(chunk)
-                r.read()  # reach EOF so the blob's own digest is verified
-                spool.seek(0)
-                name = f"blobs/sha256/{h.hexdigest()}"
-                if name not in layer_names:
-                    writer.add_stream(name, size, spool)
-                layer_names.append(name)
-        repo_tags = [Reference.parse(n).familiar() for n in names if n]
-        doc = [{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}]
-        writer.add_bytes("manifest.json", json.dumps(doc, separators=(",", ":")).encode())
+        written: set[str] = set()
+        doc = []
         repositories: dict[str, dict[str, str]] = {}
-        for n in names:
-            if n:
-                ref = Reference.parse(n)
-                if ref.tag:
-                    repositories.setdefault(ref.familiar_name, {})[ref.tag] = (
-                        layer_names[-1].rsplit("/", 1)[-1] if layer_names else ""
-                    )
+        for names, manifest_desc in images:
+            manifest = Manifest.parse(store.read_json_blob(manifest_desc))
+            config_bytes = store.read_json_blob(manifest.config)
+            config_name = f"blobs/sha256/{Digest.of(config_bytes).hex}"
+            if config_name not in written:
+                writer.add_bytes(config_name, config_bytes)
+                written.add(config_name)
+            layer_names = [
+                _docker_layer(store, layer, writer, written) for layer in manifest.layers
+            ]
+            tags = list(dict.fromkeys(Reference.parse(n).familiar() for n in names if n))
+            doc.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
+            for n in names:
+                ref = Reference.parse(n) if n else None
+                if ref is not None and ref.tag and layer_names:
+                    repositories.setdefault(ref.familiar_name, {})[ref.tag] = layer_names[
+                        -1
+                    ].rsplit("/", 1)[-1]
+        writer.add_bytes("manifest.json", json.dumps(doc, separators=(",", ":")).encode())
         if repositories:
             writer.add_bytes("repositories", canonical.dumps(repositories))
     except BaseException:
         writer.abandon()
         raise
     writer.close()
+
+
+def _docker_layer(store: Store, layer: Descriptor, writer: ArchiveWriter, written: set[str]) -> str:
+    """Docker archives hold uncompressed tars: decompress once to learn the size and name."""
+    with tempfile.TemporaryFile() as spool, store.content.open(layer.digest, layer.size) as r:
+        _, raw = decompressed(r)
+        h = hashlib.sha256()
+        size = 0
+        while chunk := raw.read(1 << 20):
+            h.update(chunk)
+            spool.write(chunk)
+            size += len(chunk)
+        r.read()  # reach EOF so the blob's own digest is verified
+        name = f"blobs/sha256/{h.hexdigest()}"
+        if name not in written:
+            spool.seek(0)
+            writer.add_stream(name, size, spool)
+            written.add(name)
+    return name

@@ -102,7 +102,7 @@ def export(store: Store, outcome: BuildOutcome, spec: OutputSpec, tags: list[str
         manifest = outcome.manifests[0]
         plain = Descriptor(manifest.media_type, manifest.digest, manifest.size)
         with atomic_output(_dest(spec), sys.stdout.buffer) as out:
-            write_docker_archive(store, image_names(spec, tags), plain, out)
+            write_docker_archive(store, [(image_names(spec, tags), plain)], out)
         return
     if spec.type == "local":
         write_local(store, outcome, Path(spec.dest))
