@@ -11,8 +11,9 @@ commands that never talk to a registry, and those should not pay for the HTTP cl
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bale.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from bale.registry.client import RemoteDocument, Repository
@@ -70,8 +71,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bale.registry' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"bale.registry.{module}"), name)
+__getattr__ = lazy_getattr('bale.registry', _WHERE)

@@ -6,8 +6,9 @@ the tar and compression machinery.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bale.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from bale.builder.layers.apply import ApplyResult, apply_layer
@@ -35,8 +36,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bale.builder.layers' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"bale.builder.layers.{module}"), name)
+__getattr__ = lazy_getattr('bale.builder.layers', _WHERE)
