@@ -10,7 +10,7 @@ export BALE_FIXTURES := $(CACHE)/busybox
 BALE := $(VENV)/bin/bale
 PLATFORMS ?= linux/amd64,linux/arm64
 
-.PHONY: all setup host venv fixtures lint typecheck unit test demo bench clean \
+.PHONY: all setup host venv fixtures lint unit test demo bench clean \
 	examples example-hello example-cross-compile example-jinja example-python-app python-base
 
 all: test
