@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from reghelp import FAST_RETRY, PASSWORD, USER, RegistryServer, TokenRegistry, make_image
 
 from bale.cli.main import main
 from bale.errors import RegistryError
@@ -16,7 +17,6 @@ from bale.registry.credentials import Credentials, DockerConfig
 from bale.registry.hosts import HostsConfig
 from bale.registry.transport import Registries, RegistryOptions
 from bale.store.local import Store
-from conftest import FAST_RETRY, PASSWORD, USER, RegistryServer, TokenRegistry, make_image
 
 
 def fresh() -> Registries:

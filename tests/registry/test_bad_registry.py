@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from reghelp import blob_digests, layer_tar, noise
 
 from bale.errors import RegistryError
 from bale.oci import mediatype
@@ -22,7 +23,6 @@ from bale.registry import pull
 from bale.registry.transport import Registries
 from bale.store.check import check_store
 from bale.store.local import Store
-from conftest import blob_digests, layer_tar, noise
 
 
 @dataclass
@@ -197,7 +197,7 @@ def test_manifest_by_digest_is_verified(
 
 def test_unreachable_registry_is_one_clear_error(registries: Registries, store: Store,
                                                  tmp_path: Path) -> None:
-    from conftest import free_port
+    from reghelp import free_port
 
     with pytest.raises(RegistryError, match=r"cannot talk to 127\.0\.0\.1") as info:
         pull(store, f"127.0.0.1:{free_port()}/none/app:1", registries=registries)

@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from reghelp import FAST_RETRY, PASSWORD, USER, RegistryServer, make_image
 
 from bale.cli.main import main
 from bale.errors import InvalidArgument
@@ -19,7 +20,6 @@ from bale.registry.credentials import ANONYMOUS, Credentials, DockerConfig
 from bale.registry.hosts import HostsConfig, is_loopback, normalize_host
 from bale.registry.transport import Registries, RegistryOptions
 from bale.store.local import Store
-from conftest import FAST_RETRY, PASSWORD, USER, RegistryServer, make_image
 
 HELPER = """#!/bin/sh
 # A docker-credential helper keeping secrets in a JSON file next to it.

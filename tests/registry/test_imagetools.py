@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+from reghelp import RegistryServer, make_image
 
 from bale.cli.main import main
 from bale.oci import mediatype
@@ -17,7 +18,6 @@ from bale.registry import pull, push_image
 from bale.registry.transport import Registries
 from bale.store.check import check_store
 from bale.store.local import Store
-from conftest import RegistryServer, make_image
 
 
 def skopeo(*args: str) -> bytes:

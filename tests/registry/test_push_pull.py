@@ -8,6 +8,7 @@ import subprocess
 
 import httpx
 import pytest
+from reghelp import RegistryServer, blob_digests, make_image
 
 from bale.cli.main import main
 from bale.errors import NotFound
@@ -20,7 +21,6 @@ from bale.registry.transfer import SOURCE_LABEL, ProgressEvent
 from bale.registry.transport import Registries
 from bale.store.check import check_store
 from bale.store.local import Store
-from conftest import RegistryServer, blob_digests, make_image
 
 
 def skopeo_raw(ref: str) -> bytes:

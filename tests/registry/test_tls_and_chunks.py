@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from reghelp import FAST_RETRY, RegistryServer, blob_digests, make_image, start_registry
 
 from bale.errors import RegistryError
 from bale.registry import pull, push_image
@@ -16,7 +17,6 @@ from bale.registry.hosts import HostsConfig
 from bale.registry.transport import Registries, RegistryOptions
 from bale.store.check import check_store
 from bale.store.local import Store
-from conftest import FAST_RETRY, RegistryServer, blob_digests, make_image, start_registry
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ _WORDS = {
 
 
 class _Printer:
-    """Per-blob lines on stderr, as `docker pull` shows them (workers call it concurrently)."""
+    """Per-blob lines on stdout, as `docker pull` shows them (workers call it concurrently)."""
 
     def __init__(self, verb: str, quiet: bool) -> None:
         self._words = _WORDS[verb]
@@ -95,14 +95,14 @@ class _Printer:
         if word is None or self._quiet:
             return
         with self._lock:
-            print(f"{event.digest.short}: {word}", file=sys.stderr, flush=True)
+            print(f"{event.digest.short}: {word}", flush=True)
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     ref = Reference.parse(args.ref)
     platforms = [Platform.parse(p) for p in args.platform.split(",")] if args.platform else []
     if not args.quiet:
-        print(f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name}", file=sys.stderr)
+        print(f"{ref.tag or ref.digest}: Pulling from {ref.path}", flush=True)
     with open_store(args) as store, _registries(args) as registries:
         before = store.images().find(str(ref))
         result = pull(
@@ -126,16 +126,17 @@ def cmd_push(args: argparse.Namespace) -> int:
         if record is None:
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar()}")
         if not args.quiet:
-            print(f"The push refers to repository [{ref.name}]", file=sys.stderr)
+            print(f"The push refers to repository [{ref.name}]", flush=True)
         result = push_image(
             store, record.target, ref, registries=registries,
             progress=_Printer("push", args.quiet),
         )
     desc = result.descriptor
     if args.quiet:
-        print(desc.digest)
+        print(str(ref))  # as `docker push -q`: the reference pushed
     else:
-        print(f"{ref.tag or 'latest'}: digest: {desc.digest} size: {desc.size}")
+        label = ref.tag or (str(ref.digest) if ref.digest else "latest")
+        print(f"{label}: digest: {desc.digest} size: {desc.size}")
     return 0
 
 
