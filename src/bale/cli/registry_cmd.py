@@ -208,11 +208,13 @@ def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
              f"{'Digest:':<11}{desc.digest}"]
     if mediatype.is_index(desc.media_type):
         lines += ["", "Manifests:"]
+        # buildx names each manifest by the reference and its digest (name:tag@sha256:...).
+        base = f"{ref.name}:{ref.tag}" if ref.tag else ref.name
         for child in Index.parse(doc.data).manifests:
-            lines.append(f"  {'Name:':<13}{ref.name}@{child.digest}")
-            lines.append(f"  {'MediaType:':<13}{child.media_type}")
+            lines.append(f"  {'Name:':<11}{base}@{child.digest}")
+            lines.append(f"  {'MediaType:':<11}{child.media_type}")
             if child.platform is not None:
-                lines.append(f"  {'Platform:':<13}{child.platform}")
+                lines.append(f"  {'Platform:':<11}{child.platform}")
             if child.annotations:
                 lines.append("  Annotations:")
                 lines.extend(f"    {key}: {value}" for key, value in child.annotations)
