@@ -162,7 +162,8 @@ def test_cli_push_pull_and_imagetools_inspect(
     assert main(["imagetools", "inspect", f"{plain_registry.host}/cli/app:2"]) == 0
     text = capsys.readouterr().out
     assert f"Digest:    {target.digest}" in text
-    assert "Platform:    linux/arm64" in text
+    assert "  Platform:  linux/arm64" in text
+    assert f"  Name:      {plain_registry.host}/cli/app:2@sha256:" in text
 
     # Unknown tag: one clear line, exit 1.
     assert main(["--root", root2, "pull", f"{plain_registry.host}/cli/app:nope"]) == 1
