@@ -89,6 +89,16 @@ class _Scan:
             return ch
         return _EOF
 
+    def _to_brace(self, raw: bool) -> str:
+        """The rest of a `${...}` up to its `}`; a missing `}` is BuildKit's syntax error."""
+        try:
+            word, _ = self.stop_on("}", raw)
+        except ShellError:
+            if self.peek() == _EOF:
+                raise ShellError("syntax error: missing '}'") from None
+            raise
+        return word
+
     def stop_on(
         self, stop: str, raw_escapes: bool = False, want_words: bool = False
     ) -> tuple[str, list[str]]:
@@ -267,12 +277,7 @@ class _Scan:
             raw = ch in ("#", "%")
             if null_is_unset and (raw or ch not in ("+", "-", "?")):
                 raise ShellError(f"unsupported modifier ({mods}) in substitution")
-            try:
-                word, _ = self.stop_on("}", raw)
-            except ShellError:
-                if self.peek() == _EOF:
-                    raise ShellError("syntax error: missing '}'") from None
-                raise
+            word = self._to_brace(raw)
             value, is_set = self.lookup(name)
             if self.skip_unset and not is_set:
                 return "${" + name + mods + word + "}"
@@ -303,12 +308,7 @@ class _Scan:
                 if self.peek() == _EOF:
                     raise ShellError("syntax error: missing '/' in ${}") from None
                 raise
-            try:
-                replacement, _ = self.stop_on("}", True)
-            except ShellError:
-                if self.peek() == _EOF:
-                    raise ShellError("syntax error: missing '}'") from None
-                raise
+            replacement = self._to_brace(True)
             value, is_set = self.lookup(name)
             if self.skip_unset and not is_set:
                 return "${" + name + "/" + pattern + "/" + replacement + "}"
