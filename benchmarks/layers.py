@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from bale.builder.executor import CollectingProgress, Executor, RunSpec
-from bale.builder.layers import DiffOptions, diff_trees
 from bale.emulation import binfmt
+from bale.mounts import Mount
 from bale.oci import Platform
-from bale.store.snapshot_mounts import Mount
+from bale.store.layers import DiffOptions, diff_trees
 
 REPO = Path(__file__).resolve().parent.parent
 BUSYBOX = REPO / ".cache" / "busybox"

@@ -27,8 +27,8 @@ def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
 def test_build_loads_only_what_a_cached_build_needs() -> None:
     # Start-up is most of a cached rebuild: the HTTP client, the template engine, the step
     # runtimes and the tar machinery load only when a build uses them.
-    heavy = ["httpx", "jinja2", "bale.builder.executor", "bale.builder.layers.apply",
-             "bale.builder.layers.diff", "bale.frontends.dockerfile.checks"]
+    heavy = ["httpx", "jinja2", "bale.builder.executor", "bale.store.layers.apply",
+             "bale.store.layers.diff", "bale.frontends.dockerfile.checks"]
     code = (
         "import sys; from bale.cli.main import build_parser; build_parser(['build']); "
         "import bale.builder.build, bale.cli.build_run; "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bale.store.snapshot_mounts import Mount
+from bale.mounts import Mount
 
 MakeRootfs = Callable[[str], Path]
 

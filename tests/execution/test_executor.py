@@ -24,13 +24,13 @@ from bale.builder.executor import (
     SSHMount,
     TmpfsMount,
 )
-from bale.builder.layers import DiffOptions
-from bale.builder.layers.snapshot_diff import diff_active
 from bale.emulation import binfmt
 from bale.emulation.modes import choose
 from bale.errors import InvalidArgument, StepError, Unavailable
+from bale.mounts import mounted
 from bale.oci import Platform
-from bale.store.snapshot_mounts import mounted
+from bale.store.layers import DiffOptions
+from bale.store.layers.snapshot_diff import diff_active
 from bale.store.snapshots import Snapshotter
 
 RUNTIMES = ["runc", "unshare"]
@@ -416,7 +416,7 @@ KILLED_BUILD = """
 import sys
 from bale.builder.executor import CollectingProgress, Executor, RunSpec
 from bale.store.snapshots import Snapshotter
-from bale.store.snapshot_mounts import mounted
+from bale.mounts import mounted
 import subprocess
 snap = Snapshotter(sys.argv[1])
 snap.prepare("seed")

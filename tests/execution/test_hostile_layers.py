@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from exechelp import make_tar, member
 
-from bale.builder.layers import apply_layer
 from bale.errors import InvalidArgument
+from bale.store.layers import apply_layer
 
 
 @pytest.fixture

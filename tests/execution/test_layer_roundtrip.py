@@ -17,11 +17,11 @@ from exechelp import tree_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bale.builder.layers import DiffOptions, apply_layer, diff_trees, diff_upperdir
-from bale.builder.layers.compression import detect
+from bale.mounts import mount, unmount
 from bale.oci import Digest
 from bale.oci.mediatype import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
-from bale.store.snapshot_mounts import mount, unmount
+from bale.store.compression import sniff as detect
+from bale.store.layers import DiffOptions, apply_layer, diff_trees, diff_upperdir
 
 # Few names, so edits often meet what the base tree already has.
 NAMES = st.sampled_from(["a", "b", "c.txt"])

@@ -12,11 +12,11 @@ from typing import BinaryIO
 import pytest
 from exechelp import mounts_under
 
-from bale.builder.layers import DiffOptions, diff_trees, diff_upperdir
-from bale.builder.layers.unpack import LayerSource, chain_ids, unpack_chain
 from bale.errors import AlreadyExists, DigestMismatch, FailedPrecondition, NotFound
+from bale.mounts import mounted
 from bale.oci import Digest
-from bale.store.snapshot_mounts import mounted
+from bale.store.layers import DiffOptions, diff_trees, diff_upperdir
+from bale.store.layers.unpack import LayerSource, chain_ids, unpack_chain
 from bale.store.snapshots import Snapshotter
 
 

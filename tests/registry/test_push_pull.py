@@ -15,8 +15,8 @@ from bale.errors import NotFound
 from bale.oci import mediatype
 from bale.oci.manifest import Index
 from bale.oci.platform import Platform
+from bale.oci.reference import Reference
 from bale.registry import ensure_image, fetch_layers, pull, push_image
-from bale.registry.reference import Reference
 from bale.registry.transfer import SOURCE_LABEL, ProgressEvent
 from bale.registry.transport import Registries
 from bale.store.check import check_store

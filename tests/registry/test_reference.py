@@ -6,7 +6,7 @@ import pytest
 
 from bale.errors import InvalidArgument
 from bale.oci.digest import Digest
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 
 DIGEST = "sha256:" + "a" * 64
 

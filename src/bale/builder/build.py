@@ -33,9 +33,9 @@ from bale.oci.config import RuntimeConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform, host_platform
-from bale.registry.local import local_base
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 from bale.store.archive_load import load_archive
+from bale.store.bases import local_base
 from bale.store.compression import decompressed
 from bale.store.images import StoreMode
 from bale.store.local import Lease, Store

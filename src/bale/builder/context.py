@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bale.builder.layers.rootpath import resolve
 from bale.errors import InvalidArgument, NotFound
+from bale.store.layers.rootpath import resolve
 from bale.store.metadata import Metadata
 
 _GLOB = set("*?[")

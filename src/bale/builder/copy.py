@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bale.builder.context import BuildContext, Source
-from bale.builder.layers.rootpath import resolve
 from bale.errors import InvalidArgument
 from bale.store.compression import sniff
+from bale.store.layers.rootpath import resolve
 
 # Who owns what a copy writes: (uid, gid), or None to keep the source's owners (a COPY
 # --from another stage or image without --chown, as BuildKit keeps them).
@@ -245,7 +245,7 @@ def _is_archive(path: str) -> bool:
 
 def _extract(archive: str, target_dir: str) -> None:
     """ADD of a local tar: unpacked with every path kept inside the rootfs."""
-    from bale.builder.layers.apply import apply_layer  # only ADD of a tar needs it
+    from bale.store.layers.apply import apply_layer  # only ADD of a tar needs it
 
     with open(archive, "rb") as raw:
         try:

@@ -27,8 +27,6 @@ from bale.builder import progress as pg
 from bale.builder.context import BuildContext, clean
 from bale.builder.copy import CopyPlan, apply_copy, dest_path, parse_chmod
 from bale.builder.graph import Graph, Vertex
-from bale.builder.layers.chain import chain_ids
-from bale.builder.layers.rootpath import resolve
 from bale.builder.solver import Solver
 from bale.emulation.modes import is_native
 from bale.errors import (
@@ -51,12 +49,14 @@ from bale.frontends.dockerfile.resolve import (
 )
 from bale.frontends.dockerfile.run import run_command
 from bale.frontends.dockerignore import DockerIgnore
+from bale.mounts import Mount, mounted
 from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig, parse_time
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.platform import Platform
+from bale.store.layers.chain import chain_ids
+from bale.store.layers.rootpath import resolve
 from bale.store.local import Lease, Store
-from bale.store.snapshot_mounts import Mount, mounted
 from bale.store.snapshots import Snapshotter
 
 if TYPE_CHECKING:
@@ -591,7 +591,7 @@ class Engine:
         return "native" if is_native(Platform.parse(v.platform)) else "emulated"
 
     def _rootfs(self, state: FsState) -> str:
-        from bale.builder.layers import unpack
+        from bale.store.layers import unpack
 
         self._fetch_missing(state)
         sources = [
@@ -733,7 +733,7 @@ class Engine:
         source = self.snapshots.diff_source(key)
         ref = f"diff-{key}"
         writer = self.store.content.writer(ref)
-        from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+        from bale.store.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
 
         options = DiffOptions(compression=req.compression, source_date_epoch=req.source_date_epoch)
         try:

@@ -25,7 +25,7 @@ from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.dockerfile.resolve import ResolvedBuild, resolve
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
 from bale.oci.platform import Platform, host_platform, require_known
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 
 if TYPE_CHECKING:
     from bale.frontends.dockerfile.checks import CheckResult

@@ -138,8 +138,8 @@ def _push(
     store: Any, outcome: BuildOutcome, spec: OutputSpec, tags: list[str], args: argparse.Namespace
 ) -> None:
     from bale.cli.registry_cmd import _registries
+    from bale.oci.reference import Reference
     from bale.registry.push import push_image
-    from bale.registry.reference import Reference
 
     names = image_names(spec, tags)
     if not names:

@@ -19,7 +19,7 @@ from bale.oci import mediatype
 from bale.oci.config import parse_time
 from bale.oci.descriptor import Descriptor
 from bale.oci.platform import Platform, host_platform, require_known
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 from bale.store import gc
 from bale.store.archive_load import load_archive
 from bale.store.images import ImageRecord, StoreMode

@@ -13,13 +13,13 @@ from bale.errors import InvalidArgument, NotFound
 from bale.oci import mediatype
 from bale.oci.manifest import Index
 from bale.oci.platform import Platform
+from bale.oci.reference import Reference
 from bale.registry import imagetools
 from bale.registry.credentials import Credentials, DockerConfig
 from bale.registry.hosts import HostsConfig
 from bale.registry.login import login, logout
 from bale.registry.pulling import pull
 from bale.registry.push import push_image
-from bale.registry.reference import Reference
 from bale.registry.transfer import ProgressEvent
 from bale.registry.transport import Registries, RegistryOptions
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bale.emulation import qemu
 from bale.errors import NotFound, Unavailable
+from bale.mounts import is_mountpoint, mount
 from bale.oci import Platform
-from bale.store.snapshot_mounts import is_mountpoint, mount
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 

@@ -15,7 +15,7 @@ from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import ATTESTATION_MANIFEST, ATTESTATION_REF, ATTESTATION_TYPE, Manifest
 from bale.oci.platform import Platform
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 from bale.store.local import Lease, Store
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v0.1"

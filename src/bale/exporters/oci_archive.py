@@ -17,7 +17,7 @@ from bale.oci import canonical, mediatype
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import CONTAINERD_IMAGE_NAME, REF_NAME, Index, Manifest
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 from bale.store.compression import decompressed
 from bale.store.local import Store
 

@@ -21,7 +21,7 @@ from bale.exporters.oci_archive import (
     write_oci_dir,
 )
 from bale.oci.descriptor import Descriptor
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 from bale.store.local import Store
 
 TYPES = ("image", "oci", "docker", "local", "tar", "registry")
@@ -127,7 +127,7 @@ def _dest(spec: OutputSpec) -> Path | None:
 
 def write_local(store: Store, outcome: BuildOutcome, dest: Path) -> None:
     """Each platform's filesystem; with several, one subdirectory each (`linux_amd64`)."""
-    from bale.builder.layers.apply import apply_layer  # loaded only for this output
+    from bale.store.layers.apply import apply_layer  # loaded only for this output
     multi = len(outcome.platforms) > 1
     dest.mkdir(parents=True, exist_ok=True)
     for result in outcome.platforms:

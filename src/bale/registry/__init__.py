@@ -5,8 +5,9 @@
     push_image                              store → registry
     imagetools.create / imagetools.inspect  remote indexes
 
-Names are imported on first use: `bale.registry.reference` and `bale.registry.local` serve
-commands that never talk to a registry, and those should not pay for the HTTP client.
+References are pure values (`bale.oci.reference`) and local bases a store query
+(`bale.store.bases`); names here are imported on first use, so commands that never talk to a
+registry do not pay for the HTTP client.
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ if TYPE_CHECKING:
     from bale.registry.client import RemoteDocument, Repository
     from bale.registry.credentials import Credentials, DockerConfig
     from bale.registry.hosts import HostConfig, HostsConfig
-    from bale.registry.local import BaseImage
     from bale.registry.pulling import PullResult, ensure_image, fetch_layers, pull
     from bale.registry.push import PushResult, push_image
-    from bale.registry.reference import Reference
     from bale.registry.transfer import Progress, ProgressEvent
     from bale.registry.transport import Registries, RegistryOptions, RetryPolicy
 
 _WHERE = {
-    "BaseImage": "local",
     "Credentials": "credentials",
     "DockerConfig": "credentials",
     "HostConfig": "hosts",
@@ -36,7 +34,6 @@ _WHERE = {
     "ProgressEvent": "transfer",
     "PullResult": "pulling",
     "PushResult": "push",
-    "Reference": "reference",
     "Registries": "transport",
     "RegistryOptions": "transport",
     "RemoteDocument": "client",
@@ -49,7 +46,6 @@ _WHERE = {
 }
 
 __all__ = [
-    "BaseImage",
     "Credentials",
     "DockerConfig",
     "HostConfig",
@@ -58,7 +54,6 @@ __all__ = [
     "ProgressEvent",
     "PullResult",
     "PushResult",
-    "Reference",
     "Registries",
     "RegistryOptions",
     "RemoteDocument",
@@ -71,4 +66,4 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_getattr('bale.registry', _WHERE)
+__getattr__ = lazy_getattr("bale.registry", _WHERE)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bale.errors import InvalidArgument, RegistryError, Unavailable
+from bale.oci.reference import DEFAULT_DOMAIN
 from bale.registry.hosts import normalize_host
-from bale.registry.reference import DEFAULT_DOMAIN
 
 # The key Docker has always used for Docker Hub in `auths`.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bale.errors import InvalidArgument
-from bale.registry.reference import DEFAULT_DOMAIN
+from bale.oci.reference import DEFAULT_DOMAIN
 
 # Docker Hub's API lives on another host than the name people use for it.
 DOCKER_HUB_API = "registry-1.docker.io"

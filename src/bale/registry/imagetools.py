@@ -17,9 +17,9 @@ from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
+from bale.oci.reference import Reference
 from bale.registry.client import READ_CHUNK, RemoteDocument, Repository
 from bale.registry.errors import transport_error
-from bale.registry.reference import Reference
 from bale.registry.transfer import resolve
 from bale.registry.transport import Registries
 

@@ -12,9 +12,8 @@ from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform, host_platform
+from bale.oci.reference import Reference
 from bale.registry.client import RemoteDocument, Repository
-from bale.registry.local import BaseImage, local_base
-from bale.registry.reference import Reference
 from bale.registry.transfer import (
     Progress,
     ProgressEvent,
@@ -26,6 +25,7 @@ from bale.registry.transfer import (
     resolve,
 )
 from bale.registry.transport import Registries
+from bale.store.bases import BaseImage, local_base
 from bale.store.local import Lease, Store
 
 

@@ -10,8 +10,8 @@ from bale.errors import NotFound, RegistryError
 from bale.oci import mediatype
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import Index, Manifest
+from bale.oci.reference import Reference
 from bale.registry.client import Repository
-from bale.registry.reference import Reference
 from bale.registry.transfer import (
     Progress,
     ProgressEvent,

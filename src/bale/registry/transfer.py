@@ -10,8 +10,8 @@ from typing import TypeVar
 from bale.errors import BaleError, RegistryError
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
+from bale.oci.reference import Reference
 from bale.registry.client import RemoteDocument, Repository
-from bale.registry.reference import Reference
 from bale.registry.transport import Registries
 from bale.store.local import Store
 

@@ -20,7 +20,7 @@ from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import CONTAINERD_IMAGE_NAME, REF_NAME, Index, Manifest
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 from bale.store.compression import decompressed, sniff
 from bale.store.images import DANGLING_PREFIX, StoreMode
 from bale.store.local import Lease, Store

@@ -230,7 +230,7 @@ class Store:
         return best[1]
 
     def resolve(self, name: str) -> Descriptor:
-        from bale.registry.reference import Reference
+        from bale.oci.reference import Reference
 
         try:
             ref = Reference.parse(name)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from bale.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from bale.store.snapshot_mounts import Mount, mount, unmount
+from bale.mounts import Mount, mount, unmount
 
 Kind = Literal["active", "view", "committed"]
 Driver = Literal["overlay", "copy"]

@@ -27,8 +27,8 @@ from bale.builder.executor.unshare import UnshareRunner
 from bale.builder.executor.users import Identity, resolve_user
 from bale.emulation.modes import Emulation, choose
 from bale.errors import InvalidArgument, StepError, Unavailable
+from bale.mounts import Mount, mount_all, mounted_paths, unmount, unmount_all
 from bale.oci import host_platform
-from bale.store.snapshot_mounts import Mount, mount_all, mounted_paths, unmount, unmount_all
 
 Runtime = Literal["auto", "runc", "unshare"]
 

@@ -26,9 +26,9 @@ from bale.builder.executor.spec import (
     SSHMount,
     TmpfsMount,
 )
-from bale.builder.layers.rootpath import clean, resolve
 from bale.errors import InvalidArgument, NotFound, Unavailable
-from bale.store.snapshot_mounts import mount, unmount
+from bale.mounts import mount, unmount
+from bale.store.layers.rootpath import clean, resolve
 
 # Always mounted by the runtime; created when an image lacks them, removed again after.
 SYSTEM_TARGETS = ("proc", "dev", "sys", "etc/hosts", "etc/resolv.conf")

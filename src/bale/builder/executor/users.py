@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bale.builder.layers.rootpath import resolve
 from bale.errors import InvalidArgument
+from bale.store.layers.rootpath import resolve
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from bale.lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from bale.builder.layers.apply import ApplyResult, apply_layer
-    from bale.builder.layers.compression import Sink
-    from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+    from bale.store.compression import Sink
+    from bale.store.layers.apply import ApplyResult, apply_layer
+    from bale.store.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
 
 _WHERE = {
     "ApplyResult": "apply",
@@ -36,4 +36,4 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_getattr('bale.builder.layers', _WHERE)
+__getattr__ = lazy_getattr('bale.store.layers', _WHERE)

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from bale.builder.layers.apply import apply_layer
-from bale.builder.layers.chain import chain_ids
 from bale.errors import AlreadyExists
+from bale.mounts import mounted
 from bale.oci import Digest
-from bale.store.snapshot_mounts import mounted
+from bale.store.layers.apply import apply_layer
+from bale.store.layers.chain import chain_ids
 from bale.store.snapshots import Snapshotter
 
 

@@ -13,7 +13,7 @@ from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import sniff_media_type
 from bale.oci.platform import Platform
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 from bale.store.local import Store
 
 

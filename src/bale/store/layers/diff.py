@@ -17,11 +17,11 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bale.builder.layers.compression import LayerWriter, Sink
-from bale.builder.layers.tarwriter import TarEmitter, read_xattrs
 from bale.errors import InvalidArgument, NotFound, Unavailable
 from bale.oci import Digest
 from bale.oci.mediatype import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
+from bale.store.compression import LayerWriter, Sink
+from bale.store.layers.tarwriter import TarEmitter, read_xattrs
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"

@@ -18,11 +18,11 @@ from typing import BinaryIO
 
 import zstandard
 
-from bale.builder.layers.compression import HashingReader, decompressed
-from bale.builder.layers.diff import OPAQUE_MARKER, WHITEOUT_PREFIX
-from bale.builder.layers.rootpath import clean, resolve
 from bale.errors import DigestMismatch, InvalidArgument, Unavailable
 from bale.oci import Digest
+from bale.store.compression import HashingReader, decompressed
+from bale.store.layers.diff import OPAQUE_MARKER, WHITEOUT_PREFIX
+from bale.store.layers.rootpath import clean, resolve
 
 _CHUNK = 1 << 20
 
@@ -204,7 +204,7 @@ def apply_layer(
     root = os.path.abspath(os.fspath(target))
     if not os.path.isdir(root):
         raise InvalidArgument(f"cannot apply a layer to {root}: not a directory")
-    plain, kind = decompressed(stream)
+    kind, plain = decompressed(stream)
     hashing = HashingReader(plain)
     extractor = _Extractor(root)
     try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bale.builder.layers.compression import Sink
-from bale.builder.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+from bale.store.compression import Sink
+from bale.store.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
 from bale.store.snapshots import Snapshotter
 
 

@@ -11,8 +11,8 @@ import stat
 import tarfile
 from collections.abc import Mapping
 
-from bale.builder.layers.compression import LayerWriter
 from bale.errors import FailedPrecondition
+from bale.store.compression import LayerWriter
 
 BLOCK = 512
 _CHUNK = 1 << 20
