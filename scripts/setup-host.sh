@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(qemu-user-static binfmt-support skopeo umoci containerd runc docker-registry
-          proot busybox-static pigz iproute2 apache2-utils mmdebstrap buildah)
+          proot busybox-static pigz iproute2 apache2-utils mmdebstrap arch-test buildah)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

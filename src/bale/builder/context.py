@@ -1,8 +1,10 @@
 """The build context: selecting COPY sources as Docker does, and checksumming them.
 
 File hashes are cached by stat information (device, inode, size, mtime, ctime, mode), so a
-rebuild re-reads only files that changed. Nothing outside the context root is ever reached:
-sources are cleaned of `..` first, and symlinks are copied as links, never followed.
+rebuild re-reads only files that changed. A checksum covers names, types, modes, link targets
+and contents, never mtimes or inode numbers; owners only when the copy keeps them. Nothing
+outside the context root is ever reached: sources are cleaned of `..` first, and symlinks
+are copied as links, never followed.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bale.errors import InvalidArgument, NotFound
 from bale.store.layers.rootpath import resolve
-from bale.store.metadata import Metadata
 
 _GLOB = set("*?[")
 
@@ -43,22 +45,30 @@ class Source:
         return self.name or posixpath.basename(self.rel)
 
 
+class HashCache(Protocol):
+    """Remembers file digests by path and stat (see bale.builder.cache.FileHashes)."""
+
+    def get(self, path: str, stat_key: str) -> str | None: ...
+
+    def put(self, path: str, stat_key: str, digest: str) -> None: ...
+
+
 class BuildContext:
     def __init__(
         self,
         root: Path,
         excluded: Callable[[str], bool] = lambda _: False,
-        meta: Metadata | None = None,
+        hashes: HashCache | None = None,
     ) -> None:
         self.root = root.resolve()
         self._excluded = excluded
-        self._meta = meta
+        self._hashes = hashes
         self._under: dict[str, list[str]] = {}
 
     def narrowed(self, excluded: Callable[[str], bool]) -> BuildContext:
         """The same context with more paths left out (COPY --exclude)."""
         own = self._excluded
-        return BuildContext(self.root, lambda rel: own(rel) or excluded(rel), self._meta)
+        return BuildContext(self.root, lambda rel: own(rel) or excluded(rel), self._hashes)
 
     def host(self, rel: str) -> str:
         return os.path.join(self.root, rel) if rel != "." else str(self.root)
@@ -139,21 +149,23 @@ class BuildContext:
 
     # -- checksums -----------------------------------------------------------------------
 
-    def checksum(self, sources: list[Source]) -> str:
-        """Digest of names, types, modes and contents of everything the sources cover."""
+    def checksum(self, sources: list[Source], *, owners: bool = False) -> str:
+        """Digest of names, types, modes, link targets and contents of everything the
+        sources cover, and of owners with `owners` (a copy that keeps them)."""
         h = hashlib.sha256()
         for source in sources:
             for rel in self.walk(source):
-                h.update(self._entry_digest(rel).encode())
+                h.update(self._entry_digest(rel, owners).encode())
                 h.update(b"\0")
         return h.hexdigest()
 
-    def _entry_digest(self, rel: str) -> str:
+    def _entry_digest(self, rel: str, owners: bool) -> str:
         path = self.host(rel)
         st = os.lstat(path)
         mode = st.st_mode
         kind = stat.S_IFMT(mode)
-        head = f"{rel}\0{kind:o}\0{stat.S_IMODE(mode):o}\0{st.st_uid}:{st.st_gid}\0"
+        owner = f"{st.st_uid}:{st.st_gid}" if owners else ""
+        head = f"{rel}\0{kind:o}\0{stat.S_IMODE(mode):o}\0{owner}\0"
         if stat.S_ISLNK(mode):
             return head + os.readlink(path)
         if stat.S_ISREG(mode):
@@ -162,12 +174,10 @@ class BuildContext:
 
     def _file_digest(self, path: str, st: os.stat_result) -> str:
         key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_mode}"
-        if self._meta is not None:
-            rows = self._meta.query(
-                "SELECT digest FROM context_hashes WHERE path = ? AND stat = ?", (path, key)
-            )
-            if rows:
-                return str(rows[0][0])
+        if self._hashes is not None:
+            known = self._hashes.get(path, key)
+            if known is not None:
+                return known
         h = hashlib.sha256()
         try:
             with open(path, "rb") as f:
@@ -176,12 +186,6 @@ class BuildContext:
         except OSError as exc:
             raise InvalidArgument(f"cannot read context file {path}: {exc.strerror}") from None
         digest = h.hexdigest()
-        if self._meta is not None:
-            with self._meta.transaction() as db:
-                db.execute(
-                    "INSERT INTO context_hashes (path, stat, digest) VALUES (?, ?, ?) "
-                    "ON CONFLICT(path) DO UPDATE SET "
-                    "stat = excluded.stat, digest = excluded.digest",
-                    (path, key, digest),
-                )
+        if self._hashes is not None:
+            self._hashes.put(path, key, digest)
         return digest

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bale.builder.cache import BuildCache
 from bale.errors import FailedPrecondition, NotFound
 from bale.store import gc
 from bale.store.local import Store
@@ -32,11 +33,7 @@ def _disk_usage(path: Path) -> int:
 
 
 def prune_build_cache(store: Store) -> PruneReport:
-    with store.meta.transaction() as db:
-        records = db.execute("SELECT COUNT(*) FROM build_cache").fetchone()[0]
-        db.execute("DELETE FROM build_cache")
-        db.execute("DELETE FROM pins WHERE owner LIKE 'cache:%'")
-        db.execute("DELETE FROM context_hashes")
+    records = BuildCache(store).prune()
     freed = 0
     removed = 0
     snapshots_dir = store.root / "snapshots"

@@ -1,7 +1,7 @@
 """`bale build`: buildx's flag set; `--check` and `--call outline|targets` run here.
 
-`request_from_args` turns the parsed flags into a `BuildRequest`; `run_build` is where the
-build engine takes over.
+`request_from_args` turns the parsed flags into a `BuildRequest`; `build_run.run` is where
+the build takes over.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
 from bale.frontends.dockerfile.parser import ParsedDockerfile
-from bale.frontends.dockerfile.resolve import ResolvedBuild, resolve
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
 from bale.oci.platform import Platform, host_platform, require_known
 from bale.oci.reference import Reference
@@ -63,6 +62,8 @@ class BuildRequest:
     progress: str
     quiet: bool
     jobs: int | None
+    provenance: str = "true"
+    sbom: str = "false"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -206,6 +207,8 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         progress=args.progress,
         quiet=args.quiet,
         jobs=args.jobs,
+        provenance=args.provenance,
+        sbom=args.sbom,
     )
 
 
@@ -259,21 +262,10 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
             for r in rows]
 
 
-def resolve_request(
-    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
-) -> dict[Platform, ResolvedBuild]:
-    """The resolved stages per target platform (base image configs are not looked up here)."""
-    build_platform = host_platform()
-    return {
-        platform: resolve(parsed, target_platform=platform, build_platform=build_platform,
-                          build_args=request.build_args, target=request.target)
-        for platform, parsed in files.items()
-    }
-
-
-def run_build(
+def _build(
     args: argparse.Namespace, request: BuildRequest, files: dict[Platform, ParsedDockerfile]
 ) -> int:
+    # The builder is imported only for a build: --check and --call never load it.
     from bale.cli import build_run
 
     return build_run.run(args, request, files)
@@ -284,7 +276,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     files = dockerfiles_for(request.dockerfile, request.platforms,
                             build_args=request.build_args, template_vars=request.template_vars)
     if request.call == "build":
-        return run_build(args, request, files)
+        return _build(args, request, files)
     # Lint and introspection modules are imported only for the calls that use them.
     from bale.frontends.dockerfile.checks import check
     from bale.frontends.dockerfile.outline import outline, targets

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bale.builder.build import BuildOptions, BuildOutcome, run_build
-from bale.cli.common import open_store
+from bale.builder.build import BuildOptions, run_build
+from bale.cli.common import open_registries, open_store
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import InvalidArgument
-from bale.exporters.outputs import OutputSpec, export, image_names, parse_output
+from bale.exporters.image import AttestOptions, ImageOutcome, assemble
+from bale.exporters.outputs import OutputSpec, exporter_for, parse_output
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
 
@@ -92,6 +93,14 @@ def run(
             "docker exporter does not currently support exporting manifest lists",
             hint="build one platform, or use -o type=oci",
         )
+    tags = list(request.tags)
+    exporters = [
+        exporter
+        for spec in specs
+        for exporter in exporter_for(
+            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
+        )
+    ]
     options = BuildOptions(
         context=request.context,
         files=files,
@@ -107,64 +116,41 @@ def run(
         ssh_socket=ssh_socket(request.ssh),
         pull=request.pull,
         build_contexts=request.build_contexts,
-        provenance=attestation_flag(getattr(args, "provenance", "true"), "--provenance"),
-        sbom=attestation_flag(getattr(args, "sbom", "false"), "--sbom"),
+    )
+    attest = AttestOptions(
+        provenance=attestation_flag(request.provenance, "--provenance"),
+        sbom=attestation_flag(request.sbom, "--sbom"),
+        build_args=tuple(sorted(request.build_args.items())),
+        dockerfile=request.dockerfile.path.name if request.dockerfile.path else "Dockerfile",
     )
     sink = renderer("quiet" if request.quiet else request.progress)
     try:
-        with open_store(args) as store:
-            outcome = run_build(store, options, sink)
-            tags = list(request.tags)
-            for spec in specs:
-                if spec.type == "registry" or spec.flag("push"):
-                    _push(store, outcome, spec, tags, args)
-                    if spec.type == "registry":
-                        continue
-                if spec.type == "image" and not image_names(spec, tags):
-                    with store.edit_images() as images:
-                        images.put(f"<none>@{outcome.target.digest}", outcome.target)
-                    continue
-                export(store, outcome, spec, tags)
+        with open_store(args) as store, store.lease() as lease:
+            result = run_build(store, options, sink, lease)
+            image = assemble(store, result, lease, attest)
+            responses = [exporter.export(store, image) for exporter in exporters]
+            for response in responses:
+                if response.finalize is not None:
+                    response.finalize()
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
-    _write_files(request, outcome)
+    _write_files(request, image)
     if request.quiet:
-        print(outcome.image_id)
+        print(image.image_id)
     return 0
 
 
-def _push(
-    store: Any, outcome: BuildOutcome, spec: OutputSpec, tags: list[str], args: argparse.Namespace
-) -> None:
-    from bale.cli.registry_cmd import _registries
-    from bale.oci.reference import Reference
-    from bale.registry.push import push_image
-
-    names = image_names(spec, tags)
-    if not names:
-        raise InvalidArgument("--push needs an image name", hint="add -t NAME:TAG")
-    with _registries(args) as registries:
-        for name in names:
-            push_image(
-                store,
-                outcome.target,
-                Reference.parse(name),
-                registries=registries,
-                by_digest=spec.flag("push-by-digest"),
-            )
-
-
-def _write_files(request: BuildRequest, outcome: BuildOutcome) -> None:
+def _write_files(request: BuildRequest, image: ImageOutcome) -> None:
     if request.iidfile:
-        Path(request.iidfile).write_text(outcome.image_id)
+        Path(request.iidfile).write_text(image.image_id)
     if request.metadata_file:
         meta: dict[str, Any] = {
-            "containerimage.digest": str(outcome.target.digest),
-            "containerimage.descriptor": outcome.target.to_json(),
+            "containerimage.digest": str(image.target.digest),
+            "containerimage.descriptor": image.target.to_json(),
         }
-        if len(outcome.config_digests) == 1:
-            meta["containerimage.config.digest"] = outcome.config_digests[0]
+        if len(image.config_digests) == 1:
+            meta["containerimage.config.digest"] = image.config_digests[0]
         if request.tags:
             meta["image.name"] = ",".join(request.tags)
         Path(request.metadata_file).write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,17 +1,31 @@
-"""Helpers shared by the command modules."""
+"""What the command modules share: opening the store and registry sessions, docker's
+relative times, and docker's table layout."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bale.store.local import Store, default_root
+
+if TYPE_CHECKING:
+    from bale.registry.transport import Registries
 
 
 def open_store(args: argparse.Namespace) -> Store:
     root = Path(args.root) if getattr(args, "root", None) else default_root()
     return Store(root)
+
+
+def open_registries(args: argparse.Namespace) -> Registries:
+    """Registry sessions with the hosts configuration (and `--insecure` when given)."""
+    from bale.registry.hosts import HostsConfig
+    from bale.registry.transport import Registries, RegistryOptions
+
+    hosts = HostsConfig.load().with_insecure(bool(getattr(args, "insecure", False)))
+    return Registries(RegistryOptions(hosts=hosts))
 
 
 def ago(ts: float) -> str:

@@ -8,7 +8,7 @@ import json
 import sys
 import threading
 
-from bale.cli.common import open_store
+from bale.cli.common import open_registries, open_store
 from bale.errors import InvalidArgument, NotFound
 from bale.oci import mediatype
 from bale.oci.manifest import Index
@@ -16,12 +16,10 @@ from bale.oci.platform import Platform
 from bale.oci.reference import Reference
 from bale.registry import imagetools
 from bale.registry.credentials import Credentials, DockerConfig
-from bale.registry.hosts import HostsConfig
 from bale.registry.login import login, logout
 from bale.registry.pulling import pull
 from bale.registry.push import push_image
 from bale.registry.transfer import ProgressEvent
-from bale.registry.transport import Registries, RegistryOptions
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,11 +69,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
 
 
-def _registries(args: argparse.Namespace) -> Registries:
-    hosts = HostsConfig.load().with_insecure(bool(getattr(args, "insecure", False)))
-    return Registries(RegistryOptions(hosts=hosts))
-
-
 _WORDS = {
     "pull": {"done": "Pull complete", "exists": "Already exists"},
     "push": {"done": "Pushed", "exists": "Layer already exists", "mounted": "Mounted"},
@@ -103,7 +96,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     platforms = [Platform.parse(p) for p in args.platform.split(",")] if args.platform else []
     if not args.quiet:
         print(f"{ref.tag or ref.digest}: Pulling from {ref.path}", flush=True)
-    with open_store(args) as store, _registries(args) as registries:
+    with open_store(args) as store, open_registries(args) as registries:
         before = store.images().find(str(ref))
         result = pull(
             store, ref, registries=registries, platforms=platforms,
@@ -121,7 +114,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     ref = Reference.parse(args.ref)
-    with open_store(args) as store, _registries(args) as registries:
+    with open_store(args) as store, open_registries(args) as registries:
         record = store.images().find(str(ref))
         if record is None:
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar()}")
@@ -164,7 +157,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     if args.password:
         print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
               file=sys.stderr)
-    with _registries(args) as registries:
+    with open_registries(args) as registries:
         login(registries, args.server, Credentials(username, password))
     print("Login Succeeded")
     return 0
@@ -184,7 +177,7 @@ def cmd_imagetools_create(args: argparse.Namespace) -> int:
         raise InvalidArgument("imagetools create needs at least one -t/--tag")
     sources = [Reference.parse(s) for s in args.sources]
     targets = [Reference.parse(t) for t in args.tags]
-    with _registries(args) as registries:
+    with open_registries(args) as registries:
         doc = imagetools.create(registries, sources, targets, dry_run=args.dry_run)
     if args.dry_run:
         print(json.dumps(json.loads(doc.data), indent=2))
@@ -197,7 +190,7 @@ def cmd_imagetools_create(args: argparse.Namespace) -> int:
 
 def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
     ref = Reference.parse(args.ref)
-    with _registries(args) as registries:
+    with open_registries(args) as registries:
         doc = imagetools.inspect(registries, ref)
     if args.raw:
         sys.stdout.buffer.write(doc.data)

@@ -1,1 +1,2 @@
-"""Exporters: a build result into the store, archives, directories or a registry."""
+"""Exporters: a build result assembled into image documents, then written to the store, an
+archive, a directory, or a registry (see base.Exporter)."""

@@ -1,28 +1,24 @@
-"""Build outputs, parsed from buildx's `-o/--output` syntax and written after a build."""
+"""Build outputs: buildx's `-o/--output` syntax, and the exporters each output stands for."""
 
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import sys
-import tarfile
-import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
-from bale.builder.build import BuildOutcome
 from bale.errors import InvalidArgument
-from bale.exporters.archive_writer import atomic_output
-from bale.exporters.oci_archive import (
-    SaveEntry,
-    write_docker_archive,
-    write_oci_archive,
-    write_oci_dir,
-)
-from bale.oci.descriptor import Descriptor
+from bale.exporters.archives import DockerExporter, OciExporter
+from bale.exporters.base import Exporter
+from bale.exporters.filesystem import LocalExporter, TarExporter
+from bale.exporters.registry import RegistryExporter
+from bale.exporters.store_image import StoreImageExporter
 from bale.oci.reference import Reference
-from bale.store.local import Store
+
+if TYPE_CHECKING:
+    from bale.registry.transport import Registries
 
 TYPES = ("image", "oci", "docker", "local", "tar", "registry")
 
@@ -79,62 +75,37 @@ def image_names(spec: OutputSpec, tags: list[str]) -> list[str]:
     return [str(Reference.parse(n)) for n in names]
 
 
-def export(store: Store, outcome: BuildOutcome, spec: OutputSpec, tags: list[str]) -> None:
+def exporter_for(
+    spec: OutputSpec,
+    tags: list[str],
+    *,
+    stdout: BinaryIO,
+    registries: Callable[[], AbstractContextManager[Registries]],
+) -> list[Exporter]:
+    """The exporters one output stands for (an image pushed too with `push=true`); made
+    before any step runs, so a bad output fails first."""
+    names = image_names(spec, tags)
+    if spec.type == "registry":
+        if not names:
+            raise InvalidArgument("--push needs an image name", hint="add -t NAME:TAG")
+        return [RegistryExporter(names, registries, by_digest=spec.flag("push-by-digest"))]
+    out: list[Exporter] = []
     if spec.type == "image":
-        for name in image_names(spec, tags):
-            store.set_image(name, outcome.target)
-        return
-    if spec.type == "oci":
-        names = image_names(spec, tags)
-        entries = [SaveEntry(n, outcome.target) for n in names] or [SaveEntry("", outcome.target)]
-        if not spec.flag("tar", True):
-            write_oci_dir(store, entries, spec.dest)
-            return
-        with atomic_output(_dest(spec), sys.stdout.buffer) as out:
-            write_oci_archive(store, entries, out)
-        return
-    if spec.type == "docker":
-        if len(outcome.manifests) != 1:
-            raise InvalidArgument(
-                "docker exporter does not currently support exporting manifest lists",
-                hint="build one platform, or use -o type=oci",
-            )
-        manifest = outcome.manifests[0]
-        plain = Descriptor(manifest.media_type, manifest.digest, manifest.size)
-        with atomic_output(_dest(spec), sys.stdout.buffer) as out:
-            write_docker_archive(store, [(image_names(spec, tags), plain)], out)
-        return
-    if spec.type == "local":
-        write_local(store, outcome, Path(spec.dest))
-        return
-    if spec.type == "tar":
-        with tempfile.TemporaryDirectory(prefix="bale-tar-") as tmp:
-            write_local(store, outcome, Path(tmp) / "root")
-            root = Path(tmp) / "root"
-            with (
-                atomic_output(_dest(spec), sys.stdout.buffer) as out,
-                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
-            ):
-                for entry in sorted(os.listdir(root)):
-                    tar.add(root / entry, arcname=entry)
-        return
-    raise InvalidArgument(f"output type={spec.type} needs the registry client (bale push)")
+        out.append(StoreImageExporter(names))
+    elif spec.type == "oci":
+        out.append(OciExporter(_dest(spec), names, spec.flag("tar", True), stdout))
+    elif spec.type == "docker":
+        out.append(DockerExporter(_dest(spec), names, stdout))
+    elif spec.type == "local":
+        out.append(LocalExporter(Path(spec.dest)))
+    elif spec.type == "tar":
+        out.append(TarExporter(_dest(spec), stdout))
+    if spec.flag("push"):
+        if not names:
+            raise InvalidArgument("push=true needs an image name", hint="add -t NAME:TAG")
+        out.append(RegistryExporter(names, registries, by_digest=spec.flag("push-by-digest")))
+    return out
 
 
 def _dest(spec: OutputSpec) -> Path | None:
     return None if spec.dest in ("", "-") else Path(spec.dest)
-
-
-def write_local(store: Store, outcome: BuildOutcome, dest: Path) -> None:
-    """Each platform's filesystem; with several, one subdirectory each (`linux_amd64`)."""
-    from bale.store.layers.apply import apply_layer  # loaded only for this output
-    multi = len(outcome.platforms) > 1
-    dest.mkdir(parents=True, exist_ok=True)
-    for result in outcome.platforms:
-        target = dest / result.platform.dirname if multi else dest
-        if target.exists() and multi:
-            shutil.rmtree(target)
-        target.mkdir(parents=True, exist_ok=True)
-        for layer in result.layers:
-            with store.content.open(layer.descriptor.digest, layer.descriptor.size) as blob:
-                apply_layer(blob, target, expect_diff_id=layer.diff_id)  # type: ignore[arg-type]

@@ -7,13 +7,12 @@ opening a store applies whatever is missing inside one transaction.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bale.errors import FailedPrecondition, Unavailable
+from bale.store.sqlite import Database
 
 MIGRATIONS: tuple[str, ...] = (
     # 0 → 1: the initial schema.
@@ -81,82 +80,24 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (executescript would commit mid-transaction)."""
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-@contextmanager
-def _busy_is_unavailable(path: Path) -> Iterator[None]:
-    """Another process holding the store's write lock past the busy timeout is a clear error
-    to retry, not a crash."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise Unavailable(
-                f"the store at {path.parent} is busy: another bale process held it for too long",
-                hint="try again when the other command (a long garbage collection?) has ended",
-            ) from None
-        raise
-
-
 class Metadata:
-    """One SQLite connection per instance; safe for several processes (WAL, busy timeout)."""
+    """The store's metadata database (see bale.store.sqlite for locking and migrations)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._database = Database(path, MIGRATIONS)
         self.path = path
-        # Shared by a build's worker threads; the lock serializes them on the connection.
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL never corrupts; a power cut may lose the last transactions, and blobs
-        # (fsynced on commit) are what must survive. FULL made every small write an fsync.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self._db = self._database.db
 
     def close(self) -> None:
-        self._db.close()
-
-    def _migrate(self) -> None:
-        with self.transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise FailedPrecondition(
-                    f"store metadata has schema version {version}, newer than this bale "
-                    f"understands ({SCHEMA_VERSION})",
-                    hint="upgrade bale or use another --root",
-                )
-            for step in range(version, SCHEMA_VERSION):
-                for statement in _statements(MIGRATIONS[step]):
-                    db.execute(statement)
-            if version != SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._database.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: writers queue up instead of failing on upgrade from read."""
-        with self._lock:
-            with _busy_is_unavailable(self.path):
-                self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                with _busy_is_unavailable(self.path):
-                    self._db.execute("COMMIT")
+        with self._database.transaction() as db:
+            yield db
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        with self._lock, _busy_is_unavailable(self.path):
-            cursor = self._db.execute(sql, tuple(params))
-            return list(cursor.fetchall())
+        return self._database.query(sql, tuple(params))
 
     # -- settings ------------------------------------------------------------------------
 

@@ -21,9 +21,7 @@ import contextlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -33,26 +31,30 @@ from typing import Literal
 
 from bale.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from bale.mounts import Mount, mount, unmount
+from bale.store.sqlite import Database
 
 Kind = Literal["active", "view", "committed"]
 Driver = Literal["overlay", "copy"]
 
-SCHEMA_VERSION = 1
 # Active snapshots and views record the process that made them, so the ones a killed build
 # left behind can be told from those of a build still running.
 OWNER_LABEL = "bale.owner"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS snapshots (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
-    parent TEXT REFERENCES snapshots(key),
-    created REAL NOT NULL,
-    labels TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);
-"""
+MIGRATIONS: tuple[str, ...] = (
+    # 0 → 1: the initial schema (IF NOT EXISTS: databases from before versioning have it).
+    """
+    CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+        parent TEXT REFERENCES snapshots(key),
+        created REAL NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -123,13 +125,9 @@ class Snapshotter:
     def __init__(self, root: str | os.PathLike[str], driver: str = "auto") -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.root / "metadata.db", isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._database = Database(self.root / "metadata.db", MIGRATIONS)
+        self._lock = self._database.lock
+        self._db = self._database.db
         self.driver: Driver = self._choose_driver(driver)
 
     def _choose_driver(self, wanted: str) -> Driver:
@@ -162,18 +160,12 @@ class Snapshotter:
         return "overlay" if stored == "overlay" else "copy"
 
     def close(self) -> None:
-        self._db.close()
+        self._database.close()
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._database.transaction():
+            yield
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from bale.builder.executor.runc import RuncRunner
 from bale.builder.executor.sandbox import PlannedMount, Sandbox
 from bale.builder.executor.spec import ProgressSink, RunSpec
 from bale.builder.executor.unshare import UnshareRunner
-from bale.builder.executor.users import Identity, resolve_user
+from bale.builder.users import Identity, resolve_user
 from bale.emulation.modes import Emulation, choose
 from bale.errors import InvalidArgument, StepError, Unavailable
 from bale.mounts import Mount, mount_all, mounted_paths, unmount, unmount_all

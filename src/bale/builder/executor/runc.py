@@ -12,7 +12,7 @@ from typing import Any
 from bale.builder.executor.process import stream
 from bale.builder.executor.sandbox import PlannedMount
 from bale.builder.executor.spec import ProgressSink, RunSpec
-from bale.builder.executor.users import Identity
+from bale.builder.users import Identity
 
 # Docker's and BuildKit's default capability set for build steps.
 CAPABILITIES = [

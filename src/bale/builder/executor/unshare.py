@@ -15,7 +15,7 @@ from bale.builder.executor import chroot_init
 from bale.builder.executor.process import stream
 from bale.builder.executor.sandbox import PlannedMount
 from bale.builder.executor.spec import ProgressSink, RunSpec
-from bale.builder.executor.users import Identity
+from bale.builder.users import Identity
 
 
 @functools.lru_cache(maxsize=8)

@@ -286,7 +286,7 @@ class _Resolver:
                 raise
             except BaleError as exc:
                 # A base that cannot be had is reported at its FROM line, as BuildKit does.
-                raise self.error(exc.message, stage.from_.source, hint=exc.hint) from None
+                raise self.error(str(exc), stage.from_.source, hint=exc.hint) from None
             if found is not None:
                 # As BuildKit: a base without PATH (an imported rootfs) gets the default one,
                 # so `ENV PATH=/opt/bin:$PATH` and RUN find the usual commands.

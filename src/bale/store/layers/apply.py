@@ -14,13 +14,12 @@ import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import zstandard
 
 from bale.errors import DigestMismatch, InvalidArgument, Unavailable
 from bale.oci import Digest
-from bale.store.compression import HashingReader, decompressed
+from bale.store.compression import HashingReader, Readable, decompressed
 from bale.store.layers.diff import OPAQUE_MARKER, WHITEOUT_PREFIX
 from bale.store.layers.rootpath import clean, resolve
 
@@ -194,7 +193,7 @@ class _Extractor:
 
 
 def apply_layer(
-    stream: BinaryIO, target: str | os.PathLike[str], *, expect_diff_id: Digest | None = None
+    stream: Readable, target: str | os.PathLike[str], *, expect_diff_id: Digest | None = None
 ) -> ApplyResult:
     """Extract the layer read from `stream` onto the directory `target`.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from bale.errors import AlreadyExists
 from bale.mounts import mounted
@@ -15,12 +15,21 @@ from bale.store.layers.chain import chain_ids
 from bale.store.snapshots import Snapshotter
 
 
+class Blob(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+Opener = Callable[[], Blob]
+
+
 @dataclass(frozen=True)
 class LayerSource:
     """An image layer: its diff id and how to open its (compressed or plain) blob."""
 
     diff_id: Digest
-    open: Callable[[], BinaryIO]
+    open: Opener
 
 
 def unpack_chain(snapshotter: Snapshotter, layers: Sequence[LayerSource]) -> str:

@@ -4,91 +4,20 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from bale.builder.context import BuildContext, Source
 from bale.errors import InvalidArgument
+from bale.frontends.graph import CopyOp, InlineFile
+from bale.frontends.graph.modes import Mode, parse_chmod
 from bale.store.compression import sniff
 from bale.store.layers.rootpath import resolve
 
 # Who owns what a copy writes: (uid, gid), or None to keep the source's owners (a COPY
 # --from another stage or image without --chown, as BuildKit keeps them).
 Owner = tuple[int, int] | None
-# --chmod as a function of a source's mode and whether it is a directory.
-Mode = Callable[[int, bool], int]
-
-_SYMBOLIC = re.compile(r"^([ugoa]*)([-+=])([rwxXst]*)$")
-
-
-@dataclass(frozen=True)
-class CopyPlan:
-    """What one COPY/ADD does. `chown` and `chmod` are the flags as written ("": none)."""
-
-    sources: tuple[str, ...]
-    dest: str  # absolute in the image, trailing "/" kept
-    chown: str = ""
-    chmod: str = ""
-    add: bool = False  # ADD: local tar archives are extracted
-    contents: tuple[tuple[str, bytes], ...] = ()  # heredoc sources: (name, data)
-    parents: bool = False  # --parents: keep each source's path below the destination
-    excludes: tuple[str, ...] = ()  # --exclude patterns, .dockerignore syntax
-
-
-def parse_chmod(text: str) -> Mode | None:
-    """--chmod: octal (`755`) or symbolic (`u+x`, `a=rX,go-w`), as Dockerfile 1.14 reads it."""
-    if not text:
-        return None
-    if re.fullmatch(r"[0-7]{1,4}", text):
-        fixed = int(text, 8)
-        return lambda _mode, _is_dir: fixed
-    clauses = []
-    for clause in text.split(","):
-        found = _SYMBOLIC.match(clause)
-        if found is None:
-            raise InvalidArgument(
-                f"invalid chmod parameter {text!r}",
-                hint="use an octal mode (0755) or a symbolic one (u+x, a=rX, go-w)",
-            )
-        clauses.append((found.group(1) or "a", found.group(2), found.group(3)))
-
-    def apply(mode: int, is_dir: bool) -> int:
-        perm = stat.S_IMODE(mode)
-        for who, op, what in clauses:
-            mask = 0
-            if "u" in who or "a" in who:
-                mask |= 0o4700
-            if "g" in who or "a" in who:
-                mask |= 0o2070
-            if "o" in who or "a" in who:
-                mask |= 0o1007
-            bits = 0
-            for flag in what:
-                bits |= {"r": 0o444, "w": 0o222, "x": 0o111, "s": 0o6000, "t": 0o1000}.get(flag, 0)
-                if flag == "X" and (is_dir or perm & 0o111):
-                    bits |= 0o111
-            bits &= mask
-            if op == "+":
-                perm |= bits
-            elif op == "-":
-                perm &= ~bits
-            else:
-                perm = (perm & ~mask) | bits
-        return perm
-
-    return apply
-
-
-def dest_path(workdir: str, dest: str) -> str:
-    """Docker joins a relative destination to WORKDIR; a trailing slash means a directory."""
-    slash = dest.endswith("/") or dest in (".", "")
-    full = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
-    full = posixpath.normpath(full)
-    return full.rstrip("/") + "/" if slash else full
 
 
 class _Copier:
@@ -199,24 +128,32 @@ class _Copier:
             os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def apply_copy(plan: CopyPlan, source: BuildContext, rootfs: str, owner: Owner = (0, 0)) -> None:
+def apply_copy(
+    op: CopyOp,
+    source: BuildContext,
+    rootfs: str,
+    owner: Owner = (0, 0),
+    downloads: tuple[InlineFile, ...] = (),
+) -> None:
+    """Copy what `op` names from `source` into `rootfs`; `downloads` are its URLs' files."""
     matched: list[Source] = []
-    for pattern in plan.sources:
+    for pattern in op.sources:
         matched.extend(source.match(pattern))
-    count = len(matched) + len(plan.contents)
-    into_dir = plan.dest.endswith("/")
+    contents = (*op.contents, *downloads)
+    count = len(matched) + len(contents)
+    into_dir = op.dest.endswith("/")
     if count > 1 and not into_dir:
         raise InvalidArgument(
             "When using COPY with more than one source file, "
             "the destination must be a directory and end with a /"
         )
-    dest = plan.dest.rstrip("/") or "/"
-    copier = _Copier(rootfs, owner, parse_chmod(plan.chmod))
-    for name, data in plan.contents:
-        copier.write_bytes(copier.dest_file(dest, name, into_dir), data)
+    dest = op.dest.rstrip("/") or "/"
+    copier = _Copier(rootfs, owner, parse_chmod(op.chmod))
+    for item in contents:
+        copier.write_bytes(copier.dest_file(dest, item.path, into_dir), item.data)
     for src in matched:
         host = source.host(src.rel)
-        if plan.parents and src.rel != ".":
+        if op.parents and src.rel != ".":
             # --parents: `a/b/c.txt` lands at `<dest>/a/b/c.txt`.
             target = posixpath.join(dest, src.rel)
             if src.is_dir:
@@ -226,7 +163,7 @@ def apply_copy(plan: CopyPlan, source: BuildContext, rootfs: str, owner: Owner =
                 copier.entry(host, resolve(rootfs, target))
         elif src.is_dir:
             copier.directory(source, src, copier.make_dirs(dest))
-        elif plan.add and _is_archive(host):
+        elif op.add and _is_archive(host):
             _extract(host, copier.make_dirs(dest))
         else:
             copier.entry(host, copier.dest_file(dest, src.basename, into_dir))

@@ -1,0 +1,80 @@
+"""COPY/ADD: what a CopyOp's sources are (for its cache key) and copying them.
+
+Sources come from a local context or, for `--from`, from the filesystem of vertex input 1,
+mounted read-only. Context files land root-owned; another stage's or image's keep their
+owners unless --chown says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bale.builder.context import BuildContext, clean
+from bale.builder.copy_rules import apply_copy
+from bale.builder.ops.http import Downloads
+from bale.builder.runtime import Runtime
+from bale.builder.state import FsState
+from bale.builder.users import chown_ids
+from bale.frontends.dockerignore import DockerIgnore
+from bale.frontends.graph import CopyOp, InlineFile
+
+
+def excluder(patterns: tuple[str, ...], sources: tuple[str, ...]) -> DockerIgnoreMatch:
+    """COPY --exclude: patterns match a path relative to the context and relative to the
+    source directory it is copied from (`COPY --exclude=*.log dir/ /x/` skips dir/a.log)."""
+    return DockerIgnoreMatch(DockerIgnore.parse("\n".join(patterns)), sources)
+
+
+class DockerIgnoreMatch:
+    def __init__(self, rules: DockerIgnore, sources: tuple[str, ...]) -> None:
+        self._rules = rules
+        self._prefixes = [clean(s) + "/" for s in sources if clean(s) != "."]
+
+    def __call__(self, rel: str) -> bool:
+        if self._rules.excluded(rel):
+            return True
+        return any(
+            rel.startswith(p) and self._rules.excluded(rel[len(p) :]) for p in self._prefixes
+        )
+
+
+def _narrowed(ctx: BuildContext, op: CopyOp) -> BuildContext:
+    return ctx.narrowed(excluder(op.excludes, op.sources)) if op.excludes else ctx
+
+
+def copy_content_key(
+    rt: Runtime, op: CopyOp, inputs: Sequence[FsState], downloads: Downloads
+) -> str:
+    """What the copy reads: the checksum of its sources (names, types, modes, contents; the
+    owners too when the copy keeps them) and the digests of its URLs' files."""
+    parts = [f"url:{d.definition()[2]}" for d in (downloads.get(u) for u in op.urls)]
+    if op.from_input:
+        with rt.rootfs.view(inputs[1]) as root:
+            ctx = _narrowed(BuildContext(Path(root)), op)
+            parts.append(_checksum(ctx, op, owners=not op.chown))
+    else:
+        parts.append(_checksum(_narrowed(rt.env.context(op.context), op), op, owners=False))
+    return "\0".join(parts)
+
+
+def _checksum(ctx: BuildContext, op: CopyOp, *, owners: bool) -> str:
+    return ctx.checksum([m for s in op.sources for m in ctx.match(s)], owners=owners)
+
+
+def run_copy(
+    rt: Runtime,
+    op: CopyOp,
+    rootfs: str,
+    inputs: Sequence[FsState],
+    downloads: Downloads,
+) -> None:
+    owner = chown_ids(rootfs, op.chown)
+    if owner is None and not op.from_input:
+        owner = (0, 0)
+    files: tuple[InlineFile, ...] = tuple(downloads.get(u) for u in op.urls)
+    if op.from_input:
+        with rt.rootfs.view(inputs[1]) as root:
+            apply_copy(op, _narrowed(BuildContext(Path(root)), op), rootfs, owner, files)
+    else:
+        apply_copy(op, _narrowed(rt.env.context(op.context), op), rootfs, owner, files)

@@ -1,0 +1,54 @@
+"""ADD <url>: a URL's bytes, fetched once per build when the step's cache key is computed
+(its content is part of the key), verified against --checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from bale.errors import InvalidArgument
+from bale.frontends.graph import InlineFile, UrlSource
+
+
+class Downloads:
+    """The URLs of one build, each fetched at most once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[UrlSource, InlineFile] = {}
+
+    def get(self, source: UrlSource) -> InlineFile:
+        with self._lock:
+            found = self._files.get(source)
+        if found is None:
+            name, data = download(source.url, source.checksum)
+            found = InlineFile(name, data, 0o600)
+            with self._lock:
+                self._files[source] = found
+        return found
+
+
+def download(url: str, checksum: str) -> tuple[str, bytes]:
+    """The file's name (the URL's last path part) and its verified bytes."""
+    import httpx
+
+    try:
+        response = httpx.get(url, follow_redirects=True, timeout=120.0)
+    except httpx.HTTPError as exc:
+        raise InvalidArgument(f"failed to load cache key: {url}: {exc}") from None
+    if response.status_code != 200:
+        raise InvalidArgument(
+            f"failed to load cache key: invalid response status {response.status_code} for {url}"
+        )
+    data = response.content
+    if checksum:
+        algorithm, _, expected = checksum.partition(":")
+        if algorithm not in ("sha256", "sha384", "sha512") or not expected:
+            raise InvalidArgument(f"unsupported --checksum {checksum!r}", hint="use sha256:<hex>")
+        actual = hashlib.new(algorithm, data).hexdigest()
+        if actual != expected:
+            raise InvalidArgument(
+                f"digest mismatch for {url}: expected {checksum}, got {algorithm}:{actual}"
+            )
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
+    return name, data

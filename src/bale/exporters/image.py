@@ -1,0 +1,181 @@
+"""From a build result to image documents in the store: each platform's config (diff ids,
+history times) and manifest, then one index with an attestation manifest per platform
+(containerd mode), or a plain manifest (one platform in the classic store).
+
+    assemble(store, result, lease, attest) -> ImageOutcome
+"""
+
+from __future__ import annotations
+
+import tarfile
+import time
+from dataclasses import dataclass, field, replace
+
+from bale.builder.result import BuildResult, PlatformResult
+from bale.builder.state import LayerRef
+from bale.exporters.attestations import (
+    PACKAGE_DATABASES,
+    ProvenanceInput,
+    attestation_manifest,
+    provenance,
+    sbom,
+)
+from bale.oci import mediatype
+from bale.oci.config import ImageConfig
+from bale.oci.descriptor import Descriptor
+from bale.oci.manifest import Index, Manifest
+from bale.oci.platform import Platform
+from bale.store.compression import decompressed
+from bale.store.images import StoreMode
+from bale.store.importer import rfc3339
+from bale.store.local import Lease, Store
+
+
+@dataclass(frozen=True)
+class AttestOptions:
+    provenance: bool = True  # a SLSA provenance attestation per platform (containerd mode)
+    sbom: bool = False  # an SPDX SBOM of the installed packages
+    build_args: tuple[tuple[str, str], ...] = ()
+    dockerfile: str = "Dockerfile"
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    platform: Platform
+    config: ImageConfig
+    layers: tuple[LayerRef, ...]
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    target: Descriptor  # the index (or, for one platform in classic mode, the manifest)
+    manifests: tuple[Descriptor, ...]
+    config_digests: tuple[str, ...]
+    platforms: tuple[PlatformImage, ...] = field(default=())
+
+    @property
+    def image_id(self) -> str:
+        """What docker calls the image's ID: the index's digest, or for a plain manifest (the
+        classic store) its config's digest."""
+        if mediatype.is_manifest(self.target.media_type):
+            return self.config_digests[0]
+        return str(self.target.digest)
+
+
+def image_config(r: PlatformResult, epoch: int | None) -> ImageConfig:
+    """The platform's config with its layers and times: each step's history entry takes the
+    time its state was made (SOURCE_DATE_EPOCH when set), the image the latest of them."""
+
+    def when(created: float | None) -> float | None:
+        return float(epoch) if epoch is not None else created
+
+    pairs = list(zip(r.config.history, r.history, strict=True))
+    known = [t for _, state in pairs if state and (t := when(state.created)) is not None]
+    # Config-only steps on scratch have no state time: they take the image's.
+    latest = max(known) if known else time.time()
+    history = []
+    # A step's entry is empty_layer exactly when it added no layer (a RUN that changed
+    # nothing, an existing WORKDIR, ENV...): non-empty entries must match the layers 1:1.
+    count = 0
+    for entry, state in pairs:
+        if state is not None:
+            at = when(state.created)
+            entry = replace(
+                entry,
+                created=rfc3339(latest if at is None else at),
+                empty_layer=state.layers == count,
+            )
+            count = state.layers
+        elif not entry.empty_layer:
+            count += 1
+        history.append(entry)
+    created: float | None = latest if any(state for _, state in pairs) else None
+    if created is None and epoch is not None:
+        created = float(epoch)
+    return replace(
+        r.config,
+        diff_ids=tuple(layer.diff_id for layer in r.layers),
+        history=tuple(history),
+        created=rfc3339(created)
+        if created is not None
+        else r.config.created or rfc3339(time.time()),
+    )
+
+
+def assemble(
+    store: Store, result: BuildResult, lease: Lease, attest: AttestOptions | None = None
+) -> ImageOutcome:
+    """Configs and manifests per platform, then one index over them (OCI media types), with
+    a provenance attestation per platform (and an SBOM when asked) in containerd mode."""
+    manifests = []
+    configs = []
+    images = []
+    for r in result.platforms:
+        config = image_config(r, result.source_date_epoch)
+        images.append(PlatformImage(r.platform, config, r.layers))
+        for layer in r.layers:
+            lease.add(layer.descriptor.digest)
+        config_desc = store.put_document(config.encode(), mediatype.OCI_CONFIG, lease)
+        configs.append(str(config_desc.digest))
+        manifest = Manifest(config=config_desc, layers=tuple(x.descriptor for x in r.layers))
+        manifests.append(
+            store.put_document(
+                manifest.encode(), mediatype.OCI_MANIFEST, lease, platform=config.platform
+            )
+        )
+    if len(result.platforms) == 1 and store.mode() is StoreMode.CLASSIC:
+        only = manifests[0]
+        target = Descriptor(only.media_type, only.digest, only.size)
+    else:
+        entries = list(manifests)
+        if attest is not None:
+            entries += _attestations(store, lease, result, manifests, attest)
+        index = Index(manifests=tuple(entries))
+        target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
+    return ImageOutcome(target, tuple(manifests), tuple(configs), tuple(images))
+
+
+def _attestations(
+    store: Store,
+    lease: Lease,
+    result: BuildResult,
+    manifests: list[Descriptor],
+    attest: AttestOptions,
+) -> list[Descriptor]:
+    if not (attest.provenance or attest.sbom):
+        return []
+    out = []
+    for r, manifest in zip(result.platforms, manifests, strict=True):
+        name = f"pkg:docker/bale-build?platform={r.platform.dirname}"
+        statements = []
+        if attest.provenance:
+            item = ProvenanceInput(
+                platform=r.platform,
+                manifest=manifest,
+                materials=tuple((m.ref, m.digest) for m in r.materials),
+                build_args=tuple(sorted(attest.build_args)),
+                dockerfile=attest.dockerfile,
+            )
+            statements.append(provenance(item, name))
+        if attest.sbom:
+            statements.append(sbom(r.platform, manifest, _packages(store, r.layers), name))
+        out.append(attestation_manifest(store, lease, manifest, statements))
+    return out
+
+
+def _packages(store: Store, layers: tuple[LayerRef, ...]) -> list[tuple[str, str]]:
+    """Packages in the image: the package database the last layer to write one holds."""
+    for layer in reversed(layers):
+        with store.content.open(layer.descriptor.digest, layer.descriptor.size) as blob:
+            _, raw = decompressed(blob)
+            try:
+                with tarfile.open(fileobj=raw, mode="r|") as tar:  # type: ignore[call-overload]
+                    for info in tar:
+                        parser = PACKAGE_DATABASES.get(info.name.lstrip("./"))
+                        if parser is not None and info.isfile():
+                            f = tar.extractfile(info)
+                            if f is not None:
+                                return parser(f.read().decode("utf-8", errors="replace"))
+            except tarfile.TarError:
+                continue
+    return []

@@ -1,0 +1,344 @@
+"""Resolved Dockerfile stages → one build graph over every target platform (BuildKit's
+dockerfile2llb). Each RUN, COPY/ADD and WORKDIR becomes a typed op; config-only steps only
+add history. Bases are asked of an `ImageResolver`, so this module does no I/O.
+
+    convert(resolved_per_platform, resolver, options) -> BuildDefinition
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field, replace
+
+from bale.errors import BaleError, DockerfileError, InvalidArgument, SourceRange
+from bale.frontends.dockerfile import instructions as ins
+from bale.frontends.dockerfile.history import HISTORY_COMMENT, created_by, proxy_env
+from bale.frontends.dockerfile.mounts import Mount
+from bale.frontends.dockerfile.resolve import (
+    ImageBase,
+    ResolvedBuild,
+    ResolvedStage,
+    ScratchBase,
+    StageBase,
+    Step,
+)
+from bale.frontends.dockerfile.run import run_command
+from bale.frontends.graph import (
+    BindMountSpec,
+    BuildDefinition,
+    CacheMountSpec,
+    CopyOp,
+    ExecOp,
+    Graph,
+    ImageOp,
+    InlineFile,
+    Location,
+    Material,
+    MkdirOp,
+    MountSpec,
+    PlatformTarget,
+    ScratchOp,
+    SecretMountSpec,
+    SSHMountSpec,
+    TmpfsMountSpec,
+    UrlSource,
+    Vertex,
+)
+from bale.frontends.graph.definition import ImageResolver, ResolvedImage
+from bale.frontends.graph.modes import parse_chmod
+from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
+
+_COUNTED = (ins.Run, ins.Copy, ins.Workdir)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    labels: tuple[tuple[str, str], ...] = ()  # --label, over the Dockerfile's
+    no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()
+    network: str = "default"  # --network: RUN's default
+    local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
+    # Platforms RUN executes natively; other platforms' steps are labelled "emulated".
+    native: frozenset[str] = field(default_factory=frozenset)
+
+
+def convert(
+    builds: list[ResolvedBuild], resolver: ImageResolver, options: ConvertOptions
+) -> BuildDefinition:
+    graph = Graph()
+    targets = [_Platform(graph, build, resolver, options).convert() for build in builds]
+    return BuildDefinition(graph, tuple(targets))
+
+
+def dest_path(workdir: str, dest: str) -> str:
+    """Docker joins a relative destination to WORKDIR; a trailing slash means a directory."""
+    slash = dest.endswith("/") or dest in (".", "")
+    full = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
+    full = posixpath.normpath(full)
+    return full.rstrip("/") + "/" if slash else full
+
+
+def _counted_steps(stage: ResolvedStage) -> int:
+    return 1 + sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
+
+
+@dataclass(frozen=True)
+class _StageOut:
+    vertex: str
+    history: tuple[HistoryEntry, ...]
+    history_vertices: tuple[str, ...]
+
+
+class _Platform:
+    """One target platform's stages, folded into the shared graph in dependency order."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        build: ResolvedBuild,
+        resolver: ImageResolver,
+        options: ConvertOptions,
+    ) -> None:
+        self.graph = graph
+        self.build = build
+        self.resolver = resolver
+        self.options = options
+        self.stages: dict[int, _StageOut] = {}
+        self.materials: list[Material] = []
+
+    def error(self, exc: BaleError, source: SourceRange) -> DockerfileError:
+        """A failure of a step's sources, reported at the step's Dockerfile lines."""
+        if isinstance(exc, DockerfileError):
+            return exc
+        return DockerfileError(str(exc), source=source, lines=self.build.lines, hint=exc.hint)
+
+    def location(self, source: SourceRange) -> Location:
+        return Location(source, self.build.lines)
+
+    def convert(self) -> PlatformTarget:
+        for stage in self.build.stages:
+            self.stages[stage.index] = self.stage(stage)
+        target = self.build.target
+        out = self.stages[target.index]
+        config = ImageConfig(
+            platform=target.platform,
+            config=_with_labels(target.config, self.options.labels),
+            history=out.history,
+        )
+        return PlatformTarget(
+            target.platform, out.vertex, config, out.history_vertices, tuple(self.materials)
+        )
+
+    def stage(self, stage: ResolvedStage) -> _StageOut:
+        fs, history, vertices = self.base(stage)
+        total = _counted_steps(stage)
+        label = stage.name or f"stage-{stage.index}"
+        n = 1
+        for step in stage.steps:
+            n += isinstance(step.instruction, _COUNTED)
+            fs, entry = self.step(stage, step, fs, f"[{stage.platform} {label} {n}/{total}]")
+            history += (entry,)
+            vertices += (fs,)
+        return _StageOut(fs, history, vertices)
+
+    def base(self, stage: ResolvedStage) -> tuple[str, tuple[HistoryEntry, ...], tuple[str, ...]]:
+        base = stage.base
+        if isinstance(base, StageBase):
+            parent = self.stages[base.index]
+            return parent.vertex, parent.history, parent.history_vertices
+        if isinstance(base, ScratchBase):
+            v = Vertex.make(ScratchOp(), name="FROM scratch")
+            return self.graph.add(v), (), ()
+        assert isinstance(base, ImageBase)
+        image = self.image(base.ref, stage, stage.from_.source)
+        label = f"{stage.name or f'stage-{stage.index}'} 1/{_counted_steps(stage)}"
+        vertex = self.image_vertex(image, stage, label)
+        return vertex, image.config.history, ("",) * len(image.config.history)
+
+    def image(self, ref: str, stage: ResolvedStage, source: SourceRange) -> ResolvedImage:
+        try:
+            image = self.resolver.image(ref, stage.platform)
+        except BaleError as exc:
+            raise self.error(exc, source) from None
+        material = Material(image.ref, image.resolved or str(image.manifest), stage.platform)
+        if material not in self.materials:
+            self.materials.append(material)
+        return image
+
+    def image_vertex(self, image: ResolvedImage, stage: ResolvedStage, label: str) -> str:
+        op = ImageOp(image.ref, image.manifest, stage.platform, image.resolved)
+        v = Vertex.make(
+            op,
+            name=f"[{stage.platform} {label}] FROM {image.ref}",
+            platform=str(stage.platform),
+        )
+        return self.graph.add(v)
+
+    def ignore_cache(self, stage: ResolvedStage) -> bool:
+        return self.options.no_cache or bool(
+            stage.name and stage.name in self.options.no_cache_filter
+        )
+
+    def step(
+        self, stage: ResolvedStage, step: Step, fs: str, label: str
+    ) -> tuple[str, HistoryEntry]:
+        inst = step.instruction
+        entry = HistoryEntry(created_by=created_by(step), comment=HISTORY_COMMENT)
+        if isinstance(inst, ins.Run):
+            return self.run(stage, step, inst, fs, label), entry
+        if isinstance(inst, ins.Copy):
+            return self.copy(stage, step, inst, fs, label), entry
+        if isinstance(inst, ins.Workdir):
+            path = posixpath.normpath(posixpath.join(step.workdir or "/", inst.path))
+            if path != "/":
+                # As BuildKit: WORKDIR makes its directory (a layer only if it was missing).
+                v = Vertex.make(
+                    MkdirOp(path, step.user),
+                    (fs,),
+                    name=f"{label} {inst.original.strip()}",
+                    platform=str(stage.platform),
+                    location=self.location(inst.source),
+                    ignore_cache=self.ignore_cache(stage),
+                )
+                return self.graph.add(v), entry
+        return fs, replace(entry, empty_layer=True)
+
+    def run(self, stage: ResolvedStage, step: Step, inst: ins.Run, fs: str, label: str) -> str:
+        command = run_command(step)
+        inputs = [fs]
+        mounts = [
+            self.mount(stage, inst, m, index, step, inputs) for index, m in enumerate(inst.mounts)
+        ]
+        network = inst.network or self.options.network
+        op = ExecOp(
+            argv=command.argv,
+            env=tuple(f"{k}={v}" for k, v in step.build_env),
+            cwd=step.workdir or "/",
+            user=step.user,
+            platform=stage.platform,
+            network="none" if network == "none" else "host" if network == "host" else "default",
+            security="insecure" if inst.security == "insecure" else "sandbox",
+            mounts=tuple(mounts),
+            files=tuple(InlineFile(f.path, f.data.encode(), f.mode) for f in command.files),
+            proxy_env=proxy_env(step),
+        )
+        if str(stage.platform) not in self.options.native:
+            # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
+            label = label.replace(f"[{stage.platform} ", f"[{stage.platform} emulated ", 1)
+        v = Vertex.make(
+            op,
+            tuple(inputs),
+            name=f"{label} RUN {inst.original[4:].strip()}",
+            platform=str(stage.platform),
+            location=self.location(inst.source),
+            ignore_cache=self.ignore_cache(stage),
+        )
+        return self.graph.add(v)
+
+    def mount(
+        self,
+        stage: ResolvedStage,
+        inst: ins.Run,
+        m: Mount,
+        index: int,
+        step: Step,
+        inputs: list[str],
+    ) -> MountSpec:
+        if m.type == "cache":
+            sharing = m.sharing if m.sharing in ("shared", "private", "locked") else "shared"
+            return CacheMountSpec(
+                target=m.target,
+                id=m.id or m.target,
+                sharing=sharing,  # type: ignore[arg-type]  # narrowed by the test above
+                readonly=m.readonly,
+                mode=m.mode if m.mode is not None else 0o755,
+                uid=m.uid or 0,
+                gid=m.gid or 0,
+            )
+        if m.type == "tmpfs":
+            return TmpfsMountSpec(target=m.target, size=m.size or 0)
+        if m.type == "secret":
+            return SecretMountSpec(
+                id=m.id or os.path.basename(m.target),
+                target=m.target,
+                env=m.env,
+                mode=m.mode if m.mode is not None else 0o400,
+                uid=m.uid or 0,
+                gid=m.gid or 0,
+                required=m.required,
+            )
+        if m.type == "ssh":
+            return SSHMountSpec(
+                id=m.id or "default",
+                target=m.target,
+                mode=m.mode if m.mode is not None else 0o600,
+                uid=m.uid or 0,
+                gid=m.gid or 0,
+                required=m.required,
+            )
+        stage_index = step.mount_stages[index] if index < len(step.mount_stages) else None
+        if stage_index is not None:
+            inputs.append(self.stages[stage_index].vertex)
+            return BindMountSpec(m.target, m.source, input=len(inputs) - 1, readonly=m.readonly)
+        if m.from_ and m.from_ in self.options.local_contexts:
+            return BindMountSpec(m.target, m.source, context=m.from_, readonly=m.readonly)
+        if m.from_:
+            image = self.image(m.from_, stage, inst.source)
+            inputs.append(self.image_vertex(image, stage, f"RUN --mount from={m.from_}"))
+            return BindMountSpec(m.target, m.source, input=len(inputs) - 1, readonly=m.readonly)
+        return BindMountSpec(m.target, m.source, readonly=m.readonly)
+
+    def copy(self, stage: ResolvedStage, step: Step, inst: ins.Copy, fs: str, label: str) -> str:
+        urls = [s for s in inst.sources if s.startswith(("http://", "https://"))]
+        if urls and not inst.is_add:
+            raise DockerfileError(
+                "source can't be a URL for COPY",
+                source=inst.source,
+                lines=self.build.lines,
+                hint="use ADD to download a URL",
+            )
+        try:
+            parse_chmod(inst.chmod)
+        except InvalidArgument as exc:
+            raise self.error(exc, inst.source) from None
+        inputs: tuple[str, ...] = (fs,)
+        context = ""
+        if step.from_stage is not None:
+            inputs = (fs, self.stages[step.from_stage].vertex)
+        elif inst.from_ in self.options.local_contexts:
+            context = inst.from_
+        elif inst.from_:
+            image = self.image(inst.from_, stage, inst.source)
+            inputs = (fs, self.image_vertex(image, stage, "COPY --from"))
+        op = CopyOp(
+            sources=tuple(s for s in inst.sources if s not in urls),
+            dest=dest_path(step.workdir, inst.dest),
+            chown=inst.chown,
+            chmod=inst.chmod or ("600" if urls else ""),
+            add=inst.is_add,
+            contents=tuple(InlineFile(c.path, c.data.encode(), 0o644) for c in inst.contents),
+            urls=tuple(UrlSource(u, inst.checksum) for u in urls),
+            parents=inst.parents,
+            excludes=inst.excludes,
+            link=inst.link,
+            context=context,
+            from_input=len(inputs) > 1,
+        )
+        v = Vertex.make(
+            op,
+            inputs,
+            name=f"{label} {inst.original.strip()}",
+            platform=str(stage.platform),
+            location=self.location(inst.source),
+            ignore_cache=self.ignore_cache(stage),
+        )
+        return self.graph.add(v)
+
+
+def _with_labels(config: RuntimeConfig, labels: tuple[tuple[str, str], ...]) -> RuntimeConfig:
+    if not labels:
+        return config
+    merged = dict(config.labels)
+    merged.update(labels)
+    return replace(config, labels=tuple(sorted(merged.items())))
