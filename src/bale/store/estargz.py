@@ -292,7 +292,9 @@ def _write_entry(
     first = item = toc.add(entry)
     if entry.kind != "reg":
         return
+    chunked = entry.size > chunk_size
     whole = hashlib.sha256()
+    part = whole
     written = 0
     while written < entry.size:
         size = min(chunk_size, entry.size - written)
@@ -300,7 +302,8 @@ def _write_entry(
             item["chunkSize"] = size  # as Go: set unless this is a shorter last chunk
         item["offset"] = out.cut()
         item["chunkOffset"] = written
-        part = hashlib.sha256()
+        if chunked:
+            part = hashlib.sha256()
         left = size
         while left:
             data = read(min(left, _READ))
@@ -312,7 +315,8 @@ def _write_entry(
                 )
             out.write(data)
             part.update(data)
-            whole.update(data)
+            if chunked:
+                whole.update(data)
             left -= len(data)
         item["chunkDigest"] = f"sha256:{part.hexdigest()}"
         written += size
