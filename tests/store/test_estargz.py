@@ -6,7 +6,10 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
+import subprocess
 import tarfile
 import tracemalloc
 import zlib
@@ -222,6 +225,39 @@ def test_a_name_that_is_not_utf8_becomes_replacement_characters() -> None:
     _, _, parsed = check(raw)
     assert parsed.entries[1]["name"] == "caf\ufffd"
     assert parsed.tar[1].name == "caf\udce9"  # the tar entry keeps its bytes
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_long_directory_names_keep_their_slash_in_every_tar_format(fmt: int) -> None:
+    long = "x" * 120 + "/dir"  # a ustar prefix, a GNU long name, a PAX path
+    data = make_tar(entry(long, tarfile.DIRTYPE), entry("short", tarfile.DIRTYPE), fmt=fmt)
+    _, _, parsed = check(data)
+    assert [e["name"] for e in parsed.entries[1:]] == [long + "/", "short/"]
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "posix", "ustar"])
+def test_tars_written_by_gnu_tar(tmp_path: Path, fmt: str) -> None:
+    tar = shutil.which("tar")
+    if tar is None:
+        pytest.skip("GNU tar is not installed")
+    root = tmp_path / "root"
+    (root / "sub" / ("deep" * 20)).mkdir(parents=True)
+    (root / "sub" / "file").write_bytes(pattern(70_000, "gnu"))
+    (root / "sub" / ("deep" * 20) / "f").write_text("deep")
+    (root / "sub" / ".wh.removed").write_text("")
+    os.link(root / "sub" / "file", root / "sub" / "hard")
+    os.symlink("file", root / "sub" / "link")
+    out = tmp_path / "layer.tar"
+    subprocess.run([tar, f"--format={fmt}", "-C", str(root), "-cf", str(out), "sub"], check=True)
+    data = out.read_bytes()
+    _, _, parsed = check(data, chunk_size=32768)
+    with tarfile.open(out) as tf:
+        inputs = tf.getmembers()
+    assert described(parsed.tar[1:-1]) == described(inputs)
+    kinds = {e["name"].rstrip("/").rsplit("/", 1)[-1]: e["type"] for e in parsed.files()}
+    assert {kinds["file"], kinds["hard"]} == {"reg", "hardlink"}  # whichever tar met first
+    assert (kinds["link"], kinds["sub"]) == ("symlink", "dir")
+    assert sum(e["type"] == "chunk" for e in parsed.entries) == 2
 
 
 def test_footer_layout() -> None:
