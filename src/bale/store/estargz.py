@@ -108,6 +108,7 @@ def convert(
     parent directories and, for a hardlink, its target, in the order given; paths the tar does
     not hold are reported in `missing_prioritized`. Without them the input streams through in
     one pass; with them it is read twice (spooled to a temporary file if it cannot seek).
+    On an error, what was already written to `sink` is to be thrown away.
     """
     if not 0 <= level <= 9:
         raise InvalidArgument(
