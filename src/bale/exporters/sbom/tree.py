@@ -236,8 +236,8 @@ class _IndexedTree:
                 siblings.discard(path)
 
     def _add(self, index: dict[str, Entry], entry: Entry) -> None:
-        old = index.get(entry.path)
-        if old is not None and old.kind == "dir" and entry.kind != "dir":
+        if entry.kind != "dir" and entry.path in self._children:
+            # A non-directory over a directory (explicit or implied) hides its contents.
             self._remove_tree(index, entry.path, keep_root=True)
         index[entry.path] = entry
         child = entry.path
