@@ -128,6 +128,7 @@ def _dest(spec: OutputSpec) -> Path | None:
 def write_local(store: Store, outcome: BuildOutcome, dest: Path) -> None:
     """Each platform's filesystem; with several, one subdirectory each (`linux_amd64`)."""
     from bale.builder.layers.apply import apply_layer  # loaded only for this output
+
     multi = len(outcome.platforms) > 1
     dest.mkdir(parents=True, exist_ok=True)
     for result in outcome.platforms:

@@ -145,7 +145,7 @@ def scan(tree: FileTree, *, limits: Limits | None = None) -> ScanResult:
         found_packages += _at(parsed, origin)
     # A locked package that is installed beside its lockfile is already counted there;
     # one that is absent counts unless it is only a development dependency.
-    found_packages += [pkg for path, pkg, dev in locked if path not in present and not dev]
+    found_packages += [p for path, p, dev in locked if path.lstrip("/") not in present and not dev]
     unique = {(p.purl, p.location): p for p in found_packages}
     ordered = sorted(unique.values(), key=lambda p: (p.kind, p.name, p.version, p.location))
     return ScanResult(tuple(ordered), distro, tuple(tree.problems + problems[:50]))
