@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sbomhelp import FIXTURES, F, Layers, debian_layer, elf_with_pointer_buildinfo, site_packages
 from spdx_tools.spdx.parser.json import json_parser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
@@ -479,3 +481,27 @@ def test_extra_targets_are_scanned_as_buildkit_names_them(tmp_path: Path) -> Non
     assert purls(results["sbom-context"].packages, "npm") == {"pkg:npm/left-pad@1.3.0"}
     assert "pkg:pypi/flask@" in " ".join(purls(results["sbom-build"].packages, "python"))
     assert purls(results[CORE].packages, "python") == set()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=4096), st.integers(min_value=0, max_value=4096))
+def test_no_file_makes_the_go_reader_raise(noise: bytes, cut: int) -> None:
+    good = elf_with_pointer_buildinfo("go1.16.15", OLD_MODINFO)
+    for data in (b"\x7fELF" + noise, good[:cut] + noise, good[:cut], noise + good):
+        info = golang.read_buildinfo(golang.BytesAccess(data))
+        assert info is None or isinstance(info.go_version, str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2048))
+def test_no_bytes_make_a_package_parser_raise(data: bytes) -> None:
+    from bale.exporters.sbom import apk, dpkg, npm, osrelease, python
+
+    distro = osrelease.parse(data)
+    dpkg.parse_status(data, distro=distro, location="/s")
+    dpkg.copyright_licenses(b"Format: copyright-format\n" + data)
+    apk.parse_installed(data, distro=distro, location="/a")
+    python.parse_metadata(data, location="/m")
+    npm.parse_package_json(data, location="/p")
+    npm.parse_lockfile(b'{"packages": {"node_modules/' + data + b'": {}}}', location="/l")
+    npm.parse_package_json(b"[" * 100_000, location="/deep")
