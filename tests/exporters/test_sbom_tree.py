@@ -181,3 +181,15 @@ def test_a_directory_tree_scans_without_following_links(tmp_path: Path) -> None:
     result = scan(DirectoryTree(tmp_path))
     assert [p.purl for p in result.packages] == ["pkg:npm/left-pad@1.3.0"]
     assert DirectoryTree(tmp_path).resolve("node_modules/loop/x") is None
+
+
+def test_hard_links_to_one_file_are_read_once_without_error() -> None:
+    layers = Layers().add(
+        [F("bin/a", b"x" * 2000, mode=0o755), F("bin/b", kind="hardlink", link="bin/a", mode=0o755)]
+    )
+    tree = LayeredTree(layers.openers())
+    a, b = tree.get("bin/a"), tree.get("bin/b")
+    assert a is not None and b is not None and (a.layer, a.member) == (b.layer, b.member)
+    read = [(e.path, len(read_capped(s, 1 << 20) or b"")) for e, s in tree.open_each([a, b])]
+    assert read == [("bin/a", 2000)]
+    assert tree.problems == []

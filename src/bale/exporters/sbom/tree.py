@@ -360,7 +360,8 @@ class LayeredTree(_IndexedTree):
 
     def open_each(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, Readable]]:
         """Each entry's content (capped at `Limits.max_binary`), layer by layer in one
-        pass per layer; read each before advancing the iterator."""
+        pass per layer; read each before advancing the iterator. Of several hard links
+        to one file, only the first asked for is yielded."""
         wanted: dict[int, dict[int, list[Entry]]] = {}
         for entry in entries:
             if entry.kind == "file" and entry.layer >= 0:
@@ -369,10 +370,11 @@ class LayeredTree(_IndexedTree):
             members = wanted[layer]
             last = max(members)
             for ordinal, archive, member in self._members(layer):
-                for entry in members.get(ordinal, ()):
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        yield entry, _Capped(handle, self.limits.max_binary)
+                # Hard links share one member, which a stream can be read from once.
+                entry_list = members.get(ordinal)
+                handle = archive.extractfile(member) if entry_list else None
+                if entry_list and handle is not None:
+                    yield entry_list[0], _Capped(handle, self.limits.max_binary)
                 if ordinal >= last:
                     break
 
