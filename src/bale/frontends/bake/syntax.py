@@ -45,6 +45,7 @@ class Template(Expr):
 
     parts: tuple[TemplatePart, ...]
     rng: Range
+    from_json: bool = False  # JSON strings double as expressions where HCL wants keywords
 
 
 @dataclass(frozen=True, slots=True)
