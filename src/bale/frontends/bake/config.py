@@ -391,6 +391,9 @@ class Config:
                 t.description = value or ""
             elif value is not None:
                 t.set(a, value)
+            node = _attr(body, a)
+            if node is not None:
+                t.ranges[a] = node.rng
         return t
 
 

@@ -101,6 +101,8 @@ class Target:
     context_base: str | None = None
     default_context_base: str | None = None
     contexts_base: dict[str, str] = field(default_factory=dict)
+    # Source ranges of the attributes that set values, for located errors.
+    ranges: dict[str, Any] = field(default_factory=dict)
 
     def clone(self) -> Target:
         return copy.deepcopy(self)
@@ -160,6 +162,7 @@ class Target:
             self.resources = {**(self.resources or {}), **t2.resources}
         if t2.description:
             self.description = t2.description
+        self.ranges.update(t2.ranges)
         self.inherits = (self.inherits or []) + list(t2.inherits or []) if (self.inherits or t2.inherits) else None
 
     def normalize(self) -> None:
