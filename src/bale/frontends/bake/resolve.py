@@ -98,6 +98,8 @@ def _is_compose(f: BakeFile) -> bool:
 def located(files: Mapping[str, str], message: str, rng: Range | None, hint: str = "") -> BakeError:
     if rng is None or rng.filename not in files:
         return BakeError(message, hint=hint)
+    if not message.startswith(rng.filename + ":"):
+        message = f"{rng.text()}: {message}"
     lines = tuple(files[rng.filename].splitlines())
     end = max(rng.line, min(rng.end_line, len(lines)))
     return BakeError(message, source=SourceRange(rng.filename, rng.line, end), lines=lines, hint=hint)
