@@ -10,7 +10,7 @@ from bale.errors import BakeError
 
 def test_basic_with_inherits() -> None:
     """TestHCLBasic."""
-    d = hcl('''
+    d = hcl("""
 group "default" { targets = ["db", "webapp"] }
 target "db" {
   context = "./db"
@@ -25,7 +25,7 @@ target "cross" { platforms = ["linux/amd64", "linux/arm64"] }
 target "webapp-plus" {
   inherits = ["webapp", "cross"]
   args = { IAMCROSS = "true" }
-}''')
+}""")
     assert [g.name for g in d.groups] == ["default"]
     assert d.groups[0].targets == ["db", "webapp"]
     assert [t.name for t in d.targets] == ["db", "webapp", "cross", "webapp-plus"]
@@ -37,22 +37,22 @@ target "webapp-plus" {
 
 def test_functions_and_user_functions() -> None:
     """TestHCLWithFunctions, TestHCLWithUserDefinedFunctions."""
-    d = hcl('''
+    d = hcl("""
 function "increment" {
   params = [number]
   result = number + 1
 }
-target "webapp" { args = { a = "${add(123, 1)}", b = "${increment(123)}" } }''')
+target "webapp" { args = { a = "${add(123, 1)}", b = "${increment(123)}" } }""")
     assert target(d, "webapp").args == {"a": "124", "b": "124"}
 
 
 def test_variables_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """TestHCLWithVariables, TestHCLVarsWithVars."""
-    text = '''
+    text = """
 variable "FOO" { default = upper("${BASE}def") }
 variable "BAR" { default = "-${FOO}-" }
 variable "BASE" { default = "abc" }
-target "app" { args = { v1 = "pre-${BAR}" } }'''
+target "app" { args = { v1 = "pre-${BAR}" } }"""
     assert target(hcl(text), "app").args == {"v1": "pre--ABCDEF-"}
     monkeypatch.setenv("BASE", "new")
     assert target(hcl(text), "app").args == {"v1": "pre--NEWDEF-"}
@@ -60,7 +60,7 @@ target "app" { args = { v1 = "pre-${BAR}" } }'''
 
 def test_typed_variables_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """TestHCLTypedVariables."""
-    text = '''
+    text = """
 variable "FOO" { default = 3 }
 variable "IS_FOO" { default = true }
 target "app" {
@@ -68,7 +68,7 @@ target "app" {
     v1 = FOO > 5 ? "higher" : "lower"
     v2 = IS_FOO ? "yes" : "no"
   }
-}'''
+}"""
     assert target(hcl(text), "app").args == {"v1": "lower", "v2": "yes"}
     monkeypatch.setenv("FOO", "5.1")
     monkeypatch.setenv("IS_FOO", "0")
@@ -86,10 +86,25 @@ def test_null_variable_drops_arg(monkeypatch: pytest.MonkeyPatch) -> None:
     assert target(hcl(text), "default").args == {"foo": "bar"}
 
 
-@pytest.mark.parametrize("kind", ["any", "string", "number", "bool", "list(string)", "set(string)", "map(string)", "tuple([string])", "object({val: string})"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "any",
+        "string",
+        "number",
+        "bool",
+        "list(string)",
+        "set(string)",
+        "map(string)",
+        "tuple([string])",
+        "object({val: string})",
+    ],
+)
 def test_typed_valueless_variable_is_null(kind: str) -> None:
     """TestHCLTypedValuelessVariables."""
-    d = hcl(f'variable "FOO" {{ type = {kind} }}\ntarget "default" {{ args = {{ foo = equal(FOO, null) }} }}')
+    d = hcl(
+        f'variable "FOO" {{ type = {kind} }}\ntarget "default" {{ args = {{ foo = equal(FOO, null) }} }}'
+    )
     assert target(d, "default").args == {"foo": "true"}
 
 
@@ -108,7 +123,7 @@ def test_global_attrs_not_overridden_by_env(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_target_attribute_references() -> None:
     """TestHCLTargetAttrs, TestHCLTargetGlobal, TestHCLTargetAttrName."""
-    d = hcl('''
+    d = hcl("""
 target "foo" {
   dockerfile = "xxx"
   context = target.bar.context
@@ -123,7 +138,7 @@ x = target.foo.dockerfile
 target "baz" {
   dockerfile = x
   tags = [target.baz.name]
-}''')
+}""")
     foo, bar = target(d, "foo"), target(d, "bar")
     assert (foo.dockerfile, foo.context, foo.target) == ("xxx", "yyy", "xxx")
     assert (bar.dockerfile, bar.context, bar.target) == ("xxx", "yyy", "yyy")
@@ -133,7 +148,7 @@ target "baz" {
 
 def test_capsule_attributes() -> None:
     """TestHCLAttrsCapsuleType: objects and CSV strings for composable attributes."""
-    d = hcl('''
+    d = hcl("""
 target "app" {
   attest = [{ type = "provenance", mode = "max" }, "type=sbom,disabled=true,generator=foo,\\"ENV1=bar,baz\\",ENV2=hello"]
   cache-from = [{ type = "registry", ref = "user/app:cache" }, "type=local,src=path/to/cache"]
@@ -141,19 +156,31 @@ target "app" {
   output = [{ type = "oci", dest = "../out.tar" }, "type=local,dest=../out"]
   secret = [{ id = "mysecret", src = "/local/secret" }, { id = "mysecret2", env = "TOKEN" }]
   ssh = [{ id = "default" }, { id = "key", paths = ["path/to/key"] }]
-}''')
+}""")
     t = target(d, "app")
-    assert sorted(a.string() for a in t.attest) == ["type=provenance,mode=max", 'type=sbom,disabled=true,"ENV1=bar,baz",ENV2=hello,generator=foo']
-    assert sorted(o.string() for o in t.output) == ["type=local,dest=../out", "type=oci,dest=../out.tar"]
-    assert sorted(c.string() for c in t.cache_from) == ["type=local,src=path/to/cache", "user/app:cache"]
+    assert sorted(a.string() for a in t.attest) == [
+        "type=provenance,mode=max",
+        'type=sbom,disabled=true,"ENV1=bar,baz",ENV2=hello,generator=foo',
+    ]
+    assert sorted(o.string() for o in t.output) == [
+        "type=local,dest=../out",
+        "type=oci,dest=../out.tar",
+    ]
+    assert sorted(c.string() for c in t.cache_from) == [
+        "type=local,src=path/to/cache",
+        "user/app:cache",
+    ]
     assert [c.string() for c in t.cache_to] == ["type=local,dest=path/to/cache"]
-    assert sorted(s.string() for s in t.secret) == ["id=mysecret,src=/local/secret", "id=mysecret2,env=TOKEN"]
+    assert sorted(s.string() for s in t.secret) == [
+        "id=mysecret,src=/local/secret",
+        "id=mysecret2,env=TOKEN",
+    ]
     assert sorted(s.string() for s in t.ssh) == ["default", "key=path/to/key"]
 
 
 def test_capsule_object_references() -> None:
     """TestHCLAttrsCapsuleType_ObjectVars."""
-    d = hcl('''
+    d = hcl("""
 variable "foo" { default = "bar" }
 target "app" {
   cache-from = [{ type = "registry", ref = "user/app:cache" }, "type=local,src=path/to/cache"]
@@ -164,7 +191,7 @@ target "app" {
 target "web" {
   output = [ "type=oci,dest=../${foo}.tar" ]
   secret = [{ id = target.app.output[0].type, src = "/${target.app.cache-from[1].type}/secret" }]
-}''')
+}""")
     assert [c.string() for c in target(d, "app").cache_to] == ["user/app:cache"]
     assert [s.string() for s in target(d, "app").ssh] == ["key=path/to/oci"]
     assert [o.string() for o in target(d, "web").output] == ["type=oci,dest=../bar.tar"]
@@ -173,7 +200,13 @@ target "web" {
 
 def test_multi_file_vars_and_attrs(monkeypatch: pytest.MonkeyPatch) -> None:
     """TestHCLMultiFileAttrs: a later global attribute overrides a variable's default."""
-    files = (("c1.hcl", 'variable "FOO" { default = "abc" }\ntarget "app" { args = { v1 = "pre-${FOO}" } }'), ("c2.hcl", 'FOO="def"'))
+    files = (
+        (
+            "c1.hcl",
+            'variable "FOO" { default = "abc" }\ntarget "app" { args = { v1 = "pre-${FOO}" } }',
+        ),
+        ("c2.hcl", 'FOO="def"'),
+    )
     assert target(parse(*files), "app").args == {"v1": "pre-def"}
     monkeypatch.setenv("FOO", "ghi")
     assert target(parse(*files), "app").args == {"v1": "pre-ghi"}
@@ -198,26 +231,52 @@ def test_rename_requires_matrix_and_groups_refuse() -> None:
 
 def test_rename_split_makes_group() -> None:
     """TestHCLRenameSplit."""
-    d = hcl('target "x" {\n name = "y"\n matrix = {}\n dockerfile = "foo"\n}\ntarget "x" {\n name = "z"\n matrix = {}\n dockerfile = "bar"\n}')
+    d = hcl(
+        'target "x" {\n name = "y"\n matrix = {}\n dockerfile = "foo"\n}\ntarget "x" {\n name = "z"\n matrix = {}\n dockerfile = "bar"\n}'
+    )
     assert [(t.name, t.dockerfile) for t in d.targets] == [("y", "foo"), ("z", "bar")]
     assert [(g.name, g.targets) for g in d.groups] == [("x", ["y", "z"])]
 
 
 def test_matrix_basic_lists_and_maps() -> None:
     """TestHCLMatrixBasic, TestHCLMatrixLists, TestHCLMatrixMaps."""
-    d = hcl('target "default" {\n matrix = { foo = ["x", "y"] }\n name = foo\n dockerfile = "${foo}.Dockerfile"\n}')
-    assert [(t.name, t.dockerfile) for t in d.targets] == [("x", "x.Dockerfile"), ("y", "y.Dockerfile")]
+    d = hcl(
+        'target "default" {\n matrix = { foo = ["x", "y"] }\n name = foo\n dockerfile = "${foo}.Dockerfile"\n}'
+    )
+    assert [(t.name, t.dockerfile) for t in d.targets] == [
+        ("x", "x.Dockerfile"),
+        ("y", "y.Dockerfile"),
+    ]
     assert [(g.name, g.targets) for g in d.groups] == [("default", ["x", "y"])]
-    d = hcl('target "foo" {\n matrix = { aa = [["aa", "bb"], ["cc", "dd"]] }\n name = aa[0]\n args = { target = "val${aa[1]}" }\n}')
-    assert [(t.name, t.args) for t in d.targets] == [("aa", {"target": "valbb"}), ("cc", {"target": "valdd"})]
-    d = hcl('target "foo" {\n matrix = { aa = [{ foo = "aa", bar = "bb" }, { foo = "cc", bar = "dd" }] }\n name = aa.foo\n args = { target = "val${aa.bar}" }\n}')
-    assert [(t.name, t.args) for t in d.targets] == [("aa", {"target": "valbb"}), ("cc", {"target": "valdd"})]
+    d = hcl(
+        'target "foo" {\n matrix = { aa = [["aa", "bb"], ["cc", "dd"]] }\n name = aa[0]\n args = { target = "val${aa[1]}" }\n}'
+    )
+    assert [(t.name, t.args) for t in d.targets] == [
+        ("aa", {"target": "valbb"}),
+        ("cc", {"target": "valdd"}),
+    ]
+    d = hcl(
+        'target "foo" {\n matrix = { aa = [{ foo = "aa", bar = "bb" }, { foo = "cc", bar = "dd" }] }\n name = aa.foo\n args = { target = "val${aa.bar}" }\n}'
+    )
+    assert [(t.name, t.args) for t in d.targets] == [
+        ("aa", {"target": "valbb"}),
+        ("cc", {"target": "valdd"}),
+    ]
 
 
 def test_matrix_multiple_keys() -> None:
     """TestHCLMatrixMultipleKeys (buildx's order is unspecified; bale's is definition order)."""
-    d = hcl('target "default" {\n matrix = {\n foo = ["a"]\n bar = ["b", "c"]\n baz = ["d", "e", "f"]\n }\n name = "${foo}-${bar}-${baz}"\n}')
-    assert sorted(t.name for t in d.targets) == ["a-b-d", "a-b-e", "a-b-f", "a-c-d", "a-c-e", "a-c-f"]
+    d = hcl(
+        'target "default" {\n matrix = {\n foo = ["a"]\n bar = ["b", "c"]\n baz = ["d", "e", "f"]\n }\n name = "${foo}-${bar}-${baz}"\n}'
+    )
+    assert sorted(t.name for t in d.targets) == [
+        "a-b-d",
+        "a-b-e",
+        "a-b-f",
+        "a-c-d",
+        "a-c-e",
+        "a-c-f",
+    ]
 
 
 def test_matrix_errors() -> None:
@@ -231,32 +290,52 @@ def test_matrix_errors() -> None:
 
 def test_matrix_args_override_variable() -> None:
     """TestHCLMatrixArgsOverride."""
-    d = hcl('variable "ABC" { default = "def" }\ntarget "bar" {\n matrix = { aa = split(",", ABC) }\n name = "bar-${aa}"\n args = { foo = aa }\n}', variables={"ABC": "11,22,33"})
-    assert [(t.name, t.args) for t in d.targets] == [("bar-11", {"foo": "11"}), ("bar-22", {"foo": "22"}), ("bar-33", {"foo": "33"})]
+    d = hcl(
+        'variable "ABC" { default = "def" }\ntarget "bar" {\n matrix = { aa = split(",", ABC) }\n name = "bar-${aa}"\n args = { foo = aa }\n}',
+        variables={"ABC": "11,22,33"},
+    )
+    assert [(t.name, t.args) for t in d.targets] == [
+        ("bar-11", {"foo": "11"}),
+        ("bar-22", {"foo": "22"}),
+        ("bar-33", {"foo": "33"}),
+    ]
 
 
 def test_matrix_product_is_bounded() -> None:
     """A matrix may not expand without bound (documented limit)."""
     with pytest.raises(BakeError, match="more than 10000"):
-        hcl('target "t" {\n matrix = { a = range(100), b = range(100), c = range(100) }\n name = "t-${a}-${b}-${c}"\n}')
+        hcl(
+            'target "t" {\n matrix = { a = range(100), b = range(100), c = range(100) }\n name = "t-${a}-${b}-${c}"\n}'
+        )
 
 
 def test_indexof_and_conditional_tags() -> None:
     """TestHCLIndexOfFunc."""
-    d = hcl('''
+    d = hcl("""
 variable "APP_VERSIONS" { default = ["1.42.4", "1.42.3"] }
 target "default" {
   args = { APP_VERSION = app_version }
   matrix = { app_version = APP_VERSIONS }
   name = "app-${replace(app_version, ".", "-")}"
   tags = ["app:${app_version}", indexof(APP_VERSIONS, app_version) == 0 ? "app:latest" : ""]
-}''')
-    assert [(t.name, t.tags[1]) for t in d.targets] == [("app-1-42-4", "app:latest"), ("app-1-42-3", "")]
+}""")
+    assert [(t.name, t.tags[1]) for t in d.targets] == [
+        ("app-1-42-4", "app:latest"),
+        ("app-1-42-3", ""),
+    ]
 
 
 def test_var_type_spec_errors() -> None:
     """TestVarTypingSpec."""
-    for ok in ("bool", "number", "string", "any", "list(string)", "set(string)", "tuple([string, number])"):
+    for ok in (
+        "bool",
+        "number",
+        "string",
+        "any",
+        "list(string)",
+        "set(string)",
+        "tuple([string, number])",
+    ):
         hcl(f'variable "FOO" {{\n type = {ok}\n}}\ntarget "default" {{}}')
     for bad in ("boolean", "BOOL", 'lower("bool")'):
         with pytest.raises(BakeError, match="not a valid type"):
@@ -275,10 +354,14 @@ def test_var_type_spec_errors() -> None:
         ("tuple([number,string])", "99,bottles", 'format("%d %s", FOO[0], FOO[1])', "99 bottles"),
     ],
 )
-def test_typed_var_csv_overrides(monkeypatch: pytest.MonkeyPatch, kind: str, override: str, arg: str, want: str) -> None:
+def test_typed_var_csv_overrides(
+    monkeypatch: pytest.MonkeyPatch, kind: str, override: str, arg: str, want: str
+) -> None:
     """TestTypedVarOverrides (successful cases)."""
     monkeypatch.setenv("FOO", override)
-    d = hcl(f'variable "FOO" {{\n type = {kind}\n}}\ntarget "default" {{\n args = {{ foo = {arg} }}\n}}')
+    d = hcl(
+        f'variable "FOO" {{\n type = {kind}\n}}\ntarget "default" {{\n args = {{ foo = {arg} }}\n}}'
+    )
     assert target(d, "default").args == {"foo": want}
 
 
@@ -294,11 +377,15 @@ def test_typed_var_csv_overrides(monkeypatch: pytest.MonkeyPatch, kind: str, ove
         ("number", "1z", "failed to parse"),
     ],
 )
-def test_typed_var_csv_override_errors(monkeypatch: pytest.MonkeyPatch, kind: str, override: str, message: str) -> None:
+def test_typed_var_csv_override_errors(
+    monkeypatch: pytest.MonkeyPatch, kind: str, override: str, message: str
+) -> None:
     """TestTypedVarOverrides (error cases)."""
     monkeypatch.setenv("FOO", override)
     with pytest.raises(BakeError, match=message):
-        hcl(f'variable "FOO" {{\n type = {kind}\n}}\ntarget "default" {{\n args = {{ foo = FOO }}\n}}')
+        hcl(
+            f'variable "FOO" {{\n type = {kind}\n}}\ntarget "default" {{\n args = {{ foo = FOO }}\n}}'
+        )
 
 
 def test_typed_var_json_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,14 +402,16 @@ def test_typed_var_json_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_variable_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     """TestVariableValidation, TestVariableValidationConditionNull, ...InvalidErrorMessage."""
     text = 'variable "FOO" {\n validation {\n condition = FOO != ""\n error_message = "FOO is required."\n }\n}\ntarget "app" { args = { FOO = FOO } }'
-    with pytest.raises(BakeError, match="FOO is required."):
+    with pytest.raises(BakeError, match=r"FOO is required\."):
         hcl(text)
     monkeypatch.setenv("FOO", "bar")
     hcl(text)
     with pytest.raises(BakeError, match="not null"):
         hcl('variable "PORT" {\n default = 3000\n validation {}\n}\ntarget "app" {}')
     with pytest.raises(BakeError, match="invalid error message"):
-        hcl('variable "X" {\n default = 0\n validation {\n condition = X > 5\n }\n}\ntarget "app" {}')
+        hcl(
+            'variable "X" {\n default = 0\n validation {\n condition = X > 5\n }\n}\ntarget "app" {}'
+        )
 
 
 def test_functions_without_params_or_result() -> None:
@@ -342,7 +431,7 @@ def test_var_unsupported_type_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_templates_directives_heredoc_and_for() -> None:
     """HCL templates: %{ if } / %{ for }, heredocs, for expressions with if, splat."""
-    d = hcl('''
+    d = hcl("""
 variable "TAGS" { default = ["a", "", "b"] }
 target "t" {
   tags = [for t in TAGS : "x:${t}" if t != ""]
@@ -356,7 +445,7 @@ target "t" {
     FROM alpine
     RUN echo ${upper("hi")}
   EOT
-}''')
+}""")
     t = target(d, "t")
     assert t.tags == ["x:a", "x:b"]
     assert t.args == {"IF": "many", "FOR": "0a12b", "SPLAT": "p,q", "OBJ": '{"1":"b","2":"a"}'}

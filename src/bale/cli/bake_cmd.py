@@ -13,24 +13,75 @@ from bale.oci.platform import host_platform
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bake", help="build from a file (docker buildx bake)")
-    p.add_argument("targets", nargs="*", metavar="TARGET", help="targets or groups to build (default: default)")
-    p.add_argument("-f", "--file", action="append", default=[], help="build definition file (repeatable; - for stdin)")
-    p.add_argument("--set", action="append", default=[], metavar="PATTERN.KEY=VALUE", help="override target value (e.g. targetpattern.key=value)")
-    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a variable value")
+    p.add_argument(
+        "targets", nargs="*", metavar="TARGET", help="targets or groups to build (default: default)"
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        default=[],
+        help="build definition file (repeatable; - for stdin)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATTERN.KEY=VALUE",
+        help="override target value (e.g. targetpattern.key=value)",
+    )
+    p.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE", help="set a variable value"
+    )
     p.add_argument("--print", action="store_true", help="print the options without building")
-    p.add_argument("--list", default="", metavar="TYPE", help="list targets or variables (type=targets|variables[,format=table|json])")
-    p.add_argument("--load", action="store_true", help='shorthand for "--set=*.output=type=docker" (conditional)')
-    p.add_argument("--push", action="store_true", help='shorthand for "--set=*.output=type=registry" (conditional)')
-    p.add_argument("--no-cache", action="store_const", const=True, default=None, help="do not use cache when building")
-    p.add_argument("--pull", action="store_const", const=True, default=None, help="always attempt to pull referenced images")
+    p.add_argument(
+        "--list",
+        default="",
+        metavar="TYPE",
+        help="list targets or variables (type=targets|variables[,format=table|json])",
+    )
+    p.add_argument(
+        "--load",
+        action="store_true",
+        help='shorthand for "--set=*.output=type=docker" (conditional)',
+    )
+    p.add_argument(
+        "--push",
+        action="store_true",
+        help='shorthand for "--set=*.output=type=registry" (conditional)',
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_const",
+        const=True,
+        default=None,
+        help="do not use cache when building",
+    )
+    p.add_argument(
+        "--pull",
+        action="store_const",
+        const=True,
+        default=None,
+        help="always attempt to pull referenced images",
+    )
     p.add_argument("--progress", default="auto", help="auto, plain, tty, quiet, rawjson, none")
     p.add_argument("--metadata-file", help="write build result metadata to a file")
     p.add_argument("--call", default="build", help="build, check, outline or targets")
-    p.add_argument("--check", action="store_const", const="check", dest="call", help='shorthand for "--call=check"')
-    p.add_argument("--provenance", default="", help='shorthand for "--set=*.attest=type=provenance"')
+    p.add_argument(
+        "--check",
+        action="store_const",
+        const="check",
+        dest="call",
+        help='shorthand for "--call=check"',
+    )
+    p.add_argument(
+        "--provenance", default="", help='shorthand for "--set=*.attest=type=provenance"'
+    )
     p.add_argument("--sbom", default="", help='shorthand for "--set=*.attest=type=sbom"')
     p.add_argument("--builder", help="builder instance (accepted for buildx parity)")
-    p.add_argument("--allow", action="append", default=[], help="allow build to access specified resources")
+    p.add_argument(
+        "--allow", action="append", default=[], help="allow build to access specified resources"
+    )
     p.set_defaults(func=cmd_bake)
 
 
@@ -127,12 +178,18 @@ def cmd_bake(args: argparse.Namespace) -> int:
     names = list(args.file) or resolve.files_from_env(os.environ)
     files = resolve.read_local_files(names, read_stdin=sys.stdin.read)
     if not files:
-        raise BakeError("couldn't find a bake definition", hint="create docker-bake.hcl or pass -f FILE")
+        raise BakeError(
+            "couldn't find a bake definition", hint="create docker-bake.hcl or pass -f FILE"
+        )
     builtins = {"BAKE_CMD_CONTEXT": "cwd://", "BAKE_LOCAL_PLATFORM": str(host_platform())}
     definition = resolve.parse_files(files, builtins=builtins, variables=_vars(args.var))
     if args.list:
         kind, fmt = _parse_list(args.list)
-        print(_list_targets(definition, fmt) if kind == "targets" else _list_variables(definition, fmt))
+        print(
+            _list_targets(definition, fmt)
+            if kind == "targets"
+            else _list_variables(definition, fmt)
+        )
         return 0
     plan = resolve.read_targets(definition, list(args.targets), _overrides(args))
     if args.print:
@@ -150,7 +207,9 @@ def _list_targets(d: object, fmt: str) -> str:
 
     assert isinstance(d, Definition)
     entries: list[tuple[str, str, bool]] = []
-    items = [(t.name, t.description, None) for t in d.targets] + [(g.name, g.description, g) for g in d.groups]
+    items = [(t.name, t.description, None) for t in d.targets] + [
+        (g.name, g.description, g) for g in d.groups
+    ]
     for name, desc, group in sorted(items, key=lambda e: e[0]):
         if name.startswith("_"):
             continue
@@ -189,5 +248,8 @@ def _list_variables(d: object, fmt: str) -> str:
             out.append(e)
         return json.dumps(out, indent=2)
     rows = [["VARIABLE", "TYPE", "VALUE", "DESCRIPTION"]]
-    rows += [[v.name, v.type, v.value if v.value is not None else "<null>", v.description] for v in variables]
+    rows += [
+        [v.name, v.type, v.value if v.value is not None else "<null>", v.description]
+        for v in variables
+    ]
     return _tabwriter(rows)

@@ -28,7 +28,9 @@ def csv_fields(text: str) -> list[str]:
             buf: list[str] = []
             while True:
                 if i >= n:
-                    raise FlagError(f'parse error: extraneous or missing " in quoted-field in {text!r}')
+                    raise FlagError(
+                        f'parse error: extraneous or missing " in quoted-field in {text!r}'
+                    )
                 if text[i] == '"':
                     if i + 1 < n and text[i + 1] == '"':
                         buf.append('"')
@@ -237,7 +239,9 @@ class Secret:
         return s
 
     def string(self) -> str:
-        parts = [csv_pair(k, v) for k, v in (("id", self.id), ("src", self.src), ("env", self.env)) if v]
+        parts = [
+            csv_pair(k, v) for k, v in (("id", self.id), ("src", self.src), ("env", self.env)) if v
+        ]
         return ",".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -417,8 +421,6 @@ def normalize_attests(items: list[Attest] | None) -> list[Attest] | None:
 
 def merge_list(a: list[Any] | None, b: list[Any] | None, normalize: Any) -> list[Any] | None:
     """buildx's X.Merge: concatenate then normalize."""
-    if b is None:
-        return normalize(a)
-    if a is None:
-        return normalize(b)
-    return normalize(a + b)
+    merged = a if b is None else b if a is None else a + b
+    result: list[Any] | None = normalize(merged)
+    return result

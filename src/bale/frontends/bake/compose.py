@@ -17,9 +17,29 @@ from bale.frontends.bake import buildflags as bf
 from bale.frontends.bake.target import Group, Target
 
 BUILD_KEYS = {
-    "context", "dockerfile", "dockerfile_inline", "args", "ssh", "labels", "cache_from", "cache_to",
-    "no_cache", "additional_contexts", "network", "pull", "target", "shm_size", "extra_hosts",
-    "isolation", "privileged", "secrets", "tags", "ulimits", "platforms", "entitlements", "sbom",
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "args",
+    "ssh",
+    "labels",
+    "cache_from",
+    "cache_to",
+    "no_cache",
+    "additional_contexts",
+    "network",
+    "pull",
+    "target",
+    "shm_size",
+    "extra_hosts",
+    "isolation",
+    "privileged",
+    "secrets",
+    "tags",
+    "ulimits",
+    "platforms",
+    "entitlements",
+    "sbom",
     "provenance",
 }
 
@@ -139,26 +159,38 @@ def load_project(files: list[tuple[str, str]], env: Mapping[str, str], cwd: Path
             raise ComposeError(f"{name}: top-level object must be a mapping")
         doc = _interpolate_tree(doc, env)
         for inc in doc.pop("include", None) or []:
-            path = inc if isinstance(inc, str) else (inc.get("path") if isinstance(inc, dict) else None)
+            path = (
+                inc
+                if isinstance(inc, str)
+                else (inc.get("path") if isinstance(inc, dict) else None)
+            )
             paths = path if isinstance(path, list) else [path]
             for p in paths:
                 if not isinstance(p, str):
                     raise ComposeError("include entries must be paths")
                 target = cwd / p
-                model = _deep_merge(model, load_project([(str(target), target.read_text())], env, cwd))
+                model = _deep_merge(
+                    model, load_project([(str(target), target.read_text())], env, cwd)
+                )
         model = _deep_merge(model, {k: doc[k] for k in ("services", "secrets") if k in doc})
     return model
 
 
-def parse(files: list[tuple[str, str]], env: Mapping[str, str], cwd: Path) -> tuple[list[Target], list[Group]]:
+def parse(
+    files: list[tuple[str, str]], env: Mapping[str, str], cwd: Path
+) -> tuple[list[Target], list[Group]]:
     model = load_project(files, env, cwd)
     services = model.get("services") or {}
     secrets_def = model.get("secrets") or {}
     if not isinstance(services, dict) or not isinstance(secrets_def, dict):
         raise ComposeError("services and secrets must be mappings")
     for sname, sdef in secrets_def.items():
-        if not isinstance(sdef, dict) or not (sdef.get("file") or sdef.get("environment") or sdef.get("external")):
-            raise ComposeError(f'secret "{sname}" must declare either `file` or `environment`: invalid compose project')
+        if not isinstance(sdef, dict) or not (
+            sdef.get("file") or sdef.get("environment") or sdef.get("external")
+        ):
+            raise ComposeError(
+                f'secret "{sname}" must declare either `file` or `environment`: invalid compose project'
+            )
     targets: list[Target] = []
     group = Group("default", targets=[])
     for name in sorted(services):
@@ -168,7 +200,9 @@ def parse(files: list[tuple[str, str]], env: Mapping[str, str], cwd: Path) -> tu
         build = svc.get("build")
         if build is None:
             if not svc.get("image"):
-                raise ComposeError(f'service "{name}" has neither an image nor a build context specified: invalid compose project')
+                raise ComposeError(
+                    f'service "{name}" has neither an image nor a build context specified: invalid compose project'
+                )
             continue
         t = _target(name, svc, build, secrets_def, env)
         assert group.targets is not None
@@ -203,14 +237,18 @@ def _scalar(v: Any) -> str:
     return str(v)
 
 
-def _target(name: str, svc: dict[str, Any], build: Any, secrets_def: dict[str, Any], env: Mapping[str, str]) -> Target:
+def _target(
+    name: str, svc: dict[str, Any], build: Any, secrets_def: dict[str, Any], env: Mapping[str, str]
+) -> Target:
     if isinstance(build, str):
         build = {"context": build}
     if not isinstance(build, dict):
         raise ComposeError(f"services.{name}.build must be a string or a mapping")
     unknown = sorted(k for k in build if k not in BUILD_KEYS and not k.startswith("x-"))
     if unknown:
-        raise ComposeError(f"validating compose file: services.{name}.build additional properties '{unknown[0]}' not allowed")
+        raise ComposeError(
+            f"validating compose file: services.{name}.build additional properties '{unknown[0]}' not allowed"
+        )
     tname = name.replace(".", "_")
     from bale.frontends.bake.config import _NAME_RE
 
@@ -224,7 +262,12 @@ def _target(name: str, svc: dict[str, Any], build: Any, secrets_def: dict[str, A
     if build.get("dockerfile_inline"):
         t.dockerfile_inline = str(build["dockerfile_inline"])
     if build.get("additional_contexts"):
-        t.contexts = _named_contexts({k: _clean(_scalar(v)) for k, v in _mapping(build["additional_contexts"], "additional_contexts").items()})
+        t.contexts = _named_contexts(
+            {
+                k: _clean(_scalar(v))
+                for k, v in _mapping(build["additional_contexts"], "additional_contexts").items()
+            }
+        )
     shm = build.get("shm_size")
     if shm:
         t.shm_size = _mem_string(shm)
@@ -244,10 +287,14 @@ def _target(name: str, svc: dict[str, Any], build: Any, secrets_def: dict[str, A
         source = s if isinstance(s, str) else s.get("source")
         sdef = secrets_def.get(source)
         if sdef is None:
-            raise ComposeError(f'service "{name}" refers to undefined build secret {source}: invalid compose project')
+            raise ComposeError(
+                f'service "{name}" refers to undefined build secret {source}: invalid compose project'
+            )
         if sdef.get("external"):
             raise ComposeError(f"unsupported external secret {source}")
-        secrets.append(bf.Secret(source, str(sdef.get("file") or ""), str(sdef.get("environment") or "")))
+        secrets.append(
+            bf.Secret(source, str(sdef.get("file") or ""), str(sdef.get("environment") or ""))
+        )
     if secrets:
         t.secret = secrets
     labels = _mapping(build.get("labels"), "labels")
@@ -273,7 +320,9 @@ def _target(name: str, svc: dict[str, Any], build: Any, secrets_def: dict[str, A
     if build.get("sbom") not in (None, ""):
         attests.append(bf.Attest.parse(bf.canonicalize_attest("sbom", _scalar(build["sbom"]))))
     if build.get("provenance") not in (None, ""):
-        attests.append(bf.Attest.parse(bf.canonicalize_attest("provenance", _scalar(build["provenance"]))))
+        attests.append(
+            bf.Attest.parse(bf.canonicalize_attest("provenance", _scalar(build["provenance"])))
+        )
     t.attest = attests or None
     if build.get("no_cache"):
         t.no_cache = True
@@ -325,7 +374,7 @@ def _ulimit(name: str, value: Any) -> str:
         soft, hard = value.get("soft"), value.get("hard")
     else:
         soft = hard = value
-    return f"{name}={int(soft)}:{int(hard)}"
+    return f"{name}={int(str(soft))}:{int(str(hard))}"
 
 
 def _extra_hosts(value: Any) -> dict[str, str | None]:
@@ -363,10 +412,16 @@ def _x_bake(t: Target, ext: Any) -> None:
     for key, attr in (("cache-from", "cache_from"), ("cache-to", "cache_to")):
         items = _string_array(ext.get(key))
         if items:
-            setattr(t, attr, bf.merge_list(getattr(t, attr), bf.parse_cache_entries(items), bf.normalize_caches))
+            setattr(
+                t,
+                attr,
+                bf.merge_list(getattr(t, attr), bf.parse_cache_entries(items), bf.normalize_caches),
+            )
     secrets = _string_array(ext.get("secret"))
     if secrets:
-        t.secret = bf.merge_list(t.secret, [bf.Secret.parse(s) for s in secrets], bf.normalize_secrets)
+        t.secret = bf.merge_list(
+            t.secret, [bf.Secret.parse(s) for s in secrets], bf.normalize_secrets
+        )
     ssh = _string_array(ext.get("ssh"))
     if ssh:
         merged = bf.merge_list(t.ssh, [bf.SSH.parse(s) for s in ssh], bf.normalize_ssh) or []
@@ -376,7 +431,9 @@ def _x_bake(t: Target, ext: Any) -> None:
         t.platforms = list(dict.fromkeys((t.platforms or []) + platforms))
     outputs = _string_array(ext.get("output"))
     if outputs:
-        t.output = bf.merge_list(t.output, [bf.Export.parse(o) for o in outputs], bf.normalize_exports)
+        t.output = bf.merge_list(
+            t.output, [bf.Export.parse(o) for o in outputs], bf.normalize_exports
+        )
     if ext.get("pull") is not None:
         t.pull = bool(ext["pull"])
     if ext.get("no-cache") is not None:

@@ -18,7 +18,17 @@ from bale.frontends.bake import buildflags as bf
 from bale.frontends.bake import values as V
 from bale.frontends.bake.evaluate import EMPTY, EvalError, Evaluator, Scope, force
 from bale.frontends.bake.funcs import REGISTRY
-from bale.frontends.bake.syntax import Attribute, Block, Body, Expr, Literal, ObjectCons, Range, Template, TupleCons, Variable
+from bale.frontends.bake.syntax import (
+    Attribute,
+    Block,
+    Body,
+    Expr,
+    ObjectCons,
+    Range,
+    Template,
+    TupleCons,
+    Variable,
+)
 from bale.frontends.bake.target import ATTRIBUTES, DecodeError, Group, Target, decode, to_value
 from bale.frontends.bake.typeexpr import is_null_literal, type_of
 
@@ -62,14 +72,30 @@ class Parsed:
 
 
 class UserFunction:
-    def __init__(self, cfg: Config, name: str, params: list[str], variadic: str | None, result: Expr) -> None:
-        self.cfg, self.name, self.params, self.variadic, self.result = cfg, name, params, variadic, result
+    def __init__(
+        self, cfg: Config, name: str, params: list[str], variadic: str | None, result: Expr
+    ) -> None:
+        self.cfg, self.name, self.params, self.variadic, self.result = (
+            cfg,
+            name,
+            params,
+            variadic,
+            result,
+        )
 
     def call(self, ev: Evaluator, args: list[Any], rng: Range) -> Any:
         if len(args) < len(self.params):
-            raise EvalError("Not enough function arguments", f'Function "{self.name}" expects {len(self.params)} argument(s). Missing value for "{self.params[len(args)]}".', rng)
+            raise EvalError(
+                "Not enough function arguments",
+                f'Function "{self.name}" expects {len(self.params)} argument(s). Missing value for "{self.params[len(args)]}".',
+                rng,
+            )
         if len(args) > len(self.params) and self.variadic is None:
-            raise EvalError("Too many function arguments", f'Function "{self.name}" expects only {len(self.params)} argument(s).', rng)
+            raise EvalError(
+                "Too many function arguments",
+                f'Function "{self.name}" expects only {len(self.params)} argument(s).',
+                rng,
+            )
         names: dict[str, Any] = dict(zip(self.params, args, strict=False))
         if self.variadic is not None:
             names[self.variadic] = list(args[len(self.params) :])
@@ -77,7 +103,9 @@ class UserFunction:
 
 
 class Config:
-    def __init__(self, bodies: list[Body], lookup: Callable[[str], str | None], builtins: dict[str, str]) -> None:
+    def __init__(
+        self, bodies: list[Body], lookup: Callable[[str], str | None], builtins: dict[str, str]
+    ) -> None:
         _load_stdlib()
         self.env_lookup = lookup
         self.builtins = builtins
@@ -93,7 +121,9 @@ class Config:
             for blk in body.blocks:
                 if blk.type in ("variable", "function"):
                     if len(blk.labels) != 1:
-                        raise EvalError("Invalid block", f"invalid block label: {list(blk.labels)}", blk.rng)
+                        raise EvalError(
+                            "Invalid block", f"invalid block label: {list(blk.labels)}", blk.rng
+                        )
                     if blk.labels[0] in reserved:
                         continue
                     (self.vars if blk.type == "variable" else self.funcs)[blk.labels[0]] = blk
@@ -157,7 +187,11 @@ class Config:
                 try:
                     value = V.convert(value, typ)
                 except V.ConversionError as exc:
-                    raise EvalError("Invalid value", f"invalid type {typ.friendly()} for variable {name} default value: {exc}", default.rng) from None
+                    raise EvalError(
+                        "Invalid value",
+                        f"invalid type {typ.friendly()} for variable {name} default value: {exc}",
+                        default.rng,
+                    ) from None
         if not is_var:
             return value
         env, is_json = self._override(name, typed)
@@ -182,17 +216,30 @@ class Config:
     def lookup_env(self, name: str) -> str | None:
         return self.env_lookup(name)
 
-    def _from_env(self, name: str, env: str, is_json: bool, typ: V.Type, typed: bool, has_default: bool, default: Any) -> Any:
+    def _from_env(
+        self,
+        name: str,
+        env: str,
+        is_json: bool,
+        typ: V.Type,
+        typed: bool,
+        has_default: bool,
+        default: Any,
+    ) -> Any:
         if typed and is_json:
             try:
                 return V.convert(V.json_decode(env), typ)
             except V.ConversionError as exc:
-                raise V.ConversionError(f"failed to convert variable {name} from JSON: {exc}") from None
+                raise V.ConversionError(
+                    f"failed to convert variable {name} from JSON: {exc}"
+                ) from None
         if typ.kind in ("list", "set", "tuple", "map"):
             try:
                 return _from_csv(name, env, typ)
             except V.ConversionError as exc:
-                raise V.ConversionError(f"failed to convert variable {name} from CSV: {exc}") from None
+                raise V.ConversionError(
+                    f"failed to convert variable {name} from CSV: {exc}"
+                ) from None
         if typed and typ.is_primitive():
             return _primitive(name, env, typ)
         if typed and typ.kind != "any":
@@ -201,7 +248,13 @@ class Config:
             return env
         if isinstance(default, (list, dict)):
             raise V.ConversionError(f"unsupported type {V.type_name(default)} for variable {name}")
-        kind = V.BOOL if isinstance(default, bool) else V.NUMBER if isinstance(default, Decimal) else V.STRING
+        kind = (
+            V.BOOL
+            if isinstance(default, bool)
+            else V.NUMBER
+            if isinstance(default, Decimal)
+            else V.STRING
+        )
         return _primitive(name, env, kind)
 
     # Functions ------------------------------------------------------------------
@@ -219,13 +272,25 @@ class Config:
         result = _attr(blk.body, "result")
         for a in blk.body.attributes:
             if a.name not in ("params", "variadic_params", "result"):
-                raise EvalError("Unsupported argument", f'An argument named "{a.name}" is not expected here.', a.name_rng)
+                raise EvalError(
+                    "Unsupported argument",
+                    f'An argument named "{a.name}" is not expected here.',
+                    a.name_rng,
+                )
         if result is None:
-            raise EvalError("Invalid function", f"empty result not allowed for {name}", blk.label_rngs[0])
+            raise EvalError(
+                "Invalid function", f"empty result not allowed for {name}", blk.label_rngs[0]
+            )
         if params_attr is None:
-            raise EvalError("Invalid function", f"empty params not allowed for {name}", blk.label_rngs[0])
+            raise EvalError(
+                "Invalid function", f"empty params not allowed for {name}", blk.label_rngs[0]
+            )
         if not isinstance(params_attr.expr, TupleCons):
-            raise EvalError("Invalid param element", "Each parameter name must be an identifier.", params_attr.expr.rng)
+            raise EvalError(
+                "Invalid param element",
+                "Each parameter name must be an identifier.",
+                params_attr.expr.rng,
+            )
         params = [_keyword(e) for e in params_attr.expr.items]
         variadic_attr = _attr(blk.body, "variadic_params")
         variadic = _keyword(variadic_attr.expr) if variadic_attr is not None else None
@@ -256,7 +321,9 @@ class Config:
                     renamed.setdefault(blk.labels[0], []).append(inst.name)
         items: list[tuple[str, Target | Group]] = []
         for blk in self.blocks:
-            for inst in [i for insts in self.instances[blk.type].values() for i in insts if i.block is blk]:
+            for inst in [
+                i for insts in self.instances[blk.type].values() for i in insts if i.block is blk
+            ]:
                 items.append((blk.type, self._build(inst)))
         for name in self.attrs:
             self.resolve_value(name, self.attrs[name].rng)
@@ -287,15 +354,31 @@ class Config:
                 rng = cond_attr.expr.rng if cond_attr else rule.rng
                 result = self.ev.value(cond_attr.expr) if cond_attr else None
                 if result is None:
-                    raise EvalError("Invalid condition result", "Condition expression must return either true or false, not null.", rng)
+                    raise EvalError(
+                        "Invalid condition result",
+                        "Condition expression must return either true or false, not null.",
+                        rng,
+                    )
                 try:
-                    ok = V.to_bool(result) if not isinstance(result, (list, dict, Decimal)) else V.to_bool(None)
+                    ok = (
+                        V.to_bool(result)
+                        if not isinstance(result, (list, dict, Decimal))
+                        else V.to_bool(None)
+                    )
                 except V.ConversionError:
-                    raise EvalError("Invalid condition result", "Invalid condition result value: a bool is required.", rng) from None
+                    raise EvalError(
+                        "Invalid condition result",
+                        "Invalid condition result value: a bool is required.",
+                        rng,
+                    ) from None
                 if not ok:
                     msg_attr = _attr(rule.body, "error_message")
                     msg = self.ev.value(msg_attr.expr) if msg_attr else None
-                    text = V.to_string(msg) if msg is not None else "This check failed, but has an invalid error message."
+                    text = (
+                        V.to_string(msg)
+                        if msg is not None
+                        else "This check failed, but has an invalid error message."
+                    )
                     raise EvalError("Validation failed", text, rng)
 
     def _instances(self, blk: Block) -> list[Instance]:
@@ -304,9 +387,13 @@ class Config:
         label = blk.labels[0]
         if blk.type == "group":
             if matrix is not None:
-                raise EvalError("Invalid block", "matrix is not supported for groups", blk.label_rngs[0])
+                raise EvalError(
+                    "Invalid block", "matrix is not supported for groups", blk.label_rngs[0]
+                )
             if name_attr is not None:
-                raise EvalError("Invalid name", "name is not supported for groups", blk.label_rngs[0])
+                raise EvalError(
+                    "Invalid name", "name is not supported for groups", blk.label_rngs[0]
+                )
         _check_name(label, blk.label_rngs[0])
         scopes = [EMPTY] if matrix is None else self._matrix(matrix)
         if name_attr is not None and matrix is None:
@@ -335,7 +422,9 @@ class Config:
         axes: list[tuple[str, list[Any]]] = []
         if isinstance(attr.expr, ObjectCons):
             order = [force(self.ev.value(k)) for k, _ in attr.expr.items]  # definition order
-            keys = [k for k in order if isinstance(k, str) and k in value] + [k for k in value if k not in order]
+            keys = [k for k in order if isinstance(k, str) and k in value] + [
+                k for k in value if k not in order
+            ]
         else:
             keys = list(value)
         total = 1
@@ -346,15 +435,26 @@ class Config:
             axes.append((key, vals))
             total *= max(1, len(vals))
             if total > MAX_MATRIX:
-                raise EvalError("Invalid block", f"matrix expands to more than {MAX_MATRIX} targets", attr.expr.rng)
+                raise EvalError(
+                    "Invalid block",
+                    f"matrix expands to more than {MAX_MATRIX} targets",
+                    attr.expr.rng,
+                )
         names = [k for k, _ in axes]
-        return [Scope(dict(zip(names, combo, strict=True))) for combo in itertools.product(*(v for _, v in axes))]
+        return [
+            Scope(dict(zip(names, combo, strict=True)))
+            for combo in itertools.product(*(v for _, v in axes))
+        ]
 
     def attribute(self, inst: Instance, attr: str, rng: Range | None) -> Any:
         if attr in inst.values:
             return inst.values[attr]
         if attr in inst.in_progress:
-            raise EvalError("Invalid expression", f"reference cycle not allowed for {inst.block.type}.{inst.name}.{attr}", rng)
+            raise EvalError(
+                "Invalid expression",
+                f"reference cycle not allowed for {inst.block.type}.{inst.name}.{attr}",
+                rng,
+            )
         node = _attr(inst.block.body, attr)
         if node is None:
             inst.values[attr] = None
@@ -363,9 +463,13 @@ class Config:
         try:
             raw = self.ev.value(node.expr, inst.scope)
             try:
-                decoded = decode(attr, raw) if inst.block.type == "target" else _group_attr(attr, raw)
+                decoded = (
+                    decode(attr, raw) if inst.block.type == "target" else _group_attr(attr, raw)
+                )
             except DecodeError as exc:
-                raise EvalError("Unsuitable value type", f"Unsuitable value: {exc}", node.expr.rng) from None
+                raise EvalError(
+                    "Unsuitable value type", f"Unsuitable value: {exc}", node.expr.rng
+                ) from None
         finally:
             inst.in_progress.discard(attr)
         inst.values[attr] = decoded
@@ -373,27 +477,41 @@ class Config:
 
     def _build(self, inst: Instance) -> Target | Group:
         body = inst.block.body
-        allowed = set(ATTRIBUTES) | {"name", "matrix"} if inst.block.type == "target" else {"description", "targets", "name", "matrix"}
+        allowed = (
+            set(ATTRIBUTES) | {"name", "matrix"}
+            if inst.block.type == "target"
+            else {"description", "targets", "name", "matrix"}
+        )
         for a in body.attributes:
             if a.name not in allowed:
-                raise EvalError("Unsupported argument", f'An argument named "{a.name}" is not expected here.', a.name_rng)
+                raise EvalError(
+                    "Unsupported argument",
+                    f'An argument named "{a.name}" is not expected here.',
+                    a.name_rng,
+                )
         for b in body.blocks:
-            raise EvalError("Unsupported block type", f'Blocks of type "{b.type}" are not expected here.', b.rng)
+            raise EvalError(
+                "Unsupported block type", f'Blocks of type "{b.type}" are not expected here.', b.rng
+            )
         if inst.block.type == "group":
             if _attr(body, "targets") is None:
-                raise EvalError("Missing required argument", 'The argument "targets" is required, but no definition was found.', body.rng or inst.block.rng)
+                raise EvalError(
+                    "Missing required argument",
+                    'The argument "targets" is required, but no definition was found.',
+                    body.rng or inst.block.rng,
+                )
             desc = self.attribute(inst, "description", None)
             return Group(inst.name, desc or "", list(self.attribute(inst, "targets", None) or []))
         t = Target(inst.name)
-        for a in ATTRIBUTES:
-            value = self.attribute(inst, a, None)
-            if a == "description":
+        for name in ATTRIBUTES:
+            value = self.attribute(inst, name, None)
+            if name == "description":
                 t.description = value or ""
             elif value is not None:
-                t.set(a, value)
-            node = _attr(body, a)
+                t.set(name, value)
+            node = _attr(body, name)
             if node is not None:
-                t.ranges[a] = node.rng
+                t.ranges[name] = node.rng
         return t
 
 
@@ -416,11 +534,20 @@ class BlockNamespace:
     def get(self, name: str, rng: Range) -> Any:
         insts = self.cfg.instances[self.kind].get(name)
         if not insts:
-            raise EvalError("Unsupported attribute", f'This object does not have an attribute named "{name}".', rng)
+            raise EvalError(
+                "Unsupported attribute",
+                f'This object does not have an attribute named "{name}".',
+                rng,
+            )
         return BlockRef(self.cfg, insts)
 
     def materialize(self) -> Any:
-        return V.obj({n: BlockRef(self.cfg, i).materialize() for n, i in self.cfg.instances[self.kind].items()})
+        return V.obj(
+            {
+                n: BlockRef(self.cfg, i).materialize()
+                for n, i in self.cfg.instances[self.kind].items()
+            }
+        )
 
 
 class BlockRef:
@@ -428,11 +555,19 @@ class BlockRef:
         self.cfg, self.insts = cfg, insts
 
     def attrs(self) -> tuple[str, ...]:
-        return ("name", *ATTRIBUTES) if self.insts[0].block.type == "target" else ("name", "description", "targets")
+        return (
+            ("name", *ATTRIBUTES)
+            if self.insts[0].block.type == "target"
+            else ("name", "description", "targets")
+        )
 
     def get(self, attr: str, rng: Range) -> Any:
         if attr not in self.attrs():
-            raise EvalError("Unsupported attribute", f'This object does not have an attribute named "{attr}".', rng)
+            raise EvalError(
+                "Unsupported attribute",
+                f'This object does not have an attribute named "{attr}".',
+                rng,
+            )
         if attr == "name":
             return self.insts[-1].name
         chosen = self.insts[-1]
@@ -462,14 +597,24 @@ def _attr(body: Body, name: str) -> Attribute | None:
 def _keyword(expr: Expr) -> str:
     if isinstance(expr, Variable):
         return expr.name
-    if isinstance(expr, Template) and len(expr.parts) == 1 and isinstance(expr.parts[0], str) and expr.parts[0].isidentifier():
+    if (
+        isinstance(expr, Template)
+        and len(expr.parts) == 1
+        and isinstance(expr.parts[0], str)
+        and expr.parts[0].isidentifier()
+    ):
         return expr.parts[0]
     raise EvalError("Invalid param element", "Each parameter name must be an identifier.", expr.rng)
 
 
 def _json_type_expr(expr: Expr) -> Expr:
     """JSON files spell a type as a string holding the type expression."""
-    if isinstance(expr, Template) and getattr(expr, "from_json", False) and len(expr.parts) == 1 and isinstance(expr.parts[0], str):
+    if (
+        isinstance(expr, Template)
+        and getattr(expr, "from_json", False)
+        and len(expr.parts) == 1
+        and isinstance(expr.parts[0], str)
+    ):
         from bale.frontends.bake.hclparse import parse_expression
 
         return parse_expression(expr.parts[0], expr.rng.filename, expr.rng.line, expr.rng.col + 1)
@@ -488,11 +633,15 @@ def _primitive(name: str, text: str, t: V.Type) -> Any:
         try:
             return bf.parse_bool(text, text)
         except bf.FlagError:
-            raise V.ConversionError(f'failed to parse {name} as bool: strconv.ParseBool: parsing "{text}": invalid syntax') from None
+            raise V.ConversionError(
+                f'failed to parse {name} as bool: strconv.ParseBool: parsing "{text}": invalid syntax'
+            ) from None
     if t.kind == "number":
         n = V.parse_number(text)
         if n is None:
-            raise V.ConversionError(f'failed to parse {name} as number: strconv.ParseFloat: parsing "{text}": invalid syntax')
+            raise V.ConversionError(
+                f'failed to parse {name} as number: strconv.ParseFloat: parsing "{text}": invalid syntax'
+            )
         return n
     raise V.ConversionError(f"{name} of type {t.friendly()} is not a primitive")
 
@@ -509,11 +658,15 @@ def _from_csv(name: str, text: str, t: V.Type) -> Any:
         try:
             items = [_primitive(name, f, t.elem) for f in fields]
         except V.ConversionError as exc:
-            raise V.ConversionError(f"failed to parse element of type {t.friendly()}: {exc}") from None
+            raise V.ConversionError(
+                f"failed to parse element of type {t.friendly()}: {exc}"
+            ) from None
         return V.set_of(items) if t.kind == "set" else items
     if t.kind == "tuple":
         if len(t.elems) != len(fields):
-            raise V.ConversionError(f"{t.friendly()} expects {len(t.elems)} elements but only {len(fields)} provided")
+            raise V.ConversionError(
+                f"{t.friendly()} expects {len(t.elems)} elements but only {len(fields)} provided"
+            )
         out = []
         for f, et in zip(fields, t.elems, strict=True):
             if not et.is_primitive():
@@ -521,7 +674,9 @@ def _from_csv(name: str, text: str, t: V.Type) -> Any:
             try:
                 out.append(_primitive(name, f, et))
             except V.ConversionError as exc:
-                raise V.ConversionError(f"failed to parse element of type {t.friendly()}: {exc}") from None
+                raise V.ConversionError(
+                    f"failed to parse element of type {t.friendly()}: {exc}"
+                ) from None
         return out
     assert t.elem is not None
     if not t.elem.is_primitive():
@@ -531,24 +686,22 @@ def _from_csv(name: str, text: str, t: V.Type) -> Any:
         try:
             kv = _colon_fields(f)
         except bf.FlagError as exc:
-            raise V.ConversionError(f"failed to parse {f} as k/v for variable {name}: {exc}") from None
+            raise V.ConversionError(
+                f"failed to parse {f} as k/v for variable {name}: {exc}"
+            ) from None
         if len(kv) != 2:
             raise V.ConversionError(f"expected one k/v pair but got {len(kv)} pieces from {f}")
         try:
             m[kv[0]] = _primitive(name, kv[1], t.elem)
         except V.ConversionError as exc:
-            raise V.ConversionError(f"failed to parse element from type {t.friendly()}: {exc}") from None
+            raise V.ConversionError(
+                f"failed to parse element from type {t.friendly()}: {exc}"
+            ) from None
     return V.obj(m)
 
 
 def _colon_fields(text: str) -> list[str]:
-    return bf.csv_fields(text.replace(",", "\x00").replace(":", ",")) if '"' not in text else _quoted_colon(text)
-
-
-def _quoted_colon(text: str) -> list[str]:
-    # Reuse the comma parser by swapping separators outside the parser's view.
-    swapped = text.translate(str.maketrans({",": ":", ":": ","}))
-    return [f.translate(str.maketrans({",": ":", ":": ","})) for f in bf.csv_fields(swapped)]
-
-
-_ = Literal  # re-exported for readers
+    """Split `k:v` as a CSV record with ':' for the separator."""
+    swap: dict[str, str | int | None] = {",": ":", ":": ","}
+    table = str.maketrans(swap)
+    return [f.translate(table) for f in bf.csv_fields(text.translate(table))]

@@ -136,12 +136,18 @@ class Evaluator:
             for key_expr, val_expr in expr.items:
                 key = self.value(key_expr, scope)
                 if key is None:
-                    raise EvalError("Invalid object key", "Key expression result must not be null.", key_expr.rng)
+                    raise EvalError(
+                        "Invalid object key",
+                        "Key expression result must not be null.",
+                        key_expr.rng,
+                    )
                 try:
                     out[V.to_string(key)] = self.value(val_expr, scope)
                 except V.ConversionError:
                     raise EvalError(
-                        "Incorrect key type", "Can't use this value as a key: string required.", key_expr.rng
+                        "Incorrect key type",
+                        "Can't use this value as a key: string required.",
+                        key_expr.rng,
                     ) from None
             return V.obj(out)
         if isinstance(expr, Call):
@@ -153,17 +159,27 @@ class Evaluator:
         if isinstance(expr, Conditional):
             cond = self.value(expr.cond, scope)
             if cond is None:
-                raise EvalError("Null condition", "The condition value is null. Conditions must either be true or false.", expr.cond.rng)
+                raise EvalError(
+                    "Null condition",
+                    "The condition value is null. Conditions must either be true or false.",
+                    expr.cond.rng,
+                )
             try:
                 flag = V.to_bool(cond)
             except V.ConversionError as exc:
-                raise EvalError("Incorrect condition type", f"The condition expression must be of type bool: {exc}.", expr.cond.rng) from None
+                raise EvalError(
+                    "Incorrect condition type",
+                    f"The condition expression must be of type bool: {exc}.",
+                    expr.cond.rng,
+                ) from None
             return self.value(expr.then if flag else expr.otherwise, scope)
         if isinstance(expr, ForExpr):
             return self.for_expr(expr, scope)
         if isinstance(expr, Splat):
             return self.splat(expr, scope)
-        raise EvalError("Invalid expression", f"unsupported expression {type(expr).__name__}", expr.rng)
+        raise EvalError(
+            "Invalid expression", f"unsupported expression {type(expr).__name__}", expr.rng
+        )
 
     # Traversal ----------------------------------------------------------------------
 
@@ -171,39 +187,77 @@ class Evaluator:
         if hasattr(source, "get") and hasattr(source, "materialize"):
             return source.get(name, rng)
         if source is None:
-            raise EvalError("Attempt to get attribute from null value", "This value is null, so it does not have any attributes.", rng)
+            raise EvalError(
+                "Attempt to get attribute from null value",
+                "This value is null, so it does not have any attributes.",
+                rng,
+            )
         if isinstance(source, dict):
             if name not in source:
-                raise EvalError("Unsupported attribute", f'This object does not have an attribute named "{name}".', rng)
+                raise EvalError(
+                    "Unsupported attribute",
+                    f'This object does not have an attribute named "{name}".',
+                    rng,
+                )
             return source[name]
         if isinstance(source, list):
-            raise EvalError("Unsupported attribute", "This value does not have any attributes.", rng)
-        raise EvalError("Unsupported attribute", f"Can't access attributes on a primitive-typed value ({V.type_name(source)}).", rng)
+            raise EvalError(
+                "Unsupported attribute", "This value does not have any attributes.", rng
+            )
+        raise EvalError(
+            "Unsupported attribute",
+            f"Can't access attributes on a primitive-typed value ({V.type_name(source)}).",
+            rng,
+        )
 
     def index(self, source: Any, key: Any, rng: Range) -> Any:
         if hasattr(source, "get") and hasattr(source, "materialize"):
             if not isinstance(key, str):
-                raise EvalError("Invalid index", "The given key does not identify an element in this collection value.", rng)
+                raise EvalError(
+                    "Invalid index",
+                    "The given key does not identify an element in this collection value.",
+                    rng,
+                )
             return source.get(key, rng)
         if source is None:
-            raise EvalError("Attempt to index null value", "This value is null, so it does not have any indices.", rng)
+            raise EvalError(
+                "Attempt to index null value",
+                "This value is null, so it does not have any indices.",
+                rng,
+            )
         if key is None:
             raise EvalError("Invalid index", "Can't use a null value as an indexing key.", rng)
         if isinstance(source, list):
             try:
                 number = V.to_number(key)
             except V.ConversionError:
-                raise EvalError("Invalid index", "The given key does not identify an element in this collection value: a number is required.", rng) from None
+                raise EvalError(
+                    "Invalid index",
+                    "The given key does not identify an element in this collection value: a number is required.",
+                    rng,
+                ) from None
             if number != number.to_integral_value() or not 0 <= number < len(source):
-                raise EvalError("Invalid index", "The given key does not identify an element in this collection value.", rng)
+                raise EvalError(
+                    "Invalid index",
+                    "The given key does not identify an element in this collection value.",
+                    rng,
+                )
             return source[int(number)]
         if isinstance(source, dict):
             try:
                 skey = V.to_string(key)
             except V.ConversionError:
-                raise EvalError("Invalid index", "The given key does not identify an element in this collection value: string required.", rng) from None
+                raise EvalError(
+                    "Invalid index",
+                    "The given key does not identify an element in this collection value: string required.",
+                    rng,
+                ) from None
             if skey not in source:
-                raise EvalError("Invalid index", "The given key does not identify an element in this collection value.", rng)
+                raise EvalError(
+                    "Invalid index",
+                    "The given key does not identify an element in this collection value.",
+                    rng,
+                )
             return source[skey]
         raise EvalError("Invalid index", "This value does not have any indices.", rng)
 
@@ -250,7 +304,11 @@ class Evaluator:
                 except V.ConversionError:
                     flag = None
                 if flag is None:
-                    raise EvalError("Invalid 'if' directive result", "The condition must be either true or false.", part.cond.rng)
+                    raise EvalError(
+                        "Invalid 'if' directive result",
+                        "The condition must be either true or false.",
+                        part.cond.rng,
+                    )
                 self.render(part.then if flag else part.otherwise, scope, out)
             elif isinstance(part, ForDirective):
                 coll = self.value(part.collection, scope)
@@ -260,7 +318,11 @@ class Evaluator:
                         names[part.key_var] = key
                     self.render(part.body, scope.child(names), out)
                     if len(out) > MAX_ELEMENTS:
-                        raise EvalError("Template too large", f"a template may not produce more than {MAX_ELEMENTS} parts", part.collection.rng)
+                        raise EvalError(
+                            "Template too large",
+                            f"a template may not produce more than {MAX_ELEMENTS} parts",
+                            part.collection.rng,
+                        )
 
     def interpolated(self, v: Any, rng: Range) -> str:
         if v is None:
@@ -289,19 +351,29 @@ class Evaluator:
     def operand(self, v: Any, conv: Callable[[Any], Any], want: str, rng: Range, side: str) -> Any:
         which = f"{side} operand" if side else "operand"
         if v is None:
-            raise EvalError("Invalid operand", f"Unsuitable value for {which}: argument must not be null.", rng)
+            raise EvalError(
+                "Invalid operand", f"Unsuitable value for {which}: argument must not be null.", rng
+            )
         if isinstance(v, (list, dict)) or (want == "a number" and isinstance(v, bool)):
-            raise EvalError("Invalid operand", f"Unsuitable value for {which}: {want} is required.", rng)
+            raise EvalError(
+                "Invalid operand", f"Unsuitable value for {which}: {want} is required.", rng
+            )
         try:
             return conv(v)
         except V.ConversionError:
-            raise EvalError("Invalid operand", f"Unsuitable value for {which}: {want} is required.", rng) from None
+            raise EvalError(
+                "Invalid operand", f"Unsuitable value for {which}: {want} is required.", rng
+            ) from None
 
     def binary(self, expr: Binary, scope: Scope) -> Any:
         op = expr.op
         if op in ("&&", "||"):
-            left = self.operand(self.value(expr.left, scope), V.to_bool, "a bool", expr.left.rng, "left")
-            right = self.operand(self.value(expr.right, scope), V.to_bool, "a bool", expr.right.rng, "right")
+            left = self.operand(
+                self.value(expr.left, scope), V.to_bool, "a bool", expr.left.rng, "left"
+            )
+            right = self.operand(
+                self.value(expr.right, scope), V.to_bool, "a bool", expr.right.rng, "right"
+            )
             return (left and right) if op == "&&" else (left or right)
         lv = self.value(expr.left, scope)
         rv = self.value(expr.right, scope)
@@ -324,7 +396,9 @@ class Evaluator:
                 return a / b
             if op == "%":
                 if b == 0:
-                    raise EvalError("Error during operation", "Can't compute modulo of zero.", expr.rng)
+                    raise EvalError(
+                        "Error during operation", "Can't compute modulo of zero.", expr.rng
+                    )
                 return a % b
             if op == "<":
                 return a < b
@@ -335,19 +409,29 @@ class Evaluator:
             if op == ">=":
                 return a >= b
         except (InvalidOperation, DivisionByZero, OverflowError):
-            raise EvalError("Error during operation", "numeric result out of range", expr.rng) from None
+            raise EvalError(
+                "Error during operation", "numeric result out of range", expr.rng
+            ) from None
         raise EvalError("Invalid operator", f"unknown operator {op}", expr.rng)
 
     # Collections --------------------------------------------------------------------
 
     def iterate(self, coll: Any, rng: Range) -> list[tuple[Any, Any]]:
         if coll is None:
-            raise EvalError("Iteration over null value", "A null value cannot be used as the collection in a 'for' expression.", rng)
+            raise EvalError(
+                "Iteration over null value",
+                "A null value cannot be used as the collection in a 'for' expression.",
+                rng,
+            )
         if isinstance(coll, list):
             return [(Decimal(i), v) for i, v in enumerate(coll)]
         if isinstance(coll, dict):
             return list(coll.items())
-        raise EvalError("Iteration over non-iterable value", f"A value of type {V.type_name(coll)} cannot be used as the collection in a 'for' expression.", rng)
+        raise EvalError(
+            "Iteration over non-iterable value",
+            f"A value of type {V.type_name(coll)} cannot be used as the collection in a 'for' expression.",
+            rng,
+        )
 
     def for_expr(self, expr: ForExpr, scope: Scope) -> Any:
         coll = self.value(expr.collection, scope)
@@ -365,26 +449,38 @@ class Evaluator:
                 except V.ConversionError:
                     keep = None
                 if keep is None:
-                    raise EvalError("Invalid 'for' condition", "The 'if' clause value must be either true or false.", expr.cond.rng)
+                    raise EvalError(
+                        "Invalid 'for' condition",
+                        "The 'if' clause value must be either true or false.",
+                        expr.cond.rng,
+                    )
                 if not keep:
                     continue
             if expr.key_expr is None:
                 results.append(self.value(expr.value_expr, inner))
                 if len(results) > MAX_ELEMENTS:
-                    raise EvalError("Collection too large", f"a 'for' expression may not produce more than {MAX_ELEMENTS} elements", expr.rng)
+                    raise EvalError(
+                        "Collection too large",
+                        f"a 'for' expression may not produce more than {MAX_ELEMENTS} elements",
+                        expr.rng,
+                    )
                 continue
             k = self.value(expr.key_expr, inner)
             try:
                 skey = V.to_string(k)
             except V.ConversionError:
-                raise EvalError("Invalid object key", "Key expression in 'for' expression must be a string.", expr.key_expr.rng) from None
+                raise EvalError(
+                    "Invalid object key",
+                    "Key expression in 'for' expression must be a string.",
+                    expr.key_expr.rng,
+                ) from None
             v = self.value(expr.value_expr, inner)
             if expr.grouping:
                 grouped.setdefault(skey, []).append(v)
             elif skey in grouped:
                 raise EvalError(
                     "Duplicate object key",
-                    f'Two different items produced the key "{skey}" in this \'for\' expression. If duplicates are expected, use the ellipsis (...) after the value expression to enable grouping by key.',
+                    f"Two different items produced the key \"{skey}\" in this 'for' expression. If duplicates are expected, use the ellipsis (...) after the value expression to enable grouping by key.",
                     expr.key_expr.rng,
                 )
             else:
@@ -403,17 +499,27 @@ class Evaluator:
         if fn is None and self.user_functions is not None:
             fn = self.user_functions(name)
         if fn is None:
-            raise EvalError("Call to unknown function", f'There is no function named "{name}".', expr.name_rng)
+            raise EvalError(
+                "Call to unknown function", f'There is no function named "{name}".', expr.name_rng
+            )
         args = [self.value(a, scope) for a in expr.args]
         if expr.expand_final and args:
             last = args.pop()
             if not isinstance(last, list):
-                raise EvalError("Invalid expanding argument value", "The expanding argument (indicated by ...) must be of a tuple, list, or set type.", expr.args[-1].rng)
+                raise EvalError(
+                    "Invalid expanding argument value",
+                    "The expanding argument (indicated by ...) must be of a tuple, list, or set type.",
+                    expr.args[-1].rng,
+                )
             args.extend(last)
         self.depth += 1
         try:
             if self.depth > MAX_CALL_DEPTH:
-                raise EvalError("Function calls nested too deeply", f'"{name}" was called more than {MAX_CALL_DEPTH} levels deep; function cycles are not allowed.', expr.rng)
+                raise EvalError(
+                    "Function calls nested too deeply",
+                    f'"{name}" was called more than {MAX_CALL_DEPTH} levels deep; function cycles are not allowed.',
+                    expr.rng,
+                )
             return fn.call(self, args, expr.rng)
         finally:
             self.depth -= 1
@@ -421,17 +527,25 @@ class Evaluator:
     def try_can(self, expr: Call, scope: Scope) -> Any:
         if expr.name == "can":
             if len(expr.args) != 1:
-                raise EvalError("Invalid function arguments", 'Function "can" expects 1 argument.', expr.rng)
+                raise EvalError(
+                    "Invalid function arguments", 'Function "can" expects 1 argument.', expr.rng
+                )
             try:
                 self.value(expr.args[0], scope)
             except EvalError:
                 return False
             return True
         if not expr.args:
-            raise EvalError("Invalid function arguments", "At least one argument is required.", expr.rng)
+            raise EvalError(
+                "Invalid function arguments", "At least one argument is required.", expr.rng
+            )
         for arg in expr.args:
             try:
                 return self.value(arg, scope)
             except EvalError:
                 continue
-        raise EvalError("Error in function call", "Call to function \"try\" failed: no expression succeeded.", expr.rng)
+        raise EvalError(
+            "Error in function call",
+            'Call to function "try" failed: no expression succeeded.',
+            expr.rng,
+        )

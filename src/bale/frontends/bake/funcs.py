@@ -108,7 +108,9 @@ S, N, B = V.STRING, V.NUMBER, V.BOOL
 LS = V.list_of(V.STRING)
 
 
-def fn(name: str, *params: Param, variadic: Param | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def fn(
+    name: str, *params: Param, variadic: Param | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(impl: Callable[..., Any]) -> Callable[..., Any]:
         REGISTRY[name] = Func(name, params, impl, variadic)
         return impl

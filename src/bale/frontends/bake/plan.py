@@ -67,9 +67,7 @@ class Plan:
     def print_json(self) -> str:
         doc: dict[str, Any] = {}
         if self.groups:
-            doc["group"] = {
-                name: _group_json(self.groups[name]) for name in sorted(self.groups)
-            }
+            doc["group"] = {name: _group_json(self.groups[name]) for name in sorted(self.groups)}
         doc["target"] = {name: self.targets[name].print_json for name in sorted(self.targets)}
         return V.go_html_escape(json.dumps(doc, indent=2, ensure_ascii=False))
 
@@ -112,8 +110,13 @@ def target_json(t: Target) -> dict[str, Any]:
     put("contexts", dict(sorted((t.contexts or {}).items())))
     put("dockerfile", t.dockerfile)
     put("dockerfile-inline", _esc(t.dockerfile_inline) if t.dockerfile_inline is not None else None)
-    put("args", {k: (_esc(v) if v is not None else None) for k, v in sorted((t.args or {}).items())})
-    put("labels", {k: (_esc(v) if v is not None else None) for k, v in sorted((t.labels or {}).items())})
+    put(
+        "args", {k: (_esc(v) if v is not None else None) for k, v in sorted((t.args or {}).items())}
+    )
+    put(
+        "labels",
+        {k: (_esc(v) if v is not None else None) for k, v in sorted((t.labels or {}).items())},
+    )
     put("tags", list(t.tags or []))
     put("cache-from", [c.to_json() for c in t.cache_from or []])
     put("cache-to", [c.to_json() for c in t.cache_to or []])
@@ -132,12 +135,23 @@ def target_json(t: Target) -> dict[str, Any]:
         out["resources"] = {k: t.resources[k] for k in _RESOURCE_ORDER if k in t.resources}
     put("call", t.call)
     put("entitlements", list(t.entitlements or []))
-    put("extra-hosts", {k: (_esc(v) if v is not None else None) for k, v in sorted((t.extra_hosts or {}).items())})
+    put(
+        "extra-hosts",
+        {k: (_esc(v) if v is not None else None) for k, v in sorted((t.extra_hosts or {}).items())},
+    )
     put("policy", [dict(p) for p in t.policy or []])
     return out
 
 
-_RESOURCE_ORDER = ("memory", "memory-swap", "cpu-shares", "cpu-period", "cpu-quota", "cpuset-cpus", "cpuset-mems")
+_RESOURCE_ORDER = (
+    "memory",
+    "memory-swap",
+    "cpu-shares",
+    "cpu-period",
+    "cpu-quota",
+    "cpuset-cpus",
+    "cpuset-mems",
+)
 
 
 def freeze(t: Target) -> PlanTarget:

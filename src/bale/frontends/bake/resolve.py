@@ -21,7 +21,13 @@ from bale.frontends.bake.syntax import Body, Range
 from bale.frontends.bake.target import Group, Target
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
-DEFAULT_FILES = (*COMPOSE_NAMES, "docker-bake.json", "docker-bake.hcl", "docker-bake.override.json", "docker-bake.override.hcl")
+DEFAULT_FILES = (
+    *COMPOSE_NAMES,
+    "docker-bake.json",
+    "docker-bake.hcl",
+    "docker-bake.override.json",
+    "docker-bake.override.hcl",
+)
 MAX_INHERIT_DEPTH = 256
 
 
@@ -52,7 +58,9 @@ def env_lookup_allowed() -> bool:
     return not (v is not None and v.strip().lower() in ("1", "t", "true"))
 
 
-def read_local_files(names: list[str], read_stdin: Callable[[], str] | None = None, cwd: Path | None = None) -> list[BakeFile]:
+def read_local_files(
+    names: list[str], read_stdin: Callable[[], str] | None = None, cwd: Path | None = None
+) -> list[BakeFile]:
     base = cwd or Path.cwd()
     default = not names
     out: list[BakeFile] = []
@@ -102,7 +110,9 @@ def located(files: Mapping[str, str], message: str, rng: Range | None, hint: str
         message = f"{rng.text()}: {message}"
     lines = tuple(files[rng.filename].splitlines())
     end = max(rng.line, min(rng.end_line, len(lines)))
-    return BakeError(message, source=SourceRange(rng.filename, rng.line, end), lines=lines, hint=hint)
+    return BakeError(
+        message, source=SourceRange(rng.filename, rng.line, end), lines=lines, hint=hint
+    )
 
 
 def _parse_body(f: BakeFile, files: Mapping[str, str]) -> Body:
@@ -136,7 +146,9 @@ def parse_files(
     if compose_files:
         try:
             env = compose.compose_env(vars_, env_ok, cwd or Path.cwd())
-            targets, groups = compose.parse([(f.name, f.text) for f in compose_files], env, cwd or Path.cwd())
+            targets, groups = compose.parse(
+                [(f.name, f.text) for f in compose_files], env, cwd or Path.cwd()
+            )
         except (compose.ComposeError, OSError) as exc:
             raise BakeError(f"failed to parse compose file: {exc}") from None
         for g in groups:
@@ -251,7 +263,9 @@ class Resolver:
             raise BakeError(f"failed to find target {name}")
         if name in stack or len(stack) > MAX_INHERIT_DEPTH:
             chain = " -> ".join([*stack[stack.index(name) :], name]) if name in stack else name
-            raise located(self.d.files, f"inherits cycle not allowed: {chain}", src.ranges.get("inherits"))
+            raise located(
+                self.d.files, f"inherits cycle not allowed: {chain}", src.ranges.get("inherits")
+            )
         base = Target(name)
         for parent in src.inherits or []:
             base.merge(self._target(parent, done, [*stack, name]))
@@ -287,7 +301,9 @@ def read_targets(
         for gn in gnames:
             g = d.group(gn)
             if g is not None:
-                groups[gn] = Group(g.name, g.description, list(g.targets) if g.targets is not None else None)
+                groups[gn] = Group(
+                    g.name, g.description, list(g.targets) if g.targets is not None else None
+                )
     for name in names:
         if name == "default" and "default" in groups:
             continue
@@ -306,12 +322,22 @@ def read_targets(
             t.args = {**(t.args or {}), "SOURCE_DATE_EPOCH": epoch}
         t.context = clean_context(t.context or ".")
     return Plan(
-        {n: PlanGroup(g.name, g.description, tuple(g.targets) if g.targets is not None else None) for n, g in groups.items()},
+        {
+            n: PlanGroup(g.name, g.description, tuple(g.targets) if g.targets is not None else None)
+            for n, g in groups.items()
+        },
         {n: freeze(t) for n, t in targets.items()},
     )
 
 
-def _load_links(d: Definition, resolver: Resolver, name: str, t: Target, m: dict[str, Target], visited: list[str]) -> None:
+def _load_links(
+    d: Definition,
+    resolver: Resolver,
+    name: str,
+    t: Target,
+    m: dict[str, Target],
+    visited: list[str],
+) -> None:
     visited = [*visited, name]
     for value in (t.contexts or {}).values():
         if not value.startswith("target:"):
@@ -334,7 +360,11 @@ def _load_links(d: Definition, resolver: Resolver, name: str, t: Target, m: dict
         for ent in t2.entitlements or []:
             if ent not in (t.entitlements or []):
                 t.entitlements = [*(t.entitlements or []), ent]
-        if len(t.platforms or []) > 1 and len(t2.platforms or []) > 1 and not set(t.platforms or []) <= set(t2.platforms or []):
+        if (
+            len(t.platforms or []) > 1
+            and len(t2.platforms or []) > 1
+            and not set(t.platforms or []) <= set(t2.platforms or [])
+        ):
             raise located(
                 d.files,
                 f"target {other} can't be used by {name} because its platforms {_golist(t.platforms)} are not a subset of {_golist(t2.platforms)}",

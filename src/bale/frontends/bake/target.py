@@ -44,12 +44,36 @@ ATTRIBUTES = (
     "policy",
 )
 
-STRING_ATTRS = {"context", "dockerfile", "dockerfile-inline", "target", "network", "shm-size", "call"}
-LIST_ATTRS = {"inherits", "annotations", "tags", "platforms", "no-cache-filter", "ulimits", "entitlements"}
+STRING_ATTRS = {
+    "context",
+    "dockerfile",
+    "dockerfile-inline",
+    "target",
+    "network",
+    "shm-size",
+    "call",
+}
+LIST_ATTRS = {
+    "inherits",
+    "annotations",
+    "tags",
+    "platforms",
+    "no-cache-filter",
+    "ulimits",
+    "entitlements",
+}
 MAP_ATTRS = {"args", "labels", "extra-hosts"}
 BOOL_ATTRS = {"pull", "no-cache"}
 
-RESOURCE_KEYS = ("memory", "memory-swap", "cpu-shares", "cpu-period", "cpu-quota", "cpuset-cpus", "cpuset-mems")
+RESOURCE_KEYS = (
+    "memory",
+    "memory-swap",
+    "cpu-shares",
+    "cpu-period",
+    "cpu-quota",
+    "cpuset-cpus",
+    "cpuset-mems",
+)
 RESOURCE_INTS = {"cpu-shares", "cpu-period", "cpu-quota"}
 
 
@@ -142,7 +166,18 @@ class Target:
                 self.contexts_base[k] = t2.contexts_base[k]
             else:
                 self.contexts_base.pop(k, None)
-        for attr in ("tags", "target", "call", "platforms", "cache_to", "output", "pull", "no_cache", "network", "shm_size"):
+        for attr in (
+            "tags",
+            "target",
+            "call",
+            "platforms",
+            "cache_to",
+            "output",
+            "pull",
+            "no_cache",
+            "network",
+            "shm_size",
+        ):
             v = getattr(t2, attr)
             if v is not None:
                 setattr(self, attr, copy.deepcopy(v))
@@ -157,13 +192,19 @@ class Target:
         if t2.ssh is not None:
             self.ssh = bf.merge_list(self.ssh, copy.deepcopy(t2.ssh), bf.normalize_ssh)
         if t2.cache_from is not None:
-            self.cache_from = bf.merge_list(self.cache_from, copy.deepcopy(t2.cache_from), bf.normalize_caches)
+            self.cache_from = bf.merge_list(
+                self.cache_from, copy.deepcopy(t2.cache_from), bf.normalize_caches
+            )
         if t2.resources is not None:
             self.resources = {**(self.resources or {}), **t2.resources}
         if t2.description:
             self.description = t2.description
         self.ranges.update(t2.ranges)
-        self.inherits = (self.inherits or []) + list(t2.inherits or []) if (self.inherits or t2.inherits) else None
+        self.inherits = (
+            (self.inherits or []) + list(t2.inherits or [])
+            if (self.inherits or t2.inherits)
+            else None
+        )
 
     def normalize(self) -> None:
         self.annotations = _dedup_str(self.annotations)

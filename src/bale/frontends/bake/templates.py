@@ -162,7 +162,7 @@ def _directive(body: str, line: int, col: int, parse_expr: ExprParser) -> Piece:
         expr_text = body[lead + 2 :]
         return Piece("if", expr=parse_expr(expr_text, line, col + lead + 2))
     if words.startswith("for ") or words.startswith("for\t"):
-        head, sep, rest = words[3:].partition(" in ")
+        head, sep, _rest = words[3:].partition(" in ")
         if not sep:
             raise TemplateSyntaxError(
                 "Invalid 'for' directive; expected `for NAME in EXPR`", line, col
@@ -192,7 +192,11 @@ def assemble(pieces: list[Piece], rng: Range) -> tuple[TemplatePart, ...]:
             text = piece.text
             if idx > 0 and pieces[idx - 1].kind != "lit" and pieces[idx - 1].strip_right:
                 text = text.lstrip()
-            if idx + 1 < len(pieces) and pieces[idx + 1].kind != "lit" and pieces[idx + 1].strip_left:
+            if (
+                idx + 1 < len(pieces)
+                and pieces[idx + 1].kind != "lit"
+                and pieces[idx + 1].strip_left
+            ):
                 text = text.rstrip()
             texts.append(Piece("lit", text=text))
         else:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bale.frontends.bake import values as V
 from bale.frontends.bake.evaluate import EvalError
-from bale.frontends.bake.syntax import Call, Expr, Literal, ObjectCons, Parens, Template, TupleCons, Variable
+from bale.frontends.bake.syntax import (
+    Call,
+    Expr,
+    Literal,
+    ObjectCons,
+    Parens,
+    Template,
+    TupleCons,
+    Variable,
+)
 
 _PRIMITIVES = {"string": V.STRING, "number": V.NUMBER, "bool": V.BOOL, "any": V.ANY}
 
@@ -27,15 +36,24 @@ def type_of(expr: Expr, depth: int = 0) -> V.Type:
         name = expr.name
         if name in ("list", "set", "map"):
             if len(expr.args) != 1:
-                raise _invalid(expr, f"The {name} type constructor requires one argument specifying the element type.")
+                raise _invalid(
+                    expr,
+                    f"The {name} type constructor requires one argument specifying the element type.",
+                )
             return V.Type(name, elem=type_of(expr.args[0], depth + 1))
         if name == "tuple":
             if len(expr.args) != 1 or not isinstance(expr.args[0], TupleCons):
-                raise _invalid(expr, "The tuple type constructor requires one argument specifying the element types as a list.")
+                raise _invalid(
+                    expr,
+                    "The tuple type constructor requires one argument specifying the element types as a list.",
+                )
             return V.Type("tuple", elems=tuple(type_of(e, depth + 1) for e in expr.args[0].items))
         if name == "object":
             if len(expr.args) != 1 or not isinstance(expr.args[0], ObjectCons):
-                raise _invalid(expr, "The object type constructor requires one argument specifying the attribute types as a map.")
+                raise _invalid(
+                    expr,
+                    "The object type constructor requires one argument specifying the attribute types as a map.",
+                )
             attrs: list[tuple[str, V.Type]] = []
             optional: set[str] = set()
             for key, val in expr.args[0].items:

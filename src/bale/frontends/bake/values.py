@@ -145,7 +145,7 @@ def convert(v: Value, t: Type, path: str = "") -> Value:
                 raise ConversionError("string required")
             return to_string(v)
         if t.kind == "number":
-            if isinstance(v, (list, dict)) or isinstance(v, bool):
+            if isinstance(v, (list, dict, bool)):
                 raise ConversionError("number required")
             return to_number(v)
         if t.kind == "bool":
@@ -165,7 +165,9 @@ def convert(v: Value, t: Type, path: str = "") -> Value:
             raise ConversionError(f"{prefix}tuple required")
         if len(v) != len(t.elems):
             raise ConversionError(f"{prefix}tuple required with {len(t.elems)} elements")
-        return [convert(e, et, f"element {i}") for i, (e, et) in enumerate(zip(v, t.elems, strict=True))]
+        return [
+            convert(e, et, f"element {i}") for i, (e, et) in enumerate(zip(v, t.elems, strict=True))
+        ]
     if t.kind == "map":
         assert t.elem is not None
         if not isinstance(v, dict):
@@ -245,7 +247,11 @@ def _encode(v: Value) -> str:
     if isinstance(v, list):
         return "[" + ",".join(_encode(e) for e in v) + "]"
     if isinstance(v, dict):
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _encode(v[k]) for k in sorted(v)) + "}"
+        return (
+            "{"
+            + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _encode(v[k]) for k in sorted(v))
+            + "}"
+        )
     raise ConversionError(f"cannot encode {type_name(v)} as JSON")
 
 
