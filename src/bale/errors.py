@@ -8,6 +8,7 @@
     ├── FailedPrecondition    the operation is not allowed in this state (store mode, lock)
     ├── Unavailable           a tool, kernel feature or service that cannot be used here
     ├── DockerfileError       a Dockerfile that cannot be parsed or resolved (source range)
+    ├── BakeError             a bake definition (HCL, JSON, Compose) that cannot be resolved
     ├── StepError             a build step that failed (vertex, source range, exit code)
     └── RegistryError         a registry that refused or answered badly
 
@@ -83,6 +84,26 @@ class DockerfileError(BaleError):
         super().__init__(message, hint=hint)
         self.source = source
         # The whole source text, so the CLI can print the offending lines.
+        self.lines = lines
+
+
+class BakeError(BaleError):
+    """A bake file or `bake` command line that cannot be read or resolved.
+
+    `source` points at the offending lines when the error has a place in a file; the column
+    range is part of the message (`file:line,col-col: ...`), as buildx prints it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: SourceRange | None = None,
+        lines: tuple[str, ...] = (),
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.source = source
         self.lines = lines
 
 

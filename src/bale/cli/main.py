@@ -21,12 +21,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.emulation_cmd",
     "bale.cli.build_cmd",
     "bale.cli.builder_cmd",
+    "bale.cli.bake_cmd",
 )
 
 
 # Which module registers each top-level command: a run imports only the one it needs, so
 # `bale build` does not pay for the registry client's imports (start-up time is build time).
 COMMANDS: dict[str, str] = {
+    "bake": "bale.cli.bake_cmd",
     "build": "bale.cli.build_cmd",
     "builder": "bale.cli.builder_cmd",
     "emulation": "bale.cli.emulation_cmd",
