@@ -15,7 +15,7 @@ from typing import Any
 
 from bale.oci.digest import Digest
 from bale.oci.platform import Platform
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"

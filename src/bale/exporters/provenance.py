@@ -34,7 +34,7 @@ from bale.frontends.dockerfile.checks import _is_secret, rule_url
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.platform import Platform
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 
 PREDICATE_V1 = "https://slsa.dev/provenance/v1"
 PREDICATE_V02 = "https://slsa.dev/provenance/v0.2"

@@ -25,7 +25,7 @@ from bale.exporters.sbom.licenses import declared
 from bale.exporters.sbom.package import Package
 from bale.oci.descriptor import Descriptor
 from bale.oci.platform import Platform
-from bale.registry.reference import Reference
+from bale.oci.reference import Reference
 
 PREDICATE = "https://spdx.dev/Document"
 _NAMESPACE_BASE = "https://spdx.org/spdxdocs/bale"
