@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bale.builder.executor import CollectingProgress, Executor, RunSpec
+from bale.builder.executor import CollectingOutput, RunSpec, SandboxExecutor
 from bale.emulation import binfmt
 from bale.mounts import Mount
 from bale.oci import Platform
@@ -171,7 +171,7 @@ def bench_run(base: Path) -> None:
         base_ms = median_ms(chroot, RUNS)
         print(f"{'chroot ' + platform + ' /bin/true':<44}{base_ms:>8.1f}{'':>14}")
         for runtime in ("runc", "unshare"):
-            executor = Executor(base / f"ex-{runtime}", runtime=runtime)  # type: ignore[arg-type]
+            executor = SandboxExecutor(base / f"ex-{runtime}", runtime=runtime)  # type: ignore[arg-type]
             for mode in modes:
                 if mode == "proot" and runtime == "runc":
                     continue  # proot always runs under unshare
@@ -181,9 +181,9 @@ def bench_run(base: Path) -> None:
                 mounts = (Mount("bind", str(rootfs), ("rbind", "rw")),)
 
                 def step(
-                    s: RunSpec = spec, e: Executor = executor, m: tuple[Mount, ...] = mounts
+                    s: RunSpec = spec, e: SandboxExecutor = executor, m: tuple[Mount, ...] = mounts
                 ) -> None:
-                    assert e.run(s, m, CollectingProgress()) == 0
+                    assert e.run(s, m, CollectingOutput()) == 0
 
                 ms = median_ms(step, RUNS)
                 label = f"bale {runtime} {platform} ({mode})"

@@ -147,9 +147,21 @@ def _mount_one(m: Mount, target: str) -> None:
     mount(m.source, target, m.type, flags, ",".join(data))
 
 
+def plain_directory(mounts: Sequence[Mount]) -> str:
+    """The directory itself when `mounts` is one read-write bind: no mount is needed then."""
+    if len(mounts) == 1 and mounts[0].type == "bind" and not mounts[0].readonly:
+        return mounts[0].source
+    return ""
+
+
 @contextlib.contextmanager
 def mounted(mounts: Sequence[Mount], parent_dir: str | os.PathLike[str]) -> Iterator[str]:
-    """Mount `mounts` on a fresh directory under `parent_dir`; unmount and remove it after."""
+    """Mount `mounts` on a fresh directory under `parent_dir`; unmount and remove it after.
+    A single read-write bind is its own directory (copy snapshots need no mount)."""
+    direct = plain_directory(mounts)
+    if direct:
+        yield direct
+        return
     os.makedirs(parent_dir, exist_ok=True)
     target = tempfile.mkdtemp(prefix="m-", dir=parent_dir)
     try:

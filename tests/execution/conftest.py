@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from exechelp import MakeRootfs, require_root
 
-from bale.builder.executor import Executor
+from bale.builder.executor import SandboxExecutor
 from bale.store.snapshots import Snapshotter, overlay_supported
 from support import DEBIAN_ARCH, FIXTURES, REPO  # noqa: F401 - shared
 
@@ -47,9 +47,9 @@ def make_rootfs(tmp_path: Path) -> MakeRootfs:
 
 
 @pytest.fixture
-def executor(tmp_path: Path) -> Executor:
+def executor(tmp_path: Path) -> SandboxExecutor:
     require_root()
-    return Executor(tmp_path / "executor")
+    return SandboxExecutor(tmp_path / "executor")
 
 
 @pytest.fixture(params=["overlay", "copy"])

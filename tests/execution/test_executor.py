@@ -17,9 +17,9 @@ from exechelp import MakeRootfs, bind, copy_into, mounts_under, processes_with, 
 from bale.builder.executor import (
     BindMount,
     CacheMount,
-    CollectingProgress,
-    Executor,
+    CollectingOutput,
     RunSpec,
+    SandboxExecutor,
     SecretMount,
     SSHMount,
     TmpfsMount,
@@ -40,16 +40,16 @@ def sh(script: str, **kwargs: object) -> RunSpec:
     return RunSpec(argv=("/bin/sh", "-c", script), **kwargs)  # type: ignore[arg-type]
 
 
-def run(executor: Executor, spec: RunSpec, rootfs: Path) -> tuple[int, CollectingProgress]:
-    progress = CollectingProgress()
+def run(executor: SandboxExecutor, spec: RunSpec, rootfs: Path) -> tuple[int, CollectingOutput]:
+    progress = CollectingOutput()
     code = executor.run(spec, bind(rootfs), progress)
     return code, progress
 
 
 @pytest.fixture(params=RUNTIMES)
-def any_executor(request: pytest.FixtureRequest, tmp_path: Path) -> Executor:
+def any_executor(request: pytest.FixtureRequest, tmp_path: Path) -> SandboxExecutor:
     require_root()
-    return Executor(tmp_path / f"executor-{request.param}", runtime=request.param)
+    return SandboxExecutor(tmp_path / f"executor-{request.param}", runtime=request.param)
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_native_platforms(
     make_rootfs: MakeRootfs, tmp_path: Path, runtime: str, platform: str, machine: str
 ) -> None:
     require_root()
-    executor = Executor(tmp_path / "ex", runtime=runtime)  # type: ignore[arg-type]
+    executor = SandboxExecutor(tmp_path / "ex", runtime=runtime)  # type: ignore[arg-type]
     rootfs = make_rootfs(platform)
     spec = RunSpec(argv=("uname", "-m"), platform=Platform.parse(platform))
     code, progress = run(executor, spec, rootfs)
@@ -100,7 +100,7 @@ EMULATED = [
 
 @pytest.mark.parametrize("platform,machine", EMULATED)
 def test_emulated_through_binfmt(
-    make_rootfs: MakeRootfs, any_executor: Executor, binfmt_handler: object,
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, binfmt_handler: object,
     platform: str, machine: str,
 ) -> None:
     executor = any_executor
@@ -118,7 +118,7 @@ def test_emulated_through_binfmt(
 
 @pytest.mark.parametrize("platform,machine", EMULATED)
 def test_emulated_through_proot(
-    make_rootfs: MakeRootfs, executor: Executor, platform: str, machine: str
+    make_rootfs: MakeRootfs, executor: SandboxExecutor, platform: str, machine: str
 ) -> None:
     rootfs = make_rootfs(platform)
     spec = RunSpec(argv=("/bin/uname", "-m"), platform=Platform.parse(platform),
@@ -146,11 +146,11 @@ def test_disabled_handler_means_proot(binfmt_handler: object) -> None:
     assert chosen.label == "[linux/arm64 emulated via proot]"
 
 
-def test_unknown_platform_is_a_clear_error(make_rootfs: MakeRootfs, executor: Executor) -> None:
+def test_unknown_platform_is_a_clear_error(make_rootfs: MakeRootfs, executor: SandboxExecutor) -> None:
     rootfs = make_rootfs("linux/amd64")
     spec = RunSpec(argv=("true",), platform=Platform.parse("linux/sparc64"))
     with pytest.raises(Unavailable) as info:
-        executor.run(spec, bind(rootfs), CollectingProgress())
+        executor.run(spec, bind(rootfs), CollectingOutput())
     assert "linux/sparc64" in str(info.value)
     assert "qemu-user-static" in info.value.hint
     assert "bale emulation install" in info.value.hint
@@ -160,7 +160,7 @@ def test_unknown_platform_is_a_clear_error(make_rootfs: MakeRootfs, executor: Ex
 
 # -- isolation ---------------------------------------------------------------------------
 
-def test_cannot_read_host_files(make_rootfs: MakeRootfs, any_executor: Executor,
+def test_cannot_read_host_files(make_rootfs: MakeRootfs, any_executor: SandboxExecutor,
                                 tmp_path: Path) -> None:
     secret = tmp_path / "host-only.txt"
     secret.write_text("HOST-CONTENT-4711")
@@ -171,7 +171,7 @@ def test_cannot_read_host_files(make_rootfs: MakeRootfs, any_executor: Executor,
     assert code != 0
 
 
-def test_sees_only_its_own_processes(make_rootfs: MakeRootfs, any_executor: Executor) -> None:
+def test_sees_only_its_own_processes(make_rootfs: MakeRootfs, any_executor: SandboxExecutor) -> None:
     rootfs = make_rootfs("linux/amd64")
     script = "ls /proc | grep -E '^[0-9]+$'; cat /proc/1/cmdline; echo"
     code, progress = run(any_executor, sh(script), rootfs)
@@ -184,7 +184,7 @@ def test_sees_only_its_own_processes(make_rootfs: MakeRootfs, any_executor: Exec
     assert len(host_pids) > len(pids)
 
 
-def test_network_none_has_only_loopback(make_rootfs: MakeRootfs, any_executor: Executor) -> None:
+def test_network_none_has_only_loopback(make_rootfs: MakeRootfs, any_executor: SandboxExecutor) -> None:
     rootfs = make_rootfs("linux/amd64")
 
     def interfaces(text: str) -> set[str]:
@@ -201,7 +201,7 @@ def test_network_none_has_only_loopback(make_rootfs: MakeRootfs, any_executor: E
     assert len(seen) > 1 or before == {"lo"}
 
 
-def test_hostname_hosts_and_env(make_rootfs: MakeRootfs, any_executor: Executor) -> None:
+def test_hostname_hosts_and_env(make_rootfs: MakeRootfs, any_executor: SandboxExecutor) -> None:
     rootfs = make_rootfs("linux/amd64")
     spec = sh("hostname; grep -c buildkitsandbox /etc/hosts; echo $FOO; echo $PATH",
               env=("FOO=bar baz",))
@@ -214,7 +214,7 @@ def test_hostname_hosts_and_env(make_rootfs: MakeRootfs, any_executor: Executor)
     assert sorted(os.listdir(rootfs)) == ["bin"]
 
 
-def test_user_and_workdir(make_rootfs: MakeRootfs, any_executor: Executor) -> None:
+def test_user_and_workdir(make_rootfs: MakeRootfs, any_executor: SandboxExecutor) -> None:
     rootfs = make_rootfs("linux/amd64")
     (rootfs / "etc").mkdir()
     (rootfs / "etc" / "passwd").write_text(
@@ -237,7 +237,7 @@ def test_user_and_workdir(make_rootfs: MakeRootfs, any_executor: Executor) -> No
 def test_secret_is_readable_and_never_in_the_layer(
     make_rootfs: MakeRootfs, tmp_path: Path, snapshotter: Snapshotter
 ) -> None:
-    executor = Executor(tmp_path / "ex")
+    executor = SandboxExecutor(tmp_path / "ex")
     base = make_rootfs("linux/amd64")
     active = snapshotter.prepare("step")
     with mounted(active.mounts, snapshotter.root / "mnt") as root:
@@ -248,7 +248,7 @@ def test_secret_is_readable_and_never_in_the_layer(
     spec = sh("cat /run/secrets/token; echo; cat /run/secrets/token > /dev/null && echo done",
               mounts=(SecretMount("token", value),
                       CacheMount("/var/cache/app", id="apt")))
-    progress = CollectingProgress()
+    progress = CollectingOutput()
     code = executor.run(spec, active.mounts, progress)
     assert code == 0, progress.text()
     assert progress.text(1).splitlines() == [value.decode(), "done"]
@@ -270,18 +270,18 @@ def test_cache_mount_persists_between_builds(make_rootfs: MakeRootfs, tmp_path: 
     first = make_rootfs("linux/amd64")
     spec = sh("echo $((`cat /cache/n 2>/dev/null || echo 0` + 1)) > /cache/n; cat /cache/n",
               mounts=(CacheMount("/cache", id="counter", sharing="locked"),))
-    code, progress = run(Executor(state), spec, first)
+    code, progress = run(SandboxExecutor(state), spec, first)
     assert (code, progress.text(1)) == (0, "1")
     # A later build: another executor on the same state, another rootfs.
     second = make_rootfs("linux/amd64")
-    code, progress = run(Executor(state), spec, second)
+    code, progress = run(SandboxExecutor(state), spec, second)
     assert (code, progress.text(1)) == (0, "2")
     assert not (second / "cache").exists()  # the mount point does not stay in the rootfs
     other = sh("ls /cache | wc -l", mounts=(CacheMount("/cache", id="other"),))
-    assert run(Executor(state), other, second)[1].text(1).strip() == "0"
+    assert run(SandboxExecutor(state), other, second)[1].text(1).strip() == "0"
 
 
-def test_tmpfs_bind_and_ssh_mounts(make_rootfs: MakeRootfs, any_executor: Executor,
+def test_tmpfs_bind_and_ssh_mounts(make_rootfs: MakeRootfs, any_executor: SandboxExecutor,
                                    tmp_path: Path) -> None:
     rootfs = make_rootfs("linux/amd64")
     context = tmp_path / "context"
@@ -308,7 +308,7 @@ def test_tmpfs_bind_and_ssh_mounts(make_rootfs: MakeRootfs, any_executor: Execut
 
 # -- failure and interruption ------------------------------------------------------------
 
-def test_failed_step_leaves_nothing(make_rootfs: MakeRootfs, any_executor: Executor,
+def test_failed_step_leaves_nothing(make_rootfs: MakeRootfs, any_executor: SandboxExecutor,
                                     snapshotter: Snapshotter, tmp_path: Path) -> None:
     rootfs = make_rootfs("linux/amd64")
     snapshotter.prepare("seed")
@@ -317,14 +317,14 @@ def test_failed_step_leaves_nothing(make_rootfs: MakeRootfs, any_executor: Execu
     snapshotter.commit("base", "seed")
     spec = sh("echo partial > /file; sleep 31337 & exit 3")
     with pytest.raises(StepError) as info, snapshotter.prepared("step", "base") as active:
-        any_executor.run_checked(spec, active.mounts, CollectingProgress())
+        any_executor.run_checked(spec, active.mounts, CollectingOutput())
     assert info.value.exit_code == 3
     assert [s.key for s in snapshotter.all()] == ["base"]
     assert mounts_under(tmp_path) == []
     assert processes_with("31337") == []
 
 
-class InterruptingProgress(CollectingProgress):
+class InterruptingProgress(CollectingOutput):
     def output(self, fd: int, line: bytes) -> None:
         super().output(fd, line)
         if line == b"started":
@@ -333,7 +333,7 @@ class InterruptingProgress(CollectingProgress):
 
 @pytest.mark.parametrize("emulation", ["auto", "proot"])
 def test_interrupted_step_leaves_nothing(
-    make_rootfs: MakeRootfs, any_executor: Executor, snapshotter: Snapshotter,
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, snapshotter: Snapshotter,
     tmp_path: Path, emulation: str,
 ) -> None:
     platform = "linux/arm64" if emulation == "proot" else "linux/amd64"
@@ -356,7 +356,7 @@ def test_interrupted_step_leaves_nothing(
     assert processes_with("31337") == []
 
 
-def test_concurrent_steps_share_one_executor(make_rootfs: MakeRootfs, executor: Executor) -> None:
+def test_concurrent_steps_share_one_executor(make_rootfs: MakeRootfs, executor: SandboxExecutor) -> None:
     rootfs = [make_rootfs("linux/amd64") for _ in range(3)]
     results: dict[int, str] = {}
 
@@ -373,7 +373,7 @@ def test_concurrent_steps_share_one_executor(make_rootfs: MakeRootfs, executor: 
 
 
 def test_read_write_bind_keeps_the_source_unchanged(
-    make_rootfs: MakeRootfs, any_executor: Executor, tmp_path: Path
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, tmp_path: Path
 ) -> None:
     rootfs = make_rootfs("linux/amd64")
     stage = tmp_path / "other-stage"
@@ -399,22 +399,22 @@ def test_private_cache_gets_its_own_instance_while_in_use(
     state = tmp_path / "state"
     rootfs = make_rootfs("linux/amd64")
     fill = sh("echo first > /c/mark", mounts=(CacheMount("/c", id="p", sharing="private"),))
-    assert run(Executor(state), fill, rootfs)[0] == 0
+    assert run(SandboxExecutor(state), fill, rootfs)[0] == 0
     read = sh("cat /c/mark 2>/dev/null || echo empty",
               mounts=(CacheMount("/c", id="p", sharing="private"),))
     key = hashlib.sha256(b"p").hexdigest()[:32]
     lock = os.open(state / "cache" / f"{key}.lock", os.O_RDWR)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another build holds the cache
-        assert run(Executor(state), read, rootfs)[1].text(1) == "empty"
+        assert run(SandboxExecutor(state), read, rootfs)[1].text(1) == "empty"
     finally:
         os.close(lock)
-    assert run(Executor(state), read, rootfs)[1].text(1) == "first"
+    assert run(SandboxExecutor(state), read, rootfs)[1].text(1) == "first"
 
 
 KILLED_BUILD = """
 import sys
-from bale.builder.executor import CollectingProgress, Executor, RunSpec
+from bale.builder.executor import CollectingOutput, SandboxExecutor, RunSpec
 from bale.store.snapshots import Snapshotter
 from bale.mounts import mounted
 import subprocess
@@ -424,10 +424,10 @@ with mounted(snap.mounts("seed"), snap.root / "mnt") as root:
     subprocess.run(["cp", "-a", sys.argv[3] + "/.", root], check=True)
 snap.commit("base", "seed")
 active = snap.prepare("step", "base")
-class Progress(CollectingProgress):
+class Progress(CollectingOutput):
     def output(self, fd, line):
         print(line.decode(), flush=True)
-Executor(sys.argv[2]).run(
+SandboxExecutor(sys.argv[2]).run(
     RunSpec(argv=("/bin/sh", "-c", "echo started; sleep 31338")), active.mounts, Progress())
 """
 
@@ -457,7 +457,7 @@ def test_killed_build_is_cleaned_up_by_the_next(
     assert processes_with("31338")  # the step outlived its build
     snapshotter = Snapshotter(snaps)
     assert snapshotter.prune_orphans() == ["step"]
-    removed = Executor(state).prune_orphans()
+    removed = SandboxExecutor(state).prune_orphans()
     assert any(r.startswith(f"bale-{child.pid}-") for r in removed)
     deadline = time.monotonic() + 5
     while processes_with("31338") and time.monotonic() < deadline:

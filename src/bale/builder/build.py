@@ -174,9 +174,9 @@ def _build(
 
 def _executor(store: Store) -> Executor:
     # Made when the first step runs: a fully cached build never imports the runtimes.
-    from bale.builder.executor import Executor
+    from bale.builder.executor import SandboxExecutor
 
-    return Executor(store.root / "executor")
+    return SandboxExecutor(store.root / "executor")
 
 
 def _epoch(build_args: dict[str, str]) -> int | None:

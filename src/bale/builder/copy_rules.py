@@ -9,6 +9,7 @@ import stat
 import tarfile
 
 from bale.builder.context import BuildContext, Source
+from bale.builder.users import set_owner
 from bale.errors import InvalidArgument
 from bale.frontends.graph import CopyOp, InlineFile
 from bale.frontends.graph.modes import Mode, parse_chmod
@@ -42,7 +43,7 @@ class _Copier:
             host = resolve(self.rootfs, current, follow_final=True)
             if not os.path.lexists(host):
                 os.mkdir(host, 0o755)
-                os.lchown(host, *(self.owner or (0, 0)))
+                set_owner(host, *(self.owner or (0, 0)))
             elif not os.path.isdir(host):
                 raise InvalidArgument(f"cannot copy to non-directory: {current}")
         return host
@@ -67,7 +68,7 @@ class _Copier:
         with open(target, "wb") as f:
             f.write(data)
         os.chmod(target, self.mode(0o100644, False) if self.mode is not None else 0o644)
-        os.lchown(target, *(self.owner or (0, 0)))
+        set_owner(target, *(self.owner or (0, 0)))
 
     def _replaceable(self, target: str, *, directory: bool) -> None:
         """Clear the way for an entry, with BuildKit's errors where it refuses."""
@@ -90,14 +91,14 @@ class _Copier:
         if stat.S_ISLNK(st.st_mode):
             self._replaceable(target, directory=False)
             os.symlink(os.readlink(host), target)
-            os.lchown(target, *owner)
+            set_owner(target, *owner)
             return
         if stat.S_ISDIR(st.st_mode):
             self._replaceable(target, directory=True)
             if not os.path.lexists(target):
                 os.mkdir(target)
             os.chmod(target, self._perm(st, True))
-            os.lchown(target, *owner)
+            set_owner(target, *owner)
             os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
             return
         if not stat.S_ISREG(st.st_mode):
@@ -105,7 +106,7 @@ class _Copier:
         self._replaceable(target, directory=False)
         shutil.copyfile(host, target, follow_symlinks=False)
         os.chmod(target, self._perm(st, False))
-        os.lchown(target, *owner)
+        set_owner(target, *owner)
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     def directory(self, source: BuildContext, src: Source, target_root: str) -> None:

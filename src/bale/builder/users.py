@@ -4,6 +4,7 @@ ids that are not numbers in range are ignored, never a crash."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from bale.errors import InvalidArgument
@@ -18,6 +19,15 @@ class Identity:
     gid: int
     groups: tuple[int, ...] = ()
     home: str = "/"
+
+
+def set_owner(path: str, uid: int, gid: int) -> None:
+    """lchown; without root a file keeps the builder's own ids (nothing else is possible)."""
+    try:
+        os.lchown(path, uid, gid)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
 
 
 def numeric_id(text: str) -> int | None:

@@ -1,6 +1,6 @@
 """The RUN executor: one process in an isolated rootfs, natively or emulated.
 
-    Executor(state_dir).run(spec, rootfs_mounts, progress) -> exit code
+    SandboxExecutor(state_dir).run(spec, rootfs_mounts, output) -> exit code
 
 The rootfs (usually a prepared snapshot's mounts) is mounted for the step only. Namespaces:
 mount, pid, uts, ipc, and network with `--network=none`. runc runs the step when it is
@@ -21,26 +21,28 @@ from pathlib import Path
 from typing import Literal
 
 from bale.builder.executor.runc import RuncRunner
-from bale.builder.executor.sandbox import PlannedMount, Sandbox
-from bale.builder.executor.spec import ProgressSink, RunSpec
+from bale.builder.executor.sandbox import PlannedMount, PreparedStep, Sandbox
+from bale.builder.executor.spec import RunSpec, StepOutput
 from bale.builder.executor.unshare import UnshareRunner
-from bale.builder.users import Identity, resolve_user
+from bale.builder.users import resolve_user
 from bale.emulation.modes import Emulation, choose
 from bale.errors import InvalidArgument, StepError, Unavailable
-from bale.mounts import Mount, mount_all, mounted_paths, unmount, unmount_all
+from bale.mounts import Mount, mount_all, mounted_paths, plain_directory, unmount, unmount_all
 from bale.oci import host_platform
 
 Runtime = Literal["auto", "runc", "unshare"]
 
 
-def _plain_directory(mounts: Sequence[Mount]) -> str:
-    """The directory itself when the rootfs is one read-write bind: no mount needed then."""
-    if len(mounts) == 1 and mounts[0].type == "bind" and not mounts[0].readonly:
-        return mounts[0].source
-    return ""
+def _linux32(emulation: Emulation) -> bool:
+    """A 32-bit platform the 64-bit host runs natively (386 on amd64, arm on arm64)."""
+    return (
+        emulation.mode == "native"
+        and emulation.platform.architecture in ("386", "arm")
+        and host_platform().architecture in ("amd64", "arm64")
+    )
 
 
-class Executor:
+class SandboxExecutor:
     """Runs steps; `state_dir` (e.g. `<bale-root>/executor`) holds runtime state and caches."""
 
     def __init__(
@@ -86,7 +88,7 @@ class Executor:
     def emulation_for(self, spec: RunSpec) -> Emulation:
         return choose(spec.platform or host_platform(), spec.emulation)
 
-    def run(self, spec: RunSpec, rootfs_mounts: Sequence[Mount], progress: ProgressSink) -> int:
+    def run(self, spec: RunSpec, rootfs_mounts: Sequence[Mount], progress: StepOutput) -> int:
         """Run `spec` on the rootfs described by `rootfs_mounts`; return its exit status."""
         if not spec.argv:
             raise InvalidArgument("a RUN step needs a command")
@@ -101,7 +103,7 @@ class Executor:
             progress.status(emulation.label)
         workdir = Path(tempfile.mkdtemp(prefix="bale-step-", dir=self._scratch()))
         (workdir / "owner").write_text(str(os.getpid()))
-        direct = _plain_directory(rootfs_mounts)
+        direct = plain_directory(rootfs_mounts)
         rootfs = Path(direct) if direct else workdir / "rootfs"
         sandbox: Sandbox | None = None
         try:
@@ -119,16 +121,17 @@ class Executor:
                         interp = emulation.interpreter
                         mounts.append(PlannedMount(interp, "bind", interp, ("rbind", "ro"), True))
                         sandbox.note_stub(interp.lstrip("/"))
-                    return self._dispatch(
-                        spec,
-                        str(rootfs),
-                        identity,
-                        sandbox.env,
-                        mounts,
-                        workdir,
-                        progress,
-                        emulation,
+                    step = PreparedStep(
+                        spec=spec,
+                        rootfs=str(rootfs),
+                        identity=identity,
+                        env=tuple(sandbox.env),
+                        mounts=tuple(mounts),
+                        bundle=workdir,
+                        output=progress,
+                        linux32=_linux32(emulation),
                     )
+                    return self._dispatch(step, emulation)
                 finally:
                     sandbox.remove_stubs()
                     sandbox.close()
@@ -150,46 +153,19 @@ class Executor:
         run.mkdir(parents=True, exist_ok=True)
         return run
 
-    def _dispatch(
-        self,
-        spec: RunSpec,
-        rootfs: str,
-        identity: Identity,
-        env: list[str],
-        mounts: list[PlannedMount],
-        bundle: Path,
-        progress: ProgressSink,
-        emulation: Emulation,
-    ) -> int:
+    def _dispatch(self, step: PreparedStep, emulation: Emulation) -> int:
         if emulation.mode == "proot":
             proot = shutil.which("proot")
             if self._unshare is None or proot is None:
                 raise Unavailable("proot emulation needs proot and unshare installed")
-            return self._unshare.run(
-                spec,
-                rootfs,
-                identity,
-                env,
-                mounts,
-                bundle,
-                progress,
-                proot=proot,
-                interpreter=emulation.interpreter,
-            )
-        # A 32-bit platform the 64-bit host runs natively (386 on amd64, arm on arm64).
-        linux32 = emulation.mode == "native" and emulation.platform.architecture in ("386", "arm")
-        linux32 = linux32 and host_platform().architecture in ("amd64", "arm64")
+            return self._unshare.run(step, proot=proot, interpreter=emulation.interpreter)
         if self._runc is not None:
-            return self._runc.run(
-                spec, rootfs, identity, env, mounts, bundle, progress, linux32=linux32
-            )
+            return self._runc.run(step)
         assert self._unshare is not None
-        return self._unshare.run(
-            spec, rootfs, identity, env, mounts, bundle, progress, linux32=linux32
-        )
+        return self._unshare.run(step)
 
     def run_checked(
-        self, spec: RunSpec, rootfs_mounts: Sequence[Mount], progress: ProgressSink
+        self, spec: RunSpec, rootfs_mounts: Sequence[Mount], progress: StepOutput
     ) -> None:
         """run(), raising StepError when the command exits non-zero (as a RUN step does)."""
         code = self.run(spec, rootfs_mounts, progress)

@@ -1,4 +1,4 @@
-"""Running a runtime process and streaming its output lines to a ProgressSink."""
+"""Running a runtime process and streaming its output lines to a StepOutput."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 
-from bale.builder.executor.spec import ProgressSink
+from bale.builder.executor.spec import StepOutput
 
 _MAX_LINE = 64 * 1024
 PER_LINUX32 = 0x0008
@@ -34,7 +34,7 @@ def stop_running() -> int:
 
 def stream(
     argv: Sequence[str],
-    progress: ProgressSink,
+    progress: StepOutput,
     *,
     on_interrupt: Callable[[subprocess.Popen[bytes]], None],
     env: dict[str, str] | None = None,
@@ -77,7 +77,7 @@ def _set_linux32() -> None:
     libc.personality(PER_LINUX32)
 
 
-def _pump(proc: subprocess.Popen[bytes], progress: ProgressSink) -> None:
+def _pump(proc: subprocess.Popen[bytes], progress: StepOutput) -> None:
     assert proc.stdout is not None and proc.stderr is not None
     sel = selectors.DefaultSelector()
     pending: dict[int, bytes] = {1: b"", 2: b""}

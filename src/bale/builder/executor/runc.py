@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bale.builder.executor.process import stream
-from bale.builder.executor.sandbox import PlannedMount
-from bale.builder.executor.spec import ProgressSink, RunSpec
+from bale.builder.executor.sandbox import PlannedMount, PreparedStep
+from bale.builder.executor.spec import RunSpec
 from bale.builder.users import Identity
 
 # Docker's and BuildKit's default capability set for build steps.
@@ -177,19 +177,11 @@ class RuncRunner:
         with self._lock:
             self._free.append(container)
 
-    def run(
-        self,
-        spec: RunSpec,
-        rootfs: str,
-        identity: Identity,
-        env: list[str],
-        mounts: list[PlannedMount],
-        bundle: Path,
-        progress: ProgressSink,
-        *,
-        linux32: bool = False,
-    ) -> int:
-        config = runtime_spec(spec, rootfs, identity, env, mounts)
+    def run(self, step: PreparedStep) -> int:
+        config = runtime_spec(
+            step.spec, step.rootfs, step.identity, list(step.env), list(step.mounts)
+        )
+        bundle = step.bundle
         (bundle / "config.json").write_text(json.dumps(config))
         container = self._take_id()
         base = [self.runc, "--root", str(self.state)]
@@ -208,9 +200,9 @@ class RuncRunner:
 
         code = stream(
             [*base, "run", "--bundle", str(bundle), "--no-new-keyring", container],
-            progress,
+            step.output,
             on_interrupt=kill,
-            linux32=linux32,
+            linux32=step.linux32,
             env={**os.environ, "XDG_RUNTIME_DIR": str(self.state)},
         )
         # runc deletes a container that exited; one it could not start may linger.

@@ -16,6 +16,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bale.builder.executor.spec import (
     DEFAULT_PATH,
@@ -24,8 +25,10 @@ from bale.builder.executor.spec import (
     RunSpec,
     SecretMount,
     SSHMount,
+    StepOutput,
     TmpfsMount,
 )
+from bale.builder.users import Identity
 from bale.errors import InvalidArgument, NotFound, Unavailable
 from bale.mounts import mount, unmount
 from bale.store.layers.rootpath import clean, resolve
@@ -43,6 +46,25 @@ class PlannedMount:
     source: str
     options: tuple[str, ...]
     is_file: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    """One step ready for a runtime: the rootfs mounted, the user resolved, the mounts
+    planned, the bundle directory made. Runners (runc, unshare) take only this."""
+
+    spec: RunSpec
+    rootfs: str
+    identity: Identity
+    env: tuple[str, ...]
+    mounts: tuple[PlannedMount, ...]
+    bundle: Path
+    output: StepOutput
+    linux32: bool = False  # a 32-bit platform the 64-bit host runs natively
+
+
+class Runner(Protocol):
+    def run(self, step: PreparedStep) -> int: ...
 
 
 def _hosts(spec: RunSpec) -> str:

@@ -1,4 +1,4 @@
-"""What a RUN step asks for (RunSpec and its mounts) and where its output goes (ProgressSink)."""
+"""What a RUN step asks for (RunSpec and its mounts) and where its output goes (StepOutput)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class RunSpec:
     emulation: str = "auto"
 
 
-class ProgressSink(Protocol):
+class StepOutput(Protocol):
     """Where a step reports: output lines (fd 1 or 2, without the newline) and status text."""
 
     def output(self, fd: int, line: bytes) -> None: ...
@@ -99,8 +99,8 @@ class ProgressSink(Protocol):
 
 
 @dataclass
-class CollectingProgress:
-    """A ProgressSink that keeps everything, for callers that just want the output."""
+class CollectingOutput:
+    """A StepOutput that keeps everything, for callers that just want the output."""
 
     lines: list[tuple[int, bytes]] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)

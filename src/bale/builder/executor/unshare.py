@@ -9,13 +9,10 @@ import signal
 import subprocess
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
 from bale.builder.executor import chroot_init
 from bale.builder.executor.process import stream
-from bale.builder.executor.sandbox import PlannedMount
-from bale.builder.executor.spec import ProgressSink, RunSpec
-from bale.builder.users import Identity
+from bale.builder.executor.sandbox import PreparedStep
 
 
 @functools.lru_cache(maxsize=8)
@@ -34,28 +31,17 @@ class UnshareRunner:
     def __init__(self, unshare: str) -> None:
         self.unshare = unshare
 
-    def run(
-        self,
-        spec: RunSpec,
-        rootfs: str,
-        identity: Identity,
-        env: list[str],
-        mounts: list[PlannedMount],
-        bundle: Path,
-        progress: ProgressSink,
-        *,
-        proot: str = "",
-        interpreter: str = "",
-        linux32: bool = False,
-    ) -> int:
+    def run(self, step: PreparedStep, *, proot: str = "", interpreter: str = "") -> int:
+        """Run the step in new namespaces and a chroot (through proot + QEMU with `proot`)."""
+        spec, identity, bundle = step.spec, step.identity, step.bundle
         config = {
-            "rootfs": rootfs,
+            "rootfs": step.rootfs,
             "cwd": spec.cwd or "/",
             "argv": list(spec.argv),
-            "env": env,
+            "env": list(step.env),
             "hostname": spec.hostname,
             "user": {"uid": identity.uid, "gid": identity.gid, "groups": list(identity.groups)},
-            "mounts": [asdict(m) for m in mounts],
+            "mounts": [asdict(m) for m in step.mounts],
             "proot": proot,
             "interpreter": interpreter,
             "proot_host": "",
@@ -92,4 +78,4 @@ class UnshareRunner:
                 pass
             proc.wait()
 
-        return stream(argv, progress, on_interrupt=kill, linux32=linux32)
+        return stream(argv, step.output, on_interrupt=kill, linux32=step.linux32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from bale.builder.users import resolve_user
+from bale.builder.users import resolve_user, set_owner
 from bale.errors import InvalidArgument
 from bale.frontends.graph import MkdirOp
 from bale.store.layers.rootpath import resolve
@@ -20,6 +20,6 @@ def run_mkdir(rootfs: str, op: MkdirOp) -> None:
         if not os.path.lexists(target):
             os.mkdir(target, 0o755)
             if owner is not None:
-                os.lchown(target, owner.uid, owner.gid)
+                set_owner(target, owner.uid, owner.gid)
         elif not os.path.isdir(target):
             raise InvalidArgument(f"WORKDIR {op.path}: {current} exists and is not a directory")
