@@ -1,5 +1,10 @@
 """The build context: selecting COPY sources as Docker does, and checksumming them.
 
+Every path is resolved inside the root, component by component, as a chroot would see it: a
+symlink met on the way (`linkdir -> /etc`) is followed with the root as `/`, never out of it.
+What `.dockerignore` excludes is never read, whatever name leads to it (a link to an
+excluded file is not found, as BuildKit never sends that file).
+
 File hashes are cached by stat information (device, inode, size, mtime, ctime, mode), so a
 rebuild re-reads only files that changed. A checksum covers names, types, modes, link targets
 and contents, never mtimes or inode numbers; owners only when the copy keeps them. Nothing
@@ -33,16 +38,21 @@ def clean(path: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """One matched source: `rel` is what is read (a top-level link already followed inside
-    the root, as BuildKit follows COPY sources), `name` what it is copied as."""
+    """One matched source: `rel` is what is read (its links already resolved inside the
+    root, as BuildKit follows COPY sources), `named` the path the Dockerfile named."""
 
     rel: str
     is_dir: bool
-    name: str = ""
+    named: str = ""
 
     @property
     def basename(self) -> str:
-        return self.name or posixpath.basename(self.rel)
+        return posixpath.basename(self.named or self.rel)
+
+    @property
+    def path(self) -> str:
+        """The path as named (what `--parents` keeps below the destination)."""
+        return self.named or self.rel
 
 
 class HashCache(Protocol):
@@ -104,42 +114,89 @@ class BuildContext:
         """Sources a COPY/ADD source pattern names (globs match one path level per part)."""
         rel = clean(pattern)
         if not _GLOB & set(rel):
-            path = self.host(rel)
-            if not os.path.lexists(path) or (
-                self.excluded(rel) and not (os.path.isdir(path) and self.below(rel))
-            ):
+            found = self._resolved(rel)
+            if found is None:
                 raise NotFound(
                     f'failed to compute cache key: "/{rel}": not found',
-                    hint="check the path is inside the build context and not in .dockerignore",
+                    hint=(
+                        "a symbolic link on the way leads to a path that is not in the build "
+                        "context (links resolve inside it)"
+                        if self._through_link(rel)
+                        else "check the path is inside the build context and not in "
+                        ".dockerignore"
+                    ),
                 )
-            return [self._followed(rel)]
+            return [found]
         parts = rel.split("/")
-        found = []
+        matched = []
         for candidate in self.files():
             cparts = candidate.split("/")
             if len(cparts) == len(parts) and all(
                 fnmatch.fnmatchcase(c, p) for c, p in zip(cparts, parts, strict=True)
             ):
-                found.append(self._followed(candidate))
-        if not found:
+                found = self._resolved(candidate)
+                if found is not None:
+                    matched.append(found)
+        if not matched:
             raise NotFound(
                 f"failed to compute cache key: no source files were specified for {pattern!r}"
             )
-        return found
+        return matched
 
-    def _followed(self, rel: str) -> Source:
-        """`rel`, with a symlink followed as the root sees it (never out of the root)."""
-        path = self.host(rel)
-        if not os.path.islink(path):
-            return Source(rel, os.path.isdir(path))
+    def resolve(self, rel: str) -> str:
+        """`rel` with every symlink resolved inside the root: a root-relative real path
+        ("." for the root). Raises NotFound when it is missing or excluded."""
+        found = self._resolved(clean(rel))
+        if found is None:
+            raise NotFound(f'"/{clean(rel)}": not found in the build context')
+        return found.rel
+
+    def _resolved(self, rel: str) -> Source | None:
+        """`rel` as the root sees it (links followed, never out of the root), or None when it
+        is not there or `.dockerignore` leaves it out."""
+        if rel == ".":
+            return Source(".", True)
         target = resolve(str(self.root), rel, follow_final=True)
-        if not os.path.exists(target):
-            raise NotFound(
-                f'failed to compute cache key: "/{rel}": not found',
-                hint="it is a symbolic link to a path that is not in the build context",
-            )
-        target_rel = os.path.relpath(target, self.root)
-        return Source(target_rel, os.path.isdir(target), posixpath.basename(rel))
+        if not os.path.lexists(target) or os.path.islink(target):
+            return None  # missing, or a link that loops or leads nowhere
+        real = os.path.relpath(target, self.root).replace(os.sep, "/")
+        is_dir = os.path.isdir(target)
+        if self._hidden(real, is_dir):
+            return None
+        return Source(real, is_dir, rel if rel != real else "")
+
+    def _through_link(self, rel: str) -> bool:
+        parts = rel.split("/")
+        return any(
+            os.path.islink(os.path.join(self.root, *parts[: i + 1])) for i in range(len(parts))
+        )
+
+    def _hidden(self, rel: str, is_dir: bool) -> bool:
+        """Excluded (dockerignore rules match parent directories too), unless a directory
+        with something in it that a `!` rule re-includes."""
+        if rel == "." or not self.excluded(rel):
+            return False
+        return not (is_dir and self.below(rel))
+
+    def hidden_below(self, rel: str) -> list[str]:
+        """What `.dockerignore` leaves out under directory `rel`, as the fewest paths
+        (relative to `rel`): a RUN bind mount of the context hides them."""
+        out: list[str] = []
+        start = self.host(rel)
+        prefix = "" if rel == "." else rel + "/"
+        for dirpath, dirnames, filenames in os.walk(start):
+            here = os.path.relpath(dirpath, start).replace(os.sep, "/")
+            here = "" if here == "." else here + "/"
+            keep = []
+            for name in sorted(dirnames):
+                path = prefix + here + name
+                if self.excluded(path) and not self.below(path):
+                    out.append(here + name)
+                else:
+                    keep.append(name)
+            dirnames[:] = keep
+            out.extend(here + name for name in filenames if self.excluded(prefix + here + name))
+        return sorted(out)
 
     def walk(self, source: Source) -> list[str]:
         """`source` and, for a directory, every non-excluded path below it."""

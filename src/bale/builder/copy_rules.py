@@ -156,7 +156,7 @@ def apply_copy(
         host = source.host(src.rel)
         if op.parents and src.rel != ".":
             # --parents: `a/b/c.txt` lands at `<dest>/a/b/c.txt`.
-            target = posixpath.join(dest, src.rel)
+            target = posixpath.join(dest, src.path)
             if src.is_dir:
                 copier.directory(source, src, copier.make_dirs(target))
             else:

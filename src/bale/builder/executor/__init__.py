@@ -1,7 +1,7 @@
 """Step execution: RunSpec in, exit code and output lines out.
 
-    Executor        the seam the builder runs RUN steps through (tests use a fake one)
-    SandboxExecutor the real one: runc, or unshare + chroot; natively or emulated
+Executor        the seam the builder runs RUN steps through (tests use a fake one)
+SandboxExecutor the real one: runc, or unshare + chroot; natively or emulated
 """
 
 from collections.abc import Sequence

@@ -153,14 +153,15 @@ class Sandbox:
             raise NotFound(f"bind mount source {m.source} does not exist")
         is_file = not os.path.isdir(m.source)
         source = m.source
-        if not m.readonly:
+        if not m.readonly or (m.hide and not is_file):
             # As in BuildKit, writes to a read-write bind are the step's own: they go to a
-            # scratch layer over the source and are dropped afterwards.
-            source = self._scratch_over(m.source, is_file)
+            # scratch layer over the source and are dropped afterwards. Hidden paths are
+            # whiteouts in that layer.
+            source = self._scratch_over(m.source, is_file, m.hide)
         options = ("rbind", "ro" if m.readonly else "rw")
         self.mounts.append(PlannedMount(self._target(m.target), "bind", source, options, is_file))
 
-    def _scratch_over(self, source: str, is_file: bool) -> str:
+    def _scratch_over(self, source: str, is_file: bool, hide: tuple[str, ...] = ()) -> str:
         base = self.workdir / f"rw-bind-{len(self._host_mounts) + len(self.mounts)}"
         base.mkdir()
         if is_file:
@@ -169,6 +170,11 @@ class Sandbox:
             return str(copy)
         for sub in ("upper", "work", "merged"):
             (base / sub).mkdir()
+        for rel in hide:
+            # An overlay whiteout (a 0:0 character device) hides the lower entry.
+            whiteout = base / "upper" / clean(rel)
+            whiteout.parent.mkdir(parents=True, exist_ok=True)
+            os.mknod(whiteout, stat.S_IFCHR | 0o600, os.makedev(0, 0))
         merged = str(base / "merged")
         mount(
             "overlay",

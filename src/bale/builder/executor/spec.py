@@ -16,11 +16,14 @@ Network = Literal["default", "host", "none"]
 
 @dataclass(frozen=True)
 class BindMount:
-    """A host directory or file (build context, another stage's rootfs) at `target`."""
+    """A host directory or file (build context, another stage's rootfs) at `target`.
+    `hide` lists paths below a directory source that the step must not see (what
+    .dockerignore leaves out of a context)."""
 
     target: str
     source: str
     readonly: bool = True
+    hide: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

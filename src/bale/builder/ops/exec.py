@@ -153,24 +153,27 @@ def _mounts(
                 continue
             out.append(ex.SSHMount(socket=rt.env.ssh_socket, id=m.id, target=m.target))
         elif isinstance(m, BindMountSpec):
-            out.append(
-                ex.BindMount(
-                    target=m.target, source=_bind_source(rt, m, inputs, stack), readonly=m.readonly
-                )
-            )
+            out.append(_bind(rt, m, inputs, stack))
     return out
 
 
-def _bind_source(
+def _bind(
     rt: Runtime, m: BindMountSpec, inputs: Sequence[FsState], stack: contextlib.ExitStack
-) -> str:
+) -> RunMount:
+    from bale.builder import executor as ex
+
     if m.input is not None:
         root = stack.enter_context(rt.rootfs.view(inputs[m.input]))
         # Inside the stage's filesystem, links resolved as the stage would see it.
-        return resolve(root, m.source or "/", follow_final=True)
+        source = resolve(root, m.source or "/", follow_final=True)
+        return ex.BindMount(target=m.target, source=source, readonly=m.readonly)
+    # A local context: links cannot lead out of it, and what .dockerignore leaves out is
+    # neither reachable by name nor visible inside a mounted directory.
     context = rt.env.context(m.context)
-    # `..` and links cannot lead out of the context.
-    return resolve(str(context.root), m.source or "/", follow_final=True)
+    rel = context.resolve(m.source or ".")
+    host = context.host(rel)
+    hide = tuple(context.hidden_below(rel)) if os.path.isdir(host) else ()
+    return ex.BindMount(target=m.target, source=host, readonly=m.readonly, hide=hide)
 
 
 def _error(v: Vertex, message: str, hint: str) -> StepError:
