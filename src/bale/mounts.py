@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from bale import owner
 from bale.errors import Unavailable
 
 MS_RDONLY = 0x1
@@ -147,6 +148,31 @@ def _mount_one(m: Mount, target: str) -> None:
     mount(m.source, target, m.type, flags, ",".join(data))
 
 
+def reclaim_mount_points(parent_dir: str | os.PathLike[str]) -> list[str]:
+    """Unmount and remove the mount points under `parent_dir` that processes now gone left
+    (a build killed while a step's filesystem was mounted); what was reclaimed."""
+    try:
+        names = os.listdir(parent_dir)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        tag = name.split("-")[1] if name.startswith("m-") and name.count("-") >= 2 else ""
+        if not tag or owner.tag_alive(tag):
+            continue
+        path = os.path.join(parent_dir, name)
+        for mountpoint in sorted(
+            (m for m in mounted_paths() if m == path or m.startswith(path + "/")), reverse=True
+        ):
+            unmount(mountpoint, detach=True)
+        try:
+            os.rmdir(path)
+        except OSError:
+            continue
+        out.append(path)
+    return out
+
+
 def plain_directory(mounts: Sequence[Mount]) -> str:
     """The directory itself when `mounts` is one read-write bind: no mount is needed then."""
     if len(mounts) == 1 and mounts[0].type == "bind" and not mounts[0].readonly:
@@ -163,7 +189,8 @@ def mounted(mounts: Sequence[Mount], parent_dir: str | os.PathLike[str]) -> Iter
         yield direct
         return
     os.makedirs(parent_dir, exist_ok=True)
-    target = tempfile.mkdtemp(prefix="m-", dir=parent_dir)
+    # Named by the process, so the mount points a killed one left can be reclaimed.
+    target = tempfile.mkdtemp(prefix=f"m-{owner.tag()}-", dir=parent_dir)
     try:
         mount_all(mounts, target)
         try:

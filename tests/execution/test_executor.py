@@ -458,7 +458,7 @@ def test_killed_build_is_cleaned_up_by_the_next(
     snapshotter = Snapshotter(snaps)
     assert snapshotter.prune_orphans() == ["step"]
     removed = SandboxExecutor(state).prune_orphans()
-    assert any(r.startswith(f"bale-{child.pid}-") for r in removed)
+    assert any(r.startswith(f"bale-{child.pid}.") for r in removed)
     deadline = time.monotonic() + 5
     while processes_with("31338") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -466,6 +466,6 @@ def test_killed_build_is_cleaned_up_by_the_next(
     assert [s.key for s in snapshotter.all()] == ["base"]
     assert mounts_under(tmp_path) == []
     leftovers = [d for d in Path("/dev/shm").glob("bale-step-*")
-                 if (d / "owner").exists() and (d / "owner").read_text() == str(child.pid)]
+                 if (d / "owner").exists() and f":{child.pid}:" in (d / "owner").read_text()]
     assert leftovers == []
     assert not [m for m in mounts_under(Path("/dev/shm/bale-step")) if not os.path.exists(m)]

@@ -165,8 +165,10 @@ def _build(
     )
     snapshots = Snapshotter(store.root / "snapshots")
     try:
-        rt = Runtime(store, snapshots, Rootfs(store, snapshots, bases), sink, executor, env, lease)
-        return Engine(rt, BuildCache(store)).solve(definition)
+        with snapshots.lease() as snapshot_lease:
+            rootfs = Rootfs(store, snapshots, bases, snapshot_lease)
+            rt = Runtime(store, snapshots, rootfs, sink, executor, env, lease)
+            return Engine(rt, BuildCache(store)).solve(definition)
     finally:
         hashes.flush()
         snapshots.close()

@@ -20,11 +20,17 @@ if TYPE_CHECKING:
 
 class Rootfs:
     def __init__(
-        self, store: Store, snapshots: Snapshotter, fetcher: LayerFetcher | None = None
+        self,
+        store: Store,
+        snapshots: Snapshotter,
+        fetcher: LayerFetcher | None = None,
+        lease: str = "",
     ) -> None:
         self.store = store
         self.snapshots = snapshots
         self._fetcher = fetcher
+        # The snapshot lease of the build: what it unpacks or finds stays until it ends.
+        self.lease = lease
 
     def snapshot(self, state: FsState) -> str:
         """The committed snapshot holding the state's filesystem ("" for the empty one)."""
@@ -34,7 +40,7 @@ class Rootfs:
         if self._fetcher is not None:
             self._fetcher.fetch_missing(state.layers)
         sources = [unpack.LayerSource(layer.diff_id, self._opener(layer)) for layer in state.layers]
-        return unpack.unpack_chain(self.snapshots, sources)
+        return unpack.unpack_chain(self.snapshots, sources, lease=self.lease)
 
     def _opener(self, layer: LayerRef) -> Opener:
         store, desc = self.store, layer.descriptor

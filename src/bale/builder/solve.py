@@ -178,11 +178,13 @@ class Engine:
             layer = self._diff(key)
             if layer is not None:
                 name = FsState((*parent.layers, layer)).chain_id()
-                if rt.snapshots.lookup(name) is None:
+                lease = rt.rootfs.lease
+                if rt.snapshots.lookup(name, lease=lease) is None:
                     try:
-                        rt.snapshots.commit(name, key)
+                        rt.snapshots.commit(name, key, lease=lease)
                     except AlreadyExists:
-                        pass  # committed concurrently; ours is removed on exit
+                        # Committed concurrently; ours is removed on exit.
+                        rt.snapshots.lookup(name, lease=lease)
         return layer
 
     def _diff(self, key: str) -> LayerRef | None:

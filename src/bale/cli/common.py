@@ -15,8 +15,14 @@ if TYPE_CHECKING:
 
 
 def open_store(args: argparse.Namespace) -> Store:
+    """The store, after reclaiming what killed builds left in it (mounts, step directories,
+    containers, active snapshots)."""
     root = Path(args.root) if getattr(args, "root", None) else default_root()
-    return Store(root)
+    store = Store(root)
+    from bale.builder.reclaim import reclaim
+
+    reclaim(root)
+    return store
 
 
 def open_registries(args: argparse.Namespace) -> Registries:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from bale import owner
 from bale.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from bale.mounts import Mount, mount, unmount
 from bale.store.sqlite import Database
@@ -52,6 +53,16 @@ MIGRATIONS: tuple[str, ...] = (
         labels TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);
+    """,
+    # 1 → 2: leases: the committed snapshots a running build uses cannot be removed.
+    """
+    CREATE TABLE leases (
+        lease TEXT NOT NULL,
+        key TEXT NOT NULL,
+        owner TEXT NOT NULL,           -- the process holding it (bale.owner)
+        PRIMARY KEY (lease, key)
+    );
+    CREATE INDEX leases_key ON leases(key);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -187,13 +198,41 @@ class Snapshotter:
         with self._lock:
             return self._get(key)[1]
 
-    def lookup(self, name: str) -> SnapshotInfo | None:
-        """The committed snapshot called `name`, or None."""
-        with self._lock:
-            found = self._row(name)
+    def lookup(self, name: str, *, lease: str = "") -> SnapshotInfo | None:
+        """The committed snapshot called `name`, or None. With `lease`, it is leased in the
+        same transaction: from here on no prune can remove it until the lease ends."""
+        if not lease:
+            with self._lock:
+                found = self._row(name)
+        else:
+            with self._tx():
+                found = self._row(name)
+                if found is not None and found[1].kind == "committed":
+                    self._lease(lease, name)
         if found is None or found[1].kind != "committed":
             return None
         return found[1]
+
+    def _lease(self, lease: str, key: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO leases(lease, key, owner) VALUES (?, ?, ?)",
+            (lease, key, owner.current()),
+        )
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[str]:
+        """A lease id for `lookup`/`commit`; what it holds is released when the block ends
+        (or, if the process is killed, by the next `prune_orphans`)."""
+        lease_id = f"lease-{uuid.uuid4().hex}"
+        try:
+            yield lease_id
+        finally:
+            with self._tx():
+                self._db.execute("DELETE FROM leases WHERE lease=?", (lease_id,))
+
+    def _leased(self, key: str) -> bool:
+        rows = self._db.execute("SELECT owner FROM leases WHERE key=?", (key,)).fetchall()
+        return any(owner.alive(str(r[0])) for r in rows)
 
     def all(self) -> list[SnapshotInfo]:
         with self._lock:
@@ -237,7 +276,7 @@ class Snapshotter:
             cur = self._db.execute(
                 "INSERT INTO snapshots(key, kind, parent, created, labels) VALUES (?,?,?,?,?)",
                 (key, kind, parent or None, time.time(),
-                 json.dumps({**(labels or {}), OWNER_LABEL: _owner()})),
+                 json.dumps({**(labels or {}), OWNER_LABEL: owner.current()})),
             )
             sid = int(cur.lastrowid or 0)
         return sid, chain
@@ -355,7 +394,7 @@ class Snapshotter:
         return removed
 
     def commit(
-        self, name: str, key: str, *, labels: Mapping[str, str] | None = None
+        self, name: str, key: str, *, labels: Mapping[str, str] | None = None, lease: str = ""
     ) -> SnapshotInfo:
         """Freeze active snapshot `key` as `name`; `key` is gone afterwards.
 
@@ -377,6 +416,8 @@ class Snapshotter:
                 "UPDATE snapshots SET key=?, kind='committed', labels=?, created=? WHERE id=?",
                 (name, json.dumps(merged), time.time(), sid),
             )
+            if lease:
+                self._lease(lease, name)
         work = self._dir(sid) / "work"
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
@@ -391,6 +432,8 @@ class Snapshotter:
             ).fetchone()
             if child is not None:
                 raise FailedPrecondition(f"snapshot {key!r} is the parent of {child[0]!r}")
+            if self._leased(key):
+                raise FailedPrecondition(f"snapshot {key!r} is in use by a running build")
             self._db.execute("DELETE FROM snapshots WHERE id=?", (sid,))
         _rmtree(self._dir(sid))
 
@@ -400,11 +443,22 @@ class Snapshotter:
         _rmtree(self._dir(sid))
 
     def prune_orphans(self) -> list[str]:
-        """Remove active snapshots and views whose process is gone; their keys."""
+        """Remove active snapshots and views whose process is gone, and the leases such
+        processes held; the keys of the snapshots removed."""
+        with self._tx():
+            held = self._db.execute("SELECT DISTINCT owner FROM leases").fetchall()
+            for (made_by,) in held:
+                if not owner.alive(str(made_by)):
+                    self._db.execute("DELETE FROM leases WHERE owner=?", (made_by,))
+            rows = self._db.execute(
+                "SELECT key, kind, parent, created, labels FROM snapshots "
+                "WHERE kind != 'committed' ORDER BY id"
+            ).fetchall()
         removed: list[str] = []
-        for info in self.all():
-            owner = info.labels.get(OWNER_LABEL, "")
-            if info.kind == "committed" or not owner or _alive(owner):
+        for row in rows:
+            info = SnapshotInfo(row[0], row[1], row[2] or "", row[3], json.loads(row[4]))
+            made_by = info.labels.get(OWNER_LABEL, "")
+            if not made_by or owner.alive(made_by):
                 continue
             try:
                 self.remove(info.key)
@@ -425,35 +479,6 @@ class Snapshotter:
             found = self._row(key)
             if found is not None and found[1].kind == "active":
                 self.remove(key)
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _start_time(pid: int) -> str:
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat_line.rsplit(")", 1)[1].split()[19]  # field 22: start time in ticks
-
-
-def _owner() -> str:
-    # pid alone could be reused; with its start time and the boot it is unique.
-    pid = os.getpid()
-    return f"{_boot_id()}:{pid}:{_start_time(pid)}"
-
-
-def _alive(owner: str) -> bool:
-    boot, _, rest = owner.partition(":")
-    pid, _, started = rest.partition(":")
-    if boot != _boot_id() or not pid.isdigit():
-        return False
-    return _start_time(int(pid)) == started
 
 
 def _copy_tree(source: Path, dest: Path) -> None:

@@ -95,6 +95,8 @@ def _enter_proot_host(cfg: dict[str, object], rootfs: str) -> None:
 def main() -> None:
     with open(sys.argv[1]) as f:
         cfg = json.load(f)
+    # It may hold secret values (a secret as an environment variable): read once, gone.
+    os.unlink(sys.argv[1])
     rootfs: str = cfg["rootfs"]
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     _mount(rootfs, rootfs, None, MS_BIND | MS_REC)
@@ -124,6 +126,8 @@ def main() -> None:
             _mount(m["source"], target, None, MS_BIND | MS_REC)
             if "ro" in m["options"]:
                 _mount("", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+            if m.get("ephemeral"):
+                os.unlink(m["source"])  # a secret: the mount keeps it, no file is left
         else:
             data = ",".join(o for o in m["options"] if o not in ("nosuid", "nodev"))
             _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, data)

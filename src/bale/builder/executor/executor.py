@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from bale import owner
 from bale.builder.executor.runc import RuncRunner
 from bale.builder.executor.sandbox import PlannedMount, PreparedStep, Sandbox
 from bale.builder.executor.spec import RunSpec, StepOutput
@@ -31,6 +32,35 @@ from bale.mounts import Mount, mount_all, mounted_paths, plain_directory, unmoun
 from bale.oci import host_platform
 
 Runtime = Literal["auto", "runc", "unshare"]
+
+
+def reclaim_step_dirs(scratch: Path) -> list[str]:
+    """Step and heredoc directories of processes that are gone: unmounted and removed."""
+    removed = []
+    entries = [*scratch.glob("bale-step-*"), *scratch.glob("bale-heredoc-*")]
+    mounts = mounted_paths() if entries else []
+    for entry in entries:
+        tag = entry.name.split("-")[2] if entry.name.count("-") >= 3 else ""
+        if not tag or owner.tag_alive(tag):
+            continue
+        for mountpoint in sorted((m for m in mounts if m.startswith(f"{entry}/")), reverse=True):
+            unmount(mountpoint, detach=True)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(str(entry))
+    return removed
+
+
+def scratch_dir(state_dir: Path) -> Path:
+    """Where per-step files go (bundle, generated files, secrets): tmpfs when there is one.
+
+    Secrets then never touch a disk, and a step costs no journal writes.
+    """
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    run = state_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    return run
 
 
 def _linux32(emulation: Emulation) -> bool:
@@ -67,22 +97,11 @@ class SandboxExecutor:
         self._unshare = UnshareRunner(unshare) if unshare else None
 
     def prune_orphans(self) -> list[str]:
-        """Clean up after builds that were killed: runc containers and step scratch dirs."""
+        """Clean up after builds that were killed: their runtime containers (and the
+        processes in them), step directories (mounts, generated files, secrets) and heredoc
+        scratch; what was removed."""
         removed = self._runc.prune_orphans() if self._runc else []
-        scratch = self._scratch()
-        for entry in scratch.glob("bale-step-*"):
-            owner = entry / "owner"
-            try:
-                pid = int(owner.read_text())
-            except (OSError, ValueError):
-                continue
-            if not Path(f"/proc/{pid}").exists():
-                for mountpoint in sorted(
-                    (m for m in mounted_paths() if m.startswith(f"{entry}/")), reverse=True
-                ):
-                    unmount(mountpoint, detach=True)
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(str(entry))
+        removed += reclaim_step_dirs(self._scratch())
         return removed
 
     def emulation_for(self, spec: RunSpec) -> Emulation:
@@ -101,8 +120,9 @@ class SandboxExecutor:
         emulation = self.emulation_for(spec)
         if emulation.label:
             progress.status(emulation.label)
-        workdir = Path(tempfile.mkdtemp(prefix="bale-step-", dir=self._scratch()))
-        (workdir / "owner").write_text(str(os.getpid()))
+        # Named by this process, so the one a killed build leaves is reclaimed (no window
+        # between making the directory and recording who made it).
+        workdir = Path(tempfile.mkdtemp(prefix=f"bale-step-{owner.tag()}-", dir=self._scratch()))
         direct = plain_directory(rootfs_mounts)
         rootfs = Path(direct) if direct else workdir / "rootfs"
         sandbox: Sandbox | None = None
@@ -142,16 +162,7 @@ class SandboxExecutor:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _scratch(self) -> Path:
-        """Where per-step files go (bundle, generated files, secrets): tmpfs when there is one.
-
-        Secrets then never touch a disk, and a step costs no journal writes.
-        """
-        shm = Path("/dev/shm")
-        if shm.is_dir() and os.access(shm, os.W_OK):
-            return shm
-        run = self.state_dir / "run"
-        run.mkdir(parents=True, exist_ok=True)
-        return run
+        return scratch_dir(self.state_dir)
 
     def _dispatch(self, step: PreparedStep, emulation: Emulation) -> int:
         if emulation.mode == "proot":

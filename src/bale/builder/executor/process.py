@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import selectors
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from bale.builder.executor.spec import StepOutput
 
 _MAX_LINE = 64 * 1024
 PER_LINUX32 = 0x0008
+PR_SET_PDEATHSIG = 1
 
 # The runtime processes of the steps running now, with how to stop each (its on_interrupt),
 # so a cancelled build can end them from another thread.
@@ -54,7 +56,7 @@ def stream(
         stderr=subprocess.PIPE,
         env=env,
         close_fds=True,
-        preexec_fn=_set_linux32 if linux32 else None,
+        preexec_fn=_set_linux32 if linux32 else _die_with_parent,
     )
     with _running_lock:
         _running[proc.pid] = (proc, on_interrupt)
@@ -72,7 +74,15 @@ def stream(
                 pipe.close()
 
 
+def _die_with_parent() -> None:
+    # A killed bale takes its runtime process along (unshare's --kill-child then ends the
+    # step; a runc container left behind is deleted by the next bale command).
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _set_linux32() -> None:
+    _die_with_parent()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.personality(PER_LINUX32)
 

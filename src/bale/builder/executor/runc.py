@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
+from bale import owner
 from bale.builder.executor.process import stream
 from bale.builder.executor.sandbox import PlannedMount, PreparedStep
 from bale.builder.executor.spec import RunSpec
 from bale.builder.users import Identity
+
+_RM = shutil.which("rm") or "/bin/rm"
 
 # Docker's and BuildKit's default capability set for build steps.
 CAPABILITIES = [
@@ -154,9 +158,7 @@ class RuncRunner:
         removed: list[str] = []
         for entry in self.state.iterdir():
             parts = entry.name.split("-")
-            if len(parts) != 3 or parts[0] != "bale" or not parts[1].isdigit():
-                continue
-            if Path(f"/proc/{parts[1]}").exists():
+            if len(parts) != 3 or parts[0] != "bale" or owner.tag_alive(parts[1]):
                 continue
             subprocess.run(
                 [self.runc, "--root", str(self.state), "delete", "--force", entry.name],
@@ -171,7 +173,7 @@ class RuncRunner:
             if self._free:
                 return self._free.pop()
             self._count += 1
-            return f"bale-{os.getpid()}-{self._count}"
+            return f"bale-{owner.tag()}-{self._count}"
 
     def _give_back(self, container: str) -> None:
         with self._lock:
@@ -182,6 +184,14 @@ class RuncRunner:
             step.spec, step.rootfs, step.identity, list(step.env), list(step.mounts)
         )
         bundle = step.bundle
+        # Once the process runs, its mounts hold the secrets and runc has read the config
+        # (which may hold a secret variable): remove both, so a crash leaves neither behind.
+        gone = [m.source for m in step.mounts if m.ephemeral]
+        config["hooks"] = {
+            "poststart": [
+                {"path": _RM, "args": ["rm", "-f", "--", str(bundle / "config.json"), *gone]}
+            ]
+        }
         (bundle / "config.json").write_text(json.dumps(config))
         container = self._take_id()
         base = [self.runc, "--root", str(self.state)]

@@ -46,6 +46,8 @@ class PlannedMount:
     source: str
     options: tuple[str, ...]
     is_file: bool = False
+    # The host file is removed as soon as it is mounted (a secret): a crash leaves none.
+    ephemeral: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,10 @@ class Sandbox:
         self.mounts.append(PlannedMount(self._target(m.target), "tmpfs", "tmpfs", options))
 
     def _secret(self, m: SecretMount, files: Path, index: int) -> None:
+        if m.env:
+            self.env.append(f"{m.env}={m.data.decode('utf-8', 'surrogateescape')}")
+            if not m.target:
+                return
         target = m.target or f"/run/secrets/{m.id}"
         path = files / f"secret-{index}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -231,7 +237,7 @@ class Sandbox:
         os.chown(path, m.uid, m.gid)
         path.chmod(m.mode)
         self.mounts.append(
-            PlannedMount(self._target(target), "bind", str(path), ("rbind", "ro"), True)
+            PlannedMount(self._target(target), "bind", str(path), ("rbind", "ro"), True, True)
         )
 
     def _ssh(self, m: SSHMount, index: int) -> None:

@@ -47,11 +47,13 @@ class TmpfsMount:
 
 @dataclass(frozen=True)
 class SecretMount:
-    """A secret file, by default at /run/secrets/<id>; it never reaches a layer."""
+    """A secret as a file (by default at /run/secrets/<id>) and/or, with `env`, in that
+    environment variable of the process; it never reaches a layer."""
 
     id: str
     data: bytes = field(repr=False)
     target: str = ""
+    env: str = ""
     mode: int = 0o400
     uid: int = 0
     gid: int = 0

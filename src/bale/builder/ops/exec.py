@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bale import owner
 from bale.builder import progress as pg
 from bale.builder.runtime import Runtime
 from bale.builder.state import FsState
@@ -76,7 +77,7 @@ def run_exec(
 
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="bale-heredoc-", dir=_SCRATCH)
+            tempfile.TemporaryDirectory(prefix=f"bale-heredoc-{owner.tag()}-", dir=_SCRATCH)
         )
         # Executable heredocs (`#!` bodies) are files mounted read-only, as in BuildKit.
         files: list[RunMount] = []
@@ -143,7 +144,13 @@ def _mounts(
                 continue
             out.append(
                 ex.SecretMount(
-                    id=m.id, data=data, target=m.target, mode=m.mode, uid=m.uid, gid=m.gid
+                    id=m.id,
+                    data=data,
+                    target=m.target,
+                    env=m.env,
+                    mode=m.mode,
+                    uid=m.uid,
+                    gid=m.gid,
                 )
             )
         elif isinstance(m, SSHMountSpec):

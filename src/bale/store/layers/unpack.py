@@ -32,22 +32,27 @@ class LayerSource:
     open: Opener
 
 
-def unpack_chain(snapshotter: Snapshotter, layers: Sequence[LayerSource]) -> str:
+def unpack_chain(
+    snapshotter: Snapshotter, layers: Sequence[LayerSource], *, lease: str = ""
+) -> str:
     """The committed snapshot holding all `layers` applied in order ("" when there are none).
 
     Snapshots are named by chain id, so a chain already unpacked (by this or an earlier
-    build) is found and its layers are not opened at all.
+    build) is found and its layers are not opened at all. With a snapshot `lease`, what is
+    found or made stays until the lease ends, whatever a concurrent prune does.
     """
     parent = ""
     for layer, chain_id in zip(layers, chain_ids([la.diff_id for la in layers]), strict=True):
         name = str(chain_id)
-        if snapshotter.lookup(name) is None:
-            _unpack_one(snapshotter, layer, name, parent)
+        if snapshotter.lookup(name, lease=lease) is None:
+            _unpack_one(snapshotter, layer, name, parent, lease)
         parent = name
     return parent
 
 
-def _unpack_one(snapshotter: Snapshotter, layer: LayerSource, name: str, parent: str) -> None:
+def _unpack_one(
+    snapshotter: Snapshotter, layer: LayerSource, name: str, parent: str, lease: str
+) -> None:
     key = f"extract-{uuid.uuid4().hex}"
     with snapshotter.prepared(key, parent, labels={"bale.diff-id": str(layer.diff_id)}) as active:
         with mounted(active.mounts, snapshotter.root / "mnt") as target:
@@ -57,6 +62,7 @@ def _unpack_one(snapshotter: Snapshotter, layer: LayerSource, name: str, parent:
             finally:
                 stream.close()
         try:
-            snapshotter.commit(name, key)
+            snapshotter.commit(name, key, lease=lease)
         except AlreadyExists:
-            pass  # unpacked concurrently by another build; ours is dropped on exit
+            # Unpacked concurrently by another build; ours is dropped on exit.
+            snapshotter.lookup(name, lease=lease)
