@@ -15,10 +15,6 @@ K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
 
 
-class Cancelled(Exception):
-    """Raised inside jobs that notice the build was cancelled."""
-
-
 class Solver(Generic[K, R]):
     def __init__(self, jobs: int) -> None:
         self.jobs = max(1, jobs)

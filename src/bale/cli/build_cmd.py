@@ -14,11 +14,11 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
 from bale.frontends.dockerfile.parser import ParsedDockerfile
@@ -236,30 +236,24 @@ def format_outline(o: Outline) -> str:
         rows = [("BUILD ARG", "VALUE", "DESCRIPTION")]
         rows += [(a.name, a.value if a.value is not None else "<null>", a.description)
                  for a in o.args]
-        out.extend(_table(rows))
+        out.extend(table(rows).splitlines())
     if o.secrets:
         out.append("")
         rows = [("SECRET", "REQUIRED", "DESCRIPTION")]
         rows += [(s.id, "true" if s.required else "", "") for s in o.secrets]
-        out.extend(_table(rows))
+        out.extend(table(rows).splitlines())
     if o.ssh:
         out.append("")
         rows = [("SSH", "REQUIRED", "DESCRIPTION")]
         rows += [(s.id, "true" if s.required else "", "") for s in o.ssh]
-        out.extend(_table(rows))
+        out.extend(table(rows).splitlines())
     return "\n".join(out)
 
 
 def format_targets(items: list[TargetInfo]) -> str:
     rows = [("TARGET", "DESCRIPTION")]
     rows += [(t.name + (" (default)" if t.default else ""), t.description) for t in items]
-    return "\n".join(_table(rows))
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
+    return table(rows)
 
 
 def _build(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,7 +62,7 @@ def ago(ts: float) -> str:
     return f"{days // 365} years ago"
 
 
-def table(rows: list[list[str]]) -> str:
+def table(rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns separated by three spaces, as docker prints them."""
     if not rows:
         return ""

@@ -22,7 +22,7 @@ from bale.oci.platform import Platform, host_platform, require_known
 from bale.oci.reference import Reference
 from bale.store import gc
 from bale.store.archive_load import load_archive
-from bale.store.images import ImageRecord, StoreMode
+from bale.store.images import ImageRecord
 from bale.store.importer import import_rootfs
 from bale.store.local import Store
 from bale.store.summary import ImageSummary, summarize
@@ -123,13 +123,7 @@ def _tag_args(p: argparse.ArgumentParser) -> None:
 
 
 def _image_id(store: Store, record: ImageRecord) -> str:
-    """containerd mode: the target digest; classic: the config digest, as docker shows."""
-    if store.mode() is StoreMode.CLASSIC and mediatype.is_manifest(record.target.media_type):
-        try:
-            return str(store.manifest(record.target).config.digest)
-        except BaleError:
-            pass
-    return str(record.target.digest)
+    return store.image_id(record.target)
 
 
 def _split_name(record: ImageRecord) -> tuple[str, str]:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 import tarfile
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import BinaryIO
 
-from bale.errors import InvalidArgument
+from bale.store.atomic import atomic_output
 from bale.store.compression import Readable
+
+__all__ = ["ArchiveWriter", "atomic_output"]
 
 
 class ArchiveWriter:
@@ -60,29 +57,3 @@ class ArchiveWriter:
             self._tar.close()
         except Exception:
             pass
-
-
-@contextmanager
-def atomic_output(dest: Path | None, stdout: BinaryIO | None = None) -> Iterator[BinaryIO]:
-    """A file that appears at `dest` only when the block succeeds (or stdout when dest is None)."""
-    if dest is None:
-        assert stdout is not None
-        yield stdout
-        stdout.flush()
-        return
-    if not dest.parent.is_dir():
-        # As `docker save -o` and buildx's file outputs: the directory must exist.
-        raise InvalidArgument(f"open {dest}: no such file or directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -23,10 +23,11 @@ from bale.exporters.attestations import (
 from bale.oci import mediatype
 from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
+from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform
 from bale.store.compression import decompressed
-from bale.store.images import StoreMode
+from bale.store.images import StoreMode, image_id
 from bale.store.importer import rfc3339
 from bale.store.local import Lease, Store
 
@@ -55,11 +56,9 @@ class ImageOutcome:
 
     @property
     def image_id(self) -> str:
-        """What docker calls the image's ID: the index's digest, or for a plain manifest (the
-        classic store) its config's digest."""
-        if mediatype.is_manifest(self.target.media_type):
-            return self.config_digests[0]
-        return str(self.target.digest)
+        """What docker calls the image's ID (see bale.store.images.image_id)."""
+        config = Digest.parse(self.config_digests[0]) if len(self.config_digests) == 1 else None
+        return image_id(self.target, config)
 
 
 def image_config(r: PlatformResult, epoch: int | None) -> ImageConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import CONTAINERD_IMAGE_NAME, REF_NAME, Index, Manifest
 from bale.oci.reference import Reference
+from bale.store.atomic import atomic_file
 from bale.store.compression import decompressed
 from bale.store.local import Store
 
@@ -98,11 +98,9 @@ def write_oci_dir(store: Store, entries: Iterable[SaveEntry], dest: str) -> None
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with store.content.open(blob.digest, blob.size) as reader, open(tmp, "wb") as f:
+        with store.content.open(blob.digest, blob.size) as reader, atomic_file(path) as f:
             while chunk := reader.read(1 << 20):
                 f.write(chunk)
-        os.replace(tmp, path)
     (root / "oci-layout").write_bytes(OCI_LAYOUT)
     (root / "index.json").write_bytes(index.encode())
 

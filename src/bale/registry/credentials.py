@@ -11,7 +11,6 @@ import binascii
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from bale.errors import InvalidArgument, RegistryError, Unavailable
 from bale.oci.reference import DEFAULT_DOMAIN
 from bale.registry.hosts import normalize_host
+from bale.store.atomic import write_atomic
 
 # The key Docker has always used for Docker Hub in `auths`.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -129,19 +129,8 @@ class DockerConfig:
 
     def _write(self, doc: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent="\t")
-                f.write("\n")
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        text = json.dumps(doc, indent="\t") + "\n"
+        write_atomic(self.path, text.encode(), mode=0o600)
 
 
 def _same_host(key: str, host: str) -> bool:

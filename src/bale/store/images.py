@@ -15,6 +15,16 @@ from bale.oci.digest import Digest
 DANGLING_PREFIX = "<none>@"
 
 
+def image_id(target: Descriptor, config: Digest | None) -> str:
+    """What docker calls an image's ID: for a plain manifest (what the classic store holds)
+    its config's digest, for anything else the target's own digest."""
+    from bale.oci import mediatype
+
+    if config is not None and mediatype.is_manifest(target.media_type):
+        return str(config)
+    return str(target.digest)
+
+
 class StoreMode(StrEnum):
     """containerd: indexes, many platforms, attestations. classic: one platform per image."""
 

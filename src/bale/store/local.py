@@ -25,7 +25,7 @@ from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform, host_platform
 from bale.store.content import ContentStore
-from bale.store.images import ImageTable, StoreMode
+from bale.store.images import ImageTable, StoreMode, image_id
 from bale.store.metadata import Metadata
 
 
@@ -254,14 +254,24 @@ class Store:
                 return next(iter(matches.values()))
         raise NotFound(f"No such image: {name}")
 
-    def _config_id(self, target: Descriptor) -> str:
-        """The config digest's hex of a plain manifest: its image ID in the classic store."""
+    def image_id(self, target: Descriptor) -> str:
+        """The image's ID as `bale images` shows it in this store's mode (see images.image_id):
+        only the classic store names a plain manifest by its config."""
+        if self.mode() is StoreMode.CLASSIC:
+            return image_id(target, self._config_digest(target))
+        return str(target.digest)
+
+    def _config_digest(self, target: Descriptor) -> Digest | None:
         if not mediatype.is_manifest(target.media_type):
-            return ""
+            return None
         try:
-            return self.manifest(target).config.digest.hex
+            return self.manifest(target).config.digest
         except BaleError:
-            return ""
+            return None
+
+    def _config_id(self, target: Descriptor) -> str:
+        config = self._config_digest(target)
+        return config.hex if config is not None else ""
 
     # -- leases --------------------------------------------------------------------------
 
@@ -303,6 +313,3 @@ class Store:
                 except NotFound:
                     pass
                 self.meta.forget_blob(db, text)
-
-    def now(self) -> float:
-        return time.time()

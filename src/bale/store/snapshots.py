@@ -32,6 +32,7 @@ from typing import Literal
 from bale import owner
 from bale.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from bale.mounts import Mount, mount, unmount
+from bale.store.overlay import is_opaque
 from bale.store.sqlite import Database
 
 Kind = Literal["active", "view", "committed"]
@@ -98,16 +99,6 @@ class DiffSource:
     kind: Literal["upperdir", "trees"]
     upper: str
     lower: str | None
-
-
-def _opaque(path: Path) -> bool:
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def overlay_supported(directory: Path) -> bool:
@@ -379,7 +370,7 @@ class Snapshotter:
             here = Path(dirpath)
             if here == upper or filenames or any((here / d).exists() for d in dirnames):
                 continue
-            if os.path.islink(here) or _opaque(here):
+            if os.path.islink(here) or is_opaque(here):
                 continue
             rel = here.relative_to(upper)
             st = here.lstat()

@@ -22,10 +22,10 @@ from bale.oci import Digest
 from bale.oci.mediatype import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 from bale.store.compression import LayerWriter, Sink
 from bale.store.layers.tarwriter import TarEmitter, read_xattrs
+from bale.store.overlay import is_opaque
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
-_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MEDIA_TYPES = {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD, "": OCI_LAYER}
 
 
@@ -91,16 +91,6 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def _is_opaque(path: str) -> bool:
-    for name in _OPAQUE_XATTRS:
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-
 def _upper_changes(upper: str) -> Iterator[_Change]:
     stack: list[tuple[tuple[str, ...], str]] = [((), upper)]
     while stack:
@@ -114,7 +104,7 @@ def _upper_changes(upper: str) -> Iterator[_Change]:
                 continue
             yield (child_parts, "entry", child)
             if stat.S_ISDIR(st.st_mode):
-                if _is_opaque(child):
+                if is_opaque(child):
                     yield ((*child_parts, OPAQUE_MARKER), "opaque", child)
                 stack.append((child_parts, child))
 
