@@ -9,6 +9,7 @@ Classic mode refuses a multi-platform build before any work.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bale.builder import progress as pg
 from bale.builder.bases import StoreBases, named_contexts
-from bale.builder.cache import BuildCache, FileHashes
+from bale.builder.cache import BuildCache, FileHashes, StepHistory
 from bale.builder.context import BuildContext
 from bale.builder.result import BuildResult
 from bale.builder.rootfs import Rootfs
@@ -162,13 +163,16 @@ def _build(
         jobs=options.jobs or os.cpu_count() or 2,
         compression=options.compression,
         source_date_epoch=_epoch(options.build_args),
+        step_prefix=hashlib.sha256(
+            f"{options.context.resolve()}\0{options.dockerfile_path or ''}".encode()
+        ).hexdigest()[:16],
     )
     snapshots = Snapshotter(store.root / "snapshots")
     try:
         with snapshots.lease() as snapshot_lease:
             rootfs = Rootfs(store, snapshots, bases, snapshot_lease)
             rt = Runtime(store, snapshots, rootfs, sink, executor, env, lease)
-            return Engine(rt, BuildCache(store)).solve(definition)
+            return Engine(rt, BuildCache(store), StepHistory(store.meta)).solve(definition)
     finally:
         hashes.flush()
         snapshots.close()

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
+from bale.builder.explain import KeyParts
 from bale.builder.state import LayerRef
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
@@ -29,6 +31,15 @@ _PIN_OWNER = "cache:"
 class CacheHit:
     layer: LayerRef | None  # None: the step changed no file
     created: float
+
+
+class CacheSource(Protocol):
+    """Where the solver finds and keeps step results: the store's own cache, and caches
+    imported with --cache-from behind it (see bale.builder.remotecache)."""
+
+    def lookup(self, key: str) -> CacheHit | None: ...
+
+    def record(self, key: str, layer: LayerRef | None, created: float) -> None: ...
 
 
 class BuildCache:
@@ -76,7 +87,48 @@ class BuildCache:
             db.execute("DELETE FROM build_cache")
             db.execute("DELETE FROM pins WHERE owner LIKE ?", (_PIN_OWNER + "%",))
             db.execute("DELETE FROM context_hashes")
+            db.execute("DELETE FROM step_history")
         return count
+
+
+class StepHistory:
+    """What each step's key was last made of (see bale.builder.explain), read on a miss and
+    written once per build."""
+
+    def __init__(self, meta: Metadata) -> None:
+        self._meta = meta
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[str, KeyParts]] = {}
+
+    def get(self, step: str) -> tuple[str, KeyParts | None] | None:
+        """(the key last seen for `step`, its parts), or None for a step never seen."""
+        rows = self._meta.query(
+            "SELECT key, parts, files FROM step_history WHERE step = ?", (step,)
+        )
+        if not rows:
+            return None
+        key, head, files = rows[0]
+        return str(key), KeyParts.decode(str(head), bytes(files) if files is not None else None)
+
+    def put(self, step: str, key: str, parts: KeyParts) -> None:
+        with self._lock:
+            self._pending[step] = (key, parts)
+
+    def flush(self, now: float) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        rows = []
+        for step, (key, parts) in pending.items():
+            head, files = parts.encode()
+            rows.append((step, key, head, files, now))
+        with self._meta.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO step_history (step, key, parts, files, updated) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
 
 
 class FileHashes:
@@ -88,12 +140,33 @@ class FileHashes:
         self._meta = meta
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[str, str]] = {}
+        self._known: dict[str, tuple[str, str]] = {}
+        self._loaded: set[str] = set()
+
+    def preload(self, root: str) -> None:
+        """Read every digest known under directory `root` in one query (a context of 20,000
+        files is one SELECT, not 20,000)."""
+        with self._lock:
+            if root in self._loaded:
+                return
+            self._loaded.add(root)
+        prefix = root.rstrip("/") + "/"
+        rows = self._meta.query(
+            "SELECT path, stat, digest FROM context_hashes WHERE path >= ? AND path < ?",
+            (prefix, prefix[:-1] + "0"),  # "0" sorts right after "/"
+        )
+        with self._lock:
+            for path, stat_key, digest in rows:
+                self._known.setdefault(str(path), (str(stat_key), str(digest)))
 
     def get(self, path: str, stat_key: str) -> str | None:
         with self._lock:
-            pending = self._pending.get(path)
-        if pending is not None:
-            return pending[1] if pending[0] == stat_key else None
+            found = self._pending.get(path) or self._known.get(path)
+            loaded = any(path.startswith(r.rstrip("/") + "/") for r in self._loaded)
+        if found is not None:
+            return found[1] if found[0] == stat_key else None
+        if loaded:
+            return None
         rows = self._meta.query(
             "SELECT digest FROM context_hashes WHERE path = ? AND stat = ?", (path, stat_key)
         )

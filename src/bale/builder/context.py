@@ -20,6 +20,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,12 +56,22 @@ class Source:
         return self.named or self.rel
 
 
+def entries_checksum(entries: list[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for _, entry in entries:
+        h.update(entry.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 class HashCache(Protocol):
     """Remembers file digests by path and stat (see bale.builder.cache.FileHashes)."""
 
     def get(self, path: str, stat_key: str) -> str | None: ...
 
     def put(self, path: str, stat_key: str, digest: str) -> None: ...
+
+    def preload(self, root: str) -> None: ...
 
 
 class BuildContext:
@@ -122,8 +133,7 @@ class BuildContext:
                         "a symbolic link on the way leads to a path that is not in the build "
                         "context (links resolve inside it)"
                         if self._through_link(rel)
-                        else "check the path is inside the build context and not in "
-                        ".dockerignore"
+                        else "check the path is inside the build context and not in .dockerignore"
                     ),
                 )
             return [found]
@@ -209,32 +219,54 @@ class BuildContext:
     def checksum(self, sources: list[Source], *, owners: bool = False) -> str:
         """Digest of names, types, modes, link targets and contents of everything the
         sources cover, and of owners with `owners` (a copy that keeps them)."""
-        h = hashlib.sha256()
-        for source in sources:
-            for rel in self.walk(source):
-                h.update(self._entry_digest(rel, owners).encode())
-                h.update(b"\0")
-        return h.hexdigest()
+        return entries_checksum(self.entries(sources, owners=owners))
 
-    def _entry_digest(self, rel: str, owners: bool) -> str:
-        path = self.host(rel)
-        st = os.lstat(path)
+    def entries(self, sources: list[Source], *, owners: bool = False) -> list[tuple[str, str]]:
+        """(path, digest of its name, type, mode, link or content) for everything the sources
+        cover, in order. Files not hashed before are read in parallel."""
+        paths = [rel for source in sources for rel in self.walk(source)]
+        if self._hashes is not None:
+            self._hashes.preload(str(self.root))
+        stats = [os.lstat(self.host(rel)) for rel in paths]
+        todo = [
+            (self.host(rel), st)
+            for rel, st in zip(paths, stats, strict=True)
+            if stat.S_ISREG(st.st_mode) and self._known(self.host(rel), st) is None
+        ]
+        if len(todo) > 1:
+            # hashlib drops the GIL on large buffers: threads use every core.
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
+                list(pool.map(lambda item: self._hash_file(*item), todo))
+        elif todo:
+            self._hash_file(*todo[0])
+        return [
+            (rel, self._entry_digest(rel, st, owners)) for rel, st in zip(paths, stats, strict=True)
+        ]
+
+    def _entry_digest(self, rel: str, st: os.stat_result, owners: bool) -> str:
         mode = st.st_mode
         kind = stat.S_IFMT(mode)
         owner = f"{st.st_uid}:{st.st_gid}" if owners else ""
         head = f"{rel}\0{kind:o}\0{stat.S_IMODE(mode):o}\0{owner}\0"
         if stat.S_ISLNK(mode):
-            return head + os.readlink(path)
+            return head + os.readlink(self.host(rel))
         if stat.S_ISREG(mode):
-            return head + self._file_digest(path, st)
+            path = self.host(rel)
+            return head + (self._known(path, st) or self._hash_file(path, st))
         return head
 
-    def _file_digest(self, path: str, st: os.stat_result) -> str:
-        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_mode}"
-        if self._hashes is not None:
-            known = self._hashes.get(path, key)
-            if known is not None:
-                return known
+    @staticmethod
+    def _stat_key(st: os.stat_result) -> str:
+        return (
+            f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_mode}"
+        )
+
+    def _known(self, path: str, st: os.stat_result) -> str | None:
+        if self._hashes is None:
+            return None
+        return self._hashes.get(path, self._stat_key(st))
+
+    def _hash_file(self, path: str, st: os.stat_result) -> str:
         h = hashlib.sha256()
         try:
             with open(path, "rb") as f:
@@ -244,5 +276,5 @@ class BuildContext:
             raise InvalidArgument(f"cannot read context file {path}: {exc.strerror}") from None
         digest = h.hexdigest()
         if self._hashes is not None:
-            self._hashes.put(path, key, digest)
+            self._hashes.put(path, self._stat_key(st), digest)
         return digest

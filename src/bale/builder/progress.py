@@ -24,6 +24,7 @@ class Event:
     emulation: str = ""  # "native" or "emulated" for steps that run a process
     duration: float | None = None
     stream: int = 0  # 1 stdout, 2 stderr for "log"
+    reason: str = ""  # for "start": why the step is not a cache hit
 
 
 class ProgressSink(Protocol):

@@ -31,6 +31,8 @@ class SolveEnv:
     jobs: int = 2
     compression: str = "gzip"
     source_date_epoch: int | None = None
+    # Names this build's steps apart from another project's in the step history.
+    step_prefix: str = ""
 
     def context(self, name: str) -> BuildContext:
         found = self.contexts.get(name)

@@ -15,13 +15,15 @@ import uuid
 from collections.abc import Sequence
 
 from bale.builder import progress as pg
-from bale.builder.cache import BuildCache
+from bale.builder.cache import CacheSource, StepHistory
 from bale.builder.cachekey import layers_key, state_key, step_key
+from bale.builder.context import entries_checksum
+from bale.builder.explain import KeyParts, explain
 from bale.builder.ops.copy import copy_content_key, run_copy
 from bale.builder.ops.exec import run_exec
 from bale.builder.ops.http import Downloads
 from bale.builder.ops.mkdir import run_mkdir
-from bale.builder.result import BuildResult, HistoryState, PlatformResult
+from bale.builder.result import BuildResult, HistoryState, PlatformResult, StepRecord
 from bale.builder.runtime import Runtime, located
 from bale.builder.solver import Solver
 from bale.builder.state import FsState, LayerRef
@@ -47,13 +49,18 @@ EMPTY_TAR = Digest("sha256", hashlib.sha256(b"\0" * 1024).hexdigest())
 
 
 class Engine:
-    def __init__(self, rt: Runtime, cache: BuildCache) -> None:
+    def __init__(self, rt: Runtime, cache: CacheSource, history: StepHistory | None = None) -> None:
         self.rt = rt
         self.cache = cache
+        self.history = history
         self._downloads = Downloads()
+        self._records: dict[str, StepRecord] = {}
+        self._kinds: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def solve(self, definition: BuildDefinition) -> BuildResult:
         graph = definition.graph
+        self._kinds = {d: v.op.kind for d, v in graph.vertices.items()}
         solver: Solver[str, FsState] = Solver(self.rt.env.jobs)
 
         def job(digest: str, done: dict[str, FsState]) -> FsState:
@@ -73,6 +80,8 @@ class Engine:
         finally:
             finished.set()
             watcher.join()
+            if self.history is not None:
+                self.history.flush(time.time())
         platforms = []
         for target in definition.targets:
             history = tuple(
@@ -86,9 +95,12 @@ class Engine:
                     states[target.vertex].layers,
                     history,
                     target.materials,
+                    target.vertex,
                 )
             )
-        return BuildResult(tuple(platforms), self.rt.env.source_date_epoch)
+        return BuildResult(
+            tuple(platforms), self.rt.env.source_date_epoch, tuple(self._records.values())
+        )
 
     def _vertex(self, v: Vertex, done: dict[str, FsState]) -> FsState:
         op = v.op
@@ -99,19 +111,32 @@ class Engine:
             return self._image_state(op)
         inputs = [done[i] for i in v.inputs]
         try:
-            key = step_key(v, inputs, self._content(v, inputs))
+            content, files = self._content(v, inputs)
         except BaleError as exc:
             raise located(exc, v.location) from None
+        key = step_key(v, inputs, content)
+        parent = v.inputs[0] if v.inputs else ""
         if not v.ignore_cache:
             hit = self.cache.lookup(key)
             if hit is not None:
                 self.rt.sink.emit(pg.Event("cached", v.digest, v.name, platform=v.platform))
                 if hit.layer is not None:
                     self.rt.lease.add(hit.layer.descriptor.digest)
+                self._record(StepRecord(v.digest, key, hit.layer, hit.created, parent, False))
                 return self._state(inputs[0], key, hit.layer, hit.created)
+        reason = (
+            "--no-cache" if v.ignore_cache else self._miss_reason(v, key, inputs, content, files)
+        )
         start = time.monotonic()
         self.rt.sink.emit(
-            pg.Event("start", v.digest, v.name, platform=v.platform, emulation=_emulation(v))
+            pg.Event(
+                "start",
+                v.digest,
+                v.name,
+                platform=v.platform,
+                emulation=_emulation(v),
+                reason=reason,
+            )
         )
         try:
             layer = self._execute(v, inputs)
@@ -122,12 +147,37 @@ class Engine:
             raise located(exc, v.location) from None
         now = time.time()
         self.cache.record(key, layer, now)
+        self._record(StepRecord(v.digest, key, layer, now, parent, True))
         self.rt.sink.emit(
             pg.Event(
                 "done", v.digest, v.name, platform=v.platform, duration=time.monotonic() - start
             )
         )
         return self._state(inputs[0], key, layer, now)
+
+    def _record(self, record: StepRecord) -> None:
+        with self._lock:
+            self._records[record.vertex] = record
+
+    def _miss_reason(
+        self,
+        v: Vertex,
+        key: str,
+        inputs: Sequence[FsState],
+        content: str,
+        files: list[tuple[str, str]],
+    ) -> str:
+        """Why the step runs (see bale.builder.explain); remembers its parts for next time."""
+        if self.history is None or not v.step:
+            return ""
+        step = f"{self.rt.env.step_prefix}|{v.step}"
+        parts = KeyParts.of(v, [s.key for s in inputs], content, files)
+        last = self.history.get(step)
+        self.history.put(step, key, parts)
+        graph_kinds = {i: self._kinds.get(d, "") for i, d in enumerate(v.inputs)}
+        if last is None:
+            return explain(v, parts, None, False, graph_kinds)
+        return explain(v, parts, last[1], last[0] == key, graph_kinds)
 
     @staticmethod
     def _state(parent: FsState, key: str, layer: LayerRef | None, when: float) -> FsState:
@@ -144,20 +194,24 @@ class Engine:
         )
         return FsState(layers, layers_key(layers), parse_time(config.created))
 
-    def _content(self, v: Vertex, inputs: Sequence[FsState]) -> str:
-        """The part of a step's key that comes from outside the graph (see cachekey)."""
+    def _content(self, v: Vertex, inputs: Sequence[FsState]) -> tuple[str, list[tuple[str, str]]]:
+        """The part of a step's key that comes from outside the graph (see cachekey), and
+        the (path, digest) entries behind it."""
         op = v.op
         if isinstance(op, CopyOp):
             return copy_content_key(self.rt, op, inputs, self._downloads)
         if isinstance(op, ExecOp):
             # Context files a RUN bind-mounts: editing them re-runs the step.
             parts = []
+            files: list[tuple[str, str]] = []
             for m in op.mounts:
                 if isinstance(m, BindMountSpec) and m.input is None:
                     ctx = self.rt.env.context(m.context)
-                    parts.append(ctx.checksum(ctx.match(m.source or ".")))
-            return "\0".join(parts)
-        return ""
+                    entries = ctx.entries(ctx.match(m.source or "."))
+                    parts.append(entries_checksum(entries))
+                    files += entries
+            return "\0".join(parts), files
+        return "", []
 
     def _execute(self, v: Vertex, inputs: Sequence[FsState]) -> LayerRef | None:
         rt = self.rt

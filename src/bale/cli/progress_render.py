@@ -43,6 +43,9 @@ class PlainRenderer:
                 self._out.write(f"#{n} {event.name}\n")
             if event.kind == "start":
                 self._started[event.vertex] = event.time
+                if event.reason:
+                    # Why it runs, in one line: what BuildKit never says (moby/buildkit#2567).
+                    self._out.write(f"#{n} cache miss: {event.reason}\n")
             elif event.kind == "cached":
                 self._out.write(f"#{n} CACHED\n")
             elif event.kind == "done":
@@ -92,6 +95,8 @@ class RawJsonRenderer:
             if event.kind == "start":
                 self._started[event.vertex] = at
                 vertex["started"] = at
+                if event.reason:
+                    vertex["reason"] = event.reason  # not in BuildKit's schema: tools skip it
             else:
                 vertex["started"] = self._started.get(event.vertex, at)
                 vertex["completed"] = at

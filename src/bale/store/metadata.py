@@ -75,6 +75,16 @@ MIGRATIONS: tuple[str, ...] = (
         digest TEXT NOT NULL
     );
     """,
+    # 2 → 3: what each step's cache key was last made of (hashed), to explain misses.
+    """
+    CREATE TABLE step_history (
+        step TEXT PRIMARY KEY,         -- a step's place in a build: context, platform, stage, n
+        key TEXT NOT NULL,             -- its cache key when last solved
+        parts TEXT NOT NULL,           -- JSON: hashes of its definition fields, inputs, content
+        files BLOB,                    -- zlib JSON: path -> hash of what it read
+        updated REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bale.builder.context import BuildContext, clean
+from bale.builder.context import BuildContext, clean, entries_checksum
 from bale.builder.copy_rules import apply_copy
 from bale.builder.ops.http import Downloads
 from bale.builder.runtime import Runtime
@@ -45,21 +45,23 @@ def _narrowed(ctx: BuildContext, op: CopyOp) -> BuildContext:
 
 def copy_content_key(
     rt: Runtime, op: CopyOp, inputs: Sequence[FsState], downloads: Downloads
-) -> str:
+) -> tuple[str, list[tuple[str, str]]]:
     """What the copy reads: the checksum of its sources (names, types, modes, contents; the
-    owners too when the copy keeps them) and the digests of its URLs' files."""
+    owners too when the copy keeps them) and the digests of its URLs' files; and the entries
+    behind it, (path, digest), to explain a miss."""
     parts = [f"url:{d.definition()[2]}" for d in (downloads.get(u) for u in op.urls)]
     if op.from_input:
         with rt.rootfs.view(inputs[1]) as root:
             ctx = _narrowed(BuildContext(Path(root)), op)
-            parts.append(_checksum(ctx, op, owners=not op.chown))
+            entries = _entries(ctx, op, owners=not op.chown)
     else:
-        parts.append(_checksum(_narrowed(rt.env.context(op.context), op), op, owners=False))
-    return "\0".join(parts)
+        entries = _entries(_narrowed(rt.env.context(op.context), op), op, owners=False)
+    parts.append(entries_checksum(entries))
+    return "\0".join(parts), entries
 
 
-def _checksum(ctx: BuildContext, op: CopyOp, *, owners: bool) -> str:
-    return ctx.checksum([m for s in op.sources for m in ctx.match(s)], owners=owners)
+def _entries(ctx: BuildContext, op: CopyOp, *, owners: bool) -> list[tuple[str, str]]:
+    return ctx.entries([m for s in op.sources for m in ctx.match(s)], owners=owners)
 
 
 def run_copy(

@@ -106,6 +106,7 @@ class _Platform:
         self.options = options
         self.stages: dict[int, _StageOut] = {}
         self.materials: list[Material] = []
+        self.step_id = ""
 
     def error(self, exc: BaleError, source: SourceRange) -> DockerfileError:
         """A failure of a step's sources, reported at the step's Dockerfile lines."""
@@ -135,8 +136,9 @@ class _Platform:
         total = _counted_steps(stage)
         label = stage.name or f"stage-{stage.index}"
         n = 1
-        for step in stage.steps:
+        for position, step in enumerate(stage.steps, 1):
             n += isinstance(step.instruction, _COUNTED)
+            self.step_id = f"{stage.platform}|{label}|{position}"
             fs, entry = self.step(stage, step, fs, f"[{stage.platform} {label} {n}/{total}]")
             history += (entry,)
             vertices += (fs,)
@@ -200,6 +202,7 @@ class _Platform:
                     platform=str(stage.platform),
                     location=self.location(inst.source),
                     ignore_cache=self.ignore_cache(stage),
+                    step=self.step_id,
                 )
                 return self.graph.add(v), entry
         return fs, replace(entry, empty_layer=True)
@@ -233,6 +236,7 @@ class _Platform:
             platform=str(stage.platform),
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
+            step=self.step_id,
         )
         return self.graph.add(v)
 
@@ -332,6 +336,7 @@ class _Platform:
             platform=str(stage.platform),
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
+            step=self.step_id,
         )
         return self.graph.add(v)
 

@@ -34,6 +34,9 @@ class Vertex:
     location: Location | None = field(default=None, compare=False)
     # --no-cache / --no-cache-filter: run even when a record exists (the result is recorded).
     ignore_cache: bool = field(default=False, compare=False)
+    # Which step of the build this is, stable from one build to the next whatever changed
+    # ("linux/amd64|build|3"): what a cache miss is explained against.
+    step: str = field(default="", compare=False)
 
     @staticmethod
     def make(
@@ -44,10 +47,11 @@ class Vertex:
         platform: str = "",
         location: Location | None = None,
         ignore_cache: bool = False,
+        step: str = "",
     ) -> Vertex:
         body = canonical.dumps({"kind": op.kind, "def": op.definition(), "inputs": list(inputs)})
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        return Vertex(op, inputs, digest, name, platform, location, ignore_cache)
+        return Vertex(op, inputs, digest, name, platform, location, ignore_cache, step)
 
 
 class Graph:
