@@ -1,8 +1,8 @@
 """Base images for a build: from the local store, else their registry (documents at once,
 layers only when a step needs the filesystem), and the named contexts that stand for images.
 
-`StoreBases` is what the frontend asks (`image`, `base_config`) and what the solver asks for
-the layers a state needs (`fetch_missing`).
+`StoreBases` is what the frontend asks (`image`, `base_config`) and one of the sources the
+solver asks for the layers a state needs (`Fetchers`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,33 @@ class LayerFetcher(Protocol):
     def fetch_missing(self, layers: Sequence[LayerRef]) -> None: ...
 
 
+class BlobSource(Protocol):
+    """Something that can bring a blob the store lacks: a base's registry, an imported
+    cache."""
+
+    def provides(self, digest: Digest) -> bool: ...
+
+    def fetch(self, digest: Digest) -> None: ...
+
+
+class Fetchers:
+    """Missing layers from whichever source knows them, in order."""
+
+    def __init__(self, store: Store, sources: Sequence[BlobSource]) -> None:
+        self._store = store
+        self._sources = list(sources)
+
+    def fetch_missing(self, layers: Sequence[LayerRef]) -> None:
+        for layer in layers:
+            digest = layer.descriptor.digest
+            if self._store.content.exists(digest):
+                continue
+            source = next((s for s in self._sources if s.provides(digest)), None)
+            if source is None:
+                raise NotFound(f"layer {digest} is not in the store, and no source has it")
+            source.fetch(digest)
+
+
 class StoreBases:
     def __init__(
         self,
@@ -55,6 +82,7 @@ class StoreBases:
         # Layer blob digest → how to bring the blobs of the image it belongs to.
         self._fetchers: dict[Digest, Callable[[], None]] = {}
         self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
 
     # -- what the frontend asks -------------------------------------------------------------
 
@@ -83,20 +111,14 @@ class StoreBases:
 
     # -- what the solver asks ---------------------------------------------------------------
 
-    def fetch_missing(self, layers: Sequence[LayerRef]) -> None:
+    def provides(self, digest: Digest) -> bool:
+        return digest in self._fetchers
+
+    def fetch(self, digest: Digest) -> None:
         """Layers of a pulled base arrive only now, when a step needs the filesystem."""
-        fetchers = []
-        for layer in layers:
-            if self.store.content.exists(layer.descriptor.digest):
-                continue
-            fetch = self._fetchers.get(layer.descriptor.digest)
-            if fetch is None:
-                raise NotFound(f"layer {layer.descriptor.digest} is not in the store")
-            if fetch not in fetchers:
-                fetchers.append(fetch)
-        with self._lock:
-            for fetch in fetchers:
-                fetch()
+        with self._fetch_lock:
+            if not self.store.content.exists(digest):
+                self._fetchers[digest]()
 
     # -- resolution -------------------------------------------------------------------------
 

@@ -17,18 +17,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder import progress as pg
-from bale.builder.bases import StoreBases, named_contexts
+from bale.builder.bases import Fetchers, StoreBases, named_contexts
 from bale.builder.cache import BuildCache, FileHashes, StepHistory
 from bale.builder.context import BuildContext
+from bale.builder.remotecache.export import export_caches
+from bale.builder.remotecache.imports import ChainedCache, ImportedCaches
+from bale.builder.remotecache.mounts import restore_mount
+from bale.builder.remotecache.spec import CacheSpec
 from bale.builder.result import BuildResult
 from bale.builder.rootfs import Rootfs
 from bale.builder.runtime import Runtime, SolveEnv
 from bale.builder.solve import Engine
 from bale.emulation.modes import is_native
-from bale.errors import InvalidArgument
+from bale.errors import BaleError, InvalidArgument
 from bale.frontends.dockerfile import ImageBase, ParsedDockerfile, ResolvedBuild, resolve
 from bale.frontends.dockerfile.convert import ConvertOptions, convert
 from bale.frontends.dockerignore import load_ignore
+from bale.frontends.graph import BuildDefinition, CacheMountSpec, ExecOp
 from bale.oci.platform import Platform, host_platform
 from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
@@ -57,6 +62,8 @@ class BuildOptions:
     # --build-context NAME=VALUE: a directory, docker-image://REF or oci-layout://PATH[:TAG].
     build_contexts: dict[str, str] = field(default_factory=dict)
     compression: str = "gzip"
+    cache_from: tuple[CacheSpec, ...] = ()
+    cache_to: tuple[CacheSpec, ...] = ()
 
 
 def run_build(
@@ -78,7 +85,15 @@ def run_build(
         # Bases pulled for this build stay in the store even when the build fails.
         base_lease = stack.enter_context(store.lease(rollback=False))
         bases = StoreBases(store, registries.get, base_lease, options.pull)
-        result = _build(store, options, sink, bases, lease, executor or (lambda: _executor(store)))
+        result = _build(
+            store,
+            options,
+            sink,
+            bases,
+            lease,
+            executor or (lambda: _executor(store)),
+            registries.get,
+        )
         for platform in result.platforms:
             for layer in platform.layers:
                 lease.add(layer.descriptor.digest)
@@ -130,6 +145,7 @@ def _build(
     bases: StoreBases,
     lease: Lease,
     executor: Callable[[], Executor],
+    registries: Callable[[], Registries],
 ) -> BuildResult:
     named_dirs = named_contexts(store, options.build_contexts, bases)
     resolved = resolve_all(options, bases)
@@ -167,15 +183,62 @@ def _build(
             f"{options.context.resolve()}\0{options.dockerfile_path or ''}".encode()
         ).hexdigest()[:16],
     )
+    def warn(text: str) -> None:
+        sink.emit(pg.Event("warning", "", "", message=f"WARNING: {text}"))
+
+    imported = ImportedCaches(store, lease)
+    imported.load(options.cache_from, registries, warn)
+    mount_ids = _cache_mount_ids(definition)
+    for mount_id in mount_ids:
+        _restore_mount(store, imported, mount_id, warn)
+    fetcher = Fetchers(store, [bases, imported])
+    cache = ChainedCache(BuildCache(store), imported)
     snapshots = Snapshotter(store.root / "snapshots")
     try:
         with snapshots.lease() as snapshot_lease:
-            rootfs = Rootfs(store, snapshots, bases, snapshot_lease)
+            rootfs = Rootfs(store, snapshots, fetcher, snapshot_lease)
             rt = Runtime(store, snapshots, rootfs, sink, executor, env, lease)
-            return Engine(rt, BuildCache(store), StepHistory(store.meta)).solve(definition)
+            result = Engine(rt, cache, StepHistory(store.meta)).solve(definition)
     finally:
         hashes.flush()
         snapshots.close()
+    # The image's layers are in the store before it is exported (a layer a cache hit named
+    # arrives now); intermediate layers of imported hits never are unless a step needs them.
+    for platform in result.platforms:
+        fetcher.fetch_missing(platform.layers)
+    cache.settle(store.content.exists)
+    export_caches(
+        store,
+        result,
+        options.cache_to,
+        lease=lease,
+        fetcher=fetcher,
+        registries=registries,
+        mount_ids=mount_ids,
+        warn=warn,
+    )
+    return result
+
+
+def _cache_mount_ids(definition: BuildDefinition) -> list[str]:
+    ids: dict[str, None] = {}
+    for v in definition.graph.vertices.values():
+        if isinstance(v.op, ExecOp):
+            for m in v.op.mounts:
+                if isinstance(m, CacheMountSpec):
+                    ids[m.id] = None
+    return list(ids)
+
+
+def _restore_mount(
+    store: Store, imported: ImportedCaches, mount_id: str, warn: Callable[[str], None]
+) -> None:
+    try:
+        blob = imported.fetch_mount(mount_id)
+        if blob is not None:
+            restore_mount(store, mount_id, blob.blob)
+    except BaleError as exc:
+        warn(f"cache mount {mount_id!r} could not be restored, it starts empty: {exc}")
 
 
 def _executor(store: Store) -> Executor:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
 from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
@@ -64,6 +65,8 @@ class BuildRequest:
     jobs: int | None
     provenance: str = "true"
     sbom: str = "false"
+    cache_from: tuple[CacheSpec, ...] = ()
+    cache_to: tuple[CacheSpec, ...] = ()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,6 +104,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="attach a SLSA provenance attestation (containerd store)")
     p.add_argument("--sbom", default="false", metavar="true|false",
                    help="attach an SPDX SBOM attestation of the installed packages")
+    p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
+                   help="import build cache: type=registry,ref=REF or type=local,src=DIR")
+    p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
+                   help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
+                   "type=inline; mode=min|max, cache-mounts=ID;ID|all")
     p.set_defaults(func=cmd_build)
 
 
@@ -209,6 +217,8 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         jobs=args.jobs,
         provenance=args.provenance,
         sbom=args.sbom,
+        cache_from=tuple(parse_cache_spec(v, "--cache-from") for v in args.cache_from),
+        cache_to=tuple(parse_cache_spec(v, "--cache-to") for v in args.cache_to),
     )
 
 

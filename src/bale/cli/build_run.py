@@ -116,6 +116,8 @@ def run(
         ssh_socket=ssh_socket(request.ssh),
         pull=request.pull,
         build_contexts=request.build_contexts,
+        cache_from=request.cache_from,
+        cache_to=request.cache_to,
     )
     attest = AttestOptions(
         provenance=attestation_flag(request.provenance, "--provenance"),

@@ -50,6 +50,11 @@ class PlannedMount:
     ephemeral: bool = False
 
 
+def cache_mount_dir(cache_root: Path, mount_id: str) -> Path:
+    """Where the contents of `RUN --mount=type=cache,id=ID` live between builds."""
+    return cache_root / hashlib.sha256(mount_id.encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class PreparedStep:
     """One step ready for a runtime: the rootfs mounted, the user resolved, the mounts
@@ -190,9 +195,9 @@ class Sandbox:
 
     def _cache(self, m: CacheMount) -> None:
         ident = m.id or clean(m.target)
-        key = hashlib.sha256(ident.encode()).hexdigest()[:32]
         self.cache_root.mkdir(parents=True, exist_ok=True)
-        directory = self.cache_root / key
+        directory = cache_mount_dir(self.cache_root, ident)
+        key = directory.name
         if m.sharing in ("locked", "private"):
             instance = 0
             while True:
