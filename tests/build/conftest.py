@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import tarfile
@@ -40,7 +41,8 @@ def python_base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scripts/python-base.sh (mmdebstrap, rootfs tarballs cached under the repo's .cache)."""
     require_root()
     require_tool("mmdebstrap")
-    cache = REPO / ".cache"
+    # The Makefile's CACHE (shared by clones on one machine), else the checkout's own.
+    cache = Path(os.environ.get("CACHE") or REPO / ".cache")
     missing = [
         arch
         for arch in ("amd64", "arm64")
