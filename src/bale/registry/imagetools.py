@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Sequence
-from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import BinaryIO, cast
 
@@ -17,7 +16,7 @@ from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
-from bale.registry.client import READ_CHUNK, RemoteDocument, Repository
+from bale.registry.client import RemoteDocument, Repository
 from bale.registry.errors import transport_error
 from bale.registry.reference import Reference
 from bale.registry.transfer import resolve
@@ -121,12 +120,12 @@ def _download(src: Repository, desc: Descriptor, out: BinaryIO) -> None:
     hasher = hashlib.new(desc.digest.algorithm)
     size = 0
     try:
-        with closing(src.open_blob(desc)) as response:
-            for chunk in response.iter_raw(READ_CHUNK):
+        with src.session.operation(what, "blob"):
+            for chunk in src.iter_blob(desc):
                 hasher.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise transport_error(exc, what, src.domain) from None
     if size != desc.size or hasher.hexdigest() != desc.digest.hex:
         raise RegistryError(f"{what}: rejected content that does not match its descriptor")

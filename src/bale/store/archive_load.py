@@ -8,14 +8,13 @@ failure the blobs this load created are removed again, so the store is as it was
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import tarfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from bale.errors import BaleError, DigestMismatch, InvalidArgument, MultiPlatformRefused, NotFound
-from bale.oci import canonical, mediatype
+from bale.oci import canonical, jsonread, mediatype
 from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
@@ -248,10 +247,8 @@ def _validate_tree(store: Store, desc: Descriptor, lease: Lease, *, top: bool) -
 
 
 def _from_docker_archive(store: Store, members: dict[str, _Member], lease: Lease) -> list[Loaded]:
-    try:
-        doc = json.loads(_member_bytes(members, "manifest.json"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"malformed manifest.json: {exc}") from None
+    doc = jsonread.loads(_member_bytes(members, "manifest.json"), "manifest.json",
+                         limit=_SMALL)
     if not isinstance(doc, list) or not doc:
         raise InvalidArgument("malformed manifest.json: expected a non-empty list")
     loaded: list[Loaded] = []
