@@ -26,8 +26,9 @@ BOMBS = [
 
 
 @pytest.mark.parametrize("bomb", BOMBS)
-@pytest.mark.parametrize("parse", [Manifest.parse, Index.parse, ImageConfig.parse,
-                                   sniff_media_type])
+@pytest.mark.parametrize(
+    "parse", [Manifest.parse, Index.parse, ImageConfig.parse, sniff_media_type]
+)
 def test_nesting_bombs_are_refused_by_every_document_parser(bomb: bytes, parse: Any) -> None:
     with pytest.raises(InvalidArgument, match="nested deeper than 64 levels"):
         parse(bomb)
@@ -68,35 +69,85 @@ def test_huge_integers_are_invalid_argument() -> None:
         jsonread.loads(b"1" * 10_000, "x")
 
 
-KEYS = ["mediaType", "digest", "size", "platform", "annotations", "urls", "artifactType",
-        "schemaVersion", "config", "layers", "manifests", "subject", "architecture", "os",
-        "variant", "os.features", "os.version", "rootfs", "diff_ids", "history", "created",
-        "Env", "Cmd", "Entrypoint", "Labels", "ExposedPorts", "Volumes", "Healthcheck", "Test",
-        "Interval", "Retries", "User", "Shell", "OnBuild", "empty_layer", "created_by"]
+KEYS = [
+    "mediaType",
+    "digest",
+    "size",
+    "platform",
+    "annotations",
+    "urls",
+    "artifactType",
+    "schemaVersion",
+    "config",
+    "layers",
+    "manifests",
+    "subject",
+    "architecture",
+    "os",
+    "variant",
+    "os.features",
+    "os.version",
+    "rootfs",
+    "diff_ids",
+    "history",
+    "created",
+    "Env",
+    "Cmd",
+    "Entrypoint",
+    "Labels",
+    "ExposedPorts",
+    "Volumes",
+    "Healthcheck",
+    "Test",
+    "Interval",
+    "Retries",
+    "User",
+    "Shell",
+    "OnBuild",
+    "empty_layer",
+    "created_by",
+]
 # Values of any type, in objects whose keys are the ones the parsers look at.
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
     | st.just(str(Digest.of(b"x"))),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=4), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=4), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
 
 DESCRIPTOR = st.fixed_dictionaries(
-    {"mediaType": st.just(mediatype.OCI_MANIFEST), "digest": st.just(str(Digest.of(b"x"))),
-     "size": st.just(1)},
+    {
+        "mediaType": st.just(mediatype.OCI_MANIFEST),
+        "digest": st.just(str(Digest.of(b"x"))),
+        "size": st.just(1),
+    },
     optional={k: JSON for k in ("platform", "annotations", "urls", "artifactType")},
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(KEYS), JSON | DESCRIPTOR | st.lists(DESCRIPTOR, max_size=2),
-                       max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from(KEYS), JSON | DESCRIPTOR | st.lists(DESCRIPTOR, max_size=2), max_size=6
+    )
+)
 def test_any_shape_of_document_is_parsed_or_refused_cleanly(doc: dict[str, Any]) -> None:
     data = json.dumps(doc).encode()
-    for parse in (Manifest.parse, Index.parse, ImageConfig.parse, sniff_media_type,
-                  lambda d: Descriptor.from_json(json.loads(d))):
+    for parse in (
+        Manifest.parse,
+        Index.parse,
+        ImageConfig.parse,
+        sniff_media_type,
+        lambda d: Descriptor.from_json(json.loads(d)),
+    ):
         try:
             parse(data)
         except InvalidArgument:
@@ -120,8 +171,12 @@ def test_any_shape_of_document_is_parsed_or_refused_cleanly(doc: dict[str, Any])
     ],
 )
 def test_descriptor_values_are_checked(field: str, value: object, message: str | None) -> None:
-    obj: dict[str, object] = {"mediaType": mediatype.OCI_LAYER, "digest": str(Digest.of(b"")),
-                              "size": 0, field: value}
+    obj: dict[str, object] = {
+        "mediaType": mediatype.OCI_LAYER,
+        "digest": str(Digest.of(b"")),
+        "size": 0,
+        field: value,
+    }
     if message is None:
         try:
             Descriptor.from_json(obj)

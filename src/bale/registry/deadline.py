@@ -124,7 +124,7 @@ class Budget:
     # -- errors --------------------------------------------------------------------------
 
     def _hint(self, setting: str, unit: str) -> str:
-        where = f"[limits] or [registry.\"{self.host}\"] in {self.config or 'registries.toml'}"
+        where = f'[limits] or [registry."{self.host}"] in {self.config or "registries.toml"}'
         return f"raise it with {ENV[setting]}={unit}, or {setting} = {unit} under {where}"
 
     def _deadline_error(self) -> RegistryError:
@@ -140,8 +140,7 @@ class Budget:
             f"{self.what}: {self.host} moved {self._window_bytes} bytes in "
             f"{_seconds(round(elapsed, 1))}, below the minimum rate of {self.min_rate} bytes/s",
             code="TOO_SLOW",
-            hint=self._hint("min_rate", "BYTES_PER_SECOND")
-            + " (0 turns the check off)",
+            hint=self._hint("min_rate", "BYTES_PER_SECOND") + " (0 turns the check off)",
         )
 
     def expired(self) -> RegistryError | None:
