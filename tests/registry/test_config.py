@@ -74,7 +74,7 @@ def test_auths_entries_are_matched_by_host(docker_config: Path) -> None:
 
 def test_malformed_docker_config_is_a_clear_error(docker_config: Path) -> None:
     (docker_config / "config.json").write_text("{not json")
-    with pytest.raises(InvalidArgument, match="malformed JSON in Docker config .*config.json"):
+    with pytest.raises(InvalidArgument, match=r"malformed JSON in Docker config .*config\.json"):
         DockerConfig().get("docker.io")
 
 

@@ -7,11 +7,11 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import httpx
 
-from bale.errors import AlreadyExists, BaleError, DigestMismatch, RegistryError
+from bale.errors import AlreadyExists, BaleError, DigestMismatch, InvalidArgument, RegistryError
 from bale.oci import mediatype
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
@@ -31,6 +31,19 @@ MANIFEST_TYPES = (
 ACCEPT = ", ".join(MANIFEST_TYPES)
 # containerd's limit: manifests, indexes and configs read into memory.
 MAX_MANIFEST = 4 << 20
+
+
+T = TypeVar("T")
+
+
+def parse_remote(parse: Callable[[bytes], T], data: bytes, where: str) -> T:
+    """A document from a registry parsed; a malformed one is a RegistryError naming it."""
+    try:
+        return parse(data)
+    except InvalidArgument as exc:
+        raise RegistryError(
+            f"{where}: {exc.message}", hint="the registry serves a malformed document"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
-from bale.registry.client import RemoteDocument, Repository
+from bale.registry.client import RemoteDocument, Repository, parse_remote
 from bale.registry.errors import transport_error
 from bale.registry.reference import Reference
 from bale.registry.transfer import resolve
@@ -36,8 +36,9 @@ def inspect(registries: Registries, ref: Reference) -> RemoteDocument:
 
 def platform_of(repo: Repository, doc: RemoteDocument) -> Descriptor:
     """A manifest's descriptor with the platform its config declares."""
-    manifest = Manifest.parse(doc.data)
-    config = ImageConfig.parse(repo.read_blob(manifest.config))
+    manifest = parse_remote(Manifest.parse, doc.data, f"{repo}@{doc.descriptor.digest}")
+    where = f"{repo}@{manifest.config.digest}"
+    config = parse_remote(ImageConfig.parse, repo.read_blob(manifest.config), where)
     return replace(doc.descriptor, platform=config.platform)
 
 
@@ -55,7 +56,8 @@ def create(
     for ref in sources:
         repo, root = resolve(registries, ref)
         if mediatype.is_index(root.descriptor.media_type):
-            descs = list(Index.parse(root.data).manifests)
+            where = f"{repo}@{root.descriptor.digest}"
+            descs = list(parse_remote(Index.parse, root.data, where).manifests)
         else:
             descs = [platform_of(repo, root)]
         for desc in descs:
@@ -84,10 +86,10 @@ def _copy_manifest(src: Repository, dest: Repository, desc: Descriptor, chunk_si
         return
     doc = src.get_manifest(str(desc.digest), expected=desc)
     if mediatype.is_index(desc.media_type):
-        for child in Index.parse(doc.data).manifests:
+        for child in parse_remote(Index.parse, doc.data, f"{src}@{desc.digest}").manifests:
             _copy_manifest(src, dest, child, chunk_size)
     else:
-        for blob in Manifest.parse(doc.data).children():
+        for blob in parse_remote(Manifest.parse, doc.data, f"{src}@{desc.digest}").children():
             _copy_blob(src, dest, blob, chunk_size)
     dest.put_manifest(str(desc.digest), doc.data, desc.media_type)
 
