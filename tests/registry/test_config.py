@@ -13,7 +13,7 @@ import pytest
 from reghelp import FAST_RETRY, PASSWORD, USER, RegistryServer, make_image
 
 from bale.cli.main import main
-from bale.errors import InvalidArgument
+from bale.errors import InvalidArgument, RegistryError
 from bale.registry import pull, push_image
 from bale.registry.auth import Challenge, Scope, merge_scopes
 from bale.registry.credentials import ANONYMOUS, Credentials, DockerConfig
@@ -145,3 +145,34 @@ def test_challenge_and_scopes() -> None:
     assert Challenge.parse('Basic realm="x"') == Challenge("basic", (("realm", "x"),))
     merged = merge_scopes((Scope.pull("a"), Scope.push("a"), Scope.pull("b")))
     assert [str(s) for s in merged] == ["repository:a:pull,push", "repository:b:pull"]
+
+
+def test_a_nesting_bomb_in_the_docker_config_is_a_clear_error(docker_config: Path) -> None:
+    (docker_config / "config.json").write_text('{"auths":' + "[" * 100_000)
+    with pytest.raises(InvalidArgument, match=r"Docker config .*: nested deeper than 64 levels"):
+        DockerConfig().get("docker.io")
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("[" * 100_000, r"malformed JSON in the answer: nested deeper than 64 levels"),
+        ("not json", r"malformed JSON in the answer: Expecting value"),
+        ("[]", r"the answer is not a JSON object"),
+        ("[" + "1," * (1 << 20) + "1]", r"the answer is \d+ bytes, more than the limit of 1 MiB"),
+    ],
+)
+def test_a_credential_helper_answering_garbage_is_a_clear_error(
+    docker_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str,
+    message: str,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "out").write_text(output)
+    script = bin_dir / "docker-credential-bomb"
+    script.write_text(f"#!/bin/sh\ncat >/dev/null\ncat {tmp_path / 'out'}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (docker_config / "config.json").write_text(json.dumps({"credsStore": "bomb"}))
+    with pytest.raises(RegistryError, match=r"^credential helper docker-credential-bomb get: " + message):
+        DockerConfig().get("registry.example.com")

@@ -65,5 +65,5 @@ def loads(
 def loads_object(data: bytes | str, what: str, *, limit: int = MAX_DOCUMENT) -> dict[str, Any]:
     value = loads(data, what, limit=limit)
     if not isinstance(value, dict):
-        raise InvalidArgument(f"malformed {what}: expected a JSON object")
+        raise InvalidArgument(f"{what} is not a JSON object")
     return value

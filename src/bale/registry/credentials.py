@@ -198,10 +198,11 @@ def _helper_get(name: str, server: str) -> Credentials | None:
             return None
         raise
     try:
-        doc = jsonread.loads_object(out, f"the output of docker-credential-{name} get",
-                                    limit=_MAX_HELPER_OUTPUT)
+        doc = jsonread.loads_object(out, "the answer", limit=_MAX_HELPER_OUTPUT)
     except InvalidArgument as exc:
-        raise RegistryError(f"credential helper docker-credential-{name}: {exc.message}") from None
+        raise RegistryError(
+            f"credential helper docker-credential-{name} get: {exc.message}"
+        ) from None
     user, secret = doc.get("Username", ""), doc.get("Secret", "")
     if not isinstance(user, str) or not isinstance(secret, str):
         raise RegistryError(f"credential helper docker-credential-{name} gave malformed output")
