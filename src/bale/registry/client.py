@@ -19,7 +19,7 @@ from bale.oci.manifest import sniff_media_type
 from bale.registry.auth import Scope
 from bale.registry.deadline import Budget
 from bale.registry.errors import response_error, transport_error
-from bale.registry.transport import READ_CHUNK, RETRYABLE, Session, read_body
+from bale.registry.transport import RETRYABLE, Session, raw_chunks, read_body
 from bale.store.content import ContentStore
 
 MANIFEST_TYPES = (
@@ -189,7 +189,7 @@ class Repository:
         budget = Budget.active()
         with closing(self.open_blob(desc)) as r:
             received = 0
-            for chunk in r.iter_raw(READ_CHUNK):
+            for chunk in raw_chunks(r):
                 received += len(chunk)
                 if received > desc.size:
                     # Only the bytes up to one past the size are ever taken.

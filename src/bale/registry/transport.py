@@ -11,7 +11,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -327,13 +327,22 @@ def _sleep(budget: Budget | None, seconds: float) -> None:
         budget.sleep(seconds)
 
 
+def raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """A response's body as sent, in chunks; one already in memory (an in-memory transport's
+    answer) as one chunk."""
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        yield from response.iter_raw(READ_CHUNK)
+
+
 def read_body(response: httpx.Response, limit: int, what: str, host: str) -> bytes:
     """A streamed body, at most `limit` bytes (one more and it fails), then closed."""
     budget = Budget.active()
     parts: list[bytes] = []
     total = 0
     try:
-        for chunk in response.iter_raw(READ_CHUNK):
+        for chunk in raw_chunks(response):
             total += len(chunk)
             if total > limit:
                 raise RegistryError(f"{what}: more than {limit} bytes; refusing to read it")
