@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from itertools import accumulate, repeat
 from operator import sub
 from typing import Any
@@ -44,9 +45,17 @@ def depth(data: bytes) -> int:
 
 
 def loads(
-    data: bytes | str, what: str, *, limit: int = MAX_DOCUMENT, max_depth: int = MAX_DEPTH
+    data: bytes | str,
+    what: str,
+    *,
+    limit: int = MAX_DOCUMENT,
+    max_depth: int = MAX_DEPTH,
+    parse_int: Callable[[str], Any] | None = None,
 ) -> Any:
-    """Parse a JSON document of at most `limit` bytes and `max_depth` levels."""
+    """Parse a JSON document of at most `limit` bytes and `max_depth` levels.
+
+    `parse_int=float` reads every number as a float, as Go does into an `any`.
+    """
     raw = data.encode() if isinstance(data, str) else data
     if len(raw) > limit:
         raise InvalidArgument(
@@ -55,7 +64,7 @@ def loads(
     if raw.count(b"[") + raw.count(b"{") > max_depth and depth(raw) > max_depth:
         raise InvalidArgument(f"malformed JSON in {what}: nested deeper than {max_depth} levels")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_int=parse_int)
     except RecursionError:  # unreachable after the depth check; kept as the last guard
         raise InvalidArgument(f"malformed JSON in {what}: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integers
