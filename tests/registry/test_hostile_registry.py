@@ -597,3 +597,32 @@ def test_base_error_is_the_only_kind_raised(
         hostile.route(f"/v2/app/manifests/{i}", lambda s, r, raw=raw: s.sendall(raw))
         with pytest.raises(BaleError):
             pull(store, f"{hostile.host}/app:{i}", registries=regs)
+
+
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        'Bearer realm="' + "a" * 90_000,  # unterminated quote, 90 KB
+        "Bearer " + "x=," * 30_000,
+        'Bearer realm="http://127.0.0.1:1/t",' + 'k="\\' * 20_000,
+    ],
+)
+def test_a_monstrous_challenge_is_parsed_quickly_and_refused(
+    hostile: Hostile, regs: Registries, store: Store, challenge: str
+) -> None:
+    hostile.route("/v2/", lambda s, r: reply(s, 401, b"{}", WWW_Authenticate=challenge))
+    start = time.monotonic()
+    with pytest.raises(RegistryError):
+        pull(store, f"{hostile.host}/app:1", registries=regs)
+    assert time.monotonic() - start < ON_TIME
+
+
+def test_a_token_that_cannot_be_a_header_is_a_located_error(
+    hostile: Hostile, regs: Registries, store: Store
+) -> None:
+    _bearer(hostile)
+    hostile.route("/token", lambda s, r: reply(s, 200, b'{"token": "a\\r\\nX-Evil: 1"}'))
+    error = _fails(
+        store, f"{hostile.host}/app:1", regs, r"sent a token that cannot be sent back in a header$"
+    )
+    assert "Evil" not in str(error)  # a credential is never printed

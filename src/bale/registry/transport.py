@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,6 +36,8 @@ USER_AGENT = "bale/0.1"
 # errors (redirect loops, unsupported schemes, bad URLs, undecodable bodies) never heal.
 RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
              httpx.ProxyError)
+# What a bearer token may hold: visible ASCII (RFC 6750 allows less; registries use JWTs).
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 # Bodies of answers that are not streamed (tokens, errors, upload replies) are read at most
 # this far; a registry has no reason to send more.
 MAX_REPLY = 1 << 20
@@ -313,6 +316,12 @@ class Session:
         value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(value, str) or not value:
             raise RegistryError(f"{what}: the token service of {self.domain} sent no token")
+        if not _TOKEN_TEXT.fullmatch(value):
+            # Said without quoting it: the error must not print a credential.
+            raise RegistryError(
+                f"{what}: the token service of {self.domain} sent a token that cannot be "
+                "sent back in a header"
+            )
         lifetime = doc.get("expires_in", 60)
         lifetime = lifetime if isinstance(lifetime, int) and lifetime > 0 else 60
         with self._lock:
