@@ -626,3 +626,21 @@ def test_a_token_that_cannot_be_a_header_is_a_located_error(
         store, f"{hostile.host}/app:1", regs, r"sent a token that cannot be sent back in a header$"
     )
     assert "Evil" not in str(error)  # a credential is never printed
+
+
+def test_login_to_a_silent_token_service_hits_the_deadline(
+    hostile: Hostile, regs: Registries
+) -> None:
+    from bale.registry.credentials import Credentials
+    from bale.registry.login import login
+
+    _bearer(hostile)
+    hostile.route("/token", lambda s, r: hold(s, hostile.stop))
+    start = time.monotonic()
+    with pytest.raises(
+        RegistryError,
+        match=rf"^login {hostile.host}: {hostile.host} did not "
+        r"finish within the 2 s timeout$",
+    ):
+        login(regs, hostile.host, Credentials("u", "p"))
+    assert time.monotonic() - start < ON_TIME

@@ -31,6 +31,8 @@ MANIFEST_TYPES = (
 ACCEPT = ", ".join(MANIFEST_TYPES)
 # containerd's limit: manifests, indexes and configs read into memory.
 MAX_MANIFEST = 4 << 20
+# Blobs read into memory up to this size are small requests (bounded by `timeout`).
+SMALL_BLOB = 1 << 20
 
 
 T = TypeVar("T")
@@ -258,8 +260,10 @@ class Repository:
         what = f"fetch blob {self}@{desc.digest}"
         if desc.size > limit:
             raise RegistryError(f"{what}: {desc.size} bytes is too large to read into memory")
+        # A config is a small request; a large attestation is a transfer, held to the rate.
+        kind = "request" if desc.size <= SMALL_BLOB else "blob"
         try:
-            with self.session.operation(what):
+            with self.session.operation(what, kind):
                 data = b"".join(self.iter_blob(desc))
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise transport_error(exc, what, self.domain) from None

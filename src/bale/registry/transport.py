@@ -43,7 +43,6 @@ _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 MAX_REPLY = 1 << 20
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
-READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class Session:
 
     def ping(self) -> None:
         """Find the scheme and the auth challenge (GET /v2/), once per session."""
-        with self._lock:
+        with self.operation(f"ping {self.domain}"), self._lock:
             if self._pinged:
                 return
             if self.plain_http:
@@ -266,7 +265,7 @@ class Session:
     def token(self, scopes: tuple[Scope, ...], *, what: str) -> str:
         """A bearer token for these scopes, reused until shortly before it expires."""
         key = tuple(str(s) for s in scopes)
-        with self._token_lock:
+        with self.operation(what), self._token_lock:
             with self._lock:
                 cached = self._tokens.get(key)
                 if cached is not None and cached.expires > time.monotonic():
@@ -337,12 +336,13 @@ def _sleep(budget: Budget | None, seconds: float) -> None:
 
 
 def raw_chunks(response: httpx.Response) -> Iterator[bytes]:
-    """A response's body as sent, in chunks; one already in memory (an in-memory transport's
-    answer) as one chunk."""
+    """A response's body as sent, in the pieces the network delivers (at most 64 KiB, so a
+    limit is noticed within one read of it); one already in memory (an in-memory transport's
+    answer) as one piece."""
     if response.is_stream_consumed:
         yield response.content
     else:
-        yield from response.iter_raw(READ_CHUNK)
+        yield from response.iter_raw()
 
 
 def read_body(response: httpx.Response, limit: int, what: str, host: str) -> bytes:
