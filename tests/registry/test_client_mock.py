@@ -5,6 +5,7 @@ with a fake clock."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -363,3 +364,24 @@ def test_bad_limits_in_the_config_are_reported_with_the_file(
         HostsConfig.load(path)
     assert str(path) in str(info.value)
     assert json.dumps(str(info.value)).count("\\n") == 0
+
+
+def test_credentials_never_go_to_another_host(
+    connect: Callable[..., Registries], log: list[httpx.Request]
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/":
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        if request.url.path.endswith("/uploads/"):
+            return httpx.Response(202, headers={"Location": "https://elsewhere.test/upload/1"})
+        return httpx.Response(201)
+
+    registries = connect(handler)
+    repo = Repository(registries.session(HOST, Credentials("alice", "pw")), "app", push=True)
+    desc = Descriptor(mediatype.OCI_LAYER, Digest.of(b"data"), 4)
+    repo.upload_blob(desc, lambda: io.BytesIO(b"data"), chunk_size=1 << 20)
+    assert [(r.method, r.url.host, "authorization" in r.headers) for r in log] == [
+        ("GET", HOST, False),
+        ("POST", HOST, True),
+        ("PUT", "elsewhere.test", False),
+    ]

@@ -174,11 +174,14 @@ class Session:
         with self.operation(what):
             self.ping()
             url = path if path.startswith(("http://", "https://")) else self.base_url + path
+            # Credentials go to the registry only, never to another host an upload location
+            # names (containerd's rule: auth only for hosts that challenged).
+            own = _origin(url) == _origin(self.base_url)
             scopes = merge_scopes(scopes)
             renewed = False
             while True:
                 extra = dict(headers or {})
-                auth = self._authorization(scopes, what)
+                auth = self._authorization(scopes, what) if own else ""
                 if auth:
                     extra["Authorization"] = auth
                 response = self._send(method, url, extra, params, content, what=what)
@@ -326,6 +329,15 @@ class Session:
         with self._lock:
             self._tokens[key] = _Token(value, time.monotonic() + max(5, lifetime - 10))
         return value
+
+
+def _origin(url: str) -> tuple[str, int | None]:
+    """The host a URL names, as containerd keys its auth handlers (host and port)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return ("", None)
+    return (parsed.host, parsed.port)
 
 
 def _sleep(budget: Budget | None, seconds: float) -> None:
