@@ -11,14 +11,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reghelp import layer_tar, noise
+import pytest
+from reghelp import FAST_RETRY, blob_digests, layer_tar, noise
 
+from bale.errors import RegistryError
 from bale.oci import mediatype
 from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import Manifest
 from bale.oci.platform import host_platform
+from bale.registry import pull
+from bale.registry.hosts import HostConfig, HostsConfig
+from bale.registry.limits import Limits
+from bale.registry.transport import Registries, RegistryOptions, RetryPolicy
+from bale.store.check import check_store
+from bale.store.local import Store
 
 
 @dataclass(frozen=True)
@@ -189,3 +197,48 @@ def start_hostile() -> Hostile:
     state.host = f"127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return state
+
+
+# -- what the tests share --------------------------------------------------------------------
+
+LIMITS = Limits(timeout=2, min_rate=2000, rate_window=1)
+# Far above the 2 s deadline even on a loaded machine; far below "hangs forever".
+ON_TIME = 15.0
+
+
+def registries_for(
+    hostile: Hostile, retry: RetryPolicy = FAST_RETRY, limits: Limits = LIMITS
+) -> Registries:
+    hosts = HostsConfig(hosts=((hostile.host, HostConfig(http=True)),))
+    return Registries(RegistryOptions(hosts=hosts, retry=retry, limits=limits))
+
+
+def fails(store: Store, ref: str, registries: Registries, message: str) -> RegistryError:
+    """Pull must fail with `message`, on time, in one line, leaving the store untouched."""
+    before = blob_digests(store)
+    start = time.monotonic()
+    with pytest.raises(RegistryError, match=message) as info:
+        pull(store, ref, registries=registries)
+    assert time.monotonic() - start < ON_TIME
+    assert "\n" not in str(info.value)
+    assert blob_digests(store) == before
+    assert store.content.ingests() == []
+    assert store.images().all() == []
+    assert check_store(store) == []
+    return info.value
+
+
+def bearer(hostile: Hostile, realm: str | None = None) -> None:
+    realm = realm or f"http://{hostile.host}/token"
+    challenge = f'Bearer realm="{realm}",service="svc",scope="repository:app:pull"'
+
+    def unauthorized(s: socket.socket, r: Request) -> None:
+        reply(
+            s,
+            401,
+            b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+            WWW_Authenticate=challenge,
+        )
+
+    hostile.route("/v2/", unauthorized)
+    hostile.route("/v2/app/manifests/1", unauthorized)
