@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hostile import Hostile, Image, registries_for, small_image, start_hostile
 from reghelp import (
     FAST_RETRY,
     ISSUER,
@@ -103,3 +104,24 @@ def other_store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def image_factory() -> Callable[..., Descriptor]:
     return make_image
+
+
+@pytest.fixture
+def hostile() -> Iterator[Hostile]:
+    """A registry that misbehaves on purpose (tests/registry/hostile.py), per test."""
+    server = start_hostile()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def image(hostile: Hostile) -> Image:
+    image = small_image()
+    hostile.serve_image("app", image)
+    return image
+
+
+@pytest.fixture
+def regs(hostile: Hostile, docker_config: Path) -> Iterator[Registries]:
+    with registries_for(hostile) as registries:
+        yield registries

@@ -203,8 +203,15 @@ def make_image(
     attestations: bool = True,
     shared_base: bool = True,
     single: bool = False,
+    sbom: bool = False,
+    attestation_layout: str = "legacy",
 ) -> Descriptor:
-    """A multi-platform image (with BuildKit-style attestation manifests), named `name`."""
+    """A multi-platform image (with BuildKit-style attestation manifests), named `name`.
+
+    `attestation_layout`: "legacy" (an image manifest with an unknown/unknown config, as bale
+    writes), "artifact" (BuildKit's OCI artifact: empty config, artifactType, subject) or
+    "subject" (the artifact without the index annotations: found by its subject alone).
+    """
     seed = seed or name
     entries: list[Descriptor] = []
     for plat_text in platforms:
@@ -223,36 +230,8 @@ def make_image(
         manifest_desc = store.put_document(manifest, mediatype.OCI_MANIFEST, platform=plat)
         entries.append(manifest_desc)
         if attestations:
-            statement = json.dumps(
-                {
-                    "_type": "https://in-toto.io/Statement/v0.1",
-                    "predicateType": "https://slsa.dev/provenance/v0.2",
-                    "subject": [{"digest": {"sha256": manifest_desc.digest.hex}}],
-                    "predicate": {"builder": {"id": seed}},
-                }
-            ).encode()
-            layer_digest, _ = store.put_blob(statement)
-            in_toto = Descriptor(
-                mediatype.IN_TOTO,
-                layer_digest,
-                len(statement),
-                annotations=(("in-toto.io/predicate-type", "https://slsa.dev/provenance/v0.2"),),
-            )
-            att_config = ImageConfig(
-                platform=Platform("unknown", "unknown"), diff_ids=(Digest.of(statement),)
-            ).encode()
-            att_config_desc = store.put_document(att_config, mediatype.OCI_CONFIG)
-            att = Manifest(att_config_desc, (in_toto,)).encode()
             entries.append(
-                store.put_document(
-                    att,
-                    mediatype.OCI_MANIFEST,
-                    platform=Platform("unknown", "unknown"),
-                    annotations={
-                        ATTESTATION_REF: str(manifest_desc.digest),
-                        ATTESTATION_TYPE: ATTESTATION_MANIFEST,
-                    },
-                )
+                _attestation(store, manifest_desc, seed, sbom=sbom, layout=attestation_layout)
             )
     if single:
         # One platform, named by its manifest (as a per-platform push-by-digest build).
@@ -263,6 +242,70 @@ def make_image(
     target = store.put_document(index, mediatype.OCI_INDEX)
     store.set_image(name, target)
     return target
+
+
+def statement(predicate_type: str, subject: Descriptor, predicate: object) -> bytes:
+    return json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": predicate_type,
+            "subject": [{"name": "_", "digest": {"sha256": subject.digest.hex}}],
+            "predicate": predicate,
+        }
+    ).encode()
+
+
+def _attestation(
+    store: Store, subject: Descriptor, seed: str, *, sbom: bool, layout: str
+) -> Descriptor:
+    statements = [
+        ("https://slsa.dev/provenance/v0.2", {"builder": {"id": seed}, "buildType": "bale"})
+    ]
+    if sbom:
+        statements.append(
+            (
+                "https://spdx.dev/Document",
+                {
+                    "SPDXID": "SPDXRef-DOCUMENT",
+                    "name": f"sbom-{seed}",
+                    "packages": [{"name": "busybox", "size": 1000000}],
+                },
+            )
+        )
+    layers = []
+    for predicate_type, predicate in statements:
+        data = statement(predicate_type, subject, predicate)
+        digest, _ = store.put_blob(data)
+        layers.append(
+            Descriptor(
+                mediatype.IN_TOTO,
+                digest,
+                len(data),
+                annotations=(("in-toto.io/predicate-type", predicate_type),),
+            )
+        )
+    annotations = {ATTESTATION_REF: str(subject.digest), ATTESTATION_TYPE: ATTESTATION_MANIFEST}
+    subject_desc = Descriptor(subject.media_type, subject.digest, subject.size)
+    if layout == "legacy":
+        config = ImageConfig(
+            platform=Platform("unknown", "unknown"),
+            diff_ids=tuple(Digest.of(store.content.read_bytes(d.digest)) for d in layers),
+        ).encode()
+        att = Manifest(store.put_document(config, mediatype.OCI_CONFIG), tuple(layers))
+    else:
+        empty, _ = store.put_blob(b"{}")
+        att = Manifest(
+            Descriptor(mediatype.OCI_EMPTY, empty, 2),
+            tuple(layers),
+            subject=subject_desc,
+            artifact_type=mediatype.ATTESTATION_ARTIFACT,
+        )
+    return store.put_document(
+        att.encode(),
+        mediatype.OCI_MANIFEST,
+        platform=Platform("unknown", "unknown"),
+        annotations=annotations if layout != "subject" else {},
+    )
 
 
 def blob_digests(store: Store) -> set[Digest]:

@@ -35,8 +35,12 @@ def one_error_line(err: str) -> str:
 
 
 def test_basic_auth_login_push_pull_logout(
-    basic_registry: RegistryServer, docker_config: Path, store: Store, other_store: Store,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    basic_registry: RegistryServer,
+    docker_config: Path,
+    store: Store,
+    other_store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     host = basic_registry.host
     target = make_image(store, f"{host}/basic/app:1", seed="basic")
@@ -62,8 +66,7 @@ def test_basic_auth_login_push_pull_logout(
     assert main(["--root", str(store.root), "push", f"{host}/basic/app:1"]) == 0
     assert f"digest: {target.digest}" in capsys.readouterr().out
     with fresh() as registries:
-        pulled = pull(other_store, f"{host}/basic/app:1", registries=registries,
-                      all_platforms=True)
+        pulled = pull(other_store, f"{host}/basic/app:1", registries=registries, all_platforms=True)
     assert pulled.target.digest == target.digest
 
     assert main(["logout", host]) == 0
@@ -75,7 +78,10 @@ def test_basic_auth_login_push_pull_logout(
 
 
 def test_token_auth_scopes_and_reuse(
-    token_registry: TokenRegistry, docker_config: Path, store: Store, other_store: Store,
+    token_registry: TokenRegistry,
+    docker_config: Path,
+    store: Store,
+    other_store: Store,
 ) -> None:
     host = token_registry.registry.host
     tokens = token_registry.tokens
@@ -107,8 +113,11 @@ def test_token_auth_scopes_and_reuse(
 
 
 def test_token_auth_wrong_and_missing_credentials(
-    token_registry: TokenRegistry, docker_config: Path, store: Store,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    token_registry: TokenRegistry,
+    docker_config: Path,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     host = token_registry.registry.host
     make_image(store, f"{host}/private/app:1", seed="private")
@@ -128,15 +137,22 @@ def test_token_auth_wrong_and_missing_credentials(
 
     DockerConfig(docker_config).store(host, Credentials(USER, "nope"))
     with fresh() as registries, pytest.raises(RegistryError, match="incorrect username"):
-        push_image(store, store.images().get(f"{host}/private/app:1").target,
-                   f"{host}/private/app:1", registries=registries)
+        push_image(
+            store,
+            store.images().get(f"{host}/private/app:1").target,
+            f"{host}/private/app:1",
+            registries=registries,
+        )
 
     assert login_cli(monkeypatch, host, PASSWORD) == 0
     assert main(["--root", str(store.root), "push", f"{host}/private/app:1"]) == 0
 
 
 def test_token_anonymous_pull_of_public_repository(
-    token_registry: TokenRegistry, docker_config: Path, store: Store, other_store: Store,
+    token_registry: TokenRegistry,
+    docker_config: Path,
+    store: Store,
+    other_store: Store,
 ) -> None:
     host = token_registry.registry.host
     target = make_image(store, "pub:1", ("linux/amd64",), seed="public")

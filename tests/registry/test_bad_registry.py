@@ -101,8 +101,12 @@ def start_fake(image: FakeImage) -> tuple[FakeRegistry, ThreadingHTTPServer]:
             flaky = scenario == "flaky" and hits <= 2
             if flaky or scenario == "always500":
                 status = 429 if hits == 1 and scenario == "flaky" else 500
-                return self.send(status, b'{"errors":[{"code":"UNKNOWN","message":"boom"}]}',
-                                 "application/json", Retry_After="0")
+                return self.send(
+                    status,
+                    b'{"errors":[{"code":"UNKNOWN","message":"boom"}]}',
+                    "application/json",
+                    Retry_After="0",
+                )
             if scenario == "htmlerror":
                 page = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
                 return self.send(404, page, "text/html")
@@ -195,8 +199,9 @@ def test_manifest_by_digest_is_verified(
     assert blob_digests(store) == set()
 
 
-def test_unreachable_registry_is_one_clear_error(registries: Registries, store: Store,
-                                                 tmp_path: Path) -> None:
+def test_unreachable_registry_is_one_clear_error(
+    registries: Registries, store: Store, tmp_path: Path
+) -> None:
     from reghelp import free_port
 
     with pytest.raises(RegistryError, match=r"cannot talk to 127\.0\.0\.1") as info:

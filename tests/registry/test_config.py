@@ -13,7 +13,7 @@ import pytest
 from reghelp import FAST_RETRY, PASSWORD, USER, RegistryServer, make_image
 
 from bale.cli.main import main
-from bale.errors import InvalidArgument
+from bale.errors import InvalidArgument, RegistryError
 from bale.registry import pull, push_image
 from bale.registry.auth import Challenge, Scope, merge_scopes
 from bale.registry.credentials import ANONYMOUS, Credentials, DockerConfig
@@ -53,10 +53,16 @@ def helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_auths_entries_are_matched_by_host(docker_config: Path) -> None:
     auth = base64.b64encode(b"bob:pw:with:colons").decode()
     hub = base64.b64encode(b"hubuser:hubpw").decode()
-    (docker_config / "config.json").write_text(json.dumps({"auths": {
-        "https://registry.example.com:5000/v1/": {"auth": auth},
-        "https://index.docker.io/v1/": {"auth": hub},
-    }}))
+    (docker_config / "config.json").write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://registry.example.com:5000/v1/": {"auth": auth},
+                    "https://index.docker.io/v1/": {"auth": hub},
+                }
+            }
+        )
+    )
     config = DockerConfig()
     assert config.path == docker_config / "config.json"
     assert config.get("registry.example.com:5000") == Credentials("bob", "pw:with:colons")
@@ -74,13 +80,17 @@ def test_auths_entries_are_matched_by_host(docker_config: Path) -> None:
 
 def test_malformed_docker_config_is_a_clear_error(docker_config: Path) -> None:
     (docker_config / "config.json").write_text("{not json")
-    with pytest.raises(InvalidArgument, match="malformed Docker config"):
+    with pytest.raises(InvalidArgument, match=r"malformed JSON in Docker config .*config\.json"):
         DockerConfig().get("docker.io")
 
 
 def test_credential_helper_get_store_erase(
-    basic_registry: RegistryServer, docker_config: Path, helper: Path, store: Store,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    basic_registry: RegistryServer,
+    docker_config: Path,
+    helper: Path,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     host = basic_registry.host
     (docker_config / "config.json").write_text(json.dumps({"credHelpers": {host: "fake"}}))
@@ -101,15 +111,16 @@ def test_credential_helper_get_store_erase(
 
 
 def test_mirror_serves_pulls(
-    plain_registry: RegistryServer, tmp_path: Path, registries: Registries, store: Store,
+    plain_registry: RegistryServer,
+    tmp_path: Path,
+    registries: Registries,
+    store: Store,
     other_store: Store,
 ) -> None:
     target = make_image(store, "mirrored:1", ("linux/amd64",), seed="mirror")
     push_image(store, target, f"{plain_registry.host}/mirrored/app:1", registries=registries)
     config = tmp_path / "registries.toml"
-    config.write_text(
-        f'[registry."registry.invalid"]\nmirrors = ["{plain_registry.host}"]\n'
-    )
+    config.write_text(f'[registry."registry.invalid"]\nmirrors = ["{plain_registry.host}"]\n')
     hosts = HostsConfig.load(config)
     assert hosts.mirrors("registry.invalid") == (plain_registry.host,)
     with Registries(RegistryOptions(hosts=hosts, retry=FAST_RETRY)) as regs:
@@ -120,8 +131,10 @@ def test_mirror_serves_pulls(
 
 def test_hosts_config_parsing(tmp_path: Path) -> None:
     path = tmp_path / "r.toml"
-    path.write_text('[registry."docker.io"]\nmirrors = ["https://mirror.gcr.io"]\n'
-                    '[registry."internal:5000"]\nhttp = true\n')
+    path.write_text(
+        '[registry."docker.io"]\nmirrors = ["https://mirror.gcr.io"]\n'
+        '[registry."internal:5000"]\nhttp = true\n'
+    )
     hosts = HostsConfig.load(path)
     assert hosts.mirrors("docker.io") == ("mirror.gcr.io",)
     assert hosts.plain_http("internal:5000") and not hosts.insecure("internal:5000")
@@ -136,12 +149,50 @@ def test_hosts_config_parsing(tmp_path: Path) -> None:
 
 
 def test_challenge_and_scopes() -> None:
-    c = Challenge.parse('Bearer realm="https://auth.example/token",service="reg",'
-                        'scope="repository:a/b:pull,push repository:c:pull",'
-                        'error="insufficient_scope"')
+    c = Challenge.parse(
+        'Bearer realm="https://auth.example/token",service="reg",'
+        'scope="repository:a/b:pull,push repository:c:pull",'
+        'error="insufficient_scope"'
+    )
     assert c is not None and c.scheme == "bearer"
     assert c.param("realm") == "https://auth.example/token"
     assert Scope.parse_many(c.param("scope")) == (Scope("a/b", ("pull", "push")), Scope("c"))
     assert Challenge.parse('Basic realm="x"') == Challenge("basic", (("realm", "x"),))
     merged = merge_scopes((Scope.pull("a"), Scope.push("a"), Scope.pull("b")))
     assert [str(s) for s in merged] == ["repository:a:pull,push", "repository:b:pull"]
+
+
+def test_a_nesting_bomb_in_the_docker_config_is_a_clear_error(docker_config: Path) -> None:
+    (docker_config / "config.json").write_text('{"auths":' + "[" * 100_000)
+    with pytest.raises(InvalidArgument, match=r"Docker config .*: nested deeper than 64 levels"):
+        DockerConfig().get("docker.io")
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("[" * 100_000, r"malformed JSON in the answer: nested deeper than 64 levels"),
+        ("not json", r"malformed JSON in the answer: Expecting value"),
+        ("[]", r"the answer is not a JSON object"),
+        ("[" + "1," * (1 << 20) + "1]", r"the answer is \d+ bytes, more than the limit of 1 MiB"),
+    ],
+)
+def test_a_credential_helper_answering_garbage_is_a_clear_error(
+    docker_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    output: str,
+    message: str,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "out").write_text(output)
+    script = bin_dir / "docker-credential-bomb"
+    script.write_text(f"#!/bin/sh\ncat >/dev/null\ncat {tmp_path / 'out'}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (docker_config / "config.json").write_text(json.dumps({"credsStore": "bomb"}))
+    with pytest.raises(
+        RegistryError, match=r"^credential helper docker-credential-bomb get: " + message
+    ):
+        DockerConfig().get("registry.example.com")

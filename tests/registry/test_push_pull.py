@@ -29,7 +29,8 @@ def skopeo_raw(ref: str) -> bytes:
         pytest.skip("skopeo is not installed (scripts/setup-host.sh installs it)")
     return subprocess.run(
         [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
 
 
@@ -93,12 +94,19 @@ def test_cross_repository_mount(
     # The pulled store knows the blobs live in mount/src, so pushing elsewhere mounts them.
     second = f"{plain_registry.host}/mount/dst:1"
     result = push_image(other_store, target, second, registries=registries)
-    assert result.mounted == len(blob_digests(store)) - len(Index.parse(
-        store.content.read_bytes(target.digest)).manifests) - 1
+    assert (
+        result.mounted
+        == len(blob_digests(store))
+        - len(Index.parse(store.content.read_bytes(target.digest)).manifests)
+        - 1
+    )
     assert result.uploaded == 0
     log = plain_registry.log_text()
-    mounts = re.findall(r'"POST /v2/mount/dst/blobs/uploads/\?mount=sha256%3A[0-9a-f]{64}'
-                        r'&from=mount%2Fsrc HTTP/1.1" 201', log)
+    mounts = re.findall(
+        r'"POST /v2/mount/dst/blobs/uploads/\?mount=sha256%3A[0-9a-f]{64}'
+        r'&from=mount%2Fsrc HTTP/1.1" 201',
+        log,
+    )
     assert len(mounts) == result.mounted
     assert skopeo_raw(second) == store.content.read_bytes(target.digest)
 
@@ -111,26 +119,32 @@ def test_ensure_image_is_lazy_and_verifies_digest(
     push_image(store, target, ref, registries=registries)
 
     with other_store.lease() as lease:
-        base = ensure_image(other_store, ref, Platform.parse("linux/arm64"),
-                            registries=registries, lease=lease)
+        base = ensure_image(
+            other_store, ref, Platform.parse("linux/arm64"), registries=registries, lease=lease
+        )
         assert base.resolved.digest == target.digest
         assert base.config.platform == Platform.parse("linux/arm64")
         assert not base.local and base.exact_platform
         manifest = other_store.manifest(base.manifest)
         # Documents only: no layer was downloaded yet.
         assert not any(other_store.content.exists(layer.digest) for layer in manifest.layers)
-        created = fetch_layers(other_store, ref, base.manifest, registries=registries,
-                               lease=lease)
+        created = fetch_layers(other_store, ref, base.manifest, registries=registries, lease=lease)
         assert set(created) == {layer.digest for layer in manifest.layers}
 
-        by_digest = ensure_image(other_store, f"{plain_registry.host}/lib/base@{target.digest}",
-                                 Platform.parse("linux/amd64"), registries=registries, lease=lease)
+        by_digest = ensure_image(
+            other_store,
+            f"{plain_registry.host}/lib/base@{target.digest}",
+            Platform.parse("linux/amd64"),
+            registries=registries,
+            lease=lease,
+        )
         assert by_digest.resolved.digest == target.digest
         assert by_digest.config.platform == Platform.parse("linux/amd64")
 
         with pytest.raises(NotFound, match="no match for platform linux/s390x"):
-            ensure_image(other_store, ref, Platform.parse("linux/s390x"), registries=registries,
-                         lease=lease)
+            ensure_image(
+                other_store, ref, Platform.parse("linux/s390x"), registries=registries, lease=lease
+            )
 
     # Once pulled and named, the store answers without asking the registry.
     pull(other_store, ref, registries=registries, all_platforms=True)
@@ -139,7 +153,10 @@ def test_ensure_image_is_lazy_and_verifies_digest(
 
 
 def test_cli_push_pull_and_imagetools_inspect(
-    plain_registry: RegistryServer, store: Store, tmp_path: object, docker_config: object,
+    plain_registry: RegistryServer,
+    store: Store,
+    tmp_path: object,
+    docker_config: object,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     target = make_image(store, f"{plain_registry.host}/cli/app:2", seed="cli")
@@ -180,8 +197,7 @@ def test_push_of_partially_pulled_image_is_refused(
     push_image(store, target, ref, registries=registries)
     pull(other_store, ref, registries=registries, platforms=[Platform.parse("linux/amd64")])
     with pytest.raises(NotFound, match=r"linux/arm64.*is not in the store"):
-        push_image(other_store, target, f"{plain_registry.host}/part/copy:1",
-                   registries=registries)
+        push_image(other_store, target, f"{plain_registry.host}/part/copy:1", registries=registries)
 
 
 def test_push_by_digest_moves_no_tag(
@@ -205,7 +221,9 @@ def test_pull_reports_byte_progress_and_existing_layers(
     push_image(store, target, ref, registries=registries)
     events: list[ProgressEvent] = []
     pull(other_store, ref, registries=registries, progress=events.append)
-    layers = other_store.manifest(other_store.select_platform(target, Platform.parse("linux/amd64")))
+    layers = other_store.manifest(
+        other_store.select_platform(target, Platform.parse("linux/amd64"))
+    )
     for layer in layers.layers:
         mine = [e for e in events if e.digest == layer.digest]
         assert mine[0].action == "started" and mine[-1].action == "done"
@@ -224,8 +242,9 @@ def test_single_platform_base_used_for_another_platform(
     ref = f"{plain_registry.host}/solo/app:1"
     push_image(store, target, ref, registries=registries)
     with other_store.lease() as lease:
-        base = ensure_image(other_store, ref, Platform.parse("linux/arm64"),
-                            registries=registries, lease=lease)
+        base = ensure_image(
+            other_store, ref, Platform.parse("linux/arm64"), registries=registries, lease=lease
+        )
     # As BuildKit: the only manifest is used, and the caller is told it does not match.
     assert base.manifest.digest == target.digest
     assert base.config.platform == Platform.parse("linux/amd64")

@@ -26,10 +26,26 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryS
     directory = tmp_path_factory.mktemp("registry-tls")
     key, cert = directory / "tls.key", directory / "tls.crt"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        capture_output=True, check=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        capture_output=True,
+        check=True,
     )
     server = start_registry(directory, f"  tls:\n    certificate: {cert}\n    key: {key}\n")
     yield server
@@ -64,9 +80,12 @@ def test_chunked_upload(
     options = RegistryOptions(hosts=HostsConfig(), retry=FAST_RETRY, chunk_size=100_000)
     with Registries(options) as regs:
         push_image(store, target, f"{plain_registry.host}/chunky/app:1", registries=regs)
-        pull(other_store, f"{plain_registry.host}/chunky/app:1", registries=regs,
-             all_platforms=True)
+        pull(
+            other_store, f"{plain_registry.host}/chunky/app:1", registries=regs, all_platforms=True
+        )
     assert blob_digests(other_store) == blob_digests(store)
     assert check_store(other_store) == []
-    patches = re.findall(r'"PATCH /v2/chunky/app/blobs/uploads/[^"]*" 202', plain_registry.log_text())
+    patches = re.findall(
+        r'"PATCH /v2/chunky/app/blobs/uploads/[^"]*" 202', plain_registry.log_text()
+    )
     assert len(patches) >= 6  # two 300 kB layers in 100 kB chunks

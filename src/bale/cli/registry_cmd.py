@@ -8,6 +8,7 @@ import json
 import sys
 import threading
 
+from bale.cli import gotemplate, imagetools_format
 from bale.cli.common import open_registries, open_store
 from bale.errors import InvalidArgument, NotFound
 from bale.oci import mediatype
@@ -15,6 +16,7 @@ from bale.oci.manifest import Index
 from bale.oci.platform import Platform
 from bale.oci.reference import Reference
 from bale.registry import imagetools
+from bale.registry.client import RemoteDocument, parse_remote
 from bale.registry.credentials import Credentials, DockerConfig
 from bale.registry.login import login, logout
 from bale.registry.pulling import pull
@@ -60,6 +62,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = tsub.add_parser("inspect", help="show an image in a registry")
     p.add_argument("ref", metavar="NAME[:TAG|@DIGEST]")
     p.add_argument("--raw", action="store_true", help="print the manifest or index as is")
+    p.add_argument(
+        "--format", default="",
+        help="Go template: .Name, .Manifest, .Image, .Provenance, .SBOM (buildx's)",
+    )
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
     p.set_defaults(func=cmd_imagetools_inspect)
 
@@ -189,13 +195,32 @@ def cmd_imagetools_create(args: argparse.Namespace) -> int:
 
 
 def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
+    if args.format and args.raw:
+        raise InvalidArgument("format and raw cannot be used together")
     ref = Reference.parse(args.ref)
+    templated = bool(args.format) and not imagetools_format.is_whole_manifest(args.format)
     with open_registries(args) as registries:
+        if templated:
+            inspection = imagetools.load(registries, ref)
+            data = imagetools_format.template_input(inspection, args.ref)
+            # As buildx: the template's output exactly, without a newline of its own.
+            text = gotemplate.render(
+                args.format, data, funcs=imagetools_format.FUNCS, escapes=False
+            )
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return 0
         doc = imagetools.inspect(registries, ref)
     if args.raw:
         sys.stdout.buffer.write(doc.data)
         sys.stdout.buffer.flush()
         return 0
+    print(_manifest_text(ref, doc))
+    return 0
+
+
+def _manifest_text(ref: Reference, doc: RemoteDocument) -> str:
+    """buildx's default output: the name, media type and digest, then each manifest."""
     desc = doc.descriptor
     lines = [f"{'Name:':<11}{ref}", f"{'MediaType:':<11}{desc.media_type}",
              f"{'Digest:':<11}{desc.digest}"]
@@ -203,7 +228,7 @@ def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
         lines += ["", "Manifests:"]
         # buildx names each manifest by the reference and its digest (name:tag@sha256:...).
         base = f"{ref.name}:{ref.tag}" if ref.tag else ref.name
-        for child in Index.parse(doc.data).manifests:
+        for child in parse_remote(Index.parse, doc.data, f"{ref}@{desc.digest}").manifests:
             lines.append(f"  {'Name:':<11}{base}@{child.digest}")
             lines.append(f"  {'MediaType:':<11}{child.media_type}")
             if child.platform is not None:
@@ -212,5 +237,4 @@ def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
                 lines.append("  Annotations:")
                 lines.extend(f"    {key}: {value}" for key, value in child.annotations)
             lines.append("")
-    print("\n".join(lines).rstrip())
-    return 0
+    return "\n".join(lines).rstrip()

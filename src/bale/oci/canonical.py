@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bale.errors import InvalidArgument
+from bale.oci import jsonread
 
 
 def dumps(value: Any) -> bytes:
@@ -14,11 +14,5 @@ def dumps(value: Any) -> bytes:
 
 
 def loads_object(data: bytes, what: str = "document") -> dict[str, Any]:
-    """Parse a JSON object, turning every failure into InvalidArgument."""
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument(f"malformed JSON in {what}: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"malformed {what}: expected a JSON object")
-    return value
+    """Parse a JSON object (bounded in size and depth), every failure an InvalidArgument."""
+    return jsonread.loads_object(data, what)

@@ -36,13 +36,22 @@ class Healthcheck:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Healthcheck:
+        def number(key: str) -> int:
+            value = obj.get(key) or 0
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidArgument(f"malformed image config: Healthcheck.{key} must be a number")
+            return value
+
+        test = obj.get("Test") or []
+        if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
+            raise InvalidArgument("malformed image config: Healthcheck.Test must list strings")
         return cls(
-            test=tuple(obj.get("Test") or ()),
-            interval_ns=int(obj.get("Interval") or 0),
-            timeout_ns=int(obj.get("Timeout") or 0),
-            start_period_ns=int(obj.get("StartPeriod") or 0),
-            start_interval_ns=int(obj.get("StartInterval") or 0),
-            retries=int(obj.get("Retries") or 0),
+            test=tuple(test),
+            interval_ns=number("Interval"),
+            timeout_ns=number("Timeout"),
+            start_period_ns=number("StartPeriod"),
+            start_interval_ns=number("StartInterval"),
+            retries=number("Retries"),
         )
 
 

@@ -9,6 +9,9 @@ from bale.errors import InvalidArgument
 from bale.oci.digest import Digest
 from bale.oci.platform import Platform
 
+# Sizes are Go int64 in every other implementation; larger ones are not real content.
+MAX_SIZE = (1 << 63) - 1
+
 
 @dataclass(frozen=True)
 class Descriptor:
@@ -53,6 +56,8 @@ class Descriptor:
             raise InvalidArgument("malformed descriptor: missing digest")
         if not isinstance(size, int) or isinstance(size, bool):
             raise InvalidArgument(f"malformed descriptor {digest}: size must be an integer")
+        if size > MAX_SIZE:
+            raise InvalidArgument(f"malformed descriptor {digest}: size {size} is out of range")
         plat = obj.get("platform")
         annotations = obj.get("annotations") or {}
         if not isinstance(annotations, dict) or not all(
@@ -60,13 +65,15 @@ class Descriptor:
         ):
             raise InvalidArgument(f"malformed descriptor {digest}: annotations must map strings")
         urls = obj.get("urls") or []
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise InvalidArgument(f"malformed descriptor {digest}: urls must be a list of strings")
         return cls(
             media_type=media_type,
             digest=Digest.parse(digest),
             size=size,
             platform=Platform.from_json(plat) if isinstance(plat, dict) else None,
             annotations=tuple(sorted(annotations.items())),
-            urls=tuple(str(u) for u in urls),
+            urls=tuple(urls),
             artifact_type=str(obj.get("artifactType") or ""),
         )
 

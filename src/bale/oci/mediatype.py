@@ -18,6 +18,9 @@ DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 IN_TOTO = "application/vnd.in-toto+json"
+# The artifactType of an attestation manifest in BuildKit's OCI-artifact layout (empty config,
+# `subject` naming the image manifest).
+ATTESTATION_ARTIFACT = "application/vnd.docker.attestation.manifest.v1+json"
 
 MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})

@@ -98,6 +98,8 @@ class Platform:
         variant = obj.get("variant") or ""
         os_version = obj.get("os.version") or ""
         features = obj.get("os.features") or []
+        if not isinstance(features, list):
+            raise InvalidArgument("platform 'os.features' must be a list")
         norm = _normalize(os, arch, str(variant))
         return cls(norm[0], norm[1], norm[2], str(os_version), tuple(str(f) for f in features))
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import httpx
 
-from bale.errors import AlreadyExists, BaleError, DigestMismatch, RegistryError
+from bale.errors import AlreadyExists, BaleError, DigestMismatch, InvalidArgument, RegistryError
 from bale.oci import mediatype
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import sniff_media_type
 from bale.registry.auth import Scope
+from bale.registry.deadline import Budget
 from bale.registry.errors import response_error, transport_error
-from bale.registry.transport import Session
+from bale.registry.transport import RETRYABLE, Session, raw_chunks, read_body
 from bale.store.content import ContentStore
 
 MANIFEST_TYPES = (
@@ -29,8 +29,23 @@ MANIFEST_TYPES = (
     mediatype.DOCKER_MANIFEST,
 )
 ACCEPT = ", ".join(MANIFEST_TYPES)
+# containerd's limit: manifests, indexes and configs read into memory.
 MAX_MANIFEST = 4 << 20
-READ_CHUNK = 1 << 20
+# Blobs read into memory up to this size are small requests (bounded by `timeout`).
+SMALL_BLOB = 1 << 20
+
+
+T = TypeVar("T")
+
+
+def parse_remote(parse: Callable[[bytes], T], data: bytes, where: str) -> T:
+    """A document from a registry parsed; a malformed one is a RegistryError naming it."""
+    try:
+        return parse(data)
+    except InvalidArgument as exc:
+        raise RegistryError(
+            f"{where}: {exc.message}", hint="the registry serves a malformed document"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -64,14 +79,19 @@ class Repository:
         what = f"fetch manifest {self}:{reference}" if ":" not in reference else (
             f"fetch manifest {self}@{reference}"
         )
-        response = self.session.request(
-            "GET", self._url("manifests", reference), scopes=self.scopes, what=what,
-            headers={"Accept": ACCEPT}, stream=True,
-        )
-        with closing(response):
+        if expected is not None and expected.size > MAX_MANIFEST:
+            raise RegistryError(
+                f"{what}: the index says it is {expected.size} bytes, more than the "
+                f"{MAX_MANIFEST >> 20} MiB a manifest may have"
+            )
+        with self.session.operation(what):
+            response = self.session.request(
+                "GET", self._url("manifests", reference), scopes=self.scopes, what=what,
+                headers={"Accept": ACCEPT}, stream=True,
+            )
             if response.status_code != 200:
                 raise response_error(response, what, self.domain)
-            data = _read_limited(response, MAX_MANIFEST, what, self.domain)
+            data = read_body(response, MAX_MANIFEST, what, self.domain)
         media_type = _manifest_media_type(response, data, what)
         digest = Digest.of(data)
         if reference.startswith("sha") and ":" in reference:
@@ -140,7 +160,11 @@ class Repository:
         raise response_error(response, what, self.domain)
 
     def open_blob(self, desc: Descriptor) -> httpx.Response:
-        """A streaming response for a blob (status checked); close it after reading."""
+        """A streaming response for a blob (status checked); close it after reading.
+
+        Call it under an operation's budget (`session.operation(what, "blob")`), which then
+        bounds the reading of the body too.
+        """
         what = f"fetch blob {self}@{desc.digest}"
         response = self.session.request(
             "GET", self._url("blobs", str(desc.digest)), scopes=self.scopes, what=what,
@@ -157,6 +181,30 @@ class Repository:
             )
         return response
 
+    def iter_blob(self, desc: Descriptor) -> Iterator[bytes]:
+        """A blob's bytes as they arrive, never more than `desc.size` (one byte over fails).
+
+        Call it under an operation's budget. Raises httpx errors as they come (the caller
+        decides about retrying) and RegistryError for content longer than declared.
+        """
+        what = f"fetch blob {self}@{desc.digest}"
+        budget = Budget.active()
+        with closing(self.open_blob(desc)) as r:
+            received = 0
+            for chunk in raw_chunks(r):
+                received += len(chunk)
+                if received > desc.size:
+                    # Only the bytes up to one past the size are ever taken.
+                    raise RegistryError(
+                        f"{what}: rejected content that does not match its descriptor "
+                        f"(more than the declared {desc.size} bytes)",
+                        code="DIGEST_INVALID",
+                        hint="the registry or a proxy in between is serving wrong content",
+                    )
+                if budget is not None:
+                    budget.check()
+                yield chunk
+
     def fetch_blob(
         self,
         content: ContentStore,
@@ -165,44 +213,46 @@ class Repository:
     ) -> bool:
         """Stream a blob into the content store, verified; False when it was already there.
 
-        A broken connection restarts the download (bounded by the retry policy); content that
-        arrives complete but wrong is rejected at once. Nothing unverified is ever committed.
+        A broken connection restarts the download (bounded by the retry policy and the blob
+        budget); content that arrives complete but wrong is rejected at once. Nothing
+        unverified is ever committed: any failure, a deadline or an interrupt aborts the
+        ingest, whose data readers never see.
         """
         what = f"fetch blob {self}@{desc.digest}"
         policy = self.session.retry
-        for attempt in range(policy.attempts):
-            if content.exists(desc.digest):
-                return False
-            ref = f"pull-{desc.digest}-{os.getpid()}-{secrets.token_hex(6)}"
-            writer = content.writer(ref)
-            try:
-                with closing(self.open_blob(desc)) as response:
-                    for chunk in response.iter_raw():
+        with self.session.operation(what, "blob") as budget:
+            for attempt in range(policy.attempts):
+                if content.exists(desc.digest):
+                    return False
+                ref = f"pull-{desc.digest}-{os.getpid()}-{secrets.token_hex(6)}"
+                writer = content.writer(ref)
+                try:
+                    for chunk in self.iter_blob(desc):
                         writer.write(chunk)
-                        if writer.offset > desc.size:
-                            raise DigestMismatch(f"more than the declared {desc.size} bytes")
                         if on_bytes is not None:
                             on_bytes(len(chunk))
-                writer.commit(desc.size, desc.digest)
-                return True
-            except AlreadyExists:
-                return False
-            except DigestMismatch as exc:
-                writer.abort()
-                raise RegistryError(
-                    f"{what}: rejected content that does not match its descriptor "
-                    f"({exc.message.removeprefix(f'ingest {ref}: ')})",
-                    code="DIGEST_INVALID",
-                    hint="the registry or a proxy in between is serving wrong content",
-                ) from None
-            except httpx.HTTPError as exc:
-                writer.abort()
-                if attempt + 1 >= policy.attempts:
-                    raise transport_error(exc, what, self.domain) from None
-                time.sleep(policy.delay(attempt))
-            except BaseException:
-                writer.abort()
-                raise
+                    writer.commit(desc.size, desc.digest)
+                    return True
+                except AlreadyExists:
+                    return False
+                except DigestMismatch as exc:
+                    writer.abort()
+                    raise RegistryError(
+                        f"{what}: rejected content that does not match its descriptor "
+                        f"({exc.message.removeprefix(f'ingest {ref}: ')})",
+                        code="DIGEST_INVALID",
+                        hint="the registry or a proxy in between is serving wrong content",
+                    ) from None
+                except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                    writer.abort()
+                    delay = policy.delay(attempt)
+                    retryable = isinstance(exc, RETRYABLE) and budget.can_sleep(delay)
+                    if attempt + 1 >= policy.attempts or not retryable:
+                        raise transport_error(exc, what, self.domain) from None
+                    budget.sleep(delay)
+                except BaseException:
+                    writer.abort()
+                    raise
         raise AssertionError("unreachable")
 
     def read_blob(self, desc: Descriptor, limit: int = MAX_MANIFEST) -> bytes:
@@ -210,8 +260,13 @@ class Repository:
         what = f"fetch blob {self}@{desc.digest}"
         if desc.size > limit:
             raise RegistryError(f"{what}: {desc.size} bytes is too large to read into memory")
-        with closing(self.open_blob(desc)) as response:
-            data = _read_limited(response, desc.size, what, self.domain)
+        # A config is a small request; a large attestation is a transfer, held to the rate.
+        kind = "request" if desc.size <= SMALL_BLOB else "blob"
+        try:
+            with self.session.operation(what, kind):
+                data = b"".join(self.iter_blob(desc))
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise transport_error(exc, what, self.domain) from None
         if len(data) != desc.size or Digest.of(data, desc.digest.algorithm) != desc.digest:
             raise RegistryError(
                 f"{what}: rejected content that does not match its descriptor",
@@ -253,84 +308,90 @@ class Repository:
     ) -> None:
         """Upload in one PUT when small, else PATCH chunks and a closing PUT."""
         what = f"upload blob {desc.digest} to {self}"
-        location = location or self.start_upload()
         final: bytes = b""
-        with opener() as stream:
-            if desc.size <= chunk_size:
-                final = stream.read()
-            else:
-                offset = 0
-                while chunk := stream.read(chunk_size):
-                    end = offset + len(chunk) - 1
-                    response = self.session.request(
-                        "PATCH", location, scopes=self.scopes, what=what, content=chunk,
-                        headers={
-                            "Content-Type": "application/octet-stream",
-                            "Content-Range": f"{offset}-{end}",
-                        },
-                    )
-                    if response.status_code != 202:
-                        raise response_error(response, what, self.domain)
-                    location = _location(response, what)
-                    offset += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(len(chunk))
-                stream.read()  # the store's reader verifies the digest at EOF
-        url = str(httpx.URL(location).copy_merge_params({"digest": str(desc.digest)}))
-        response = self.session.request(
-            "PUT", url, scopes=self.scopes, what=what, content=final,
-            headers={"Content-Type": "application/octet-stream"},
-        )
+        with self.session.operation(what, "blob"):
+            location = location or self.start_upload()
+            with opener() as stream:
+                if desc.size <= chunk_size:
+                    final = stream.read()
+                else:
+                    offset = 0
+                    while chunk := stream.read(chunk_size):
+                        end = offset + len(chunk) - 1
+                        response = self.session.request(
+                            "PATCH", location, scopes=self.scopes, what=what, content=chunk,
+                            headers={
+                                "Content-Type": "application/octet-stream",
+                                "Content-Range": f"{offset}-{end}",
+                            },
+                        )
+                        if response.status_code != 202:
+                            raise response_error(response, what, self.domain)
+                        location = _location(response, what)
+                        offset += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+                    stream.read()  # the store's reader verifies the digest at EOF
+            try:
+                url = str(httpx.URL(location).copy_merge_params({"digest": str(desc.digest)}))
+            except (httpx.InvalidURL, ValueError):
+                raise RegistryError(f"{what}: invalid upload location {location!r}") from None
+            if final:
+                response = self._put_blob(url, final, what)
+        if not final:
+            # The registry may now move a large blob within its storage: no rate applies.
+            with self.session.operation(what, "commit"):
+                response = self._put_blob(url, final, what)
         if response.status_code != 201:
             raise response_error(response, what, self.domain)
         if final and on_bytes is not None:
             on_bytes(len(final))
+
+    def _put_blob(self, url: str, data: bytes, what: str) -> httpx.Response:
+        return self.session.request(
+            "PUT", url, scopes=self.scopes, what=what, content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
 
 
 def _location(response: httpx.Response, what: str) -> str:
     location = str(response.headers.get("location", ""))
     if not location:
         raise RegistryError(f"{what}: the registry sent no upload location")
-    return str(response.url.join(str(location)))
-
-
-def _read_limited(response: httpx.Response, limit: int, what: str, host: str) -> bytes:
-    parts: list[bytes] = []
-    total = 0
     try:
-        for chunk in response.iter_raw(READ_CHUNK):
-            total += len(chunk)
-            if total > limit:
-                raise RegistryError(f"{what}: more than {limit} bytes; refusing to read it")
-            parts.append(chunk)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, what, host) from None
-    return b"".join(parts)
+        return str(response.url.join(location))
+    except (httpx.InvalidURL, ValueError):
+        raise RegistryError(f"{what}: the registry sent an invalid upload location") from None
 
 
 def _manifest_media_type(response: httpx.Response, data: bytes, what: str) -> str:
     header = str(response.headers.get("content-type", "")).split(";")[0].strip()
-    if header in MANIFEST_TYPES:
-        declared = ""
-        try:
-            declared = sniff_media_type(data)
-        except BaleError:  # a body that is not a document is rejected below
-            declared = ""
-        if declared != header:
+    generic = header in ("application/json", "")
+    if header not in MANIFEST_TYPES and not generic:
+        raise RegistryError(
+            f"{what}: unexpected content type {header or '(none)'!r} for a manifest",
+            hint="the server is not speaking the registry API (a proxy or web page in between?)",
+        )
+    try:
+        declared = sniff_media_type(data)
+    except BaleError as exc:
+        if generic:
             raise RegistryError(
-                f"{what}: the body is not a {header} document"
-                + (f" (it says {declared})" if declared else "")
-            )
-        return header
-    if header in ("application/json", ""):
+                f"{what}: unexpected content type {header or '(none)'!r} for a manifest "
+                f"({exc.message})",
+                hint="the server is not speaking the registry API (a proxy in between?)",
+            ) from None
+        raise RegistryError(
+            f"{what}: the body is not a {header} document ({exc.message})"
+        ) from None
+    if generic:
         # Some registries label OCI documents generically; trust only what the body declares.
-        try:
-            sniffed = sniff_media_type(data)
-        except BaleError:
-            sniffed = ""
-        if sniffed in MANIFEST_TYPES:
-            return sniffed
-    raise RegistryError(
-        f"{what}: unexpected content type {header or '(none)'!r} for a manifest",
-        hint="the server is not speaking the registry API (a proxy or web page in between?)",
-    )
+        if declared in MANIFEST_TYPES:
+            return declared
+        raise RegistryError(
+            f"{what}: unexpected content type {header or '(none)'!r} for a manifest "
+            f"(the body says {declared})"
+        )
+    if declared != header:
+        raise RegistryError(f"{what}: the body is not a {header} document (it says {declared})")
+    return header

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bale.errors import InvalidArgument, RegistryError, Unavailable
+from bale.oci import jsonread
 from bale.oci.reference import DEFAULT_DOMAIN
 from bale.registry.hosts import normalize_host
 from bale.store.atomic import write_atomic
+
+# Far above any real config or helper answer; a bound so a broken file cannot exhaust memory.
+_MAX_CONFIG = 16 << 20
+_MAX_HELPER_OUTPUT = 1 << 20
 
 # The key Docker has always used for Docker Hub in `auths`.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -56,13 +61,9 @@ class DockerConfig:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return {}
-        try:
-            doc = json.loads(raw) if raw.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidArgument(f"malformed Docker config {self.path}: {exc}") from None
-        if not isinstance(doc, dict):
-            raise InvalidArgument(f"malformed Docker config {self.path}: expected an object")
-        return doc
+        if not raw.strip():
+            return {}
+        return jsonread.loads_object(raw, f"Docker config {self.path}", limit=_MAX_CONFIG)
 
     def helper_for(self, host: str, doc: dict[str, Any] | None = None) -> str:
         doc = self.load() if doc is None else doc
@@ -186,10 +187,10 @@ def _helper_get(name: str, server: str) -> Credentials | None:
             return None
         raise
     try:
-        doc = json.loads(out)
-    except json.JSONDecodeError:
+        doc = jsonread.loads_object(out, "the answer", limit=_MAX_HELPER_OUTPUT)
+    except InvalidArgument as exc:
         raise RegistryError(
-            f"credential helper docker-credential-{name} gave malformed output"
+            f"credential helper docker-credential-{name} get: {exc.message}"
         ) from None
     user, secret = doc.get("Username", ""), doc.get("Secret", "")
     if not isinstance(user, str) or not isinstance(secret, str):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
-from bale.errors import RegistryError
+from bale.errors import InvalidArgument, RegistryError
+from bale.oci import jsonread
 
 _MAX_ERROR_BODY = 64 << 10
 
@@ -45,8 +44,8 @@ def response_error(response: httpx.Response, what: str, host: str) -> RegistryEr
         detail = "the server answered with an HTML page, not the registry API"
     else:
         try:
-            doc = json.loads(body) if body else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            doc = jsonread.loads(body, "error reply") if body else {}
+        except InvalidArgument:
             doc = {}
         errors = doc.get("errors") if isinstance(doc, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -68,7 +67,8 @@ def response_error(response: httpx.Response, what: str, host: str) -> RegistryEr
     )
 
 
-def transport_error(exc: httpx.HTTPError, what: str, host: str) -> RegistryError:
+def transport_error(exc: Exception, what: str, host: str) -> RegistryError:
+    """An httpx failure (any: connection, TLS, protocol, URL) as one located line."""
     reason = str(exc) or type(exc).__name__
     hint = ""
     if isinstance(exc, httpx.ConnectError):

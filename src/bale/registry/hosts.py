@@ -9,6 +9,11 @@ The file is TOML in buildkitd.toml's shape, read from `$BALE_REGISTRIES_CONFIG`,
     [registry."registry.internal:5000"]
     http = true          # plain HTTP only
     insecure = true      # HTTPS without certificate verification, falling back to HTTP
+    timeout = 300        # and any key of [limits], for this host only
+
+    [limits]             # every registry: deadlines and minimum rate (limits.py)
+    timeout = 60
+    min_rate = 4096
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 
 from bale.errors import InvalidArgument
 from bale.oci.reference import DEFAULT_DOMAIN
+from bale.registry.limits import ENV, Limits
 
 # Docker Hub's API lives on another host than the name people use for it.
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -31,6 +37,7 @@ class HostConfig:
     mirrors: tuple[str, ...] = ()
     http: bool = False
     insecure: bool = False
+    limits: tuple[tuple[str, float], ...] = ()  # overrides of [limits] for this host
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class HostsConfig:
     hosts: tuple[tuple[str, HostConfig], ...] = ()
     insecure_all: bool = False
     source: str = field(default="", compare=False)
+    limits: Limits = field(default_factory=Limits)  # [limits]: every host
 
     def get(self, host: str) -> HostConfig:
         for name, config in self.hosts:
@@ -58,7 +66,12 @@ class HostsConfig:
         return self.insecure_all or self.get(host).insecure or is_loopback(host)
 
     def with_insecure(self, insecure: bool) -> HostsConfig:
-        return HostsConfig(self.hosts, insecure, self.source)
+        return HostsConfig(self.hosts, insecure, self.source, self.limits)
+
+    def limits_for(self, host: str) -> Limits:
+        """[limits], then the host's own, then the environment (which wins)."""
+        where = f"{self.source or 'registries config'}: registry.{host!r}"
+        return self.limits.updated(dict(self.get(host).limits), where).with_environment()
 
     @classmethod
     def load(cls, path: Path | None = None) -> HostsConfig:
@@ -71,6 +84,10 @@ class HostsConfig:
             doc = tomllib.loads(raw.decode())
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise InvalidArgument(f"malformed registry config {path}: {exc}") from None
+        table = doc.get("limits", {})
+        if not isinstance(table, dict):
+            raise InvalidArgument(f"malformed registry config {path}: [limits] must be a table")
+        limits = Limits().updated(table, f"{path}: [limits]")
         registries = doc.get("registry", {})
         if not isinstance(registries, dict):
             raise InvalidArgument(f"malformed registry config {path}: [registry] must be a table")
@@ -84,6 +101,9 @@ class HostsConfig:
                     f"malformed registry config {path}: registry.{host!r}.mirrors "
                     "must be a list of hosts"
                 )
+            overrides = {k: v for k, v in table.items() if k in ENV}
+            # Checked now, so a bad value is reported with the file, not at the first pull.
+            Limits().updated(overrides, f"{path}: registry.{host!r}")
             hosts.append(
                 (
                     normalize_host(host),
@@ -91,10 +111,11 @@ class HostsConfig:
                         mirrors=tuple(normalize_host(m) for m in mirrors),
                         http=bool(table.get("http", False)),
                         insecure=bool(table.get("insecure", False)),
+                        limits=tuple(sorted(overrides.items())),
                     ),
                 )
             )
-        return cls(tuple(hosts), source=str(path))
+        return cls(tuple(hosts), source=str(path), limits=limits)
 
 
 def default_config_path() -> Path:

@@ -13,7 +13,7 @@ from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform, host_platform
 from bale.oci.reference import Reference
-from bale.registry.client import RemoteDocument, Repository
+from bale.registry.client import RemoteDocument, Repository, parse_remote
 from bale.registry.transfer import (
     Progress,
     ProgressEvent,
@@ -69,9 +69,14 @@ def _fetch_image(repo: Repository, doc: RemoteDocument) -> _Image:
         raise RegistryError(
             f"{repo}@{doc.descriptor.digest}: nested {doc.descriptor.media_type} is not supported"
         )
-    parsed = Manifest.parse(doc.data)
+    parsed = parse_remote(Manifest.parse, doc.data, f"{repo}@{doc.descriptor.digest}")
     config_data = repo.read_blob(parsed.config)
     return _Image(doc, RemoteDocument(parsed.config, config_data), parsed)
+
+
+def _config(repo: Repository, image: _Image) -> ImageConfig:
+    where = f"{repo}@{image.config.descriptor.digest}"
+    return parse_remote(ImageConfig.parse, image.config.data, where)
 
 
 def _store_documents(store: Store, images: Sequence[_Image], root: RemoteDocument,
@@ -139,12 +144,12 @@ def pull(
     """Fetch an image (the index and the chosen platforms' content) and name it."""
     ref = _as_reference(ref)
     repo, root = resolve(registries, ref)
-    repos = [repo, *[r for r in pull_repositories(registries, ref) if r is not repo]]
+    repos = [repo, *[r for r in pull_repositories(registries, ref) if r.domain != repo.domain]]
     explicit = bool(platforms)
     wanted = list(platforms) or [host_platform()]
     images: list[_Image] = []
     if mediatype.is_index(root.descriptor.media_type):
-        index = Index.parse(root.data)
+        index = parse_remote(Index.parse, root.data, f"{repo}@{root.descriptor.digest}")
         if all_platforms:
             chosen = list(index.manifests)
         else:
@@ -167,7 +172,7 @@ def pull(
             images.append(_fetch_image(repo, repo.get_manifest(str(desc.digest), expected=desc)))
     else:
         image = _fetch_image(repo, root)
-        actual = ImageConfig.parse(image.config.data).platform
+        actual = _config(repo, image).platform
         if explicit and not any(p.rank(actual) is not None for p in wanted):
             raise NotFound(
                 f"{ref.familiar()}: image is for {actual}, which does not match the "
@@ -215,7 +220,7 @@ def ensure_image(
         raise NotFound(f"{ref.familiar()}: not in the store, and no registry access was given")
     repo, root = resolve(registries, ref)
     if mediatype.is_index(root.descriptor.media_type):
-        index = Index.parse(root.data)
+        index = parse_remote(Index.parse, root.data, f"{repo}@{root.descriptor.digest}")
         desc = select_manifest(index, platform)
         if desc is None:
             raise NotFound(
@@ -226,7 +231,7 @@ def ensure_image(
         image = _fetch_image(repo, repo.get_manifest(str(desc.digest), expected=desc))
     else:
         image = _fetch_image(repo, root)
-    config = ImageConfig.parse(image.config.data)
+    config = _config(repo, image)
     manifest = replace(image.manifest.descriptor, platform=config.platform)
     with _maybe_lease(store, lease) as held:
         for digest in (root.descriptor.digest, manifest.digest, image.config.descriptor.digest):

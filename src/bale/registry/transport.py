@@ -9,23 +9,38 @@ from __future__ import annotations
 import base64
 import os
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from bale.errors import RegistryError
+from bale.errors import InvalidArgument, RegistryError
+from bale.oci import jsonread
+from bale.registry import deadline
 from bale.registry.auth import Challenge, Scope, merge_scopes
 from bale.registry.credentials import Credentials, DockerConfig
+from bale.registry.deadline import Budget
 from bale.registry.errors import response_error, transport_error
 from bale.registry.hosts import HostsConfig, api_host
+from bale.registry.limits import Limits
 
 # 429 and server errors, except those that say the request itself can never work.
 RETRY_STATUS = frozenset({429, *range(500, 600)} - {501, 505})
 USER_AGENT = "bale/0.1"
+# What a broken connection or a timed-out wait raises: worth another attempt. Other httpx
+# errors (redirect loops, unsupported schemes, bad URLs, undecodable bodies) never heal.
+RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
+             httpx.ProxyError)
+# What a bearer token may hold: visible ASCII (RFC 6750 allows less; registries use JWTs).
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
+# Bodies of answers that are not streamed (tokens, errors, upload replies) are read at most
+# this far; a registry has no reason to send more.
+MAX_REPLY = 1 << 20
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
 
@@ -61,6 +76,8 @@ class Session:
     retry: RetryPolicy
     insecure: bool
     plain_http: bool
+    limits: Limits = field(default_factory=Limits)
+    config_path: str = ""  # the registries config, named in hints
     host: str = ""
     base_url: str = ""
     challenge: Challenge | None = None
@@ -78,7 +95,7 @@ class Session:
 
     def ping(self) -> None:
         """Find the scheme and the auth challenge (GET /v2/), once per session."""
-        with self._lock:
+        with self.operation(f"ping {self.domain}"), self._lock:
             if self._pinged:
                 return
             if self.plain_http:
@@ -95,9 +112,11 @@ class Session:
                         "GET", url, {}, None, None, retry=final, what=f"ping {url}"
                     )
                 except RegistryError as exc:
+                    if exc.code in ("TIMEOUT", "TOO_SLOW"):
+                        raise
                     last = exc
                     continue
-                response.read()
+                response.close()  # the status and headers are all a ping needs
                 if response.status_code == 401:
                     self.challenge = Challenge.parse(response.headers.get("www-authenticate", ""))
                 elif response.status_code != 200:
@@ -115,6 +134,25 @@ class Session:
 
     # -- requests ------------------------------------------------------------------------
 
+    def operation(self, what: str, kind: str = "request") -> AbstractContextManager[Budget]:
+        """The budget of one operation, active for this thread (see deadline.py).
+
+        `request`: a small request, bounded by `timeout`; `blob`: a blob transfer, bounded by
+        `blob_timeout` and the minimum rate; `commit`: the wait for a registry to finish an
+        upload (it may copy a large blob in its storage), bounded by `blob_timeout` only.
+        """
+        limits = self.limits
+        if kind == "request":
+            budget = Budget(what, self.domain, deadline=limits.timeout, setting="timeout",
+                            config=self.config_path)
+        else:
+            budget = Budget(
+                what, self.domain, deadline=limits.blob_timeout,
+                min_rate=limits.min_rate if kind == "blob" else 0, window=limits.rate_window,
+                setting="blob_timeout", config=self.config_path,
+            )
+        return budget.activate()
+
     def request(
         self,
         method: str,
@@ -127,30 +165,40 @@ class Session:
         content: Body = None,
         stream: bool = False,
     ) -> httpx.Response:
-        """Send with auth and retries; the caller checks the status (and closes a stream)."""
-        self.ping()
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        scopes = merge_scopes(scopes)
-        renewed = False
-        while True:
-            extra = dict(headers or {})
-            auth = self._authorization(scopes, what)
-            if auth:
-                extra["Authorization"] = auth
-            response = self._send(method, url, extra, params, content, stream=stream, what=what)
-            if response.status_code != 401 or renewed or self.challenge is None:
-                return response
-            challenge = Challenge.parse(response.headers.get("www-authenticate", ""))
-            if challenge is None or challenge.scheme != "bearer":
-                return response
-            # A token without the needed scope: ask once more, for what the registry named.
-            renewed = True
-            response.close()
-            scopes = merge_scopes(scopes + Scope.parse_many(challenge.param("scope")))
-            with self._lock:
-                self._tokens.pop(tuple(str(s) for s in scopes), None)
-                if self.challenge.scheme != "bearer":
-                    self.challenge = challenge
+        """Send with auth and retries; the caller checks the status (and closes a stream).
+
+        Runs under the thread's active budget, or a `request` budget of its own. A streamed
+        response must be read under the caller's budget (`with session.operation(...)`);
+        otherwise the body is read here, at most MAX_REPLY bytes.
+        """
+        with self.operation(what):
+            self.ping()
+            url = path if path.startswith(("http://", "https://")) else self.base_url + path
+            # Credentials go to the registry only, never to another host an upload location
+            # names (containerd's rule: auth only for hosts that challenged).
+            own = _origin(url) == _origin(self.base_url)
+            scopes = merge_scopes(scopes)
+            renewed = False
+            while True:
+                extra = dict(headers or {})
+                auth = self._authorization(scopes, what) if own else ""
+                if auth:
+                    extra["Authorization"] = auth
+                response = self._send(method, url, extra, params, content, what=what)
+                if response.status_code == 401 and not renewed and self.challenge is not None:
+                    challenge = Challenge.parse(response.headers.get("www-authenticate", ""))
+                    if challenge is not None and challenge.scheme == "bearer":
+                        # A token without the needed scope: ask once more, for what the
+                        # registry named.
+                        renewed = True
+                        response.close()
+                        scopes = merge_scopes(scopes + Scope.parse_many(challenge.param("scope")))
+                        with self._lock:
+                            self._tokens.pop(tuple(str(s) for s in scopes), None)
+                            if self.challenge.scheme != "bearer":
+                                self.challenge = challenge
+                        continue
+                return response if stream else buffered(response, MAX_REPLY, what, self.domain)
 
     def _send(
         self,
@@ -161,27 +209,40 @@ class Session:
         content: Body,
         *,
         what: str,
-        stream: bool = False,
         retry: bool = True,
     ) -> httpx.Response:
+        """One request, retried on connection errors, 429 and 5xx within the budget; streamed."""
+        budget = Budget.active()
         attempts = self.retry.attempts if retry else 1
         for attempt in range(attempts):
+            if budget is not None:
+                budget.check()
             body = content() if callable(content) else content
-            request = self.client.build_request(
-                method, url, headers={"User-Agent": USER_AGENT, **headers}, params=params,
-                content=body,
-            )
             try:
-                response = self.client.send(request, stream=stream)
-            except httpx.TransportError as exc:
-                if attempt + 1 >= attempts:
+                request = self.client.build_request(
+                    method, url, headers={"User-Agent": USER_AGENT, **headers}, params=params,
+                    content=body,
+                )
+                response = self.client.send(request, stream=True)
+            except RETRYABLE as exc:
+                delay = self.retry.delay(attempt)
+                if attempt + 1 >= attempts or (budget is not None and not budget.can_sleep(delay)):
                     raise transport_error(exc, what, self.domain) from None
-                time.sleep(self.retry.delay(attempt))
+                _sleep(budget, delay)
                 continue
+            except httpx.TooManyRedirects:
+                raise RegistryError(
+                    f"{what}: {self.domain} redirected too many times (a redirect loop)",
+                    hint="the registry or a proxy in front of it is misconfigured",
+                ) from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise transport_error(exc, what, self.domain) from None
             if response.status_code in RETRY_STATUS and attempt + 1 < attempts:
-                response.close()
-                time.sleep(self.retry.delay(attempt, response.headers.get("retry-after", "")))
-                continue
+                delay = self.retry.delay(attempt, response.headers.get("retry-after", ""))
+                if budget is None or budget.can_sleep(delay):
+                    response.close()
+                    _sleep(budget, delay)
+                    continue
             return response
         raise AssertionError("unreachable")
 
@@ -207,7 +268,7 @@ class Session:
     def token(self, scopes: tuple[Scope, ...], *, what: str) -> str:
         """A bearer token for these scopes, reused until shortly before it expires."""
         key = tuple(str(s) for s in scopes)
-        with self._token_lock:
+        with self.operation(what), self._token_lock:
             with self._lock:
                 cached = self._tokens.get(key)
                 if cached is not None and cached.expires > time.monotonic():
@@ -228,11 +289,16 @@ class Session:
         if not self.credentials.anonymous:
             params.append(("account", self.credentials.username))
             headers["Authorization"] = self.basic_header()
-        url = str(httpx.URL(realm).copy_merge_params(params))
+        try:
+            url = str(httpx.URL(realm).copy_merge_params(params))
+        except (httpx.InvalidURL, ValueError):
+            raise RegistryError(
+                f"{what}: {self.domain} named an invalid token service {realm!r}"
+            ) from None
         response = self._send("GET", url, headers, None, None, what=what)
         self.token_requests += 1
-        response.read()
         if response.status_code in (401, 403):
+            response.close()
             wrong = "incorrect username or password" if not self.credentials.anonymous else (
                 "authentication required"
             )
@@ -244,18 +310,83 @@ class Session:
             )
         if response.status_code != 200:
             raise response_error(response, f"{what}: token service", self.domain)
+        data = read_body(response, MAX_REPLY, f"{what}: token service", self.domain)
         try:
-            doc: Any = response.json()
-        except ValueError:
-            doc = None
+            doc: Any = jsonread.loads(data, f"the token service's reply for {self.domain}")
+        except InvalidArgument as exc:
+            raise RegistryError(f"{what}: {exc.message}") from None
         value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(value, str) or not value:
             raise RegistryError(f"{what}: the token service of {self.domain} sent no token")
+        if not _TOKEN_TEXT.fullmatch(value):
+            # Said without quoting it: the error must not print a credential.
+            raise RegistryError(
+                f"{what}: the token service of {self.domain} sent a token that cannot be "
+                "sent back in a header"
+            )
         lifetime = doc.get("expires_in", 60)
         lifetime = lifetime if isinstance(lifetime, int) and lifetime > 0 else 60
         with self._lock:
             self._tokens[key] = _Token(value, time.monotonic() + max(5, lifetime - 10))
         return value
+
+
+def _origin(url: str) -> tuple[str, int | None]:
+    """The host a URL names, as containerd keys its auth handlers (host and port)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return ("", None)
+    return (parsed.host, parsed.port)
+
+
+def _sleep(budget: Budget | None, seconds: float) -> None:
+    if budget is None:
+        time.sleep(seconds)
+    else:
+        budget.sleep(seconds)
+
+
+def raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """A response's body as sent, in the pieces the network delivers (at most 64 KiB, so a
+    limit is noticed within one read of it); one already in memory (an in-memory transport's
+    answer) as one piece."""
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        yield from response.iter_raw()
+
+
+def read_body(response: httpx.Response, limit: int, what: str, host: str) -> bytes:
+    """A streamed body, at most `limit` bytes (one more and it fails), then closed."""
+    budget = Budget.active()
+    parts: list[bytes] = []
+    total = 0
+    try:
+        for chunk in raw_chunks(response):
+            total += len(chunk)
+            if total > limit:
+                raise RegistryError(f"{what}: more than {limit} bytes; refusing to read it")
+            parts.append(chunk)
+            if budget is not None:
+                budget.check()
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise transport_error(exc, what, host) from None
+    finally:
+        response.close()
+    return b"".join(parts)
+
+
+def buffered(response: httpx.Response, limit: int, what: str, host: str) -> httpx.Response:
+    """The response with its body read (bounded), as a non-streamed httpx response."""
+    body = read_body(response, limit, what, host)
+    # Bodies stay as sent: decoding a compressed one could expand it without bound (and bale
+    # asks for `identity`).
+    headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
+    return httpx.Response(
+        response.status_code, headers=headers, content=body,
+        request=response.request, extensions={"reason_phrase": response.reason_phrase.encode()},
+    )
 
 
 @dataclass(frozen=True)
@@ -264,7 +395,10 @@ class RegistryOptions:
     docker_config: DockerConfig | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     transport: httpx.BaseTransport | None = None
-    timeout: float = 120.0
+    # Deadlines and minimum rate for every host; None: from `hosts` and the environment.
+    limits: Limits | None = None
+    # The longest wait for any one socket operation (the budgets usually end it sooner).
+    socket_timeout: float = 120.0
     # Parallel blob transfers; more threads than cores only adds contention.
     max_concurrency: int = field(default_factory=lambda: max(2, min(6, os.cpu_count() or 2)))
     # Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this size.
@@ -292,10 +426,14 @@ class Registries:
         client = httpx.Client(
             transport=self.options.transport,
             verify=not insecure,
-            timeout=httpx.Timeout(self.options.timeout, connect=30.0),
+            timeout=httpx.Timeout(self.options.socket_timeout, connect=30.0),
             follow_redirects=True,
             limits=limits,
+            # Digests cover the bytes as sent; and a compressed reply could expand unbounded.
+            headers={"Accept-Encoding": "identity"},
         )
+        if self.options.transport is None:
+            deadline.install(client)
         session = Session(
             domain=domain,
             client=client,
@@ -303,6 +441,8 @@ class Registries:
             retry=self.options.retry,
             insecure=insecure,
             plain_http=hosts.plain_http(domain),
+            limits=self.options.limits or hosts.limits_for(domain),
+            config_path=hosts.source,
         )
         with self._lock:
             self._clients.append(client)

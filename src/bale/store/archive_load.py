@@ -8,14 +8,14 @@ failure the blobs this load created are removed again, so the store is as it was
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from bale.errors import BaleError, DigestMismatch, InvalidArgument, MultiPlatformRefused, NotFound
-from bale.oci import canonical, mediatype
+from bale.oci import canonical, jsonread, mediatype
 from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
@@ -170,7 +170,10 @@ def _from_oci_layout(store: Store, members: dict[str, _Member], lease: Lease) ->
         obj = canonical.loads_object(layout.data, "oci-layout")
         if obj.get("imageLayoutVersion") != "1.0.0":
             raise InvalidArgument("unsupported oci-layout version")
-    index = Index.parse(_member_bytes(members, "index.json"))
+    try:
+        index = Index.parse(_member_bytes(members, "index.json"))
+    except InvalidArgument as exc:
+        raise exc.with_context("index.json") from None
     loaded = []
     for desc in index.manifests:
         _validate_tree(store, desc, lease, top=True)
@@ -202,6 +205,17 @@ def _name_of(desc: Descriptor) -> str:
         raise InvalidArgument(f"archive names an image {name!r}, not a valid reference") from None
 
 
+T = TypeVar("T")
+
+
+def _parsed(parse: Callable[[bytes], T], data: bytes, desc: Descriptor) -> T:
+    """A document of the archive, its errors naming the blob."""
+    try:
+        return parse(data)
+    except InvalidArgument as exc:
+        raise exc.with_context(f"archive blob {desc.digest}") from None
+
+
 def _validate_tree(store: Store, desc: Descriptor, lease: Lease, *, top: bool) -> None:
     """Every blob the descriptor needs is present with its size; documents parse; refs noted."""
     if not store.content.exists(desc.digest):
@@ -217,13 +231,13 @@ def _validate_tree(store: Store, desc: Descriptor, lease: Lease, *, top: bool) -
         )
     if mediatype.is_index(desc.media_type):
         data = store.read_json_blob(desc)
-        index = Index.parse(data)
+        index = _parsed(Index.parse, data, desc)
         for child in index.manifests:
             _validate_tree(store, child, lease, top=False)
         store.record_refs(desc.digest, data, desc.media_type)
     elif mediatype.is_manifest(desc.media_type):
         data = store.read_json_blob(desc)
-        manifest = Manifest.parse(data)
+        manifest = _parsed(Manifest.parse, data, desc)
         config_type = manifest.config.media_type
         # Artifact manifests may carry other config types (or the empty one); images may not.
         known = config_type in mediatype.CONFIGS or config_type == mediatype.OCI_EMPTY
@@ -235,7 +249,7 @@ def _validate_tree(store: Store, desc: Descriptor, lease: Lease, *, top: bool) -
         for child in manifest.children():
             _validate_tree(store, child, lease, top=False)
         if manifest.config.media_type in mediatype.CONFIGS:
-            ImageConfig.parse(store.read_json_blob(manifest.config))
+            _parsed(ImageConfig.parse, store.read_json_blob(manifest.config), manifest.config)
         store.record_refs(desc.digest, data, desc.media_type)
     elif (
         desc.media_type in mediatype.CONFIGS
@@ -248,10 +262,8 @@ def _validate_tree(store: Store, desc: Descriptor, lease: Lease, *, top: bool) -
 
 
 def _from_docker_archive(store: Store, members: dict[str, _Member], lease: Lease) -> list[Loaded]:
-    try:
-        doc = json.loads(_member_bytes(members, "manifest.json"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"malformed manifest.json: {exc}") from None
+    doc = jsonread.loads(_member_bytes(members, "manifest.json"), "manifest.json",
+                         limit=_SMALL)
     if not isinstance(doc, list) or not doc:
         raise InvalidArgument("malformed manifest.json: expected a non-empty list")
     loaded: list[Loaded] = []
