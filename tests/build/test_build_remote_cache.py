@@ -226,3 +226,14 @@ def _records(layout: Path) -> set[str]:
         (layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]).read_text()
     )
     return {r["key"] for r in config["records"]}
+
+
+def test_inline_cache_travels_in_the_pushed_image(
+    fresh, registry: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    ctx = _context(tmp_path)
+    image = f"{registry}/inline/app:1"
+    bale(fresh("a"), "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64",
+         "-t", image, "--push", "--cache-to", "type=inline", str(ctx))
+    warm, _ = _build(fresh("b"), ctx, "--cache-from", image)
+    assert _executed(warm) == []

@@ -129,7 +129,8 @@ def run(
     try:
         with open_store(args) as store, store.lease() as lease:
             result = run_build(store, options, sink, lease)
-            image = assemble(store, result, lease, attest)
+            inline = any(spec.kind == "inline" for spec in request.cache_to)
+            image = assemble(store, result, lease, attest, inline_cache=inline)
             responses = [exporter.export(store, image) for exporter in exporters]
             for response in responses:
                 if response.finalize is not None:

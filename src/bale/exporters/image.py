@@ -102,7 +102,12 @@ def image_config(r: PlatformResult, epoch: int | None) -> ImageConfig:
 
 
 def assemble(
-    store: Store, result: BuildResult, lease: Lease, attest: AttestOptions | None = None
+    store: Store,
+    result: BuildResult,
+    lease: Lease,
+    attest: AttestOptions | None = None,
+    *,
+    inline_cache: bool = False,
 ) -> ImageOutcome:
     """Configs and manifests per platform, then one index over them (OCI media types), with
     a provenance attestation per platform (and an SBOM when asked) in containerd mode."""
@@ -111,6 +116,11 @@ def assemble(
     images = []
     for r in result.platforms:
         config = image_config(r, result.source_date_epoch)
+        if inline_cache:
+            # `--cache-to type=inline`: the records of this image's layers, in its config.
+            from bale.builder.remotecache.export import inline_cache_config
+
+            config = replace(config, extra=inline_cache_config(result, r))
         images.append(PlatformImage(r.platform, config, r.layers))
         for layer in r.layers:
             lease.add(layer.descriptor.digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -194,6 +195,8 @@ class ImageConfig:
     history: tuple[HistoryEntry, ...] = ()
     created: str = ""
     author: str = ""
+    # Other top-level keys, as (key, JSON text): an inline build cache, for one.
+    extra: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, data: bytes) -> ImageConfig:
@@ -226,6 +229,8 @@ class ImageConfig:
             out["created"] = self.created
         if self.author:
             out["author"] = self.author
+        for key, text in self.extra:
+            out[key] = json.loads(text)
         return out
 
     def encode(self) -> bytes:

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bale.builder.bases import LayerFetcher
-from bale.builder.remotecache.format import CacheConfig, MountBlob, Record
+from bale.builder.remotecache.format import INLINE_KEY, CacheConfig, MountBlob, Record
 from bale.builder.remotecache.mounts import export_mount
 from bale.builder.remotecache.spec import CacheSpec
 from bale.builder.remotecache.store import combine_with, location_for
-from bale.builder.result import BuildResult, StepRecord
+from bale.builder.result import BuildResult, PlatformResult, StepRecord
 from bale.errors import BaleError
 from bale.store.local import Lease, Store
 
@@ -29,6 +29,13 @@ def records_for(result: BuildResult, mode: str) -> list[StepRecord]:
         for record in result.chain(platform.vertex):
             out.setdefault(record.vertex, record)
     return list(out.values())
+
+
+def inline_cache_config(result: BuildResult, platform: PlatformResult) -> tuple[tuple[str, str]]:
+    """The inline cache of one platform's image (mode=min): a key and its JSON text."""
+    now = time.time()
+    records = tuple(Record(s.key, s.layer, s.created, now) for s in result.chain(platform.vertex))
+    return ((INLINE_KEY, CacheConfig(records).encode().decode()),)
 
 
 def export_caches(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 from bale.builder.remotecache.format import (
     ARTIFACT_TYPE,
     CONFIG_MEDIA_TYPE,
+    INLINE_KEY,
     MAX_CONFIG,
     CacheConfig,
     merge,
@@ -98,15 +100,32 @@ class RegistryCache:
             if exc.status == 404 or exc.code in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN"):
                 return None, None
             raise
-        if not mediatype.is_manifest(doc.descriptor.media_type):
-            raise InvalidArgument(f"{self.ref} is not a cache (an index, maybe an image)")
-        manifest = Manifest.parse(doc.data)
-        if manifest.config.media_type != CONFIG_MEDIA_TYPE:
-            raise InvalidArgument(
-                f"{self.ref} is not a bale cache (config {manifest.config.media_type})"
-            )
-        data = self._reader.read_blob(manifest.config, limit=MAX_CONFIG)
-        return doc.descriptor.digest, CacheConfig.parse(data)
+        if mediatype.is_manifest(doc.descriptor.media_type):
+            manifest = Manifest.parse(doc.data)
+            if manifest.config.media_type == CONFIG_MEDIA_TYPE:
+                data = self._reader.read_blob(manifest.config, limit=MAX_CONFIG)
+                return doc.descriptor.digest, CacheConfig.parse(data)
+            manifests = [manifest]
+        elif mediatype.is_index(doc.descriptor.media_type):
+            index = Index.parse(doc.data)
+            manifests = [
+                Manifest.parse(self._reader.get_manifest(str(d.digest), d).data)
+                for d in index.image_manifests()
+                if d.platform is None or d.platform.os != "unknown"
+            ]
+        else:
+            raise InvalidArgument(f"{self.ref} is neither a cache nor an image")
+        # An image: its configs may hold an inline cache (--cache-to type=inline).
+        found = CacheConfig()
+        for manifest in manifests:
+            config = json.loads(self._reader.read_blob(manifest.config, limit=MAX_CONFIG))
+            inline = config.get(INLINE_KEY) if isinstance(config, dict) else None
+            if inline is not None:
+                part = CacheConfig.parse(json.dumps(inline).encode())
+                found = CacheConfig(found.records + part.records, found.mounts + part.mounts)
+        if not found.records:
+            raise InvalidArgument(f"{self.ref} is an image without an inline cache")
+        return None, found
 
     def read(self) -> CacheConfig | None:
         return self._current()[1]
