@@ -12,14 +12,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bale.builder import progress as pg
 from bale.builder.cache import CacheSource, StepHistory
 from bale.builder.cachekey import layers_key, state_key, step_key
 from bale.builder.context import entries_checksum
 from bale.builder.explain import KeyParts, explain
-from bale.builder.ops.copy import copy_content_key, run_copy
+from bale.builder.ops.copy import copy_content_key, copy_to_layer, run_copy
 from bale.builder.ops.exec import run_exec
 from bale.builder.ops.http import Downloads
 from bale.builder.ops.mkdir import run_mkdir
@@ -44,6 +45,11 @@ from bale.oci.config import parse_time
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import Manifest
+
+if TYPE_CHECKING:
+    from bale.store.content import Writer
+    from bale.store.layers.diff import DiffOptions, LayerBlob
+    from bale.store.layers.tarwriter import TarEmitter
 
 EMPTY_TAR = Digest("sha256", hashlib.sha256(b"\0" * 1024).hexdigest())
 
@@ -216,6 +222,9 @@ class Engine:
     def _execute(self, v: Vertex, inputs: Sequence[FsState]) -> LayerRef | None:
         rt = self.rt
         parent = inputs[0]
+        op = v.op
+        if isinstance(op, CopyOp) and not op.add:
+            return copy_to_layer(rt, op, inputs, self._downloads, self._write_layer)
         base = rt.rootfs.snapshot(parent)
         key = f"build-{uuid.uuid4().hex}"
         with rt.snapshots.prepared(key, base) as active:
@@ -243,20 +252,29 @@ class Engine:
 
     def _diff(self, key: str) -> LayerRef | None:
         # The tar machinery loads only when a step runs: a cached build never needs it.
-        from bale.store.layers.diff import DiffOptions, LayerBlob, diff_trees, diff_upperdir
+        from bale.store.layers.diff import diff_trees, diff_upperdir
+
+        source = self.rt.snapshots.diff_source(key)
+        if source.kind == "upperdir":
+            return self._layer(lambda w, o: diff_upperdir(source.upper, w, o))
+        return self._layer(lambda w, o: diff_trees(source.lower, source.upper, w, o))
+
+    def _write_layer(self, emit: Callable[[TarEmitter], None]) -> LayerRef | None:
+        from bale.store.layers.diff import write_layer
+
+        return self._layer(lambda w, o: write_layer(w, o, emit))
+
+    def _layer(self, make: Callable[[Writer, DiffOptions], LayerBlob]) -> LayerRef | None:
+        """A layer into the content store (leased), or None when it holds nothing."""
+        from bale.store.layers.diff import DiffOptions
 
         rt = self.rt
-        source = rt.snapshots.diff_source(key)
-        writer = rt.store.content.writer(f"diff-{key}")
+        writer = rt.store.content.writer(f"layer-{uuid.uuid4().hex}")
         options = DiffOptions(
             compression=rt.env.compression, source_date_epoch=rt.env.source_date_epoch
         )
         try:
-            blob: LayerBlob
-            if source.kind == "upperdir":
-                blob = diff_upperdir(source.upper, writer, options)
-            else:
-                blob = diff_trees(source.lower, source.upper, writer, options)
+            blob = make(writer, options)
             if blob.diff_id == EMPTY_TAR:
                 writer.abort()
                 return None

@@ -7,17 +7,23 @@ owners unless --chown says otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bale.builder.context import BuildContext, clean, entries_checksum
 from bale.builder.copy_rules import apply_copy
+from bale.builder.copy_tree import LayerTree
 from bale.builder.ops.http import Downloads
 from bale.builder.runtime import Runtime
-from bale.builder.state import FsState
+from bale.builder.state import FsState, LayerRef
 from bale.builder.users import chown_ids
 from bale.frontends.dockerignore import DockerIgnore
 from bale.frontends.graph import CopyOp, InlineFile
+
+if TYPE_CHECKING:
+    from bale.store.layers.tarwriter import TarEmitter
 
 
 def excluder(patterns: tuple[str, ...], sources: tuple[str, ...]) -> DockerIgnoreMatch:
@@ -71,6 +77,7 @@ def run_copy(
     inputs: Sequence[FsState],
     downloads: Downloads,
 ) -> None:
+    """Copy into a mounted rootfs (ADD, which may extract archives there)."""
     owner = chown_ids(rootfs, op.chown)
     if owner is None and not op.from_input:
         owner = (0, 0)
@@ -80,3 +87,30 @@ def run_copy(
             apply_copy(op, _narrowed(BuildContext(Path(root)), op), rootfs, owner, files)
     else:
         apply_copy(op, _narrowed(rt.env.context(op.context), op), rootfs, owner, files)
+
+
+def copy_to_layer(
+    rt: Runtime,
+    op: CopyOp,
+    inputs: Sequence[FsState],
+    downloads: Downloads,
+    write: Callable[[Callable[[TarEmitter], None]], LayerRef | None],
+) -> LayerRef | None:
+    """The copy's layer, written straight from its sources over a read-only view of the
+    parent (what decides owners, existing directories and links on the way); no file is
+    copied first and no snapshot is made: a later step that needs this filesystem unpacks
+    the layer."""
+    with contextlib.ExitStack() as stack:
+        parent = stack.enter_context(rt.rootfs.view(inputs[0])) if inputs[0].layers else None
+        tree = LayerTree(parent)
+        owner = chown_ids(parent or "/nonexistent", op.chown)
+        if owner is None and not op.from_input:
+            owner = (0, 0)
+        files = tuple(downloads.get(u) for u in op.urls)
+        if op.from_input:
+            # The source stays mounted until the layer is written: it is read from there.
+            source = BuildContext(Path(stack.enter_context(rt.rootfs.view(inputs[1]))))
+        else:
+            source = rt.env.context(op.context)
+        apply_copy(op, _narrowed(source, op), tree, owner, files)
+        return write(tree.emit)

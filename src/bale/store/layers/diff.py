@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bale.errors import InvalidArgument, NotFound, Unavailable
@@ -56,21 +56,18 @@ def _sort_key(change: _Change) -> tuple[tuple[str, ...], int]:
     return (parts, 0 if kind == "entry" else 1)
 
 
-def _write(changes: list[_Change], sink: Sink, options: DiffOptions) -> LayerBlob:
+def write_layer(
+    sink: Sink, options: DiffOptions, emit: Callable[[TarEmitter], None]
+) -> LayerBlob:
+    """A layer whose entries `emit` writes (in archive order), compressed into `sink`."""
     if options.compression not in _MEDIA_TYPES:
         raise InvalidArgument(
             f"unknown layer compression {options.compression!r}", hint="use gzip, zstd or none"
         )
-    changes.sort(key=_sort_key)
     writer = LayerWriter(sink, options.compression, threads=options.threads)
     emitter = TarEmitter(writer, clamp_mtime=options.source_date_epoch)
     try:
-        for parts, kind, host in changes:
-            name = "/".join(parts)
-            if kind == "entry":
-                emitter.entry(name, host, os.lstat(host))
-            else:
-                emitter.whiteout(name)
+        emit(emitter)
         emitter.finish()
     except OSError as exc:
         writer.close()
@@ -82,6 +79,20 @@ def _write(changes: list[_Change], sink: Sink, options: DiffOptions) -> LayerBlo
         size=writer.size,
         media_type=_MEDIA_TYPES[options.compression],
     )
+
+
+def _write(changes: list[_Change], sink: Sink, options: DiffOptions) -> LayerBlob:
+    changes.sort(key=_sort_key)
+
+    def emit(emitter: TarEmitter) -> None:
+        for parts, kind, host in changes:
+            name = "/".join(parts)
+            if kind == "entry":
+                emitter.entry(name, host, os.lstat(host))
+            else:
+                emitter.whiteout(name)
+
+    return write_layer(sink, options, emit)
 
 
 def _listdir(path: str) -> list[str]:

@@ -66,6 +66,32 @@ class TarEmitter:
         info.mtime = self._mtime(mtime)
         self._out.write(_header(info))
 
+    def directory(self, name: str, perm: int, owner: tuple[int, int], mtime: float) -> None:
+        """A directory that exists nowhere on disk (one a COPY makes)."""
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.DIRTYPE
+        info.mode = perm
+        info.uid, info.gid = owner
+        info.uname = info.gname = ""
+        info.mtime = self._mtime(mtime)
+        self._out.write(_header(info))
+
+    def file_bytes(
+        self, name: str, data: bytes, perm: int, owner: tuple[int, int], mtime: float
+    ) -> None:
+        """A regular file with the given contents (a heredoc, a download)."""
+        info = tarfile.TarInfo(name)
+        info.mode = perm
+        info.uid, info.gid = owner
+        info.uname = info.gname = ""
+        info.mtime = self._mtime(mtime)
+        info.size = len(data)
+        self._out.write(_header(info))
+        self._out.write(data)
+        pad = -len(data) % BLOCK
+        if pad:
+            self._out.write(b"\0" * pad)
+
     def entry(
         self,
         name: str,
@@ -73,11 +99,14 @@ class TarEmitter:
         st: os.stat_result,
         *,
         xattrs: Mapping[str, bytes] | None = None,
+        owner: tuple[int, int] | None = None,
+        perm: int | None = None,
     ) -> None:
-        """Archive the file at host `path` as `name` (relative, no leading slash)."""
+        """Archive the file at host `path` as `name` (relative, no leading slash); `owner`
+        and `perm` replace what the file has on disk."""
         info = tarfile.TarInfo(name)
-        info.mode = stat.S_IMODE(st.st_mode)
-        info.uid, info.gid = st.st_uid, st.st_gid
+        info.mode = stat.S_IMODE(st.st_mode) if perm is None else perm
+        info.uid, info.gid = (st.st_uid, st.st_gid) if owner is None else owner
         info.uname = info.gname = ""
         info.mtime = self._mtime(st.st_mtime)
         mode = st.st_mode
