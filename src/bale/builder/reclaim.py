@@ -14,7 +14,7 @@ from bale.mounts import reclaim_mount_points
 def reclaim(root: Path) -> list[str]:
     """Reclaim the leftovers of dead builds under the store at `root`; what was removed.
     Cheap when there is nothing to do: a few directory listings."""
-    from bale.builder.executor.executor import reclaim_step_dirs, scratch_dir
+    from bale.builder.executor.scratch import reclaim_step_dirs, scratch_dir
 
     executor_dir = root / "executor"
     snapshots_dir = root / "snapshots"

@@ -1,32 +1,45 @@
 """Step execution: RunSpec in, exit code and output lines out.
 
-Executor        the seam the builder runs RUN steps through (tests use a fake one)
-SandboxExecutor the real one: runc, or unshare + chroot; natively or emulated
+    Executor        the seam the builder runs RUN steps through (tests use a fake one)
+    SandboxExecutor the real one: runc, or unshare + chroot; natively or emulated
+
+Names load on first use: a fully cached build never imports the runtimes.
 """
 
-from collections.abc import Sequence
-from typing import Protocol
+from __future__ import annotations
 
-from bale.builder.executor.executor import SandboxExecutor
-from bale.builder.executor.spec import (
-    BindMount,
-    CacheMount,
-    CollectingOutput,
-    RunMount,
-    RunSpec,
-    SecretMount,
-    SSHMount,
-    StepOutput,
-    TmpfsMount,
-)
-from bale.mounts import Mount
+from typing import TYPE_CHECKING
 
+from bale.lazy import lazy_getattr
 
-class Executor(Protocol):
-    def run(self, spec: RunSpec, rootfs_mounts: Sequence[Mount], output: StepOutput) -> int:
-        """Run `spec` on the rootfs `rootfs_mounts` describe; return its exit status."""
-        ...
+if TYPE_CHECKING:
+    from bale.builder.executor.executor import SandboxExecutor
+    from bale.builder.executor.protocol import Executor
+    from bale.builder.executor.spec import (
+        BindMount,
+        CacheMount,
+        CollectingOutput,
+        RunMount,
+        RunSpec,
+        SecretMount,
+        SSHMount,
+        StepOutput,
+        TmpfsMount,
+    )
 
+_WHERE = {
+    "BindMount": "spec",
+    "CacheMount": "spec",
+    "CollectingOutput": "spec",
+    "Executor": "protocol",
+    "RunMount": "spec",
+    "RunSpec": "spec",
+    "SSHMount": "spec",
+    "SandboxExecutor": "executor",
+    "SecretMount": "spec",
+    "StepOutput": "spec",
+    "TmpfsMount": "spec",
+}
 
 __all__ = [
     "BindMount",
@@ -41,3 +54,5 @@ __all__ = [
     "StepOutput",
     "TmpfsMount",
 ]
+
+__getattr__ = lazy_getattr("bale.builder.executor", _WHERE)

@@ -13,7 +13,6 @@ step survives the call.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -23,44 +22,16 @@ from typing import Literal
 from bale import owner
 from bale.builder.executor.runc import RuncRunner
 from bale.builder.executor.sandbox import PlannedMount, PreparedStep, Sandbox
+from bale.builder.executor.scratch import reclaim_step_dirs, scratch_dir
 from bale.builder.executor.spec import RunSpec, StepOutput
 from bale.builder.executor.unshare import UnshareRunner
 from bale.builder.users import resolve_user
 from bale.emulation.modes import Emulation, choose
 from bale.errors import InvalidArgument, StepError, Unavailable
-from bale.mounts import Mount, mount_all, mounted_paths, plain_directory, unmount, unmount_all
+from bale.mounts import Mount, mount_all, plain_directory, unmount_all
 from bale.oci import host_platform
 
 Runtime = Literal["auto", "runc", "unshare"]
-
-
-def reclaim_step_dirs(scratch: Path) -> list[str]:
-    """Step and heredoc directories of processes that are gone: unmounted and removed."""
-    removed = []
-    entries = [*scratch.glob("bale-step-*"), *scratch.glob("bale-heredoc-*")]
-    mounts = mounted_paths() if entries else []
-    for entry in entries:
-        tag = entry.name.split("-")[2] if entry.name.count("-") >= 3 else ""
-        if not tag or owner.tag_alive(tag):
-            continue
-        for mountpoint in sorted((m for m in mounts if m.startswith(f"{entry}/")), reverse=True):
-            unmount(mountpoint, detach=True)
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(str(entry))
-    return removed
-
-
-def scratch_dir(state_dir: Path) -> Path:
-    """Where per-step files go (bundle, generated files, secrets): tmpfs when there is one.
-
-    Secrets then never touch a disk, and a step costs no journal writes.
-    """
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        return shm
-    run = state_dir / "run"
-    run.mkdir(parents=True, exist_ok=True)
-    return run
 
 
 def _linux32(emulation: Emulation) -> bool:
