@@ -160,9 +160,11 @@ class FileHashes:
                 self._known.setdefault(str(path), (str(stat_key), str(digest)))
 
     def get(self, path: str, stat_key: str) -> str | None:
-        with self._lock:
-            found = self._pending.get(path) or self._known.get(path)
-            loaded = any(path.startswith(r.rstrip("/") + "/") for r in self._loaded)
+        # Reads of these dicts are atomic; only writers take the lock.
+        found = self._pending.get(path) or self._known.get(path)
+        if found is not None and found[0] == stat_key:
+            return found[1]
+        loaded = any(path.startswith(r.rstrip("/") + "/") for r in self._loaded)
         if found is not None:
             return found[1] if found[0] == stat_key else None
         if loaded:

@@ -224,49 +224,43 @@ class BuildContext:
     def entries(self, sources: list[Source], *, owners: bool = False) -> list[tuple[str, str]]:
         """(path, digest of its name, type, mode, link or content) for everything the sources
         cover, in order. Files not hashed before are read in parallel."""
-        paths = [rel for source in sources for rel in self.walk(source)]
-        if self._hashes is not None:
-            self._hashes.preload(str(self.root))
-        stats = [os.lstat(self.host(rel)) for rel in paths]
-        todo = [
-            (self.host(rel), st)
-            for rel, st in zip(paths, stats, strict=True)
-            if stat.S_ISREG(st.st_mode) and self._known(self.host(rel), st) is None
-        ]
+        root = str(self.root)
+        hashes = self._hashes
+        if hashes is not None:
+            hashes.preload(root)
+        heads: list[str] = []
+        tails: list[str] = []
+        todo: list[tuple[int, str, os.stat_result, str]] = []
+        for source in sources:
+            for rel in self.walk(source):
+                path = root if rel == "." else f"{root}/{rel}"
+                st = os.lstat(path)
+                mode = st.st_mode
+                owner = f"{st.st_uid}:{st.st_gid}" if owners else ""
+                heads.append(f"{rel}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0{owner}\0")
+                tail = ""
+                if stat.S_ISLNK(mode):
+                    tail = os.readlink(path)
+                elif stat.S_ISREG(mode):
+                    key = _stat_key(st)
+                    known = hashes.get(path, key) if hashes is not None else None
+                    if known is None:
+                        todo.append((len(tails), path, st, key))
+                    else:
+                        tail = known
+                tails.append(tail)
         if len(todo) > 1:
             # hashlib drops the GIL on large buffers: threads use every core.
             with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
-                list(pool.map(lambda item: self._hash_file(*item), todo))
-        elif todo:
-            self._hash_file(*todo[0])
-        return [
-            (rel, self._entry_digest(rel, st, owners)) for rel, st in zip(paths, stats, strict=True)
-        ]
+                digests = list(pool.map(lambda item: self._hash_file(*item[1:]), todo))
+        else:
+            digests = [self._hash_file(*item[1:]) for item in todo]
+        for (index, *_), digest in zip(todo, digests, strict=True):
+            tails[index] = digest
+        paths = [h.split("\0", 1)[0] for h in heads]
+        return [(p, h + t) for p, h, t in zip(paths, heads, tails, strict=True)]
 
-    def _entry_digest(self, rel: str, st: os.stat_result, owners: bool) -> str:
-        mode = st.st_mode
-        kind = stat.S_IFMT(mode)
-        owner = f"{st.st_uid}:{st.st_gid}" if owners else ""
-        head = f"{rel}\0{kind:o}\0{stat.S_IMODE(mode):o}\0{owner}\0"
-        if stat.S_ISLNK(mode):
-            return head + os.readlink(self.host(rel))
-        if stat.S_ISREG(mode):
-            path = self.host(rel)
-            return head + (self._known(path, st) or self._hash_file(path, st))
-        return head
-
-    @staticmethod
-    def _stat_key(st: os.stat_result) -> str:
-        return (
-            f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_mode}"
-        )
-
-    def _known(self, path: str, st: os.stat_result) -> str | None:
-        if self._hashes is None:
-            return None
-        return self._hashes.get(path, self._stat_key(st))
-
-    def _hash_file(self, path: str, st: os.stat_result) -> str:
+    def _hash_file(self, path: str, st: os.stat_result, key: str = "") -> str:
         h = hashlib.sha256()
         try:
             with open(path, "rb") as f:
@@ -276,5 +270,9 @@ class BuildContext:
             raise InvalidArgument(f"cannot read context file {path}: {exc.strerror}") from None
         digest = h.hexdigest()
         if self._hashes is not None:
-            self._hashes.put(path, self._stat_key(st), digest)
+            self._hashes.put(path, key or _stat_key(st), digest)
         return digest
+
+
+def _stat_key(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_mode}"
