@@ -9,7 +9,9 @@ Classic mode refuses a multi-platform build before any work.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from bale.builder import progress as pg
 from bale.builder.bases import StoreBases, named_contexts
 from bale.builder.cache import BuildCache, FileHashes
 from bale.builder.context import BuildContext
-from bale.builder.result import BuildResult
+from bale.builder.result import BuildResult, ContextInput
 from bale.builder.rootfs import Rootfs
 from bale.builder.runtime import Runtime, SolveEnv
 from bale.builder.solve import Engine
@@ -28,6 +30,7 @@ from bale.errors import InvalidArgument
 from bale.frontends.dockerfile import ImageBase, ParsedDockerfile, ResolvedBuild, resolve
 from bale.frontends.dockerfile.convert import ConvertOptions, convert
 from bale.frontends.dockerignore import load_ignore
+from bale.oci.config import source_date_epoch
 from bale.oci.platform import Platform, host_platform
 from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
@@ -56,6 +59,8 @@ class BuildOptions:
     # --build-context NAME=VALUE: a directory, docker-image://REF or oci-layout://PATH[:TAG].
     build_contexts: dict[str, str] = field(default_factory=dict)
     compression: str = "gzip"
+    # Where bases missing from the store are copied from (see StoreBases.seed).
+    base_store: Store | None = None
 
 
 def run_build(
@@ -68,6 +73,7 @@ def run_build(
     """Solve the build. Layers and documents it writes are held by `lease` (one made for the
     call when None); hold it until the result is exported."""
     store.require_multi_platform(len(options.files))
+    started = time.time()
     if not options.context.is_dir():
         raise InvalidArgument(f"unable to prepare context: path {str(options.context)!r} not found")
     with contextlib.ExitStack() as stack:
@@ -76,12 +82,18 @@ def run_build(
             lease = stack.enter_context(store.lease())
         # Bases pulled for this build stay in the store even when the build fails.
         base_lease = stack.enter_context(store.lease(rollback=False))
-        bases = StoreBases(store, registries.get, base_lease, options.pull)
+        bases = StoreBases(store, registries.get, base_lease, options.pull, options.base_store)
         result = _build(store, options, sink, bases, lease, executor or (lambda: _executor(store)))
         for platform in result.platforms:
             for layer in platform.layers:
                 lease.add(layer.descriptor.digest)
-        return result
+        contexts = tuple(
+            ContextInput(name, value, bases.aliases.get(name, ""))
+            for name, value in sorted(options.build_contexts.items())
+        )
+        return dataclasses.replace(
+            result, started=started, finished=time.time(), contexts=contexts
+        )
 
 
 class _LazyRegistries:
@@ -185,9 +197,4 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     """SOURCE_DATE_EPOCH: the build-arg (BuildKit's form), else the environment variable
     (which buildx passes on as that build-arg)."""
     value = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH", "")
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH {value!r}") from None
+    return source_date_epoch(value) if value else None

@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bale.builder import progress as pg
 from bale.builder.build import BuildOptions, run_build
+from bale.cli import attest_flags
 from bale.cli.common import open_registries, open_store
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import InvalidArgument
-from bale.exporters.image import AttestOptions, ImageOutcome, assemble
-from bale.exporters.outputs import OutputSpec, exporter_for, parse_output
+from bale.exporters.attest import AttestOptions
+from bale.exporters.image import ImageOutcome, assemble
+from bale.exporters.outputs import OutputSpec, exporter_for, image_names, parse_output
+from bale.exporters.provenance import secret_arg_warnings
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
 
@@ -55,14 +59,69 @@ def ssh_socket(values: tuple[str, ...]) -> str:
     return ""
 
 
-def attestation_flag(value: str, flag: str) -> bool:
-    """buildx's forms: true/false/1/0, or `mode=min|max` / `disabled=true` key lists."""
-    text = value.strip().lower()
-    if text in ("true", "1", "", "mode=min", "mode=max"):
-        return True
-    if text in ("false", "0", "disabled=true"):
-        return False
-    raise InvalidArgument(f"invalid {flag} value {value!r}", hint="use true or false")
+def attest_options(request: BuildRequest, specs: list[OutputSpec]) -> AttestOptions:
+    """What to attest (the attestation flags, the outputs' `oci-artifact`) and what the
+    request was, as provenance records it."""
+    asked = attest_flags.parse_attestations(request.attest, request.provenance, request.sbom)
+    names: list[str] = []
+    for spec in specs:
+        names += [n for n in image_names(spec, list(request.tags)) if n not in names]
+    attrs: list[tuple[str, str]] = []
+    if request.target:
+        attrs.append(("target", request.target))
+    if request.no_cache:
+        attrs.append(("no-cache", ""))
+    elif request.no_cache_filter:
+        attrs.append(("no-cache", ",".join(request.no_cache_filter)))
+    if request.network != "default":
+        attrs.append(("force-network-mode", request.network))
+    path = request.dockerfile.path
+    return AttestOptions(
+        provenance=asked.provenance,
+        sbom=asked.sbom,
+        oci_artifact=attest_flags.oci_artifact(specs),
+        names=tuple(names),
+        build_args=tuple(sorted(request.build_args.items())),
+        labels=tuple(sorted(request.labels.items())),
+        dockerfile=path.name if path else "Dockerfile",
+        dockerfile_source=request.dockerfile.text.encode(),
+        frontend_attrs=tuple(attrs),
+        context=request.context,
+        dockerfile_path=path,
+    )
+
+
+def warn_attestations(sink: pg.ProgressSink, attest: AttestOptions, quiet: bool) -> None:
+    """BuildKit's SecretsUsedInArgOrEnv, when provenance will record a secret-looking value."""
+    if attest.provenance is None:
+        return
+    for warning in secret_arg_warnings(attest.provenance, (k for k, _ in attest.build_args)):
+        text = f"WARNING: {warning.rule}: {warning.message} ({warning.url})"
+        if quiet:
+            print(text, file=sys.stderr)
+        else:
+            sink.emit(pg.Event("warning", "", "", message=text))
+
+
+def build_options(
+    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> BuildOptions:
+    return BuildOptions(
+        context=request.context,
+        files=files,
+        dockerfile_path=request.dockerfile.path,
+        build_args=request.build_args,
+        target=request.target,
+        labels=request.labels,
+        no_cache=request.no_cache,
+        no_cache_filter=request.no_cache_filter,
+        jobs=request.jobs or 0,
+        network=request.network,
+        secrets=dict(parse_secret(s) for s in request.secrets),
+        ssh_socket=ssh_socket(request.ssh),
+        pull=request.pull,
+        build_contexts=request.build_contexts,
+    )
 
 
 def output_specs(request: BuildRequest) -> list[OutputSpec]:
@@ -101,29 +160,10 @@ def run(
             spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
         )
     ]
-    options = BuildOptions(
-        context=request.context,
-        files=files,
-        dockerfile_path=request.dockerfile.path,
-        build_args=request.build_args,
-        target=request.target,
-        labels=request.labels,
-        no_cache=request.no_cache,
-        no_cache_filter=request.no_cache_filter,
-        jobs=request.jobs or 0,
-        network=request.network,
-        secrets=dict(parse_secret(s) for s in request.secrets),
-        ssh_socket=ssh_socket(request.ssh),
-        pull=request.pull,
-        build_contexts=request.build_contexts,
-    )
-    attest = AttestOptions(
-        provenance=attestation_flag(request.provenance, "--provenance"),
-        sbom=attestation_flag(request.sbom, "--sbom"),
-        build_args=tuple(sorted(request.build_args.items())),
-        dockerfile=request.dockerfile.path.name if request.dockerfile.path else "Dockerfile",
-    )
+    options = build_options(request, files)
+    attest = attest_options(request, specs)
     sink = renderer("quiet" if request.quiet else request.progress)
+    warn_attestations(sink, attest, request.quiet or request.progress == "quiet")
     try:
         with open_store(args) as store, store.lease() as lease:
             result = run_build(store, options, sink, lease)

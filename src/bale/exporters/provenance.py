@@ -23,7 +23,7 @@ import base64
 import csv
 import json
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -499,9 +499,16 @@ def provenance_statement(item: ProvenanceInput, *, legacy: bool = False) -> dict
 
 
 def provenance_warnings(item: ProvenanceInput) -> list[ProvenanceWarning]:
-    """What to tell the user before recording this provenance: in `mode=max` a build
-    argument whose name looks like a secret is recorded with its value."""
-    if item.options.mode != "max":
+    """What to tell the user before recording this provenance (see `secret_arg_warnings`)."""
+    return secret_arg_warnings(item.options, [name for name, _ in item.build_args])
+
+
+def secret_arg_warnings(
+    options: ProvenanceOptions, build_args: Iterable[str]
+) -> list[ProvenanceWarning]:
+    """In `mode=max` a build argument whose name looks like a secret is recorded with its
+    value: one SecretsUsedInArgOrEnv warning per such name."""
+    if options.mode != "max":
         return []
     return [
         ProvenanceWarning(
@@ -509,5 +516,5 @@ def provenance_warnings(item: ProvenanceInput) -> list[ProvenanceWarning]:
             f'Do not use build arguments for sensitive data ("{name}"): provenance '
             "mode=max records its value; pass it with --secret, or use mode=min",
         )
-        for name in sorted({name for name, _ in item.build_args if _is_secret(name)})
+        for name in sorted({name for name in build_args if _is_secret(name)})
     ]
