@@ -139,3 +139,20 @@ def test_verify_reproducible_exports_nothing(store_root: Path, tmp_path: Path) -
     )
     assert proc.returncode == 1
     assert "it exports nothing" in proc.stderr
+
+
+def test_a_cached_rebuild_keeps_the_index_only_when_provenance_is_reproducible(
+    store_root: Path, tmp_path: Path
+) -> None:
+    ctx = context_dir(tmp_path)
+    (ctx / "Dockerfile").write_text("FROM base:1\nRUN echo once > /once\n")
+
+    def index(*args: str) -> str:
+        iid = tmp_path / "iid"
+        bale(store_root, "build", "--progress", "quiet", "--iidfile", str(iid), *args, ".", cwd=ctx)
+        return iid.read_text()
+
+    # BuildKit's default provenance carries build times and an invocation id.
+    assert index() != index()
+    steady = "--provenance=mode=min,reproducible=true"
+    assert index(steady) == index(steady)

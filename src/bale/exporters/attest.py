@@ -105,7 +105,10 @@ def attach(
     """One attestation manifest per platform manifest (none when nothing is asked for)."""
     if not attest.any:
         return []
-    invocation = "" if result.source_date_epoch is not None else _invocation_id()
+    # A random id per build: not with an epoch, nor when the provenance claims to be
+    # reproducible (both promise the same bytes from the same inputs).
+    reproducible = attest.provenance is not None and attest.provenance.reproducible
+    invocation = "" if result.source_date_epoch is not None or reproducible else _invocation_id()
     out = []
     for r, manifest in zip(result.platforms, manifests, strict=True):
         statements: list[dict[str, Any]] = []
