@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from storehelp import bale
 
 from bale.oci.platform import Platform
 from bale.store.compression import LayerWriter
@@ -119,3 +120,38 @@ def test_import_is_deterministic_with_an_epoch(tmp_path: Path) -> None:
     with Store(tmp_path / "three") as store, open(tar, "rb") as f:
         later = import_rootfs(store, f, "base:1", Platform.parse("linux/arm64"), created=EPOCH + 1)
     assert later.digest != digests[0]
+
+
+def test_bale_import_takes_the_epoch_from_the_environment_or_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tar = rootfs_tar(tmp_path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    by_env = bale(tmp_path / "a", "import", "--platform", "linux/arm64", str(tar), "b:1").stdout
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    by_flag = bale(
+        tmp_path / "b",
+        "import",
+        "--platform",
+        "linux/arm64",
+        "--created",
+        "2023-11-14T22:13:20Z",
+        str(tar),
+        "b:1",
+    ).stdout
+    seconds = bale(
+        tmp_path / "c",
+        "import",
+        "--platform",
+        "linux/arm64",
+        "--created",
+        str(EPOCH),
+        str(tar),
+        "b:1",
+    ).stdout
+    assert by_env == by_flag == seconds
+    bad = bale(tmp_path / "d", "import", "--created", "yesterday", str(tar), "b:1", check=False)
+    assert bad.returncode != 0 and "invalid --created 'yesterday'" in bad.stderr
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
+    bad = bale(tmp_path / "e", "import", str(tar), "b:1", check=False)
+    assert bad.returncode != 0 and "invalid SOURCE_DATE_EPOCH 'soon'" in bad.stderr
