@@ -463,11 +463,8 @@ def test_the_statement_wraps_the_document_as_buildkit_does() -> None:
         }
     ]
     assert statement["predicate"] == doc
-    legacy = sbom_statement(doc, subject=MANIFEST, subject_names=[], platform=AMD64, legacy=True)
-    assert (
-        legacy["_type"] == "https://in-toto.io/Statement/v0.1"
-        and legacy["subject"][0]["name"] == "_"
-    )
+    unnamed = sbom_statement(doc, subject=MANIFEST, subject_names=[], platform=AMD64)
+    assert unnamed["subject"][0]["name"] == "_"
 
 
 def test_extra_targets_are_scanned_as_buildkit_names_them(tmp_path: Path) -> None:

@@ -71,29 +71,31 @@ def verify(
     options = dataclasses.replace(build_options(request, files), no_cache=True)
     attest = attest_options(request, [OutputSpec("image")])
     quiet = request.quiet or request.progress == "quiet"
-    sink = renderer("quiet" if request.quiet else request.progress)
-    warn_attestations(sink, attest, quiet)
-    try:
-        with open_store(args) as user, ExitStack() as stack:
-            parent = user.root / "tmp"
-            _remove_stale(parent)
-            work = parent / f"{_WORK}{os.getpid()}"
-            stack.callback(shutil.rmtree, work, True)
-            outcomes = []
-            for n in (1, 2):
-                if not quiet:
-                    print(f"building in a fresh store ({n} of 2)", file=sys.stderr)
-                store = stack.enter_context(Store(work / str(n)))
-                store.set_mode(user.mode())
+    progress = "quiet" if request.quiet else request.progress
+    warn_attestations(renderer(progress), attest, quiet)
+    with open_store(args) as user, ExitStack() as stack:
+        parent = user.root / "tmp"
+        _remove_stale(parent)
+        work = parent / f"{_WORK}{os.getpid()}"
+        stack.callback(shutil.rmtree, work, True)
+        outcomes = []
+        for n in (1, 2):
+            if not quiet:
+                print(f"building in a fresh store ({n} of 2)", file=sys.stderr)
+            store = stack.enter_context(Store(work / str(n)))
+            store.set_mode(user.mode())
+            # A renderer per build: the second one's steps are shown as they run.
+            sink = renderer(progress)
+            try:
                 with store.lease() as lease:
                     fresh = dataclasses.replace(options, base_store=user)
                     result = run_build(store, fresh, sink, lease)
                     outcomes.append((store, assemble(store, result, lease, attest)))
-            (first, a), (second, b) = outcomes
-            difference = first_difference(first, a.target, second, b.target)
-    finally:
-        if isinstance(sink, TtyRenderer):
-            sink.close()
+            finally:
+                if isinstance(sink, TtyRenderer):
+                    sink.close()
+        (first, a), (second, b) = outcomes
+        difference = first_difference(first, a.target, second, b.target)
     if difference is not None:
         raise FailedPrecondition(
             f"the build is not reproducible: {a.target.digest} != {b.target.digest}; "

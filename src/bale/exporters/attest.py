@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bale.builder.result import BuildResult, ContextInput, PlatformResult
+from bale.builder.state import LayerRef
 from bale.errors import InvalidArgument
 from bale.exporters.attestation_manifest import write_attestation_manifest
 from bale.exporters.provenance import (
@@ -258,7 +259,7 @@ def provenance_input(
 # -- SBOM ------------------------------------------------------------------------------------
 
 
-def _layer_tree(store: Store, layers: tuple[Any, ...]) -> LayeredTree:
+def _layer_tree(store: Store, layers: tuple[LayerRef, ...]) -> LayeredTree:
     def opener(desc: Descriptor) -> LayerOpener:
         return lambda: store.content.open(desc.digest, desc.size)
 

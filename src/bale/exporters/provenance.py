@@ -489,13 +489,12 @@ def predicate_v02(item: ProvenanceInput) -> dict[str, Any]:
     return out
 
 
-def provenance_statement(item: ProvenanceInput, *, legacy: bool = False) -> dict[str, Any]:
-    """The in-toto statement BuildKit attaches for this platform (`legacy`: the
-    `Statement/v0.1` envelope of BuildKit before 0.31)."""
+def provenance_statement(item: ProvenanceInput) -> dict[str, Any]:
+    """The in-toto statement BuildKit attaches for this platform."""
     version = item.options.version
     predicate = predicate_v02(item) if version == "v0.2" else predicate_v1(item)
     subject = intoto.subjects(item.subject_names, item.platform, item.subject.digest)
-    return intoto.statement(item.options.predicate_type, predicate, subject, legacy=legacy)
+    return intoto.statement(item.options.predicate_type, predicate, subject)
 
 
 def provenance_warnings(item: ProvenanceInput) -> list[ProvenanceWarning]:
