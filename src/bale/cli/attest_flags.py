@@ -10,13 +10,15 @@
 As in BuildKit, `--provenance=true` (no mode) records `mode=max`. The attestation manifest's
 shape is the image exporter's `oci-artifact` output option (`-o type=image,oci-artifact=false`),
 defaulting to true unless `BUILDX_NO_DEFAULT_OCI_ARTIFACT` is true or the output sets
-`oci-mediatypes=false`.
+`oci-mediatypes=false`. `attest_options` turns the flags and the request into what the
+image exporter attaches and records (bale.exporters.attest).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,7 +27,9 @@ from bale.errors import InvalidArgument
 
 if TYPE_CHECKING:
     # Loaded only when a build parses its flags: `--check` and `--call` never need them.
-    from bale.exporters.attest import SbomOptions
+    from bale.builder.progress import ProgressSink
+    from bale.cli.build_cmd import BuildRequest
+    from bale.exporters.attest import AttestOptions, SbomOptions
     from bale.exporters.outputs import OutputSpec
     from bale.exporters.provenance import ProvenanceOptions
 
@@ -136,3 +140,57 @@ def oci_artifact(specs: Iterable[OutputSpec]) -> bool:
             hint="give every image output the same oci-artifact value",
         )
     return values.pop() if values else default
+
+
+def attest_options(request: BuildRequest, specs: list[OutputSpec]) -> AttestOptions:
+    """What to attest (the attestation flags, the outputs' `oci-artifact`) and what the
+    request was, as provenance records it."""
+    from bale.exporters.attest import AttestOptions
+    from bale.exporters.outputs import image_names
+
+    asked = parse_attestations(request.attest, request.provenance, request.sbom)
+    names: list[str] = []
+    for spec in specs:
+        names += [n for n in image_names(spec, list(request.tags)) if n not in names]
+    attrs: list[tuple[str, str]] = []
+    if request.target:
+        attrs.append(("target", request.target))
+    if request.no_cache:
+        attrs.append(("no-cache", ""))
+    elif request.no_cache_filter:
+        attrs.append(("no-cache", ",".join(request.no_cache_filter)))
+    if request.network != "default":
+        attrs.append(("force-network-mode", request.network))
+    build_args = dict(request.build_args)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and "SOURCE_DATE_EPOCH" not in build_args:
+        build_args["SOURCE_DATE_EPOCH"] = epoch  # buildx passes the variable as a build-arg
+    path = request.dockerfile.path
+    return AttestOptions(
+        provenance=asked.provenance,
+        sbom=asked.sbom,
+        oci_artifact=oci_artifact(specs),
+        names=tuple(names),
+        build_args=tuple(sorted(build_args.items())),
+        labels=tuple(sorted(request.labels.items())),
+        dockerfile=path.name if path else "Dockerfile",
+        dockerfile_source=request.dockerfile.text.encode(),
+        frontend_attrs=tuple(attrs),
+        context=request.context,
+        dockerfile_path=path,
+    )
+
+
+def warn_attestations(sink: ProgressSink, attest: AttestOptions, quiet: bool) -> None:
+    """BuildKit's SecretsUsedInArgOrEnv, when provenance will record a secret-looking value."""
+    from bale.builder import progress as pg
+    from bale.exporters.provenance import secret_arg_warnings
+
+    if attest.provenance is None:
+        return
+    for warning in secret_arg_warnings(attest.provenance, (k for k, _ in attest.build_args)):
+        text = f"WARNING: {warning.rule}: {warning.message} ({warning.url})"
+        if quiet:
+            print(text, file=sys.stderr)
+        else:
+            sink.emit(pg.Event("warning", "", "", message=text))

@@ -9,16 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bale.builder import progress as pg
 from bale.builder.build import BuildOptions, run_build
-from bale.cli import attest_flags
+from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import InvalidArgument
-from bale.exporters.attest import AttestOptions
 from bale.exporters.image import ImageOutcome, assemble
-from bale.exporters.outputs import OutputSpec, exporter_for, image_names, parse_output
-from bale.exporters.provenance import secret_arg_warnings
+from bale.exporters.outputs import OutputSpec, exporter_for, parse_output
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
 
@@ -57,50 +54,6 @@ def ssh_socket(values: tuple[str, ...]) -> str:
             raise InvalidArgument("--ssh default: SSH_AUTH_SOCK is not set")
         return sock
     return ""
-
-
-def attest_options(request: BuildRequest, specs: list[OutputSpec]) -> AttestOptions:
-    """What to attest (the attestation flags, the outputs' `oci-artifact`) and what the
-    request was, as provenance records it."""
-    asked = attest_flags.parse_attestations(request.attest, request.provenance, request.sbom)
-    names: list[str] = []
-    for spec in specs:
-        names += [n for n in image_names(spec, list(request.tags)) if n not in names]
-    attrs: list[tuple[str, str]] = []
-    if request.target:
-        attrs.append(("target", request.target))
-    if request.no_cache:
-        attrs.append(("no-cache", ""))
-    elif request.no_cache_filter:
-        attrs.append(("no-cache", ",".join(request.no_cache_filter)))
-    if request.network != "default":
-        attrs.append(("force-network-mode", request.network))
-    path = request.dockerfile.path
-    return AttestOptions(
-        provenance=asked.provenance,
-        sbom=asked.sbom,
-        oci_artifact=attest_flags.oci_artifact(specs),
-        names=tuple(names),
-        build_args=tuple(sorted(request.build_args.items())),
-        labels=tuple(sorted(request.labels.items())),
-        dockerfile=path.name if path else "Dockerfile",
-        dockerfile_source=request.dockerfile.text.encode(),
-        frontend_attrs=tuple(attrs),
-        context=request.context,
-        dockerfile_path=path,
-    )
-
-
-def warn_attestations(sink: pg.ProgressSink, attest: AttestOptions, quiet: bool) -> None:
-    """BuildKit's SecretsUsedInArgOrEnv, when provenance will record a secret-looking value."""
-    if attest.provenance is None:
-        return
-    for warning in secret_arg_warnings(attest.provenance, (k for k, _ in attest.build_args)):
-        text = f"WARNING: {warning.rule}: {warning.message} ({warning.url})"
-        if quiet:
-            print(text, file=sys.stderr)
-        else:
-            sink.emit(pg.Event("warning", "", "", message=text))
 
 
 def build_options(

@@ -19,7 +19,8 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from bale.builder.build import run_build
-from bale.cli.build_run import attest_options, build_options, warn_attestations
+from bale.cli.attest_flags import attest_options, warn_attestations
+from bale.cli.build_run import build_options
 from bale.cli.common import open_store
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import FailedPrecondition, InvalidArgument
