@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bale.builder.result import BuildResult, ContextInput, PlatformResult
 from bale.builder.state import LayerRef
@@ -40,16 +40,15 @@ from bale.exporters.provenance import (
     URLMaterial,
     provenance_statement,
 )
-from bale.exporters.sbom import CORE, DirectoryTree, LayeredTree, sbom_statement, scan_targets
-from bale.exporters.sbom.spdx import spdx_document
-from bale.exporters.sbom.tree import FileTree, LayerOpener
-from bale.frontends.dockerignore import load_ignore
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.platform import host_platform
 from bale.oci.reference import Reference
 from bale.store import compression as layer_compression
 from bale.store.local import Lease, Store
+
+if TYPE_CHECKING:
+    from bale.exporters.sbom import LayeredTree
 
 # The default provenance when none is asked for: buildx's `mode=min,inline-only=true`.
 DEFAULT_PROVENANCE = ProvenanceOptions(mode="min", inline_only=True)
@@ -260,6 +259,9 @@ def provenance_input(
 
 
 def _layer_tree(store: Store, layers: tuple[LayerRef, ...]) -> LayeredTree:
+    from bale.exporters.sbom import LayeredTree
+    from bale.exporters.sbom.tree import LayerOpener
+
     def opener(desc: Descriptor) -> LayerOpener:
         return lambda: store.content.open(desc.digest, desc.size)
 
@@ -269,8 +271,8 @@ def _layer_tree(store: Store, layers: tuple[LayerRef, ...]) -> LayeredTree:
     )
 
 
-def _document_name(names: tuple[str, ...], target: str) -> str:
-    if target == CORE and names:
+def _document_name(names: tuple[str, ...], target: str, core: str) -> str:
+    if target == core and names:
         try:
             return Reference.parse(names[0]).familiar()
         except InvalidArgument:
@@ -287,6 +289,12 @@ def sbom_statements(
 ) -> list[dict[str, Any]]:
     """One SPDX statement for the image, and one per extra scan target (built stages asked
     for with BUILDKIT_SBOM_SCAN_STAGE, the context with BUILDKIT_SBOM_SCAN_CONTEXT)."""
+    # The scanners load only for a build that asks for an SBOM.
+    from bale.exporters.sbom import CORE, DirectoryTree, sbom_statement, scan_targets
+    from bale.exporters.sbom.spdx import spdx_document
+    from bale.exporters.sbom.tree import FileTree
+    from bale.frontends.dockerignore import load_ignore
+
     extras: dict[str, FileTree] = {s.name: _layer_tree(store, s.layers) for s in r.scan_stages}
     if r.scan_context and attest.context is not None:
         ignore = load_ignore(attest.context, attest.dockerfile_path)
@@ -296,7 +304,7 @@ def sbom_statements(
     for target in sorted(results, key=lambda name: (name != CORE, name)):
         document = spdx_document(
             results[target].packages,
-            name=_document_name(attest.names, target),
+            name=_document_name(attest.names, target, CORE),
             subject=manifest,
             subject_names=attest.names,
             platform=r.platform,

@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 from bale.errors import InvalidArgument
 from bale.exporters import intoto
-from bale.frontends.dockerfile.checks import _is_secret, rule_url
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.platform import Platform
@@ -230,6 +229,8 @@ class ProvenanceWarning:
 
     @property
     def url(self) -> str:
+        from bale.frontends.dockerfile.checks import rule_url
+
         return rule_url(self.rule)
 
 
@@ -509,6 +510,9 @@ def secret_arg_warnings(
     value: one SecretsUsedInArgOrEnv warning per such name."""
     if options.mode != "max":
         return []
+    # The lint rules load only for the mode that needs them (a cached build never does).
+    from bale.frontends.dockerfile.checks import _is_secret
+
     return [
         ProvenanceWarning(
             "SecretsUsedInArgOrEnv",
