@@ -150,10 +150,11 @@ def test_provenance_attestation_per_platform(store_root: Path, tmp_path: Path) -
         for att in atts:
             layer = store.manifest(att).layers[0]
             statement = json.loads(store.content.read_bytes(layer.digest))
-            assert statement["predicateType"] == "https://slsa.dev/provenance/v0.2"
+            # buildx's default: SLSA v1, mode=min.
+            assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
             subject = statement["subject"][0]["digest"]["sha256"]
             assert f"sha256:{subject}" == att.annotation(ATTESTATION_REF)
-            materials = statement["predicate"]["materials"]
+            materials = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
             assert materials and materials[0]["uri"].startswith("pkg:docker/base@1")
         plain = Index.parse(store.read_json_blob(store.resolve("plain:1")))
         assert plain.attestations() == ()
@@ -391,8 +392,10 @@ def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) 
             layers = store.manifest(att).layers
             statements = [json.loads(store.content.read_bytes(x.digest)) for x in layers]
         spdx = next(s for s in statements if s["predicateType"] == "https://spdx.dev/Document")
-        packages = [[p["name"], p["versionInfo"]] for p in spdx["predicate"]["packages"]]
-        assert packages == expected
+        # After the image itself, the packages it contains.
+        image, *contained = spdx["predicate"]["packages"]
+        assert image["primaryPackagePurpose"] == "CONTAINER"
+        assert [[p["name"], p["versionInfo"]] for p in contained] == expected
 
 
 def test_run_bind_mount_from_an_image(store_root: Path, tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ def test_build_loads_only_what_a_cached_build_needs() -> None:
     # Start-up is most of a cached rebuild: the HTTP client, the template engine, the step
     # runtimes and the tar machinery load only when a build uses them.
     heavy = ["httpx", "jinja2", "bale.builder.executor", "bale.store.layers.apply",
-             "bale.store.layers.diff", "bale.frontends.dockerfile.checks"]
+             "bale.store.layers.diff", "bale.frontends.dockerfile.checks",
+             "bale.exporters.sbom"]
     code = (
         "import sys; from bale.cli.main import build_parser; build_parser(['build']); "
         "import bale.builder.build, bale.cli.build_run; "

@@ -24,6 +24,7 @@ from bale.oci.platform import Platform
 from bale.oci.reference import Reference
 from bale.store.archive_load import load_archive
 from bale.store.bases import BaseImage, local_base
+from bale.store.copy import copy_image
 from bale.store.local import Lease, Store
 
 if TYPE_CHECKING:
@@ -70,11 +71,15 @@ class StoreBases:
         registries: Callable[[], Registries] | None,
         lease: Lease | None = None,
         pull: bool = False,
+        seed: Store | None = None,
     ) -> None:
         self.store = store
         self._registries = registries
         self.lease = lease
         self.pull = pull
+        # A store to copy a base from when `store` lacks it (a fresh store made to check
+        # that a build is reproducible starts with no image of its own).
+        self.seed = seed
         self.found: dict[tuple[str, str], BaseImage] = {}
         # Named contexts standing for images: FROM NAME / COPY --from=NAME use their image.
         self.aliases: dict[str, str] = {}
@@ -126,6 +131,8 @@ class StoreBases:
         try:
             reference = Reference.parse(ref)
             base = None if self.pull else local_base(self.store, reference, platform)
+            if base is None and not self.pull and self.seed is not None:
+                base = self._seeded(reference, platform)
             if base is None:
                 from bale.registry.pulling import ensure_image
 
@@ -174,6 +181,15 @@ class StoreBases:
             for layer in missing:
                 self._fetchers.setdefault(layer.digest, fetch)
         return base
+
+    def _seeded(self, reference: Reference, platform: Platform) -> BaseImage | None:
+        assert self.seed is not None
+        found = local_base(self.seed, reference, platform)
+        if found is None:
+            return None
+        with self._lock:
+            copy_image(self.seed, self.store, str(reference), found.resolved)
+        return local_base(self.store, reference, platform)
 
     def _local_platforms(self, ref: str) -> list[str] | None:
         try:

@@ -9,8 +9,10 @@ Classic mode refuses a multi-platform build before any work.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from bale.builder.remotecache.export import export_caches
 from bale.builder.remotecache.imports import ChainedCache, ImportedCaches
 from bale.builder.remotecache.mounts import restore_mount
 from bale.builder.remotecache.spec import CacheSpec
-from bale.builder.result import BuildResult
+from bale.builder.result import BuildResult, ContextInput
 from bale.builder.rootfs import Rootfs
 from bale.builder.runtime import Runtime, SolveEnv
 from bale.builder.solve import Engine
@@ -34,6 +36,7 @@ from bale.frontends.dockerfile import ImageBase, ParsedDockerfile, ResolvedBuild
 from bale.frontends.dockerfile.convert import ConvertOptions, convert
 from bale.frontends.dockerignore import load_ignore
 from bale.frontends.graph import BuildDefinition, CacheMountSpec, ExecOp
+from bale.oci.config import source_date_epoch
 from bale.oci.platform import Platform, host_platform
 from bale.store.local import Lease, Store
 from bale.store.snapshots import Snapshotter
@@ -64,6 +67,8 @@ class BuildOptions:
     compression: str = "gzip"
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
+    # Where bases missing from the store are copied from (see StoreBases.seed).
+    base_store: Store | None = None
 
 
 def run_build(
@@ -76,6 +81,7 @@ def run_build(
     """Solve the build. Layers and documents it writes are held by `lease` (one made for the
     call when None); hold it until the result is exported."""
     store.require_multi_platform(len(options.files))
+    started = time.time()
     if not options.context.is_dir():
         raise InvalidArgument(f"unable to prepare context: path {str(options.context)!r} not found")
     with contextlib.ExitStack() as stack:
@@ -84,7 +90,9 @@ def run_build(
             lease = stack.enter_context(store.lease())
         # Bases pulled for this build stay in the store even when the build fails.
         base_lease = stack.enter_context(store.lease(rollback=False))
-        bases = StoreBases(store, registries.get, base_lease, options.pull)
+        bases = StoreBases(
+            store, registries.get, base_lease, options.pull, options.base_store
+        )
         result = _build(
             store,
             options,
@@ -97,7 +105,13 @@ def run_build(
         for platform in result.platforms:
             for layer in platform.layers:
                 lease.add(layer.descriptor.digest)
-        return result
+        contexts = tuple(
+            ContextInput(name, value, bases.aliases.get(name, ""))
+            for name, value in sorted(options.build_contexts.items())
+        )
+        return dataclasses.replace(
+            result, started=started, finished=time.time(), contexts=contexts
+        )
 
 
 class _LazyRegistries:
@@ -252,9 +266,4 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     """SOURCE_DATE_EPOCH: the build-arg (BuildKit's form), else the environment variable
     (which buildx passes on as that build-arg)."""
     value = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH", "")
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH {value!r}") from None
+    return source_date_epoch(value) if value else None

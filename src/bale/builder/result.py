@@ -1,13 +1,15 @@
 """What a build yields (BuildKit's Result): per platform, the image's layers and the config
-the frontend made, with what the exporters need to finish it."""
+the frontend made, with what the exporters need to finish it and to attest how it was made."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from bale.builder.state import LayerRef
 from bale.frontends.graph import Material
 from bale.oci.config import ImageConfig
+from bale.oci.digest import Digest
 from bale.oci.platform import Platform
 
 
@@ -33,6 +35,52 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class Download:
+    """An `ADD <url>` the platform's image used, with the digest of the bytes that came."""
+
+    url: str
+    digest: Digest
+
+
+@dataclass(frozen=True)
+class MountUse:
+    """A secret or SSH socket a step of the platform mounted: its id, never its value."""
+
+    kind: Literal["secret", "ssh"]
+    id: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One vertex the platform's image depends on: its op's canonical definition (JSON text)
+    and its inputs' digests, in dependency order (what `mode=max` provenance records)."""
+
+    digest: str
+    kind: str
+    definition: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScanTarget:
+    """A built stage an SBOM scans beside the image (BUILDKIT_SBOM_SCAN_STAGE)."""
+
+    name: str
+    layers: tuple[LayerRef, ...]
+
+
+@dataclass(frozen=True)
+class PlatformUsage:
+    """What the platform's image was made from beyond its base images."""
+
+    downloads: tuple[Download, ...] = ()
+    mounts: tuple[MountUse, ...] = ()
+    steps: tuple[Step, ...] = ()
+    network: bool = False  # some RUN had network access
+
+
+@dataclass(frozen=True)
 class PlatformResult:
     platform: Platform
     # Runtime config and history as the frontend made them (no times, no diff ids yet).
@@ -40,14 +88,33 @@ class PlatformResult:
     layers: tuple[LayerRef, ...]
     # One per history entry; None keeps the base image's entry as it is.
     history: tuple[HistoryState | None, ...]
+    # Base images (FROM, COPY --from, RUN --mount from=), each for the platform it was
+    # resolved for: a `FROM --platform=$BUILDPLATFORM` base is the build platform's.
     materials: tuple[Material, ...] = ()
+    usage: PlatformUsage = PlatformUsage()
+    scan_stages: tuple[ScanTarget, ...] = ()
+    scan_context: bool = False
     vertex: str = ""  # the vertex whose state is the image's filesystem
+
+
+@dataclass(frozen=True)
+class ContextInput:
+    """A `--build-context NAME=SOURCE` as given; `image_ref` is the store reference an image
+    context stands for ("" for a directory)."""
+
+    name: str
+    source: str
+    image_ref: str = ""
 
 
 @dataclass(frozen=True)
 class BuildResult:
     platforms: tuple[PlatformResult, ...]
     source_date_epoch: int | None = None
+    started: float | None = None  # wall-clock seconds
+    finished: float | None = None
+    contexts: tuple[ContextInput, ...] = ()
+    compression: str = "gzip"  # of the layers the build wrote
     # Every step solved (hit or executed), for cache export.
     steps: tuple[StepRecord, ...] = ()
 

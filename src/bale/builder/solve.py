@@ -24,10 +24,17 @@ from bale.builder.ops.copy import copy_content_key, copy_to_layer, run_copy
 from bale.builder.ops.exec import run_exec
 from bale.builder.ops.http import Downloads
 from bale.builder.ops.mkdir import run_mkdir
-from bale.builder.result import BuildResult, HistoryState, PlatformResult, StepRecord
+from bale.builder.result import (
+    BuildResult,
+    HistoryState,
+    PlatformResult,
+    ScanTarget,
+    StepRecord,
+)
 from bale.builder.runtime import Runtime, located
 from bale.builder.solver import Solver
 from bale.builder.state import FsState, LayerRef
+from bale.builder.usage import platform_usage
 from bale.emulation.modes import is_native
 from bale.errors import AlreadyExists, BaleError, StepError
 from bale.frontends.graph import (
@@ -101,11 +108,17 @@ class Engine:
                     states[target.vertex].layers,
                     history,
                     target.materials,
+                    platform_usage(graph, target.vertex, self._downloads),
+                    tuple(ScanTarget(name, states[v].layers) for name, v in target.scan_stages),
+                    target.scan_context,
                     target.vertex,
                 )
             )
         return BuildResult(
-            tuple(platforms), self.rt.env.source_date_epoch, tuple(self._records.values())
+            tuple(platforms),
+            self.rt.env.source_date_epoch,
+            compression=self.rt.env.compression,
+            steps=tuple(self._records.values()),
         )
 
     def _vertex(self, v: Vertex, done: dict[str, FsState]) -> FsState:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
+from bale.cli import attest_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
@@ -63,8 +64,10 @@ class BuildRequest:
     progress: str
     quiet: bool
     jobs: int | None
-    provenance: str = "true"
-    sbom: str = "false"
+    attest: tuple[str, ...] = ()
+    provenance: str = ""
+    sbom: str = ""
+    verify_reproducible: bool = False
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
 
@@ -100,10 +103,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--progress", default="auto", choices=PROGRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
-    p.add_argument("--provenance", default="true", metavar="true|false|mode=min",
-                   help="attach a SLSA provenance attestation (containerd store)")
-    p.add_argument("--sbom", default="false", metavar="true|false",
-                   help="attach an SPDX SBOM attestation of the installed packages")
+    attest_flags.register(p)
+    p.add_argument("--verify-reproducible", action="store_true",
+                   help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)")
     p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
                    help="import build cache: type=registry,ref=REF or type=local,src=DIR")
     p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
@@ -215,10 +217,12 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         progress=args.progress,
         quiet=args.quiet,
         jobs=args.jobs,
+        attest=tuple(args.attest),
         provenance=args.provenance,
         sbom=args.sbom,
         cache_from=tuple(parse_cache_spec(v, "--cache-from") for v in args.cache_from),
         cache_to=tuple(parse_cache_spec(v, "--cache-to") for v in args.cache_to),
+        verify_reproducible=args.verify_reproducible,
     )
 
 
@@ -270,6 +274,10 @@ def _build(
     args: argparse.Namespace, request: BuildRequest, files: dict[Platform, ParsedDockerfile]
 ) -> int:
     # The builder is imported only for a build: --check and --call never load it.
+    if request.verify_reproducible:
+        from bale.cli import build_verify
+
+        return build_verify.verify(args, request, files)
     from bale.cli import build_run
 
     return build_run.run(args, request, files)

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import BuildOptions, run_build
+from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import InvalidArgument
-from bale.exporters.image import AttestOptions, ImageOutcome, assemble
+from bale.exporters.image import ImageOutcome, assemble
 from bale.exporters.outputs import OutputSpec, exporter_for, parse_output
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
@@ -55,14 +56,27 @@ def ssh_socket(values: tuple[str, ...]) -> str:
     return ""
 
 
-def attestation_flag(value: str, flag: str) -> bool:
-    """buildx's forms: true/false/1/0, or `mode=min|max` / `disabled=true` key lists."""
-    text = value.strip().lower()
-    if text in ("true", "1", "", "mode=min", "mode=max"):
-        return True
-    if text in ("false", "0", "disabled=true"):
-        return False
-    raise InvalidArgument(f"invalid {flag} value {value!r}", hint="use true or false")
+def build_options(
+    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> BuildOptions:
+    return BuildOptions(
+        context=request.context,
+        files=files,
+        dockerfile_path=request.dockerfile.path,
+        build_args=request.build_args,
+        target=request.target,
+        labels=request.labels,
+        no_cache=request.no_cache,
+        no_cache_filter=request.no_cache_filter,
+        jobs=request.jobs or 0,
+        network=request.network,
+        secrets=dict(parse_secret(s) for s in request.secrets),
+        ssh_socket=ssh_socket(request.ssh),
+        pull=request.pull,
+        build_contexts=request.build_contexts,
+        cache_from=request.cache_from,
+        cache_to=request.cache_to,
+    )
 
 
 def output_specs(request: BuildRequest) -> list[OutputSpec]:
@@ -101,31 +115,10 @@ def run(
             spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
         )
     ]
-    options = BuildOptions(
-        context=request.context,
-        files=files,
-        dockerfile_path=request.dockerfile.path,
-        build_args=request.build_args,
-        target=request.target,
-        labels=request.labels,
-        no_cache=request.no_cache,
-        no_cache_filter=request.no_cache_filter,
-        jobs=request.jobs or 0,
-        network=request.network,
-        secrets=dict(parse_secret(s) for s in request.secrets),
-        ssh_socket=ssh_socket(request.ssh),
-        pull=request.pull,
-        build_contexts=request.build_contexts,
-        cache_from=request.cache_from,
-        cache_to=request.cache_to,
-    )
-    attest = AttestOptions(
-        provenance=attestation_flag(request.provenance, "--provenance"),
-        sbom=attestation_flag(request.sbom, "--sbom"),
-        build_args=tuple(sorted(request.build_args.items())),
-        dockerfile=request.dockerfile.path.name if request.dockerfile.path else "Dockerfile",
-    )
+    options = build_options(request, files)
+    attest = attest_options(request, specs)
     sink = renderer("quiet" if request.quiet else request.progress)
+    warn_attestations(sink, attest, request.quiet or request.progress == "quiet")
     try:
         with open_store(args) as store, store.lease() as lease:
             result = run_build(store, options, sink, lease)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from bale.errors import BaleError, InvalidArgument, NotFound
 from bale.exporters.archive_writer import atomic_output
 from bale.exporters.oci_archive import SaveEntry, write_docker_archive, write_oci_archive
 from bale.oci import mediatype
-from bale.oci.config import parse_time
+from bale.oci.config import parse_time, source_date_epoch
 from bale.oci.descriptor import Descriptor
 from bale.oci.platform import Platform, host_platform, require_known
 from bale.oci.reference import Reference
@@ -72,6 +73,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("ref", metavar="REF")
     imp.add_argument("--platform", help="platform of the root filesystem (default: host)")
     imp.add_argument("-m", "--message", default="", help="history comment")
+    imp.add_argument("--created", metavar="TIME",
+                     help="the image's creation time, RFC 3339 or seconds since 1970 "
+                     "(default: $SOURCE_DATE_EPOCH, else now)")
     imp.set_defaults(func=cmd_import)
 
 
@@ -509,18 +513,39 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_created(value: str | None) -> float | None:
+    """`--created` (RFC 3339, or seconds), else SOURCE_DATE_EPOCH, else None (now)."""
+    if value:
+        if value.strip().isdigit():
+            return float(source_date_epoch(value))
+        when = parse_time(value)
+        if when is None:
+            raise InvalidArgument(
+                f"invalid --created {value!r}",
+                hint="use an RFC 3339 time (2024-01-01T00:00:00Z) or seconds since 1970",
+            )
+        return when
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return float(source_date_epoch(epoch)) if epoch else None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     platform = require_known(Platform.parse(args.platform)) if args.platform else host_platform()
     name = str(Reference.parse(args.ref))
+    created = import_created(args.created)
     with open_store(args) as store:
         if args.source == "-":
-            target = import_rootfs(store, sys.stdin.buffer, name, platform, message=args.message)
+            target = import_rootfs(
+                store, sys.stdin.buffer, name, platform, message=args.message, created=created
+            )
         else:
             try:
                 f = open(args.source, "rb")  # noqa: SIM115
             except OSError as exc:
                 raise InvalidArgument(f"cannot read {args.source}: {exc.strerror}") from None
             with f:
-                target = import_rootfs(store, f, name, platform, message=args.message)
+                target = import_rootfs(
+                    store, f, name, platform, message=args.message, created=created
+                )
     print(target.digest)
     return 0

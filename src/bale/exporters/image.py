@@ -1,43 +1,28 @@
 """From a build result to image documents in the store: each platform's config (diff ids,
 history times) and manifest, then one index with an attestation manifest per platform
-(containerd mode), or a plain manifest (one platform in the classic store).
+(containerd mode; see bale.exporters.attest), or a plain manifest (one platform in the
+classic store).
 
     assemble(store, result, lease, attest) -> ImageOutcome
 """
 
 from __future__ import annotations
 
-import tarfile
 import time
 from dataclasses import dataclass, field, replace
 
 from bale.builder.result import BuildResult, PlatformResult
 from bale.builder.state import LayerRef
-from bale.exporters.attestations import (
-    PACKAGE_DATABASES,
-    ProvenanceInput,
-    attestation_manifest,
-    provenance,
-    sbom,
-)
+from bale.exporters.attest import AttestOptions, attach
 from bale.oci import mediatype
 from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.manifest import Index, Manifest
 from bale.oci.platform import Platform
-from bale.store.compression import decompressed
 from bale.store.images import StoreMode, image_id
 from bale.store.importer import rfc3339
 from bale.store.local import Lease, Store
-
-
-@dataclass(frozen=True)
-class AttestOptions:
-    provenance: bool = True  # a SLSA provenance attestation per platform (containerd mode)
-    sbom: bool = False  # an SPDX SBOM of the installed packages
-    build_args: tuple[tuple[str, str], ...] = ()
-    dockerfile: str = "Dockerfile"
 
 
 @dataclass(frozen=True)
@@ -110,7 +95,8 @@ def assemble(
     inline_cache: bool = False,
 ) -> ImageOutcome:
     """Configs and manifests per platform, then one index over them (OCI media types), with
-    a provenance attestation per platform (and an SBOM when asked) in containerd mode."""
+    an attestation manifest per platform (provenance, SBOMs: as `attest` asks) in
+    containerd mode."""
     manifests = []
     configs = []
     images = []
@@ -151,40 +137,4 @@ def _attestations(
     manifests: list[Descriptor],
     attest: AttestOptions,
 ) -> list[Descriptor]:
-    if not (attest.provenance or attest.sbom):
-        return []
-    out = []
-    for r, manifest in zip(result.platforms, manifests, strict=True):
-        name = f"pkg:docker/bale-build?platform={r.platform.dirname}"
-        statements = []
-        if attest.provenance:
-            item = ProvenanceInput(
-                platform=r.platform,
-                manifest=manifest,
-                materials=tuple((m.ref, m.digest) for m in r.materials),
-                build_args=tuple(sorted(attest.build_args)),
-                dockerfile=attest.dockerfile,
-            )
-            statements.append(provenance(item, name))
-        if attest.sbom:
-            statements.append(sbom(r.platform, manifest, _packages(store, r.layers), name))
-        out.append(attestation_manifest(store, lease, manifest, statements))
-    return out
-
-
-def _packages(store: Store, layers: tuple[LayerRef, ...]) -> list[tuple[str, str]]:
-    """Packages in the image: the package database the last layer to write one holds."""
-    for layer in reversed(layers):
-        with store.content.open(layer.descriptor.digest, layer.descriptor.size) as blob:
-            _, raw = decompressed(blob)
-            try:
-                with tarfile.open(fileobj=raw, mode="r|") as tar:  # type: ignore[call-overload]
-                    for info in tar:
-                        parser = PACKAGE_DATABASES.get(info.name.lstrip("./"))
-                        if parser is not None and info.isfile():
-                            f = tar.extractfile(info)
-                            if f is not None:
-                                return parser(f.read().decode("utf-8", errors="replace"))
-            except tarfile.TarError:
-                continue
-    return []
+    return attach(store, lease, result, manifests, attest)

@@ -1,7 +1,8 @@
 """in-toto statements as BuildKit writes them: the envelope shared by provenance and SBOMs.
 
 BuildKit ≥ 0.31 writes `_type: https://in-toto.io/Statement/v1` for every predicate;
-earlier releases wrote `https://in-toto.io/Statement/v0.1`, which `legacy=True` reproduces.
+earlier releases wrote `https://in-toto.io/Statement/v0.1` (the older attestation manifest
+shape re-envelopes statements so: see bale.exporters.attestation_manifest).
 Subjects are the image names as package URLs (`pkg:docker/app@1?platform=linux%2Famd64`)
 with the platform manifest's digest, exactly as BuildKit's image exporter names them.
 """
@@ -73,12 +74,10 @@ def statement(
     predicate_type: str,
     predicate: Mapping[str, Any],
     subject: Sequence[Mapping[str, Any]],
-    *,
-    legacy: bool = False,
 ) -> dict[str, Any]:
     """The statement in BuildKit's field order (`_type`, `predicateType`, `subject`, …)."""
     return {
-        "_type": STATEMENT_V01 if legacy else STATEMENT_V1,
+        "_type": STATEMENT_V1,
         "predicateType": predicate_type,
         "subject": [dict(s) for s in subject],
         "predicate": dict(predicate),

@@ -23,14 +23,13 @@ import base64
 import csv
 import json
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bale.errors import InvalidArgument
 from bale.exporters import intoto
-from bale.frontends.dockerfile.checks import _is_secret, rule_url
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
 from bale.oci.platform import Platform
@@ -230,6 +229,8 @@ class ProvenanceWarning:
 
     @property
     def url(self) -> str:
+        from bale.frontends.dockerfile.checks import rule_url
+
         return rule_url(self.rule)
 
 
@@ -489,25 +490,34 @@ def predicate_v02(item: ProvenanceInput) -> dict[str, Any]:
     return out
 
 
-def provenance_statement(item: ProvenanceInput, *, legacy: bool = False) -> dict[str, Any]:
-    """The in-toto statement BuildKit attaches for this platform (`legacy`: the
-    `Statement/v0.1` envelope of BuildKit before 0.31)."""
+def provenance_statement(item: ProvenanceInput) -> dict[str, Any]:
+    """The in-toto statement BuildKit attaches for this platform."""
     version = item.options.version
     predicate = predicate_v02(item) if version == "v0.2" else predicate_v1(item)
     subject = intoto.subjects(item.subject_names, item.platform, item.subject.digest)
-    return intoto.statement(item.options.predicate_type, predicate, subject, legacy=legacy)
+    return intoto.statement(item.options.predicate_type, predicate, subject)
 
 
 def provenance_warnings(item: ProvenanceInput) -> list[ProvenanceWarning]:
-    """What to tell the user before recording this provenance: in `mode=max` a build
-    argument whose name looks like a secret is recorded with its value."""
-    if item.options.mode != "max":
+    """What to tell the user before recording this provenance (see `secret_arg_warnings`)."""
+    return secret_arg_warnings(item.options, [name for name, _ in item.build_args])
+
+
+def secret_arg_warnings(
+    options: ProvenanceOptions, build_args: Iterable[str]
+) -> list[ProvenanceWarning]:
+    """In `mode=max` a build argument whose name looks like a secret is recorded with its
+    value: one SecretsUsedInArgOrEnv warning per such name."""
+    if options.mode != "max":
         return []
+    # The lint rules load only for the mode that needs them (a cached build never does).
+    from bale.frontends.dockerfile.checks import _is_secret
+
     return [
         ProvenanceWarning(
             "SecretsUsedInArgOrEnv",
             f'Do not use build arguments for sensitive data ("{name}"): provenance '
             "mode=max records its value; pass it with --secret, or use mode=min",
         )
-        for name in sorted({name for name, _ in item.build_args if _is_secret(name)})
+        for name in sorted({name for name in build_args if _is_secret(name)})
     ]

@@ -250,3 +250,15 @@ def parse_time(text: str) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def source_date_epoch(value: str) -> int:
+    """A SOURCE_DATE_EPOCH value: a non-negative integer count of seconds since 1970
+    (reproducible-builds.org's definition)."""
+    text = value.strip()
+    if not text.isdigit():
+        raise InvalidArgument(
+            f"invalid SOURCE_DATE_EPOCH {value!r}",
+            hint="SOURCE_DATE_EPOCH is a count of seconds, such as $(git log -1 --pretty=%ct)",
+        )
+    return int(text)

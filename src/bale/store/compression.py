@@ -29,6 +29,9 @@ BZIP2_MAGIC = b"BZh"
 GZIP_LEVEL = 1
 ZSTD_LEVEL = 3
 _BLOCK = 1 << 20
+# The threaded gzip writer's block size: with the level and ISA-L's version, what pins a
+# layer's compressed bytes (the thread count does not change them).
+GZIP_BLOCK = _BLOCK
 
 _ZLIB_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # untyped stub
 
@@ -212,7 +215,7 @@ class LayerWriter:
             # Same output whatever the thread count: blocks are fixed-size and chained by
             # a 32 KiB dictionary, the header carries no time or name.
             self._gzip = igzip_threaded.open(  # type: ignore[no-untyped-call]
-                self._out, "wb", compresslevel=GZIP_LEVEL, threads=threads, block_size=_BLOCK
+                self._out, "wb", compresslevel=GZIP_LEVEL, threads=threads, block_size=GZIP_BLOCK
             )
         elif compression == "zstd":
             params = zstandard.ZstdCompressionParameters.from_level(

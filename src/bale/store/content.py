@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from bale.errors import AlreadyExists, DigestMismatch, InvalidArgument, NotFound, Unavailable
 from bale.oci.digest import Digest
@@ -307,6 +307,26 @@ class ContentStore:
             writer.abort()
             raise
         return digest, True
+
+    def adopt(self, other: ContentStore, digest: Digest) -> bool:
+        """Take blob `digest` from another store: a hard link (blobs never change once
+        committed), a verified copy across filesystems. Returns whether it was added."""
+        if self.exists(digest):
+            return False
+        source = other.blob_path(digest)
+        target = self.blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return False
+        except OSError:
+            with other.open(digest) as stream:
+                return self.ingest_stream(
+                    cast(BinaryIO, stream), f"adopt-{digest.hex}-{os.getpid()}", digest
+                )[1]
+        _fsync_dir(target.parent)
+        return True
 
     def ingest_stream(
         self, stream: BinaryIO, ref: str, expected: Digest | None = None, size: int | None = None

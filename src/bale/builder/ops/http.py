@@ -27,6 +27,11 @@ class Downloads:
                 self._files[source] = found
         return found
 
+    def fetched(self, source: UrlSource) -> InlineFile | None:
+        """What `get` brought for `source`, if it was asked for in this build."""
+        with self._lock:
+            return self._files.get(source)
+
 
 def download(url: str, checksum: str) -> tuple[str, bytes]:
     """The file's name (the URL's last path part) and its verified bytes."""

@@ -46,15 +46,18 @@ def _licensing() -> Any:
 def _valid(text: str) -> str | None:
     """`text` as a valid SPDX expression with the list's spelling, or None."""
     licensing = _licensing()
+    # license-expression 30.4 fails inside its own error path on some Debian statements
+    # ("MIT/X11", "GPL-1+ or Artistic, and Expat": AttributeError on ExpressionError), so
+    # any failure of the library means "not an SPDX expression", never a failed scan.
     try:
         info = licensing.validate(text, strict=True)
-    except ExpressionError:
+    except (ExpressionError, AttributeError, TypeError, ValueError):
         return None
     if info.errors or info.invalid_symbols:
         return None
     try:
         return str(licensing.parse(text, strict=True).render("{symbol.key}"))
-    except ExpressionError:
+    except (ExpressionError, AttributeError, TypeError, ValueError):
         return None
 
 

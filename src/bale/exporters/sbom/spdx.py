@@ -180,8 +180,7 @@ def sbom_statement(
     subject: Descriptor,
     subject_names: Sequence[str],
     platform: Platform,
-    legacy: bool = False,
 ) -> dict[str, Any]:
     """The in-toto statement BuildKit attaches an SPDX document in."""
     subjects = intoto.subjects(subject_names, platform, subject.digest)
-    return intoto.statement(PREDICATE, document, subjects, legacy=legacy)
+    return intoto.statement(PREDICATE, document, subjects)

@@ -381,11 +381,20 @@ class LayeredTree(_IndexedTree):
 
 class DirectoryTree(_IndexedTree):
     """A host directory (the build context, for `BUILDKIT_SBOM_SCAN_CONTEXT`), walked
-    without following symlinks; links resolve inside it as they would in an image."""
+    without following symlinks; links resolve inside it as they would in an image.
+    `excluded` (a `/`-separated relative path → bool, as `.dockerignore` answers) leaves
+    paths out, as they are left out of the context a build sees."""
 
-    def __init__(self, root: str | os.PathLike[str], *, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        limits: Limits | None = None,
+        excluded: Callable[[str], bool] | None = None,
+    ) -> None:
         super().__init__(limits)
         self.root = os.fspath(root)
+        self._excluded = excluded or (lambda _path: False)
 
     def origin(self, entry: Entry) -> str:
         return ""
@@ -397,7 +406,7 @@ class DirectoryTree(_IndexedTree):
             for name in sorted(dirs) + sorted(files):
                 full = os.path.join(top, name)
                 path = os.path.relpath(full, self.root).replace(os.sep, "/")
-                if not self._acceptable(path, len(index)):
+                if self._excluded(path) or not self._acceptable(path, len(index)):
                     if name in dirs:
                         dirs.remove(name)
                     continue

@@ -16,6 +16,7 @@ from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.history import HISTORY_COMMENT, created_by, proxy_env
 from bale.frontends.dockerfile.mounts import Mount
 from bale.frontends.dockerfile.resolve import (
+    SBOM_SCAN_ARGS,
     ImageBase,
     ResolvedBuild,
     ResolvedStage,
@@ -127,8 +128,20 @@ class _Platform:
             config=_with_labels(target.config, self.options.labels),
             history=out.history,
         )
+        scan_stages = tuple(
+            (stage.name or f"stage-{stage.index}", self.stages[stage.index].vertex)
+            for stage in self.build.stages
+            if stage.index != target.index
+            and _scan_enabled(self.build, stage, "BUILDKIT_SBOM_SCAN_STAGE")
+        )
         return PlatformTarget(
-            target.platform, out.vertex, config, out.history_vertices, tuple(self.materials)
+            target.platform,
+            out.vertex,
+            config,
+            out.history_vertices,
+            tuple(self.materials),
+            scan_stages,
+            _scan_enabled(self.build, target, "BUILDKIT_SBOM_SCAN_CONTEXT"),
         )
 
     def stage(self, stage: ResolvedStage) -> _StageOut:
@@ -339,6 +352,26 @@ class _Platform:
             step=self.step_id,
         )
         return self.graph.add(v)
+
+
+def _scan_enabled(build: ResolvedBuild, stage: ResolvedStage, name: str) -> bool:
+    """BuildKit's rule for the SBOM scan arguments: the global ARG's value, overridden by the
+    stage's own ARG; `true`/`false`, or a comma list of the stage names it enables. Only
+    declared ARGs count (a --build-arg sets their value, it does not declare them)."""
+    assert name in SBOM_SCAN_ARGS
+    value = dict(build.global_args).get(name)
+    for step in stage.steps:
+        if isinstance(step.instruction, ins.Arg):
+            for d in step.instruction.args:
+                if d.key == name and d.value is not None:
+                    value = d.value
+    if value is None:
+        return False
+    if value in ("1", "t", "T", "TRUE", "true", "True"):  # Go's strconv.ParseBool
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return bool(stage.name) and stage.name in value.split(",")
 
 
 def _with_labels(config: RuntimeConfig, labels: tuple[tuple[str, str], ...]) -> RuntimeConfig:

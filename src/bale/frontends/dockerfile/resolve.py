@@ -53,6 +53,9 @@ PROXY_ARGS = frozenset(
     for n in ("HTTP", "HTTPS", "FTP", "NO", "ALL")
     for upper in (True, False)
 )
+# Build arguments that only steer the SBOM scanner: never in a step's environment (BuildKit's
+# nonEnvArgs), so they neither reach RUN nor change its cache key.
+SBOM_SCAN_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 
 
@@ -146,6 +149,8 @@ class ResolvedBuild:
     target_index: int
     unused_build_args: tuple[str, ...] = ()
     undefined_in_from: tuple[tuple[str, SourceRange], ...] = field(default=())
+    # The global (before the first FROM) ARGs with their values, build-args applied.
+    global_args: tuple[tuple[str, str], ...] = ()
 
     @property
     def target(self) -> ResolvedStage:
@@ -441,7 +446,7 @@ class _StageState:
             self.declared.add(d.key)
             if value is not None:
                 self.args[d.key] = value
-                if d.key not in self.image_env:
+                if d.key not in self.image_env and d.key not in SBOM_SCAN_ARGS:
                     # ENV always wins over an ARG of the same name.
                     self.build_env[d.key] = value
                 self._cache = None
@@ -615,7 +620,9 @@ def resolve(
         k for k in r.build_args if k not in r.used and k not in PROXY_ARGS
         and not k.startswith("BUILDKIT_")
     )
+    declared = {d.key for arg in df.meta_args for d in arg.args}
     return ResolvedBuild(
         df.filename, df.lines, target_platform, build, stages, target_index, tuple(unused),
         tuple(r.undefined_in_from),
+        tuple((k, v) for k, v in r.meta.items() if k in declared),
     )

@@ -49,6 +49,10 @@ class PlatformTarget:
     # For each history entry, the vertex whose state it stands for ("" keeps the base's).
     history_vertices: tuple[str, ...]
     materials: tuple[Material, ...] = ()
+    # What an SBOM scans beside the image (BUILDKIT_SBOM_SCAN_STAGE / _CONTEXT): other
+    # built stages as (name, vertex), and whether the build context is scanned too.
+    scan_stages: tuple[tuple[str, str], ...] = ()
+    scan_context: bool = False
 
 
 @dataclass(frozen=True)
