@@ -261,6 +261,7 @@ class ContentStore:
     def writer(self, ref: str, expected: Digest | None = None) -> Writer:
         """Open (or resume) the ingest named `ref`. AlreadyExists when `expected` is present."""
         if expected is not None and self.exists(expected):
+            self._drop_finished_ingest(ref)
             raise AlreadyExists(f"content {expected} already exists")
         directory = self._ingest_dir(ref)
         directory.mkdir(parents=True, exist_ok=True)
@@ -363,6 +364,24 @@ class ContentStore:
         if not ref:
             raise InvalidArgument("empty ingest ref")
         return self._ingest / hashlib.sha256(ref.encode()).hexdigest()
+
+    def _drop_finished_ingest(self, ref: str) -> None:
+        """The ingest of a writer killed between publishing its blob and cleaning up: the
+        blob is there, so what is left of the ingest is garbage (unless someone holds it)."""
+        directory = self._ingest_dir(ref)
+        if not directory.is_dir():
+            return
+        try:
+            lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            return
+        shutil.rmtree(directory, ignore_errors=True)
+        os.close(lock_fd)
 
     def ingests(self) -> list[IngestStatus]:
         out = []
