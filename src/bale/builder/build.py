@@ -216,10 +216,15 @@ def _build(
     finally:
         hashes.flush()
         snapshots.close()
-    # The image's layers are in the store before it is exported (a layer a cache hit named
-    # arrives now); intermediate layers of imported hits never are unless a step needs them.
+    # The image's layers from an imported cache are in the store before it is exported (a
+    # layer a cache hit named arrives now); intermediate layers of imported hits never are
+    # unless a step needs them. A pulled base's layers stay where they are until an output
+    # needs them, as without a cache.
     for platform in result.platforms:
-        fetcher.fetch_missing(platform.layers)
+        for layer in platform.layers:
+            digest = layer.descriptor.digest
+            if imported.provides(digest) and not store.content.exists(digest):
+                imported.fetch(digest)
     cache.settle(store.content.exists)
     export_caches(
         store,

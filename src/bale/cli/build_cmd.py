@@ -10,7 +10,6 @@ import argparse
 import atexit
 import io
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -27,6 +26,7 @@ from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
 from bale.oci.platform import Platform, host_platform, require_known
 from bale.oci.reference import Reference
+from bale.trees import remove_tree
 
 if TYPE_CHECKING:
     from bale.frontends.dockerfile.checks import CheckResult
@@ -150,7 +150,7 @@ def stdin_context(file: str | None) -> tuple[Path, str | None]:
         raise InvalidArgument("the Dockerfile and the context cannot both come from stdin")
     data = sys.stdin.buffer.read()
     directory = Path(tempfile.mkdtemp(prefix="bale-stdin-context-"))
-    atexit.register(shutil.rmtree, directory, True)
+    atexit.register(remove_tree, directory, ignore_errors=True)
     if _is_tar(data):
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:

@@ -4,7 +4,6 @@ several platforms, one `linux_amd64`-style subdirectory each)."""
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from bale.exporters.archive_writer import atomic_output
 from bale.exporters.base import ExportResponse
 from bale.exporters.image import ImageOutcome
 from bale.store.local import Store
+from bale.trees import remove_tree
 
 
 def write_local(store: Store, image: ImageOutcome, dest: Path) -> None:
@@ -24,7 +24,7 @@ def write_local(store: Store, image: ImageOutcome, dest: Path) -> None:
     for result in image.platforms:
         target = dest / result.platform.dirname if multi else dest
         if target.exists() and multi:
-            shutil.rmtree(target)
+            remove_tree(target)
         target.mkdir(parents=True, exist_ok=True)
         for layer in result.layers:
             with store.content.open(layer.descriptor.digest, layer.descriptor.size) as blob:
