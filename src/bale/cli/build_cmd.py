@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
-from bale.cli import attest_flags
+from bale.cli import attest_flags, output_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
@@ -70,6 +70,7 @@ class BuildRequest:
     verify_reproducible: bool = False
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
+    annotations: tuple[str, ...] = ()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,6 +105,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
     attest_flags.register(p)
+    output_flags.register(p)
     p.add_argument("--verify-reproducible", action="store_true",
                    help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)")
     p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
@@ -223,6 +225,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         cache_from=tuple(parse_cache_spec(v, "--cache-from") for v in args.cache_from),
         cache_to=tuple(parse_cache_spec(v, "--cache-to") for v in args.cache_to),
         verify_reproducible=args.verify_reproducible,
+        annotations=tuple(args.annotation),
     )
 
 

@@ -12,15 +12,21 @@ from typing import TYPE_CHECKING, Any
 from bale.builder.build import BuildOptions, run_build
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store
+from bale.cli.output_flags import with_annotations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import InvalidArgument
+from bale.exporters.base import Exporter
+from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome, assemble
 from bale.exporters.outputs import OutputSpec, exporter_for, parse_output
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
 
 if TYPE_CHECKING:
+    from bale.builder.result import BuildResult
     from bale.cli.build_cmd import BuildRequest
+    from bale.exporters.attest import AttestOptions
+    from bale.store.local import Lease, Store
 
 
 def parse_secret(text: str) -> tuple[str, bytes]:
@@ -56,9 +62,7 @@ def ssh_socket(values: tuple[str, ...]) -> str:
     return ""
 
 
-def build_options(
-    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
-) -> BuildOptions:
+def build_options(request: BuildRequest, files: dict[Platform, ParsedDockerfile]) -> BuildOptions:
     return BuildOptions(
         context=request.context,
         files=files,
@@ -94,7 +98,7 @@ def output_specs(request: BuildRequest) -> list[OutputSpec]:
     if not specs:
         # Like buildx's docker driver: the result is loaded into the local store.
         specs.append(OutputSpec("image"))
-    return specs
+    return with_annotations(specs, request.annotations)
 
 
 def run(
@@ -108,8 +112,9 @@ def run(
             hint="build one platform, or use -o type=oci",
         )
     tags = list(request.tags)
-    exporters = [
-        exporter
+    # Made before any step runs: a bad output fails first.
+    planned = [
+        (spec.options.format, exporter)
         for spec in specs
         for exporter in exporter_for(
             spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
@@ -117,17 +122,20 @@ def run(
     ]
     options = build_options(request, files)
     attest = attest_options(request, specs)
+    _check_formats(request, planned, files)
     sink = renderer("quiet" if request.quiet else request.progress)
     warn_attestations(sink, attest, request.quiet or request.progress == "quiet")
     try:
         with open_store(args) as store, store.lease() as lease:
+            check_annotations(store, planned, files, attest)
             result = run_build(store, options, sink, lease)
             inline = any(spec.kind == "inline" for spec in request.cache_to)
-            image = assemble(store, result, lease, attest, inline_cache=inline)
-            responses = [exporter.export(store, image) for exporter in exporters]
+            images = _images(store, lease, result, planned, attest, inline)
+            responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
             for response in responses:
                 if response.finalize is not None:
                     response.finalize()
+            image = images[planned[0][0]]
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -135,6 +143,57 @@ def run(
     if request.quiet:
         print(image.image_id)
     return 0
+
+
+def _check_formats(
+    request: BuildRequest,
+    planned: list[tuple[ImageFormat, Exporter]],
+    files: dict[Platform, ParsedDockerfile],
+) -> None:
+    if any(fmt.rewrite_timestamp for fmt, _ in planned) and not (
+        os.environ.get("SOURCE_DATE_EPOCH") or request.build_args.get("SOURCE_DATE_EPOCH")
+    ):
+        raise InvalidArgument(
+            "output attribute rewrite-timestamp=true needs SOURCE_DATE_EPOCH",
+            hint="set SOURCE_DATE_EPOCH in the environment or as a --build-arg",
+        )
+
+
+def check_annotations(
+    store: Store,
+    planned: list[tuple[ImageFormat, Exporter]],
+    files: dict[Platform, ParsedDockerfile],
+    attest: AttestOptions,
+) -> None:
+    """What BuildKit refuses about annotations, known before any step: whether the export is
+    an index depends on the store's mode and on attestations."""
+    from bale.oci.annotations import check
+    from bale.store.images import StoreMode
+
+    platforms = list(files)
+    index = len(platforms) > 1 or store.mode() is not StoreMode.CLASSIC
+    for fmt, _ in planned:
+        check(fmt.annotations, platforms, index=index, oci_media_types=fmt.oci_media_types)
+
+
+def _images(
+    store: Store,
+    lease: Lease,
+    result: BuildResult,
+    planned: list[tuple[ImageFormat, Exporter]],
+    attest: AttestOptions,
+    inline: bool,
+) -> dict[ImageFormat, ImageOutcome]:
+    """One image per distinct format the outputs ask for (layers converted once each)."""
+    from bale.exporters.layer_convert import Memo, convert_result
+
+    memo: Memo = {}
+    images: dict[ImageFormat, ImageOutcome] = {}
+    for fmt, _ in planned:
+        if fmt not in images:
+            converted = convert_result(store, lease, result, fmt, memo)
+            images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=fmt)
+    return images
 
 
 def _write_files(request: BuildRequest, image: ImageOutcome) -> None:
