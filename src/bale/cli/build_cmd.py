@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bale.frontends.dockerfile.outline import Outline, TargetInfo
 
 CALLS = ("build", "check", "outline", "targets")
-PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson")
+PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson", "none")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--pull", action="store_true", help="always look for newer base images")
     p.add_argument("--iidfile", help="write the image id to this file")
     p.add_argument("--metadata-file", help="write build metadata (JSON) to this file")
-    p.add_argument("--progress", default="auto", choices=PROGRESS)
+    p.add_argument("--progress", default=None, metavar="|".join(PROGRESS),
+                   help="progress output (env BUILDKIT_PROGRESS; default auto)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
     attest_flags.register(p)
@@ -172,6 +173,17 @@ def _is_tar(data: bytes) -> bool:
     return len(data) >= 512 and data[257:262] == b"ustar"
 
 
+def progress_mode(flag: str | None) -> str:
+    """--progress, else BUILDKIT_PROGRESS, else auto; `none` shows nothing (as quiet)."""
+    mode = (flag or os.environ.get("BUILDKIT_PROGRESS") or "auto").lower()
+    if mode not in PROGRESS:
+        source = "--progress" if flag else "BUILDKIT_PROGRESS"
+        raise InvalidArgument(
+            f"invalid progress mode {mode!r} from {source}", hint="use " + ", ".join(PROGRESS)
+        )
+    return "quiet" if mode == "none" else mode
+
+
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
     call = "check" if args.check else args.call.lower()
     if call not in CALLS:
@@ -216,7 +228,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         pull=args.pull,
         iidfile=args.iidfile,
         metadata_file=args.metadata_file,
-        progress=args.progress,
+        progress=progress_mode(args.progress),
         quiet=args.quiet,
         jobs=args.jobs,
         attest=tuple(args.attest),

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import BuildOptions, run_build
 from bale.cli.attest_flags import attest_options, warn_attestations
-from bale.cli.common import open_registries, open_store
+from bale.cli.common import open_registries, open_store, store_root
+from bale.cli.output_checks import check_destinations
 from bale.cli.output_flags import with_annotations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import InvalidArgument
@@ -30,20 +31,39 @@ if TYPE_CHECKING:
 
 
 def parse_secret(text: str) -> tuple[str, bytes]:
-    """`id=ID,src=PATH` / `id=ID,env=VAR` (type=file|env), as buildx reads --secret."""
-    fields = dict(part.partition("=")[::2] for part in text.split(",") if part)
+    """`id=ID,src=PATH` / `id=ID,env=VAR` (type=file|env), as buildx reads --secret; a bare
+    `id=ID` takes the environment variable ID when it is set, else the file ID."""
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise InvalidArgument(
+                f"invalid --secret {text!r}: field {part!r} must be a key=value pair"
+            )
+        key = key.lower()
+        if key not in ("type", "id", "src", "source", "env"):
+            raise InvalidArgument(f"invalid --secret {text!r}: unexpected key {key!r}")
+        fields["src" if key == "source" else key] = value
     secret_id = fields.get("id", "")
     if not secret_id:
         raise InvalidArgument(f"invalid --secret {text!r}: id is required")
-    kind = fields.get("type", "env" if "env" in fields else "file")
-    if kind == "env":
-        var = fields.get("env") or fields.get("src") or secret_id
-        if var not in os.environ:
-            raise InvalidArgument(f"--secret {secret_id}: environment variable {var} is not set")
-        return secret_id, os.environ[var].encode()
-    src = fields.get("src") or fields.get("source")
-    if not src:
-        raise InvalidArgument(f"invalid --secret {text!r}: src=PATH or env=VAR is required")
+    kind = fields.get("type", "")
+    if kind not in ("", "file", "env"):
+        raise InvalidArgument(f"invalid --secret {text!r}: unsupported secret type {kind!r}")
+    src, env = fields.get("src", ""), fields.get("env", "")
+    if kind == "env" and not env:
+        env, src = src or secret_id, ""
+    if not kind and not src and not env:
+        if secret_id in os.environ:
+            env = secret_id
+        else:
+            src = secret_id
+    if env:
+        if env not in os.environ:
+            raise InvalidArgument(f"--secret {secret_id}: environment variable {env} is not set")
+        return secret_id, os.environ[env].encode()
     try:
         return secret_id, Path(src).expanduser().read_bytes()
     except OSError as exc:
@@ -123,6 +143,7 @@ def run(
     options = build_options(request, files)
     attest = attest_options(request, specs)
     _check_formats(request, planned, files)
+    check_destinations(specs, request.iidfile, request.metadata_file, store_root(args))
     sink = renderer("quiet" if request.quiet else request.progress)
     warn_attestations(sink, attest, request.quiet or request.progress == "quiet")
     try:
