@@ -14,12 +14,12 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
-from bale.cli import attest_flags, output_flags
+from bale.cli import attest_flags, output_flags, run_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
@@ -71,6 +71,7 @@ class BuildRequest:
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
     annotations: tuple[str, ...] = ()
+    run: run_flags.RunFlags = field(default_factory=run_flags.RunFlags)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +108,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
     attest_flags.register(p)
     output_flags.register(p)
+    run_flags.register(p)
     p.add_argument("--verify-reproducible", action="store_true",
                    help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)")
     p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
@@ -238,6 +240,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         cache_to=tuple(parse_cache_spec(v, "--cache-to") for v in args.cache_to),
         verify_reproducible=args.verify_reproducible,
         annotations=tuple(args.annotation),
+        run=run_flags.parse_run_flags(args),
     )
 
 

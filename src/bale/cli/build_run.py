@@ -100,6 +100,10 @@ def build_options(request: BuildRequest, files: dict[Platform, ParsedDockerfile]
         build_contexts=request.build_contexts,
         cache_from=request.cache_from,
         cache_to=request.cache_to,
+        extra_hosts=request.run.extra_hosts,
+        shm_size=request.run.shm_size,
+        ulimits=request.run.ulimits,
+        allow=request.run.allow,
     )
 
 

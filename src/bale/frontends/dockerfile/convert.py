@@ -59,6 +59,9 @@ class ConvertOptions:
     no_cache: bool = False
     no_cache_filter: tuple[str, ...] = ()
     network: str = "default"  # --network: RUN's default
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host
+    shm_size: int = 0  # --shm-size
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit
     local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
     # Platforms RUN executes natively; other platforms' steps are labelled "emulated".
     native: frozenset[str] = field(default_factory=frozenset)
@@ -238,6 +241,9 @@ class _Platform:
             mounts=tuple(mounts),
             files=tuple(InlineFile(f.path, f.data.encode(), f.mode) for f in command.files),
             proxy_env=proxy_env(step),
+            extra_hosts=self.options.extra_hosts,
+            shm_size=self.options.shm_size,
+            ulimits=self.options.ulimits,
         )
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
