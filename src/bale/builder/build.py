@@ -22,7 +22,7 @@ from bale.builder import progress as pg
 from bale.builder.bases import Fetchers, StoreBases, named_contexts
 from bale.builder.cache import BuildCache, FileHashes, StepHistory
 from bale.builder.context import BuildContext
-from bale.builder.entitlements import check_entitlements
+from bale.builder.entitlements import check_entitlements, check_runnable
 from bale.builder.remotecache.export import export_caches
 from bale.builder.remotecache.imports import ChainedCache, ImportedCaches
 from bale.builder.remotecache.mounts import restore_mount
@@ -192,6 +192,7 @@ def _build(
         ),
     )
     check_entitlements(definition, options.allow)
+    check_runnable(definition)
     hashes = FileHashes(store.meta)
     ignore = load_ignore(options.context, options.dockerfile_path)
     contexts = {"": BuildContext(options.context, ignore.excluded, hashes)}

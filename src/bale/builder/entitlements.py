@@ -1,6 +1,8 @@
-"""`--allow` entitlements, as BuildKit grants them: `RUN --network=host` needs
-`network.host`, `RUN --security=insecure` needs `security.insecure`. Checked over the whole
-graph before any step runs."""
+"""What RUN steps may do, checked over the whole graph before any step runs.
+
+`--allow` entitlements, as BuildKit grants them: `RUN --network=host` needs
+`network.host`, `RUN --security=insecure` needs `security.insecure`. A RUN for a
+WebAssembly platform is refused: nothing here runs it."""
 
 from __future__ import annotations
 
@@ -45,4 +47,24 @@ def check_entitlements(definition: BuildDefinition, allow: frozenset[str]) -> No
                 source=loc.source if loc else None,
                 lines=loc.lines if loc else (),
                 hint=f"add --allow {needed} to the build",
+            )
+
+
+# Platforms whose programs no kernel here runs: a RUN for them has no executor or emulator.
+NOT_RUNNABLE_OS = frozenset({"wasi", "wasip1", "js"})
+
+
+def check_runnable(definition: BuildDefinition) -> None:
+    """Refuse a RUN for a WebAssembly platform before any step: there is nothing to run it
+    (FROM scratch, COPY and ADD build such images)."""
+    for v in definition.graph.vertices.values():
+        if isinstance(v.op, ExecOp) and v.op.platform.os in NOT_RUNNABLE_OS:
+            loc = v.location
+            raise DockerfileError(
+                f"RUN is not supported for platform {v.op.platform}: bale has no runtime or "
+                "emulator for WebAssembly",
+                source=loc.source if loc else None,
+                lines=loc.lines if loc else (),
+                hint="build wasm images FROM scratch with COPY/ADD of the compiled module, "
+                "or compile it in a stage FROM --platform=$BUILDPLATFORM",
             )
