@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
-from bale.cli import attest_flags, output_flags, run_flags
+from bale.cli import attest_flags, compat_flags, output_flags, run_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
@@ -109,6 +109,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     attest_flags.register(p)
     output_flags.register(p)
     run_flags.register(p)
+    compat_flags.register(p)
     p.add_argument("--verify-reproducible", action="store_true",
                    help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)")
     p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
@@ -187,6 +188,7 @@ def progress_mode(flag: str | None) -> str:
 
 
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    compat_flags.check(args)
     call = "check" if args.check else args.call.lower()
     if call not in CALLS:
         raise InvalidArgument(f"unknown --call {args.call!r}", hint="use " + ", ".join(CALLS))

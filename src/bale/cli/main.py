@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.OK
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    debug = os.environ.get("BALE_DEBUG", "") not in ("", "0")
+    debug = os.environ.get("BALE_DEBUG", "") not in ("", "0") or getattr(args, "debug", False)
     try:
         code = args.func(args)
         return int(code or 0)

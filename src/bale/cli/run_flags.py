@@ -46,16 +46,39 @@ class RunFlags:
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--add-host", action="append", default=[], metavar="HOST:IP",
-                   help="add a host to RUN's /etc/hosts (IP may be host-gateway)")
-    p.add_argument("--shm-size", default="", metavar="BYTES",
-                   help="size of RUN's /dev/shm, e.g. 128m (default 64m)")
-    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
-                   help="resource limit of RUN's processes, e.g. nofile=1024:1024")
-    p.add_argument("--allow", action="append", default=[], metavar="ENTITLEMENT",
-                   help="grant network.host or security.insecure to RUN steps")
-    p.add_argument("--cgroup-parent", default="", metavar="CGROUP",
-                   help="accepted for buildx compatibility; steps run in runc's own cgroup")
+    p.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        metavar="HOST:IP",
+        help="add a host to RUN's /etc/hosts (IP may be host-gateway)",
+    )
+    p.add_argument(
+        "--shm-size",
+        default="",
+        metavar="BYTES",
+        help="size of RUN's /dev/shm, e.g. 128m (default 64m)",
+    )
+    p.add_argument(
+        "--ulimit",
+        action="append",
+        default=[],
+        metavar="NAME=SOFT[:HARD]",
+        help="resource limit of RUN's processes, e.g. nofile=1024:1024",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="ENTITLEMENT",
+        help="grant network.host or security.insecure to RUN steps",
+    )
+    p.add_argument(
+        "--cgroup-parent",
+        default="",
+        metavar="CGROUP",
+        help="accepted for buildx compatibility; steps run in runc's own cgroup",
+    )
 
 
 def parse_add_host(text: str) -> tuple[str, str]:
@@ -120,7 +143,10 @@ def parse_ulimit(text: str) -> tuple[str, int, int]:
 
 def parse_run_flags(args: argparse.Namespace) -> RunFlags:
     return RunFlags(
-        extra_hosts=tuple(parse_add_host(h) for h in args.add_host),
+        # A stringSlice in buildx: one flag may hold several comma-separated entries.
+        extra_hosts=tuple(
+            parse_add_host(h) for value in args.add_host for h in value.split(",") if h
+        ),
         shm_size=parse_size(args.shm_size) if args.shm_size else 0,
         ulimits=tuple(parse_ulimit(u) for u in args.ulimit),
         allow=parse_allow(tuple(args.allow)),
