@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from buildhelp import TESTS, build, events
+from buildhelp import TESTS, bale, build, events
 
 from bale.oci.digest import Digest
 from bale.store.layers.chain import chain_ids
@@ -371,3 +371,39 @@ def test_bad_output_attribute_is_refused_before_any_step(
     assert named in error, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not events(proc.stderr), "a step ran before the output was checked"
+
+
+def _get(url: str, accept: str = "") -> bytes:
+    req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(req) as r:
+        return bytes(r.read())
+
+
+@pytest.mark.root
+def test_estargz_image_through_a_registry(
+    store_root: Path, context: Path, tmp_path: Path, registry: str
+) -> None:
+    name = f"{registry}/bale-test/estargz:1"
+    attrs = "compression=estargz,force-compression=true"
+    dest = tmp_path / "layout"
+    build(store_root, context, "-o", f"type=oci,dest={dest},tar=false,{attrs}",
+          "-o", f"type=registry,name={name},{attrs}", platforms=ONE)  # fmt: skip
+    index, _ = _layout(dest)
+    local = (dest / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_bytes()
+    accept = "application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json"
+    remote = _get(f"http://{registry}/v2/bale-test/estargz/manifests/1", accept)
+    assert remote == local  # the registry holds the very index the layout has
+    (manifest,) = _manifests(dest)
+    for layer in manifest["layers"]:
+        data = _get(f"http://{registry}/v2/bale-test/estargz/blobs/{layer['digest']}")
+        assert data == _blob(dest, layer)
+        verify(data, toc_digest=layer["annotations"]["containerd.io/snapshot/stargz/toc.digest"])
+    # Pulled back into a fresh store: the same index, layers and annotations.
+    fresh = tmp_path / "fresh"
+    bale(fresh, "pull", "--platform", "linux/amd64", name)
+    with Store(fresh) as store:
+        target = store.resolve(name)
+        assert str(target.digest) == index["manifests"][0]["digest"]
+        (desc,) = store.index(target).image_manifests()
+        pulled = store.manifest(desc)
+        assert [x.to_json() for x in pulled.layers] == manifest["layers"]
