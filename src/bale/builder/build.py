@@ -22,6 +22,7 @@ from bale.builder import progress as pg
 from bale.builder.bases import Fetchers, StoreBases, named_contexts
 from bale.builder.cache import BuildCache, FileHashes, StepHistory
 from bale.builder.context import BuildContext
+from bale.builder.entitlements import check_entitlements, check_runnable
 from bale.builder.remotecache.export import export_caches
 from bale.builder.remotecache.imports import ChainedCache, ImportedCaches
 from bale.builder.remotecache.mounts import restore_mount
@@ -69,6 +70,11 @@ class BuildOptions:
     cache_to: tuple[CacheSpec, ...] = ()
     # Where bases missing from the store are copied from (see StoreBases.seed).
     base_store: Store | None = None
+    # --add-host, --shm-size, --ulimit for every RUN; --allow entitlements.
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    shm_size: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()
+    allow: frozenset[str] = frozenset()
 
 
 def run_build(
@@ -178,10 +184,15 @@ def _build(
             no_cache=options.no_cache,
             no_cache_filter=options.no_cache_filter,
             network=options.network,
+            extra_hosts=options.extra_hosts,
+            shm_size=options.shm_size,
+            ulimits=options.ulimits,
             local_contexts=frozenset(named_dirs),
             native=frozenset(p for p in platforms if is_native(Platform.parse(p))),
         ),
     )
+    check_entitlements(definition, options.allow)
+    check_runnable(definition)
     hashes = FileHashes(store.meta)
     ignore = load_ignore(options.context, options.dockerfile_path)
     contexts = {"": BuildContext(options.context, ignore.excluded, hashes)}

@@ -70,11 +70,13 @@ class Engine:
         self._records: dict[str, StepRecord] = {}
         self._kinds: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     def solve(self, definition: BuildDefinition) -> BuildResult:
         graph = definition.graph
         self._kinds = {d: v.op.kind for d, v in graph.vertices.items()}
         solver: Solver[str, FsState] = Solver(self.rt.env.jobs)
+        self._cancelled = solver.cancel_event
 
         def job(digest: str, done: dict[str, FsState]) -> FsState:
             if solver.cancel_event.is_set():
@@ -160,8 +162,11 @@ class Engine:
         try:
             layer = self._execute(v, inputs)
         except BaleError as exc:
+            # A step stopped because another one failed (or Ctrl-C) was cancelled, not failed:
+            # BuildKit shows it CANCELED, and the build reports the first failure.
+            kind = "canceled" if self._cancelled.is_set() else "error"
             self.rt.sink.emit(
-                pg.Event("error", v.digest, v.name, message=str(exc), platform=v.platform)
+                pg.Event(kind, v.digest, v.name, message=str(exc), platform=v.platform)
             )
             raise located(exc, v.location) from None
         now = time.time()

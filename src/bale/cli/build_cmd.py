@@ -13,12 +13,12 @@ import os
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
-from bale.cli import attest_flags
+from bale.cli import attest_flags, compat_flags, output_flags, run_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bale.frontends.dockerfile.outline import Outline, TargetInfo
 
 CALLS = ("build", "check", "outline", "targets")
-PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson")
+PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson", "none")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class BuildRequest:
     verify_reproducible: bool = False
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
+    annotations: tuple[str, ...] = ()
+    run: run_flags.RunFlags = field(default_factory=run_flags.RunFlags)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,10 +102,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--pull", action="store_true", help="always look for newer base images")
     p.add_argument("--iidfile", help="write the image id to this file")
     p.add_argument("--metadata-file", help="write build metadata (JSON) to this file")
-    p.add_argument("--progress", default="auto", choices=PROGRESS)
+    p.add_argument("--progress", default=None, metavar="|".join(PROGRESS),
+                   help="progress output (env BUILDKIT_PROGRESS; default auto)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
     attest_flags.register(p)
+    output_flags.register(p)
+    run_flags.register(p)
+    compat_flags.register(p)
     p.add_argument("--verify-reproducible", action="store_true",
                    help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)")
     p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
@@ -170,7 +176,19 @@ def _is_tar(data: bytes) -> bool:
     return len(data) >= 512 and data[257:262] == b"ustar"
 
 
+def progress_mode(flag: str | None) -> str:
+    """--progress, else BUILDKIT_PROGRESS, else auto; `none` shows nothing (as quiet)."""
+    mode = (flag or os.environ.get("BUILDKIT_PROGRESS") or "auto").lower()
+    if mode not in PROGRESS:
+        source = "--progress" if flag else "BUILDKIT_PROGRESS"
+        raise InvalidArgument(
+            f"invalid progress mode {mode!r} from {source}", hint="use " + ", ".join(PROGRESS)
+        )
+    return "quiet" if mode == "none" else mode
+
+
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    compat_flags.check(args)
     call = "check" if args.check else args.call.lower()
     if call not in CALLS:
         raise InvalidArgument(f"unknown --call {args.call!r}", hint="use " + ", ".join(CALLS))
@@ -214,7 +232,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         pull=args.pull,
         iidfile=args.iidfile,
         metadata_file=args.metadata_file,
-        progress=args.progress,
+        progress=progress_mode(args.progress),
         quiet=args.quiet,
         jobs=args.jobs,
         attest=tuple(args.attest),
@@ -223,6 +241,8 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         cache_from=tuple(parse_cache_spec(v, "--cache-from") for v in args.cache_from),
         cache_to=tuple(parse_cache_spec(v, "--cache-to") for v in args.cache_to),
         verify_reproducible=args.verify_reproducible,
+        annotations=tuple(args.annotation),
+        run=run_flags.parse_run_flags(args),
     )
 
 

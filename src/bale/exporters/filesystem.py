@@ -16,10 +16,12 @@ from bale.store.local import Store
 from bale.trees import remove_tree
 
 
-def write_local(store: Store, image: ImageOutcome, dest: Path) -> None:
+def write_local(store: Store, image: ImageOutcome, dest: Path, split: bool | None = None) -> None:
+    """`split` (platform-split): one directory per platform; by default only when there are
+    several. Unsplit, the platforms' files are merged, a later platform's file winning."""
     from bale.store.layers.apply import apply_layer  # loaded only for this output
 
-    multi = len(image.platforms) > 1
+    multi = len(image.platforms) > 1 if split is None else split
     dest.mkdir(parents=True, exist_ok=True)
     for result in image.platforms:
         target = dest / result.platform.dirname if multi else dest
@@ -32,23 +34,25 @@ def write_local(store: Store, image: ImageOutcome, dest: Path) -> None:
 
 
 class LocalExporter:
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, split: bool | None = None) -> None:
         self.dest = dest
+        self.split = split
 
     def export(self, store: Store, image: ImageOutcome) -> ExportResponse:
-        write_local(store, image, self.dest)
+        write_local(store, image, self.dest, self.split)
         return ExportResponse()
 
 
 class TarExporter:
-    def __init__(self, dest: Path | None, stdout: BinaryIO) -> None:
+    def __init__(self, dest: Path | None, stdout: BinaryIO, split: bool | None = None) -> None:
         self.dest = dest
         self.stdout = stdout
+        self.split = split
 
     def export(self, store: Store, image: ImageOutcome) -> ExportResponse:
         with tempfile.TemporaryDirectory(prefix="bale-tar-") as tmp:
             root = Path(tmp) / "root"
-            write_local(store, image, root)
+            write_local(store, image, root, self.split)
             with (
                 atomic_output(self.dest, self.stdout) as out,
                 tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,

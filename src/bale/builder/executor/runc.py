@@ -63,6 +63,51 @@ CAPABILITIES = [
     "CAP_AUDIT_WRITE",
 ]
 
+# What `--security=insecure` gives (BuildKit's entitlement runs the step privileged).
+ALL_CAPABILITIES = [
+    f"CAP_{name}"
+    for name in [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+    ]
+]
+
 _MASKED = [
     "/proc/acpi",
     "/proc/kcore",
@@ -110,7 +155,7 @@ def runtime_spec(
             "destination": "/dev/shm",
             "type": "tmpfs",
             "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", _shm_size(spec.shm_size)],
         },
         {
             "destination": "/dev/mqueue",
@@ -142,30 +187,59 @@ def runtime_spec(
                 "options": list(m.options),
             }
         )
+    insecure = spec.security == "insecure"
+    capabilities = _bounded(ALL_CAPABILITIES) if insecure else CAPABILITIES
+    process: dict[str, Any] = {
+        "terminal": False,
+        "user": {
+            "uid": identity.uid,
+            "gid": identity.gid,
+            "additionalGids": list(identity.groups),
+        },
+        "args": list(spec.argv),
+        "env": env,
+        "cwd": spec.cwd or "/",
+        "capabilities": {k: capabilities for k in ("bounding", "effective", "permitted")},
+        "noNewPrivileges": False,
+    }
+    if spec.ulimits:
+        process["rlimits"] = [
+            {"type": f"RLIMIT_{u.name.upper()}", "soft": _limit(u.soft), "hard": _limit(u.hard)}
+            for u in spec.ulimits
+        ]
     return {
         "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False,
-            "user": {
-                "uid": identity.uid,
-                "gid": identity.gid,
-                "additionalGids": list(identity.groups),
-            },
-            "args": list(spec.argv),
-            "env": env,
-            "cwd": spec.cwd or "/",
-            "capabilities": {k: CAPABILITIES for k in ("bounding", "effective", "permitted")},
-            "noNewPrivileges": False,
-        },
+        "process": process,
         "root": {"path": rootfs, "readonly": False},
         "hostname": spec.hostname,
         "mounts": oci_mounts,
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": _MASKED,
-            "readonlyPaths": _READONLY,
+            "maskedPaths": [] if insecure else _MASKED,
+            "readonlyPaths": [] if insecure else _READONLY,
         },
     }
+
+
+def _bounded(caps: list[str]) -> list[str]:
+    """The capabilities (listed in number order) this process can hand on: runc refuses
+    one outside its bounding set (a container host may drop CAP_SYS_RESOURCE)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+                return [cap for bit, cap in enumerate(caps) if mask >> bit & 1]
+    except (OSError, ValueError):
+        pass
+    return caps
+
+
+def _shm_size(size: int) -> str:
+    return f"size={size}" if size > 0 else "size=65536k"
+
+
+def _limit(value: int) -> int:
+    return 2**64 - 1 if value < 0 else value  # RLIM_INFINITY
 
 
 class RuncRunner:
