@@ -262,6 +262,7 @@ def _plan(
     done: Mapping[str, _Planned],
     scope: str,
     hashes: FileHashes,
+    prefix: bool,
 ) -> _Planned:
     options = build.options
     bases = StoreBases(store, registries, base_lease, options.pull, options.base_store)
@@ -280,6 +281,7 @@ def _plan(
                 bases.get(stage.base.ref, stage.platform)
     for warning in dict.fromkeys(bases.warnings):
         sink.emit(pg.Event("warning", "", "", message=f"WARNING: {warning}"))
+    before = set(graph.vertices)
     definition = convert(
         resolved,
         bases,
@@ -295,6 +297,8 @@ def _plan(
         ),
         graph,
     )
+    if prefix:
+        _prefix_names(graph, before, build.name)
     ignore = load_ignore(options.context, options.dockerfile_path)
     contexts = {"": BuildContext(options.context, ignore.excluded, hashes)}
     contexts.update({name: BuildContext(path, hashes=hashes) for name, path in named_dirs.items()})
@@ -310,6 +314,16 @@ def _plan(
         ).hexdigest()[:16],
     )
     return _Planned(build, bases, definition.targets, env, scope)
+
+
+def _prefix_names(graph: Graph, before: set[str], name: str) -> None:
+    """Steps first added by build `name` say so, as buildx names a bake target's steps:
+    "[app linux/amd64 build 2/4] RUN make" (a step shared with an earlier build keeps its
+    first name)."""
+    for digest, v in graph.vertices.items():
+        if digest not in before:
+            label = f"[{name} {v.name[1:]}" if v.name.startswith("[") else f"[{name}] {v.name}"
+            graph.vertices[digest] = dataclasses.replace(v, name=label)
 
 
 def _build(
@@ -354,7 +368,16 @@ def _solve_all(
         scope = identities[build.name] if several else ""
         try:
             planned[build.name] = _plan(
-                store, build, graph, sink, base_lease, registries, planned, scope, hashes
+                store,
+                build,
+                graph,
+                sink,
+                base_lease,
+                registries,
+                planned,
+                scope,
+                hashes,
+                prefix=len(builds) > 1,
             )
         except BaleError as exc:
             raise _named(exc, [build.name]) from None
