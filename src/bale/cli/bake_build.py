@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from bale.store.local import Lease, Store
 
 CWD = "cwd://"
+# Outputs whose result is an image (what the metadata file's containerimage.* describe).
+_IMAGE_TYPES = ("image", "registry", "oci", "docker")
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,11 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
                 _finalize(responses)
             for t in targets:
                 if t.name in images and not plan.targets[t.name].linked:
-                    meta = image_metadata(images[t.name], t.request.tags)
+                    meta = (
+                        image_metadata(images[t.name], t.request.tags)
+                        if any(s.type in _IMAGE_TYPES for s in t.specs)
+                        else {}
+                    )
                     for response in responses[t.name]:
                         meta.update(response.metadata)
                     metadata[t.name] = meta
