@@ -182,14 +182,45 @@ target "bad" {{
     assert "ERROR: target bad: " in proc.stderr and "exit code: 3" in proc.stderr
     assert "Dockerfile:3" in proc.stderr and ">>> RUN exit 3" in proc.stderr
     assert images(root, proj) == before
-    for repo in ("ok", "bad"):
-        try:
-            with urllib.request.urlopen(f"http://{registry}/v2/{repo}/tags/list") as resp:
-                tags = json.loads(resp.read()).get("tags") or []
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 404
-            tags = []
-        assert tags == [], (repo, tags)
+    assert _tags(registry, "ok") == [] and _tags(registry, "bad") == []
+    # Alone, the good target pushes: the push above was held back, not broken.
+    bale(root, "bake", "-f", "fails.hcl", "--push", "--progress", "plain", "ok", cwd=proj)
+    assert _tags(registry, "ok") == ["1"]
+
+
+def _tags(registry: str, repo: str) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"http://{registry}/v2/{repo}/tags/list") as resp:
+            return list(json.loads(resp.read()).get("tags") or [])
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+        return []
+
+
+def test_steps_reading_different_contexts_stay_apart(
+    project: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two targets whose Dockerfiles are alike but whose contexts differ: each COPY reads its
+    own context; a step built alone before is a cache hit inside the bake (the cache key
+    does not depend on which other targets share the graph)."""
+    root, proj = project
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f.txt").write_text(f"{name}\n")
+        (tmp_path / name / "Dockerfile").write_text("FROM base:1\nCOPY f.txt /f.txt\n")
+    (tmp_path / "docker-bake.hcl").write_text(
+        "".join(
+            f'target "{n}" {{\n  context = "{n}"\n  platforms = ["linux/amd64"]\n'
+            f'  output = ["type=local,dest=out-{n}"]\n}}\n'
+            for n in ("one", "two")
+        )
+    )
+    bale(root, "bake", "--progress", "plain", "one", cwd=tmp_path)
+    proc = bale(root, "bake", "--progress", "rawjson", "one", "two", cwd=tmp_path)
+    assert (tmp_path / "out-one" / "f.txt").read_text() == "one\n"
+    assert (tmp_path / "out-two" / "f.txt").read_text() == "two\n"
+    copies = [n for _, n in started(proc.stderr) if "COPY f.txt" in n]
+    assert copies == ["[two linux/amd64 stage-0 2/2] COPY f.txt /f.txt"], copies
 
 
 def test_compose_file_builds_each_service(project: tuple[Path, Path], tmp_path: Path) -> None:
