@@ -309,6 +309,17 @@ def cmd_build(args: argparse.Namespace) -> int:
                             build_args=request.build_args, template_vars=request.template_vars)
     if request.call == "build":
         return _build(args, request, files)
+    text, failing = run_call(request, files)
+    print(text)
+    if failing:
+        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
+    return 0
+
+
+def run_call(
+    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> tuple[str, set[str]]:
+    """`--call check|outline|targets`: what it prints, and the lint rules that failed."""
     # Lint and introspection modules are imported only for the calls that use them.
     from bale.frontends.dockerfile.checks import check
     from bale.frontends.dockerfile.outline import outline, targets
@@ -316,23 +327,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     if request.call == "check":
         failing: set[str] = set()
         shown: set[tuple[str, ...]] = set()
+        out = []
         for platform, parsed in files.items():
             if parsed.lines in shown:  # a template that renders alike is checked once
                 continue
             shown.add(parsed.lines)
             result = check(parsed, target_platform=platform, build_args=request.build_args,
                            target=request.target)
-            print(format_check(result))
+            out.append(format_check(result))
             if result.failed:
                 failing.update(f.rule for f in result.findings)
-        if failing:
-            raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-        return 0
+        return "\n".join(out), failing
     platform = request.platforms[0]
     parsed = files[platform]
     if request.call == "targets":
-        print(format_targets(targets(parsed)))
-        return 0
-    print(format_outline(outline(parsed, target=request.target, build_args=request.build_args,
-                                 target_platform=platform)))
-    return 0
+        return format_targets(targets(parsed)), set()
+    return format_outline(outline(parsed, target=request.target, build_args=request.build_args,
+                                  target_platform=platform)), set()

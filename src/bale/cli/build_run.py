@@ -225,13 +225,19 @@ def _write_files(request: BuildRequest, image: ImageOutcome) -> None:
     if request.iidfile:
         Path(request.iidfile).write_text(image.image_id)
     if request.metadata_file:
-        meta: dict[str, Any] = {
-            "containerimage.digest": str(image.target.digest),
-            "containerimage.descriptor": image.target.to_json(),
-        }
-        if len(image.config_digests) == 1:
-            meta["containerimage.config.digest"] = image.config_digests[0]
-        if request.tags:
-            meta["image.name"] = ",".join(request.tags)
+        meta = image_metadata(image, request.tags)
         Path(request.metadata_file).write_text(json.dumps(meta, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def image_metadata(image: ImageOutcome, tags: tuple[str, ...]) -> dict[str, Any]:
+    """What buildx's metadata file says of a built image (its exporter response)."""
+    meta: dict[str, Any] = {
+        "containerimage.digest": str(image.target.digest),
+        "containerimage.descriptor": image.target.to_json(),
+    }
+    if len(image.config_digests) == 1:
+        meta["containerimage.config.digest"] = image.config_digests[0]
+    if tags:
+        meta["image.name"] = ",".join(tags)
+    return meta
