@@ -126,7 +126,9 @@ class Engine:
         if isinstance(op, ScratchOp):
             return FsState(key=layers_key(()))
         if isinstance(op, ImageOp):
-            self.rt.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
+            self.rt.sink.emit(
+                pg.Event("done", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+            )
             return self._image_state(op)
         inputs = [done[i] for i in v.inputs]
         try:
@@ -138,7 +140,9 @@ class Engine:
         if not v.ignore_cache:
             hit = self.cache.lookup(key)
             if hit is not None:
-                self.rt.sink.emit(pg.Event("cached", v.digest, v.name, platform=v.platform))
+                self.rt.sink.emit(
+                    pg.Event("cached", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+                )
                 if hit.layer is not None:
                     self.rt.lease.add(hit.layer.descriptor.digest)
                 self._record(StepRecord(v.digest, key, hit.layer, hit.created, parent, False))
@@ -155,13 +159,21 @@ class Engine:
                 platform=v.platform,
                 emulation=_emulation(v),
                 reason=reason,
+                inputs=v.inputs,
             )
         )
         try:
             layer = self._execute(v, inputs)
         except BaleError as exc:
             self.rt.sink.emit(
-                pg.Event("error", v.digest, v.name, message=str(exc), platform=v.platform)
+                pg.Event(
+                    "error",
+                    v.digest,
+                    v.name,
+                    message=str(exc),
+                    platform=v.platform,
+                    exit_code=getattr(exc, "exit_code", None),
+                )
             )
             raise located(exc, v.location) from None
         now = time.time()

@@ -70,6 +70,7 @@ class BuildRequest:
     verify_reproducible: bool = False
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
+    report: str = ""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,6 +112,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
                    help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
                    "type=inline; mode=min|max, cache-mounts=ID;ID|all")
+    p.add_argument("--report", default="", metavar="FILE",
+                   help="write the build's HTML report here, success or failure")
     p.set_defaults(func=cmd_build)
 
 
@@ -223,6 +226,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         cache_from=tuple(parse_cache_spec(v, "--cache-from") for v in args.cache_from),
         cache_to=tuple(parse_cache_spec(v, "--cache-to") for v in args.cache_to),
         verify_reproducible=args.verify_reproducible,
+        report=args.report,
     )
 
 
