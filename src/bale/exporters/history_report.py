@@ -209,7 +209,10 @@ def render_report(
         if log:
             data = read_log(Digest.parse(log["digest"]))
             clipped = len(data) > _LOG_TAIL
-            body = data[-_LOG_TAIL:].decode("utf-8", "replace")
+            tail = data[-_LOG_TAIL:]
+            if clipped and b"\n" in tail:
+                tail = tail[tail.index(b"\n") + 1 :]  # from the first whole line
+            body = tail.decode("utf-8", "replace")
         failing.append({"step": step, "log": body, "clipped": clipped})
     made = record.get("results", {}).get("step_layers", {})
     layer_sizes = {int(k): int(v) for k, v in made.items()}
