@@ -25,22 +25,35 @@ def synthetic(steps_per_platform: int = 200, cached_every: int = 0) -> dict[str,
             took = 0.05 + (i % 7) * 0.03 * (3 if p else 1)
             cached = cached_every and i % cached_every == 0
             vertex = f"sha256:{n:064x}"
-            steps.append({
-                "n": n, "vertex": vertex, "platform": platform,
-                "name": f"[{platform} build {i + 1}/{steps_per_platform}] RUN make part-{i}",
-                "status": "cached" if cached else "executed",
-                "emulation": "native" if p == 0 else "emulated",
-                "started": clock, "completed": clock if cached else clock + took,
-                "inputs": [previous] if previous else [],
-                "reason": "" if cached else "file src/part.c changed",
-            })
+            steps.append(
+                {
+                    "n": n,
+                    "vertex": vertex,
+                    "platform": platform,
+                    "name": f"[{platform} build {i + 1}/{steps_per_platform}] RUN make part-{i}",
+                    "status": "cached" if cached else "executed",
+                    "emulation": "native" if p == 0 else "emulated",
+                    "started": clock,
+                    "completed": clock if cached else clock + took,
+                    "inputs": [previous] if previous else [],
+                    "reason": "" if cached else "file src/part.c changed",
+                }
+            )
             previous = vertex
             clock += 0 if cached else took
     end = max(s["completed"] for s in steps)
-    return {"id": "synthetic0000000000000000a", "name": "big", "status": "completed",
-            "created": t0, "completed": end + 0.1,
-            "request": {"platforms": list(PLATFORMS), "target": ""},
-            "steps": steps, "warnings": [], "results": {}, "error": None}
+    return {
+        "id": "synthetic0000000000000000a",
+        "name": "big",
+        "status": "completed",
+        "created": t0,
+        "completed": end + 0.1,
+        "request": {"platforms": list(PLATFORMS), "target": ""},
+        "steps": steps,
+        "warnings": [],
+        "results": {},
+        "error": None,
+    }
 
 
 def test_200_steps_on_4_platforms() -> None:

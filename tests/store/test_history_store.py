@@ -22,12 +22,16 @@ def _record(store: Store, record_id: str, created: float, log: bytes) -> History
         writer.write(log)
         blob = writer.finish()
         record = {
-            "id": record_id, "name": "ctx", "status": "completed", "created": created,
+            "id": record_id,
+            "name": "ctx",
+            "status": "completed",
+            "created": created,
             "completed": created + 1,
             "steps": [{"n": 1, "log": {"digest": str(blob.digest), "size": blob.size}}],
         }
-        entry = HistoryEntry(record_id, created, created + 1, "completed", "ctx",
-                             json.dumps(record))
+        entry = HistoryEntry(
+            record_id, created, created + 1, "completed", "ctx", json.dumps(record)
+        )
         History(store).put(entry, [blob.digest])
     return entry
 
