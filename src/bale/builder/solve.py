@@ -138,7 +138,9 @@ class Engine:
         if isinstance(op, ScratchOp):
             return FsState(key=layers_key(()))
         if isinstance(op, ImageOp):
-            self.rt.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
+            self.rt.sink.emit(
+                pg.Event("done", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+            )
             return self._image_state(op)
         inputs = [done[i] for i in v.inputs]
         try:
@@ -151,7 +153,9 @@ class Engine:
         if not v.ignore_cache:
             hit = self.cache.lookup(key)
             if hit is not None:
-                self.rt.sink.emit(pg.Event("cached", v.digest, v.name, platform=v.platform))
+                self.rt.sink.emit(
+                    pg.Event("cached", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+                )
                 if hit.layer is not None:
                     self.rt.lease.add(hit.layer.descriptor.digest)
                 self._record(StepRecord(v.digest, key, hit.layer, hit.created, parent, False))
@@ -168,6 +172,7 @@ class Engine:
                 platform=v.platform,
                 emulation=_emulation(v),
                 reason=reason,
+                inputs=v.inputs,
             )
         )
         try:
@@ -178,7 +183,14 @@ class Engine:
             kind = "canceled" if self._cancelled.is_set() else "error"
             self._fail(v)
             self.rt.sink.emit(
-                pg.Event(kind, v.digest, v.name, message=str(exc), platform=v.platform)
+                pg.Event(
+                    kind,
+                    v.digest,
+                    v.name,
+                    message=str(exc),
+                    platform=v.platform,
+                    exit_code=getattr(exc, "exit_code", None),
+                )
             )
             raise located(exc, v.location) from None
         now = time.time()

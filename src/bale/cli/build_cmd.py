@@ -72,6 +72,7 @@ class BuildRequest:
     cache_to: tuple[CacheSpec, ...] = ()
     annotations: tuple[str, ...] = ()
     run: run_flags.RunFlags = field(default_factory=run_flags.RunFlags)
+    report: str = ""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,6 +118,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
                    help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
                    "type=inline; mode=min|max, cache-mounts=ID;ID|all")
+    p.add_argument("--report", default="", metavar="FILE",
+                   help="write the build's HTML report here, success or failure")
     p.set_defaults(func=cmd_build)
 
 
@@ -243,6 +246,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         verify_reproducible=args.verify_reproducible,
         annotations=tuple(args.annotation),
         run=run_flags.parse_run_flags(args),
+        report=args.report,
     )
 
 

@@ -10,18 +10,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import BuildOptions, run_build
+from bale.builder.history import Recorder, RecordRequest, masker, secret_values
+from bale.builder.result import BuildResult
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store, store_root
 from bale.cli.output_checks import check_destinations
 from bale.cli.output_flags import with_annotations
 from bale.cli.progress_render import TtyRenderer, renderer
-from bale.errors import InvalidArgument
+from bale.errors import BaleError, InvalidArgument
 from bale.exporters.base import Exporter
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome, assemble
 from bale.exporters.outputs import OutputSpec, exporter_for, parse_output
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
+from bale.store.local import Store
 
 if TYPE_CHECKING:
     from bale.builder.result import BuildResult
@@ -149,18 +152,31 @@ def run(
     _check_formats(request, planned, files)
     check_destinations(specs, request.iidfile, request.metadata_file, store_root(args))
     sink = renderer("quiet" if request.quiet else request.progress)
-    warn_attestations(sink, attest, request.quiet or request.progress == "quiet")
     try:
-        with open_store(args) as store, store.lease() as lease:
-            check_annotations(store, planned, files, attest)
-            result = run_build(store, options, sink, lease)
-            inline = any(spec.kind == "inline" for spec in request.cache_to)
-            images = _images(store, lease, result, planned, attest, inline)
-            responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
-            for response in responses:
-                if response.finalize is not None:
-                    response.finalize()
-            image = images[planned[0][0]]
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            recorder = Recorder(
+                store,
+                sink,
+                record_lease,
+                mask=masker(secret_values(options.secrets, options.build_args)),
+            )
+            warn_attestations(recorder, attest, request.quiet or request.progress == "quiet")
+            result = None
+            try:
+                with store.lease() as lease:
+                    check_annotations(store, planned, files, attest)
+                    result = run_build(store, options, recorder, lease)
+                    inline = any(spec.kind == "inline" for spec in request.cache_to)
+                    images = _images(store, lease, result, planned, attest, inline)
+                    responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
+                    for response in responses:
+                        if response.finalize is not None:
+                            response.finalize()
+                    image = images[planned[0][0]]
+            except BaseException as exc:
+                _record(store, recorder, request, specs, result, None, exc)
+                raise
+            _record(store, recorder, request, specs, result, image, None)
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -219,6 +235,71 @@ def _images(
             converted = convert_result(store, lease, result, fmt, memo)
             images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=fmt)
     return images
+
+
+def record_request(request: BuildRequest, specs: list[OutputSpec]) -> RecordRequest:
+    """What the build record keeps of the request: names and ids, never values."""
+    secret_ids = []
+    for text in request.secrets:
+        fields = dict(part.partition("=")[::2] for part in text.split(",") if part)
+        secret_ids.append(fields.get("id", ""))
+    return RecordRequest(
+        context=str(request.context.resolve()),
+        dockerfile=request.dockerfile.name,
+        platforms=tuple(str(p) for p in request.platforms),
+        target=request.target or "",
+        build_args=tuple(sorted(request.build_args)),
+        labels=tuple(sorted(request.labels)),
+        secrets=tuple(secret_ids),
+        ssh=bool(request.ssh),
+        tags=request.tags,
+        outputs=tuple(spec.type for spec in specs),
+        no_cache=request.no_cache,
+        cache_from=tuple(spec.kind for spec in request.cache_from),
+        cache_to=tuple(spec.kind for spec in request.cache_to),
+        network=request.network,
+    )
+
+
+def image_summary(image: ImageOutcome) -> dict[str, Any]:
+    return {
+        "digest": str(image.target.digest),
+        "media_type": image.target.media_type,
+        "manifests": [
+            {"digest": str(m.digest), "platform": str(m.platform) if m.platform else ""}
+            for m in image.manifests
+        ],
+        "configs": list(image.config_digests),
+    }
+
+
+def _record(
+    store: Store,
+    recorder: Recorder,
+    request: BuildRequest,
+    specs: list[OutputSpec],
+    result: BuildResult | None,
+    image: ImageOutcome | None,
+    error: BaseException | None,
+) -> None:
+    """Keep the build's record; with --report, write the report too. A record that cannot
+    be written never hides the build's own outcome."""
+    try:
+        record_id = recorder.finish(
+            record_request(request, specs),
+            result=result,
+            error=error,
+            image=image_summary(image) if image is not None else None,
+        )
+    except BaleError:
+        recorder.abort()
+        if error is None:
+            raise
+        return
+    if request.report:
+        from bale.cli.history_cmd import write_report
+
+        write_report(store, record_id, Path(request.report), error is None)
 
 
 def _write_files(request: BuildRequest, image: ImageOutcome) -> None:

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.build_cmd",
     "bale.cli.builder_cmd",
     "bale.cli.bake_cmd",
+    "bale.cli.history_cmd",
 )
 
 
@@ -33,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "build": "bale.cli.build_cmd",
     "builder": "bale.cli.builder_cmd",
     "emulation": "bale.cli.emulation_cmd",
+    "history": "bale.cli.history_cmd",
     "image": "bale.cli.images_cmd",
     "images": "bale.cli.images_cmd",
     "import": "bale.cli.images_cmd",
