@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PACKAGES=(qemu-user-static binfmt-support skopeo umoci containerd runc docker-registry
-          proot busybox-static pigz iproute2 apache2-utils mmdebstrap arch-test buildah)
+          proot busybox-static pigz iproute2 apache2-utils mmdebstrap arch-test buildah
+          openssh-server openssh-client)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -111,6 +111,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
                    help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
                    "type=inline; mode=min|max, cache-mounts=ID;ID|all")
+    p.add_argument("--builder", default=None,
+                   help="builder to use (env BALE_BUILDER; default: bale builder use)")
+    p.add_argument("--strict-platforms", action="store_true",
+                   help="refuse, before any work, a platform no node builds natively")
     p.set_defaults(func=cmd_build)
 
 
@@ -278,6 +282,13 @@ def _build(
         from bale.cli import build_verify
 
         return build_verify.verify(args, request, files)
+    from bale.cli.nodes.select import remote_builder
+
+    builder = remote_builder(args, request.platforms)
+    if builder is not None:
+        from bale.cli.nodes import coordinator
+
+        return coordinator.run(args, request, files, builder)
     from bale.cli import build_run
 
     return build_run.run(args, request, files)

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.build_cmd",
     "bale.cli.builder_cmd",
     "bale.cli.bake_cmd",
+    "bale.cli.nodes.serve",
 )
 
 
@@ -36,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "images": "bale.cli.images_cmd",
     "import": "bale.cli.images_cmd",
     "load": "bale.cli.images_cmd",
+    "node": "bale.cli.nodes.serve",
     "rmi": "bale.cli.images_cmd",
     "save": "bale.cli.images_cmd",
     "tag": "bale.cli.images_cmd",
