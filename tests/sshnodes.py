@@ -48,7 +48,9 @@ class SshNode:
         log = self.log.open("ab")
         self.proc = subprocess.Popen(
             [SSHD, "-D", "-e", "-f", str(self.directory / "sshd_config")],
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         wait_until(f"sshd for node {self.name}", _listening(self.port), self.proc, self.log)
 
@@ -96,8 +98,11 @@ def descendants(pid: int) -> list[int]:
 
 
 def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
     return Path(f"{path}.pub").read_text().strip()
 
 

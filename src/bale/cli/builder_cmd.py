@@ -28,15 +28,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     prune.set_defaults(func=cmd_prune)
 
     create = bsub.add_parser("create", help="create a builder, or --append a node to one")
-    create.add_argument("endpoint", nargs="?", default="local",
-                        help="local (default) or ssh://[user@]host[:port]")
+    create.add_argument(
+        "endpoint", nargs="?", default="local", help="local (default) or ssh://[user@]host[:port]"
+    )
     create.add_argument("--name", help="builder name (default: generated)")
     create.add_argument("--node", help="node name (default: BUILDER<n>)")
-    create.add_argument("--platform", action="append", default=[],
-                        help="platforms the node serves natively, comma-separated")
+    create.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        help="platforms the node serves natively, comma-separated",
+    )
     create.add_argument("--append", action="store_true", help="add the node to the builder")
-    create.add_argument("--driver-opt", action="append", default=[], metavar="KEY=VALUE",
-                        help="bale=PATH (the node's bale command), root=PATH (its --root)")
+    create.add_argument(
+        "--driver-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="bale=PATH (the node's bale command), root=PATH (its --root)",
+    )
     create.add_argument("--use", action="store_true", help="make it the current builder")
     create.set_defaults(func=cmd_create)
 
@@ -89,8 +99,12 @@ def cmd_create(args: argparse.Namespace) -> int:
     existing = state.builders.get(name)
     count = len(existing.nodes) if existing is not None and args.append else 0
     node_name = check_name(args.node, "node") if args.node else f"{name}{count}"
-    node = Node(node_name, Endpoint.parse(args.endpoint), parse_platforms(args.platform),
-                parse_driver_opts(args.driver_opt))
+    node = Node(
+        node_name,
+        Endpoint.parse(args.endpoint),
+        parse_platforms(args.platform),
+        parse_driver_opts(args.driver_opt),
+    )
     state.create(name, node, args.append)
     if args.use:
         state.use(name)
@@ -127,15 +141,17 @@ def _node_rows(builder: Builder) -> list[dict[str, Any]]:
         declared = [str(p) for p in node.platforms]
         native = [str(p) for p in info.native] if info else []
         emulated = [str(p) for p in info.emulated] if info else []
-        out.append({
-            "name": node.name,
-            "endpoint": str(node.endpoint),
-            "status": "running" if info else "error",
-            "error": error,
-            "version": info.version if info else "",
-            "platforms": {"declared": declared, "native": native, "emulated": emulated},
-            "opts": node.opts,
-        })
+        out.append(
+            {
+                "name": node.name,
+                "endpoint": str(node.endpoint),
+                "status": "running" if info else "error",
+                "error": error,
+                "version": info.version if info else "",
+                "platforms": {"declared": declared, "native": native, "emulated": emulated},
+                "opts": node.opts,
+            }
+        )
     return out
 
 
@@ -151,7 +167,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     builders = state.all()
     data: list[dict[str, Any]] = [
         {"name": b.name, "current": b.name == state.current, "nodes": _node_rows(b)}
-            for b in builders]
+        for b in builders
+    ]
     if args.format == "json":
         print(json.dumps(data, indent=2))
         return 0
@@ -160,8 +177,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows.append((b["name"] + ("*" if b["current"] else ""), "", "", "", ""))
         for n in b["nodes"]:
             status = n["status"] if not n["error"] else f"error: {n['error']}"
-            rows.append((f" \\_ {n['name']}", n["endpoint"], status, n["version"],
-                         _platform_cell(n["platforms"])))
+            rows.append(
+                (
+                    f" \\_ {n['name']}",
+                    n["endpoint"],
+                    status,
+                    n["version"],
+                    _platform_cell(n["platforms"]),
+                )
+            )
     print(table(rows))
     return 0
 

@@ -87,8 +87,13 @@ def _refuse_unsupported(request: BuildRequest) -> None:
             )
 
 
-def _node_argv(args: argparse.Namespace, request: BuildRequest, platforms: Sequence[Platform],
-               oci_artifact: bool, names: Sequence[str]) -> list[str]:
+def _node_argv(
+    args: argparse.Namespace,
+    request: BuildRequest,
+    platforms: Sequence[Platform],
+    oci_artifact: bool,
+    names: Sequence[str],
+) -> list[str]:
     """`bale build` flags for the node: its platforms, the request's options, output OCI."""
     argv = ["--platform", ",".join(str(p) for p in platforms), "--progress", "rawjson"]
     for key, value in request.build_args.items():
@@ -139,8 +144,9 @@ def _probe(nodes: Sequence[Node], digest: str) -> dict[str, transport.Hello]:
     return out
 
 
-def capabilities(nodes: Sequence[Node], hellos: dict[str, transport.Hello]
-                 ) -> list[schedule.Capability]:
+def capabilities(
+    nodes: Sequence[Node], hellos: dict[str, transport.Hello]
+) -> list[schedule.Capability]:
     """Declared platforms are the node's native ones (as buildx reads --platform); what it
     detects beyond them it can still build, as the fallback tier."""
     caps = []
@@ -161,8 +167,7 @@ def _when(stamp: Any) -> float | None:
         return None
 
 
-def relay(run_names: dict[str, str], node: str, status: dict[str, Any],
-          sink: ProgressSink) -> None:
+def relay(run_names: dict[str, str], node: str, status: dict[str, Any], sink: ProgressSink) -> None:
     """One rawjson SolveStatus line from `node`, as events with the node in each name."""
     prefix = f"[{node}] "
     for v in status.get("vertexes", []) or []:
@@ -187,12 +192,20 @@ def relay(run_names: dict[str, str], node: str, status: dict[str, Any],
         except ValueError:
             continue
         for line in data.rstrip("\n").split("\n"):
-            sink.emit(Event("log", vertex, run_names.get(vertex, prefix), message=line,
-                            stream=int(log.get("stream", 1) or 1)))
+            sink.emit(
+                Event(
+                    "log",
+                    vertex,
+                    run_names.get(vertex, prefix),
+                    message=line,
+                    stream=int(log.get("stream", 1) or 1),
+                )
+            )
     for st in status.get("statuses", []) or []:
         vertex = f"{node}/{st.get('vertex', '')}"
-        sink.emit(Event("status", vertex, run_names.get(vertex, prefix),
-                        message=str(st.get("name", ""))))
+        sink.emit(
+            Event("status", vertex, run_names.get(vertex, prefix), message=str(st.get("name", "")))
+        )
     for w in status.get("warnings", []) or []:
         try:
             short = base64.b64decode(str(w.get("short", ""))).decode(errors="replace")
@@ -214,8 +227,9 @@ def _read_progress(run: _Run, sink: ProgressSink) -> None:
             status = json.loads(line)
         except ValueError:
             status = None
-        if isinstance(status, dict) and ({"vertexes", "logs", "statuses", "warnings"}
-                                         & status.keys()):
+        if isinstance(status, dict) and (
+            {"vertexes", "logs", "statuses", "warnings"} & status.keys()
+        ):
             relay(run.names, run.node.name, status, sink)
         elif line.strip():
             run.text.append(line)
@@ -272,16 +286,26 @@ def _cancel(runs: Sequence[_Run]) -> None:
 def _failure(run: _Run) -> BaleError:
     code = run.proc.returncode
     if code == transport.SSH_EXIT or code < 0 or not run.text:
-        return transport.failure(run.node, code, "\n".join(run.text), "building "
-                                 + ", ".join(str(p) for p in run.platforms))
+        return transport.failure(
+            run.node,
+            code,
+            "\n".join(run.text),
+            "building " + ", ".join(str(p) for p in run.platforms),
+        )
     text = "\n".join(run.text)
     if "ERROR:" in text:
-        text = text[text.index("ERROR:") + len("ERROR:"):].lstrip()
+        text = text[text.index("ERROR:") + len("ERROR:") :].lstrip()
     return NodeFailed(f"ERROR: {transport.describe(run.node)} failed: {text}")
 
 
-def _start(node: Node, platforms: tuple[Platform, ...], header: dict[str, Any],
-           packed: IO[bytes] | None, size: int, sink: ProgressSink) -> _Run:
+def _start(
+    node: Node,
+    platforms: tuple[Platform, ...],
+    header: dict[str, Any],
+    packed: IO[bytes] | None,
+    size: int,
+    sink: ProgressSink,
+) -> _Run:
     proc = transport.start_build(node)
     result = tempfile.TemporaryFile(prefix=f"bale-node-{node.name}-")  # noqa: SIM115
     run = _Run(node, platforms, proc, result)
@@ -300,8 +324,11 @@ def _run_all(runs: list[_Run]) -> None:
     """Wait for every node; the first failure cancels the rest and is raised."""
     try:
         while True:
-            failed = [r for r in runs if r.finished.is_set()
-                      and (r.proc.returncode != 0 or r.result.tell() == 0)]
+            failed = [
+                r
+                for r in runs
+                if r.finished.is_set() and (r.proc.returncode != 0 or r.result.tell() == 0)
+            ]
             if failed:
                 _cancel(runs)
                 raise _failure(failed[0])
@@ -324,14 +351,17 @@ def _platform_images(store: Store, manifests: Sequence[Descriptor]) -> tuple[Pla
     for desc in manifests:
         manifest = store.manifest(desc)
         config = store.config(manifest.config)
-        layers = tuple(LayerRef(layer, diff) for layer, diff in
-                       zip(manifest.layers, config.diff_ids, strict=True))
+        layers = tuple(
+            LayerRef(layer, diff)
+            for layer, diff in zip(manifest.layers, config.diff_ids, strict=True)
+        )
         out.append(PlatformImage(config.platform, config, layers))
     return tuple(out)
 
 
-def assemble_nodes(store: Store, lease: Lease, results: Sequence[IO[bytes]],
-                   order: Sequence[Platform]) -> ImageOutcome:
+def assemble_nodes(
+    store: Store, lease: Lease, results: Sequence[IO[bytes]], order: Sequence[Platform]
+) -> ImageOutcome:
     """One index of every node's platform manifests (in the requested platform order) and
     attestation manifests; the nodes' layouts verified into the store under `lease`."""
     images: list[Descriptor] = []
@@ -345,8 +375,9 @@ def assemble_nodes(store: Store, lease: Lease, results: Sequence[IO[bytes]],
                 attestations += index.attestations()
             else:
                 config = store.config(store.manifest(top).config)
-                images.append(Descriptor(top.media_type, top.digest, top.size,
-                                         platform=config.platform))
+                images.append(
+                    Descriptor(top.media_type, top.digest, top.size, platform=config.platform)
+                )
 
     def rank(desc: Descriptor) -> int:
         return order.index(desc.platform) if desc.platform in order else len(order)
@@ -363,8 +394,12 @@ def assemble_nodes(store: Store, lease: Lease, results: Sequence[IO[bytes]],
     return ImageOutcome(target, tuple(images), configs, platforms)
 
 
-def run(args: argparse.Namespace, request: BuildRequest,
-        files: dict[Platform, ParsedDockerfile], builder: Builder) -> int:
+def run(
+    args: argparse.Namespace,
+    request: BuildRequest,
+    files: dict[Platform, ParsedDockerfile],
+    builder: Builder,
+) -> int:
     from bale.cli.attest_flags import oci_artifact
     from bale.cli.build_run import _write_files
     from bale.exporters.outputs import image_names
@@ -380,16 +415,19 @@ def run(args: argparse.Namespace, request: BuildRequest,
         exporter
         for spec in specs
         for exporter in exporter_for(
-            spec, list(request.tags), stdout=sys.stdout.buffer,
-            registries=lambda: open_registries(args)
+            spec,
+            list(request.tags),
+            stdout=sys.stdout.buffer,
+            registries=lambda: open_registries(args),
         )
     ]
     names: list[str] = []
     for spec in specs:
         names += [n for n in image_names(spec, list(request.tags)) if n not in names]
     artifact = oci_artifact(specs)
-    secrets = {k: base64.b64encode(v).decode() for k, v in
-               (parse_secret(s) for s in request.secrets)}
+    secrets = {
+        k: base64.b64encode(v).decode() for k, v in (parse_secret(s) for s in request.secrets)
+    }
     sink = renderer("quiet" if request.quiet else request.progress)
     packed: IO[bytes] | None = None
     runs: list[_Run] = []
@@ -397,8 +435,11 @@ def run(args: argparse.Namespace, request: BuildRequest,
         digest, packed = pack(request.context, request.dockerfile.path)
         size = os.fstat(packed.fileno()).st_size
         hellos = _probe(builder.nodes, digest)
-        plan = schedule.plan(request.platforms, capabilities(builder.nodes, hellos),
-                             strict=bool(getattr(args, "strict_platforms", False)))
+        plan = schedule.plan(
+            request.platforms,
+            capabilities(builder.nodes, hellos),
+            strict=bool(getattr(args, "strict_platforms", False)),
+        )
         for warning in plan.warnings:
             sink.emit(Event("warning", "", "", message=warning))
         by_name = {n.name: n for n in builder.nodes}
@@ -413,13 +454,22 @@ def run(args: argparse.Namespace, request: BuildRequest,
                 "context_size": size if send else 0,
                 "dockerfile": request.dockerfile.text,
                 "dockerfile_name": request.dockerfile.path.name
-                if request.dockerfile.path else "Dockerfile",
+                if request.dockerfile.path
+                else "Dockerfile",
                 "secrets": secrets,
                 "env": env,
             }
-            sink.emit(Event("warning", "", "", message=(
-                f"[{node.name}] building {', '.join(str(p) for p in a.platforms)}"
-                + ("" if send else " (context cached on the node)"))))
+            sink.emit(
+                Event(
+                    "warning",
+                    "",
+                    "",
+                    message=(
+                        f"[{node.name}] building {', '.join(str(p) for p in a.platforms)}"
+                        + ("" if send else " (context cached on the node)")
+                    ),
+                )
+            )
             runs.append(_start(node, a.platforms, header, packed if send else None, size, sink))
         _run_all(runs)
         with open_store(args) as store, store.lease() as lease:

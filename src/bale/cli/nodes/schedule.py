@@ -35,9 +35,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
 
 
-def plan(
-    wanted: Sequence[Platform], nodes: Sequence[Capability], *, strict: bool = False
-) -> Plan:
+def plan(wanted: Sequence[Platform], nodes: Sequence[Capability], *, strict: bool = False) -> Plan:
     """Each platform goes to the least-loaded node serving it natively, in node order on a
     tie; otherwise to the least-loaded node that can emulate it (with a warning), unless
     `strict`, which refuses the whole build before any work."""
@@ -67,9 +65,7 @@ def plan(
         )
     if missing:
         names = ", ".join(str(p) for p in missing)
-        served = "; ".join(
-            f"{n.node}: {', '.join(str(p) for p in n.native) or '-'}" for n in nodes
-        )
+        served = "; ".join(f"{n.node}: {', '.join(str(p) for p in n.native) or '-'}" for n in nodes)
         if strict:
             raise FailedPrecondition(
                 f"no node of the builder serves {names} natively (--strict-platforms)",

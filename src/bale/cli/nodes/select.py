@@ -33,7 +33,8 @@ def remote_builder(args: argparse.Namespace, platforms: Sequence[Platform]) -> B
     if getattr(args, "strict_platforms", False):
         from bale.emulation import modes
 
-        here = schedule.Capability(builder.nodes[0].name,
-                                   builder.nodes[0].platforms or modes.native_platforms())
+        here = schedule.Capability(
+            builder.nodes[0].name, builder.nodes[0].platforms or modes.native_platforms()
+        )
         schedule.plan(platforms, [here], strict=True)
     return None

@@ -70,8 +70,7 @@ def cmd_hello(args: argparse.Namespace) -> int:
 
     native, emulated = _platforms()
     has = bool(args.context) and cached(_root(args), args.context) is not None
-    print(json.dumps({"bale": __version__, "native": native, "emulated": emulated,
-                      "context": has}))
+    print(json.dumps({"bale": __version__, "native": native, "emulated": emulated, "context": has}))
     return 0
 
 
@@ -88,8 +87,10 @@ def _read_header() -> dict[str, Any]:
 
 def _watch_stdin(done: threading.Event) -> None:
     """EOF on stdin means the coordinator is gone or cancelled: stop as Ctrl-C would."""
+    # The raw descriptor, not sys.stdin: a thread blocked in the buffered reader would
+    # hold its lock through interpreter shutdown (a fatal error at exit).
     try:
-        while sys.stdin.buffer.read(1 << 16):
+        while os.read(0, 1 << 16):
             pass
     except OSError:
         pass

@@ -34,8 +34,10 @@ HELLO_TIMEOUT = 60.0
 
 def remote_words(node: Node, *words: str) -> list[str]:
     bale = node.opts.get("bale", "")
-    head = shlex.split(bale) if bale else (
-        [sys.executable, "-m", "bale"] if node.endpoint.kind == "local" else ["bale"]
+    head = (
+        shlex.split(bale)
+        if bale
+        else ([sys.executable, "-m", "bale"] if node.endpoint.kind == "local" else ["bale"])
     )
     root = node.opts.get("root", "")
     return [*head, *(["--root", root] if root else []), "node", *words]
@@ -50,8 +52,17 @@ def command(node: Node, *words: str) -> list[str]:
     config = os.environ.get("BALE_SSH_CONFIG", "")
     if config:
         ssh += ["-F", config]
-    ssh += ["-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15",
-            "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+    ssh += [
+        "-T",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+    ]
     endpoint = node.endpoint
     if endpoint.port is not None:
         ssh += ["-p", str(endpoint.port)]
@@ -109,9 +120,7 @@ def hello(node: Node, context: str = "") -> Hello:
             argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=HELLO_TIMEOUT
         )
     except subprocess.TimeoutExpired:
-        raise Unavailable(
-            f"{describe(node)} did not answer within {HELLO_TIMEOUT:.0f}s"
-        ) from None
+        raise Unavailable(f"{describe(node)} did not answer within {HELLO_TIMEOUT:.0f}s") from None
     except OSError as exc:
         raise Unavailable(f"{describe(node)}: cannot run {argv[0]}: {exc.strerror}") from None
     stderr = proc.stderr.decode(errors="replace")
@@ -146,7 +155,10 @@ def start_build(node: Node) -> subprocess.Popen[bytes]:
     argv = command(node, "build")
     try:
         return subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C reaches the coordinator, which cancels cleanly
         )
     except OSError as exc:
