@@ -45,13 +45,13 @@ class SshNode:
         return f"ssh://{self.name}"  # an alias of the ssh_config file
 
     def start(self) -> None:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.directory / "sshd_config")],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.directory / "sshd_config")],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         wait_until(f"sshd for node {self.name}", _listening(self.port), self.proc, self.log)
 
     def kill(self) -> None:
