@@ -24,7 +24,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ from bale.cli.nodes import schedule, transport
 from bale.cli.nodes.context_tar import pack
 from bale.cli.nodes.state import Builder, Node
 from bale.cli.progress_render import TtyRenderer, renderer
-from bale.errors import BaleError, InvalidArgument
+from bale.errors import BaleError, InvalidArgument, Unavailable
 from bale.exporters.image import ImageOutcome, PlatformImage
 from bale.exporters.outputs import exporter_for
 from bale.frontends.dockerfile.parser import ParsedDockerfile
@@ -69,6 +68,8 @@ class _Run:
     text: list[str] = field(default_factory=list)  # stderr lines that were not progress
     names: dict[str, str] = field(default_factory=dict)  # vertex -> prefixed name
     finished: threading.Event = field(default_factory=threading.Event)
+    greeted: threading.Event = field(default_factory=threading.Event)
+    hello: transport.Hello | None = None
     send_error: str = ""
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -132,16 +133,6 @@ def _node_argv(
     if names:
         output += ',"name=' + ",".join(names) + '"'
     return [*argv, "-o", output]
-
-
-def _probe(nodes: Sequence[Node], digest: str) -> dict[str, transport.Hello]:
-    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-        futures = {n.name: pool.submit(transport.hello, n, digest) for n in nodes}
-        out: dict[str, transport.Hello] = {}
-        for node in nodes:
-            out[node.name] = futures[node.name].result()  # the first unreachable node raises
-            transport.require_version(node, out[node.name])
-    return out
 
 
 def capabilities(
@@ -227,7 +218,13 @@ def _read_progress(run: _Run, sink: ProgressSink) -> None:
             status = json.loads(line)
         except ValueError:
             status = None
-        if isinstance(status, dict) and (
+        if isinstance(status, dict) and isinstance(status.get("bale-node-hello"), dict):
+            try:
+                run.hello = transport.parse_hello(status["bale-node-hello"])
+            except (ValueError, KeyError, TypeError, AssertionError):
+                run.text.append(line)
+            run.greeted.set()
+        elif isinstance(status, dict) and (
             {"vertexes", "logs", "statuses", "warnings"} & status.keys()
         ):
             relay(run.names, run.node.name, status, sink)
@@ -298,26 +295,64 @@ def _failure(run: _Run) -> BaleError:
     return NodeFailed(f"ERROR: {transport.describe(run.node)} failed: {text}")
 
 
-def _start(
-    node: Node,
-    platforms: tuple[Platform, ...],
-    header: dict[str, Any],
-    packed: IO[bytes] | None,
-    size: int,
-    sink: ProgressSink,
-) -> _Run:
+def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
+    """One session to the node, asked whether it holds context `digest`."""
     proc = transport.start_build(node)
     result = tempfile.TemporaryFile(prefix=f"bale-node-{node.name}-")  # noqa: SIM115
-    run = _Run(node, platforms, proc, result)
+    run = _Run(node, (), proc, result)
     run.threads = [
         threading.Thread(target=_read_progress, args=(run, sink), daemon=True),
         threading.Thread(target=_read_result, args=(run,), daemon=True),
-        threading.Thread(target=_send, args=(run, header, packed, size), daemon=True),
     ]
     for t in run.threads:
         t.start()
     threading.Thread(target=_wait, args=(run,), daemon=True).start()
+    assert proc.stdin is not None
+    try:
+        transport.send_header(proc.stdin, {"context": digest})
+        proc.stdin.flush()
+    except OSError:
+        pass  # the node is gone already: greeting it says why
     return run
+
+
+def _greet(runs: Sequence[_Run]) -> dict[str, transport.Hello]:
+    """Every node's hello; the first node that does not say it is raised, named."""
+    deadline = time.monotonic() + transport.HELLO_TIMEOUT
+    out: dict[str, transport.Hello] = {}
+    for run in runs:
+        while not run.greeted.is_set() and not run.finished.is_set():
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"{transport.describe(run.node)} did not answer within "
+                    f"{transport.HELLO_TIMEOUT:.0f}s"
+                )
+            run.greeted.wait(0.05)
+        if run.hello is None:
+            if run.proc.returncode not in (0, None):
+                raise transport.failure(
+                    run.node, run.proc.returncode, "\n".join(run.text), "connecting"
+                )
+            # Not this protocol: an older or other bale; its `node hello` says which.
+            info = transport.hello(run.node)
+            transport.require_version(run.node, info)
+            raise Unavailable(f"{transport.describe(run.node)} did not start a node build")
+        transport.require_version(run.node, run.hello)
+        out[run.node.name] = run.hello
+    return out
+
+
+def _dispatch(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
+    threading.Thread(target=_send, args=(run, header, packed, size), daemon=True).start()
+
+
+def _release(run: _Run) -> None:
+    """A node the plan gave nothing: EOF instead of a header ends its session."""
+    if run.proc.stdin is not None:
+        try:
+            run.proc.stdin.close()
+        except OSError:
+            pass
 
 
 def _run_all(runs: list[_Run]) -> None:
@@ -434,7 +469,9 @@ def run(
     try:
         digest, packed = pack(request.context, request.dockerfile.path)
         size = os.fstat(packed.fileno()).st_size
-        hellos = _probe(builder.nodes, digest)
+        # One session per node, opened at once: whatever fails below cancels them all.
+        runs = [_open(node, digest, sink) for node in builder.nodes]
+        hellos = _greet(runs)
         plan = schedule.plan(
             request.platforms,
             capabilities(builder.nodes, hellos),
@@ -442,10 +479,11 @@ def run(
         )
         for warning in plan.warnings:
             sink.emit(Event("warning", "", "", message=warning))
-        by_name = {n.name: n for n in builder.nodes}
+        by_run = {r.node.name: r for r in runs}
         env = {k: os.environ[k] for k in ("SOURCE_DATE_EPOCH",) if k in os.environ}
         for a in plan.assignments:
-            node = by_name[a.node]
+            run_ = by_run[a.node]
+            node = run_.node
             send = not hellos[node.name].has_context
             header = {
                 "node": node.name,
@@ -470,10 +508,15 @@ def run(
                     ),
                 )
             )
-            runs.append(_start(node, a.platforms, header, packed if send else None, size, sink))
-        _run_all(runs)
+            run_.platforms = a.platforms
+            _dispatch(run_, header, packed if send else None, size)
+        for idle in runs:
+            if not idle.platforms:
+                _release(idle)
+        busy = [r for r in runs if r.platforms]
+        _run_all(busy)
         with open_store(args) as store, store.lease() as lease:
-            image = assemble_nodes(store, lease, [r.result for r in runs], request.platforms)
+            image = assemble_nodes(store, lease, [r.result for r in busy], request.platforms)
             responses = [exporter.export(store, image) for exporter in exporters]
             for response in responses:
                 if response.finalize is not None:
@@ -483,6 +526,8 @@ def run(
             packed.close()
         for r in runs:
             r.result.close()
+            if r.proc.poll() is None:
+                _cancel([r])
         if isinstance(sink, TtyRenderer):
             sink.close()
     _write_files(request, image)

@@ -3,10 +3,11 @@
 `hello` prints one JSON line: bale's version, the platforms this machine runs natively and
 those it can emulate, and whether it holds a context (`--context DIGEST`).
 
-`build` reads the header and context from stdin (see transport), builds with this node's
-store and cache, and writes the result to stdout as an OCI layout tar, its progress to
-stderr as rawjson. Secrets arrive in the header and live only in this process's memory.
-EOF on stdin (the coordinator cancelled, or the connection dropped) interrupts the build.
+`build` says hello on stderr, reads the header and context from stdin (see transport),
+builds with this node's store and cache, and writes the result to stdout as an OCI layout
+tar, its progress to stderr as rawjson. Secrets arrive in the header and live only in
+this process's memory. EOF on stdin (the coordinator cancelled, or the connection
+dropped) interrupts the build.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def cmd_hello(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_header() -> dict[str, Any]:
+def _read_header() -> dict[str, Any] | None:
     line = sys.stdin.buffer.readline(1 << 24)
+    if not line:
+        return None  # the coordinator has nothing for this node
     try:
         header = json.loads(line)
         if not isinstance(header, dict):
@@ -103,8 +106,31 @@ def cmd_build(args: argparse.Namespace) -> int:
     from bale.cli.nodes.context_tar import cached, unpack
 
     root = _root(args)
+    hello = _read_header()
+    if hello is None:
+        return 0
+    digest = str(hello.get("context", ""))
+    native, emulated = _platforms()
+    has = bool(digest) and cached(root, digest) is not None
+    sys.stderr.write(
+        json.dumps(
+            {
+                "bale-node-hello": {
+                    "bale": __version__,
+                    "native": native,
+                    "emulated": emulated,
+                    "context": has,
+                }
+            }
+        )
+        + "\n"
+    )
+    sys.stderr.flush()
     header = _read_header()
-    digest = str(header.get("context", ""))
+    if header is None:
+        return 0
+    if str(header.get("context", "")) != digest:
+        raise InvalidArgument("bale node build: the header names another context")
     size = int(header.get("context_size", 0))
     context = unpack(root, digest, sys.stdin.buffer, size) if size else cached(root, digest)
     if context is None:

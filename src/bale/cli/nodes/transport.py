@@ -7,10 +7,15 @@ PATH) with its root (`root=PATH`), running the hidden `bale node` command. Envir
 - `BALE_SSH_CONFIG`: an ssh_config file, passed as `ssh -F FILE`;
 - `BALE_SSH_COMMAND`: the ssh program and leading options (default `ssh`).
 
-Wire format of `bale node build`: stdin carries one JSON header line, then the compressed
-context when the header says so, then stays open for as long as the coordinator wants the
-build (EOF cancels it); stdout carries the result as an OCI layout tar; stderr carries the
-build's rawjson progress lines and, on failure, its error text.
+Wire format of `bale node build`, one session per node and build:
+1. coordinator -> stdin: `{"context": DIGEST}` (one JSON line);
+2. node -> stderr: `{"bale-node-hello": {"bale": VERSION, "native": [...], "emulated":
+   [...], "context": HAS_IT}}`;
+3. coordinator -> stdin: the header (one JSON line: flags, Dockerfile, secrets), then the
+   compressed context when the node lacks it; or EOF, when the plan gave it nothing to do.
+   Stdin then stays open for as long as the coordinator wants the build (EOF cancels it);
+4. node -> stdout: the result as an OCI layout tar; -> stderr: the build's rawjson
+   progress lines and, on failure, its error text.
 """
 
 from __future__ import annotations
@@ -128,19 +133,26 @@ def hello(node: Node, context: str = "") -> Hello:
         raise failure(node, proc.returncode, stderr, "asked for its version")
     try:
         data = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-        result = Hello(
-            version=str(data["bale"]),
-            native=tuple(Platform.parse(p) for p in data.get("native", [])),
-            emulated=tuple(Platform.parse(p) for p in data.get("emulated", [])),
-            has_context=bool(data.get("context", False)),
-        )
+        return parse_hello(data)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise Unavailable(
             f"{describe(node)} answered something that is not bale's: "
             f"{_tail(proc.stdout.decode(errors='replace') + stderr)!r}",
             hint="the remote command must be bale (--driver-opt bale=PATH)",
         ) from None
-    return result
+
+
+def parse_hello(data: dict[str, object]) -> Hello:
+    """A node's hello object (ValueError, KeyError, TypeError when it is not one)."""
+    native = data.get("native", [])
+    emulated = data.get("emulated", [])
+    assert isinstance(native, list) and isinstance(emulated, list)
+    return Hello(
+        version=str(data["bale"]),
+        native=tuple(Platform.parse(str(p)) for p in native),
+        emulated=tuple(Platform.parse(str(p)) for p in emulated),
+        has_context=bool(data.get("context", False)),
+    )
 
 
 def require_version(node: Node, info: Hello) -> None:
