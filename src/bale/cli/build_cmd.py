@@ -120,6 +120,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "type=inline; mode=min|max, cache-mounts=ID;ID|all")
     p.add_argument("--report", default="", metavar="FILE",
                    help="write the build's HTML report here, success or failure")
+    p.add_argument("--strict-platforms", action="store_true",
+                   help="refuse, before any work, a platform no node builds natively")
     p.set_defaults(func=cmd_build)
 
 
@@ -302,6 +304,13 @@ def _build(
         from bale.cli import build_verify
 
         return build_verify.verify(args, request, files)
+    from bale.cli.nodes.select import remote_builder
+
+    builder = remote_builder(args, request.platforms)
+    if builder is not None:
+        from bale.cli.nodes import coordinator
+
+        return coordinator.run(args, request, files, builder)
     from bale.cli import build_run
 
     return build_run.run(args, request, files)

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.builder_cmd",
     "bale.cli.bake_cmd",
     "bale.cli.history_cmd",
+    "bale.cli.nodes.serve",
 )
 
 
@@ -39,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "images": "bale.cli.images_cmd",
     "import": "bale.cli.images_cmd",
     "load": "bale.cli.images_cmd",
+    "node": "bale.cli.nodes.serve",
     "rmi": "bale.cli.images_cmd",
     "save": "bale.cli.images_cmd",
     "tag": "bale.cli.images_cmd",

@@ -90,6 +90,7 @@ class AttestOptions:
     frontend_attrs: tuple[tuple[str, str], ...] = ()  # target, no-cache, … as buildx sends
     context: Path | None = None  # the local build context (BUILDKIT_SBOM_SCAN_CONTEXT)
     dockerfile_path: Path | None = None  # where its .dockerignore may sit
+    node: str = ""  # the builder node that built it (recorded in provenance)
 
     @property
     def any(self) -> bool:
@@ -262,6 +263,7 @@ def provenance_input(
         compression=layer_compressor(result.compression),
         network_access=r.usage.network or bool(r.usage.downloads),
         steps=_steps(r),
+        node=attest.node,
     )
 
 
