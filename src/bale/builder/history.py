@@ -125,12 +125,17 @@ class Recorder:
         self._steps: dict[str, _Step] = {}
         self._warnings: list[str] = []
         self._lock = threading.Lock()
+        self._broken = ""
         self.started = time.time()
 
     def emit(self, event: pg.Event) -> None:
         try:
             with self._lock:
-                self._keep(event)
+                if not self._broken:
+                    self._keep(event)
+        except (OSError, BaleError) as exc:
+            # Keeping the record must never fail the build: the record says what was lost.
+            self._broken = f"the record stopped being kept: {exc}"
         finally:
             self._sink.emit(event)
 
@@ -191,6 +196,8 @@ class Recorder:
                 if step.status == "running":
                     step.status, step.completed = "canceled", completed
             warnings = list(self._warnings)
+            if self._broken:
+                warnings.append(f"WARNING: {self._broken}")
         status = "completed"
         if error is not None:
             status = "canceled" if isinstance(error, KeyboardInterrupt) else "error"
@@ -267,17 +274,22 @@ def _results(
     if result is None:
         return out
     layers_by_vertex = {r.vertex: r.layer for r in result.steps if r.layer is not None}
-    made_by = {str(layer.descriptor.digest): v for v, layer in layers_by_vertex.items()}
-    numbers = {s.vertex: s.n for s in steps}
+    by_vertex = {s.vertex: s for s in steps}
+    # A layer's bytes may be the same on two platforms: credit the step of the platform.
+    made_by: dict[tuple[str, str], int] = {}
+    for vertex, layer in layers_by_vertex.items():
+        step = by_vertex.get(vertex)
+        if step is not None:
+            made_by[(str(layer.descriptor.digest), step.platform)] = step.n
     platforms = []
     for p in result.platforms:
         layers = []
         for layer in p.layers:
             digest = str(layer.descriptor.digest)
             item: dict[str, Any] = {"digest": digest, "size": layer.descriptor.size}
-            vertex = made_by.get(digest)
-            if vertex is not None and vertex in numbers:
-                item["step"] = numbers[vertex]
+            n = made_by.get((digest, str(p.platform)))
+            if n is not None:
+                item["step"] = n
             layers.append(item)
         platforms.append({"platform": str(p.platform), "layers": layers})
     out["platforms"] = platforms

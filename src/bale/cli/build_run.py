@@ -213,7 +213,7 @@ def _record(
     if request.report:
         from bale.cli.history_cmd import write_report
 
-        write_report(store, record_id, Path(request.report), error is None)
+        write_report(store, record_id, Path(request.report))
 
 
 def _write_files(request: BuildRequest, image: ImageOutcome) -> None:
