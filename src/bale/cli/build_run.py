@@ -216,6 +216,25 @@ def _record(
         write_report(store, record_id, Path(request.report))
 
 
+class _Quiet:
+    def emit(self, event: object) -> None:
+        pass
+
+
+def record_failure(args: argparse.Namespace, request: BuildRequest, error: BaleError) -> None:
+    """A build that failed before any step (a Dockerfile that does not parse) is recorded
+    too, as BuildKit records a frontend error."""
+    try:
+        specs = output_specs(request)
+    except BaleError:
+        specs = []
+    try:
+        with open_store(args) as store, store.lease(rollback=False) as lease:
+            _record(store, Recorder(store, _Quiet(), lease), request, specs, None, None, error)
+    except (BaleError, OSError):
+        pass  # the Dockerfile's error is the one to report
+
+
 def _write_files(request: BuildRequest, image: ImageOutcome) -> None:
     if request.iidfile:
         Path(request.iidfile).write_text(image.image_id)
