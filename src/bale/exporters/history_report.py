@@ -104,13 +104,14 @@ def _timeline(record: Mapping[str, Any]) -> tuple[list[PlatformView], float]:
             took,
             int(step["n"]) in critical and step.get("status") != "cached",
         )
-        # First lane free at the step's start (cached steps take no time: they share).
-        lane = next((la for la in view.lanes if la.end <= start), None)
+        # The first lane free at the step's start: a chain stays on one lane, steps that
+        # ran at once get one each (cached steps take no time, they share).
+        lane = next((la for la in view.lanes if la.end <= start + 1e-6), None)
         if lane is None:
             lane = Lane()
             view.lanes.append(lane)
         lane.bars.append(bar)
-        lane.end = start + max(took, total * _MIN_WIDTH / 100)
+        lane.end = start + took
         if bar.kind == "cached":
             view.cached += 1
         elif bar.kind in ("native", "emulated", "error"):
