@@ -11,8 +11,9 @@ from typing import Protocol
 class Event:
     """One thing that happened to a vertex.
 
-    kind: "start", "done", "cached", "error", "log" (a line of step output), "status"
-    (a note such as a pulled layer), "warning".
+    kind: "start", "done", "cached", "error", "canceled" (stopped because another step
+    failed), "log" (a line of step output), "status" (a note such as a pulled layer),
+    "warning".
     """
 
     kind: str
