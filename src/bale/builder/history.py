@@ -182,10 +182,14 @@ class Recorder:
         request: RecordRequest,
         *,
         result: BuildResult | None = None,
+        results: Mapping[str, BuildResult] | None = None,
         error: BaseException | None = None,
         image: Mapping[str, Any] | None = None,
     ) -> str:
-        """Write the record (success or failure) and return its id."""
+        """Write the record (success or failure) and return its id; `results` are a bake
+        run's, by target."""
+        if result is not None:
+            results = {"": result}
         completed = time.time()
         with self._lock:
             steps = list(self._steps.values())
@@ -211,7 +215,7 @@ class Recorder:
             "request": asdict(request),
             "steps": [_step_json(s) for s in steps],
             "warnings": warnings,
-            "results": _results(result, steps, image),
+            "results": _results(results or {}, steps, image),
             "error": _error_json(error, self._mask) if error is not None else None,
         }
         blobs = [s.blob.digest for s in steps if s.blob is not None]
@@ -232,7 +236,9 @@ class Recorder:
 
 def record_name(request: RecordRequest) -> str:
     """buildx's NAME column: the context directory's name, with the target when one was set."""
-    base = request.context.rstrip("/").rsplit("/", 1)[-1] or request.context
+    base = request.context.split(", ")[0].rstrip("/").rsplit("/", 1)[-1] or request.context
+    if request.command == "bake":
+        return f"{base} (bake {request.target})"
     return f"{base} ({request.target})" if request.target else base
 
 
@@ -268,12 +274,16 @@ def _step_json(s: _Step) -> dict[str, Any]:
 
 
 def _results(
-    result: BuildResult | None, steps: Sequence[_Step], image: Mapping[str, Any] | None
+    results: Mapping[str, BuildResult], steps: Sequence[_Step], image: Mapping[str, Any] | None
 ) -> dict[str, Any]:
+    """Layers per platform (and per target, for bake: `results` is keyed by target name,
+    "" for a plain build), each credited to the step that made it."""
     out: dict[str, Any] = dict(image or {})
-    if result is None:
+    if not results:
         return out
-    layers_by_vertex = {r.vertex: r.layer for r in result.steps if r.layer is not None}
+    layers_by_vertex = {
+        r.vertex: r.layer for res in results.values() for r in res.steps if r.layer is not None
+    }
     by_vertex = {s.vertex: s for s in steps}
     # A layer's bytes may be the same on two platforms: credit the step of the platform.
     made_by: dict[tuple[str, str], int] = {}
@@ -282,16 +292,20 @@ def _results(
         if step is not None:
             made_by[(str(layer.descriptor.digest), step.platform)] = step.n
     platforms = []
-    for p in result.platforms:
-        layers = []
-        for layer in p.layers:
-            digest = str(layer.descriptor.digest)
-            item: dict[str, Any] = {"digest": digest, "size": layer.descriptor.size}
-            n = made_by.get((digest, str(p.platform)))
-            if n is not None:
-                item["step"] = n
-            layers.append(item)
-        platforms.append({"platform": str(p.platform), "layers": layers})
+    for target, result in results.items():
+        for p in result.platforms:
+            layers = []
+            for layer in p.layers:
+                digest = str(layer.descriptor.digest)
+                item: dict[str, Any] = {"digest": digest, "size": layer.descriptor.size}
+                n = made_by.get((digest, str(p.platform)))
+                if n is not None:
+                    item["step"] = n
+                layers.append(item)
+            entry = {"platform": str(p.platform), "layers": layers}
+            if target:
+                entry["target"] = target
+            platforms.append(entry)
     out["platforms"] = platforms
     for s in steps:
         made = layers_by_vertex.get(s.vertex)

@@ -267,7 +267,7 @@ def _layers(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         ]
         out.append(
             {
-                "platform": p["platform"],
+                "platform": f"{p['target']} {p['platform']}" if p.get("target") else p["platform"],
                 "layers": layers,
                 "total": sum(la["size"] for la in layers),
                 "biggest": max((la["size"] for la in layers), default=1) or 1,
