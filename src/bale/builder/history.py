@@ -2,9 +2,10 @@
 its times, cache use, miss reason, emulation and exit code, its whole log, the warnings, the
 results and, for a failed build, the error with its Dockerfile lines.
 
-    recorder = Recorder(store, sink, lease, secrets=...)   a ProgressSink passing events on
+    mask = masker(secret_values(options.secrets, options.build_args))
+    recorder = Recorder(store, sink, lease, mask=mask)    a ProgressSink passing events on
     run_build(store, options, recorder, ...)
-    record_id = recorder.finish(request, result=..., error=...)
+    record_id = recorder.finish(request, result=..., error=...)   success or failure
 
 Records never hold a secret: the request keeps build-arg and label names only (what
 provenance `mode=min` would show is even less) and secret ids, never values; secret values
