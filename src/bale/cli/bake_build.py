@@ -17,10 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import TargetBuild, run_builds
+from bale.builder.history import Recorder, RecordRequest, masker, secret_values
 from bale.builder.remotecache.spec import parse_cache_spec
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.build_cmd import BuildRequest, parse_platforms, run_call
-from bale.cli.build_run import build_options, image_metadata, output_specs
+from bale.cli.build_run import (
+    build_options,
+    image_metadata,
+    image_summary,
+    output_specs,
+    record_request,
+)
 from bale.cli.common import open_registries, open_store
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import BaleError, DockerfileError, InvalidArgument
@@ -174,46 +181,25 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     attest = {t.name: attest_options(t.request, t.specs) for t in targets}
     sink = renderer(progress)
     quiet = progress == "quiet"
-    for t in targets:
-        warn_attestations(sink, attest[t.name], quiet)
     builds = [TargetBuild(t.name, build_options(t.request, t.files), t.links) for t in targets]
     metadata: dict[str, Any] = {}
     try:
-        with open_store(args) as store, store.lease() as lease:
-            results = run_builds(store, builds, sink, lease)
-            images: dict[str, ImageOutcome] = {}
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            values = [
+                v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)
+            ]
+            recorder = Recorder(store, sink, record_lease, mask=masker(values))
             for t in targets:
-                if not exporters[t.name] and not args.metadata_file:
-                    continue
-                inline = any(spec.kind == "inline" for spec in t.request.cache_to)
-                images[t.name] = _assemble(store, results[t.name], lease, attest[t.name], inline, t)
-            # Every target built: outputs now, store tags last (see the module's docstring).
-            responses: dict[str, list[ExportResponse]] = {t.name: [] for t in targets}
-            ordered = sorted(
-                ((t, e) for t in targets for e in exporters[t.name]),
-                key=lambda te: isinstance(te[1], StoreImageExporter),
-            )
-            finalized = False
-            for t, exporter in ordered:
-                if isinstance(exporter, StoreImageExporter) and not finalized:
-                    _finalize(responses)
-                    finalized = True
-                try:
-                    responses[t.name].append(exporter.export(store, images[t.name]))
-                except BaleError as exc:
-                    raise exc.with_context(f"target {t.name}") from None
-            if not finalized:
-                _finalize(responses)
-            for t in targets:
-                if t.name in images and not plan.targets[t.name].linked:
-                    meta = (
-                        image_metadata(images[t.name], t.request.tags)
-                        if any(s.type in _IMAGE_TYPES for s in t.specs)
-                        else {}
-                    )
-                    for response in responses[t.name]:
-                        meta.update(response.metadata)
-                    metadata[t.name] = meta
+                warn_attestations(recorder, attest[t.name], quiet)
+            state: dict[str, Any] = {}
+            try:
+                _bake(
+                    args, store, plan, targets, builds, exporters, attest, recorder, metadata, state
+                )
+            except BaseException as exc:
+                _record(store, recorder, targets, state, exc)
+                raise
+            _record(store, recorder, targets, state, None)
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -221,6 +207,98 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
         Path(args.metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
     sys.stdout.flush()
     return 0
+
+
+def _record(
+    store: Store,
+    recorder: Recorder,
+    targets: list[_Target],
+    state: dict[str, Any],
+    error: BaseException | None,
+) -> None:
+    """One build record for the bake run, covering every target."""
+    reqs = [record_request(t.request, t.specs) for t in targets]
+
+    def union(items: Any) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(items))
+
+    request = RecordRequest(
+        context=", ".join(union(r.context for r in reqs)),
+        dockerfile=", ".join(union(r.dockerfile for r in reqs)),
+        platforms=union(p for r in reqs for p in r.platforms),
+        target=", ".join(t.name for t in targets),
+        build_args=tuple(sorted(set().union(*(r.build_args for r in reqs)))),
+        labels=tuple(sorted(set().union(*(r.labels for r in reqs)))),
+        secrets=union(i for r in reqs for i in r.secrets),
+        ssh=any(r.ssh for r in reqs),
+        tags=union(tag for r in reqs for tag in r.tags),
+        outputs=union(o for r in reqs for o in r.outputs),
+        no_cache=any(r.no_cache for r in reqs),
+        cache_from=union(c for r in reqs for c in r.cache_from),
+        cache_to=union(c for r in reqs for c in r.cache_to),
+        network=reqs[0].network if reqs else "default",
+        command="bake",
+    )
+    images = state.get("images", {})
+    image = {"targets": {name: image_summary(i) for name, i in images.items()}} if images else None
+    try:
+        recorder.finish(request, results=state.get("results"), error=error, image=image)
+    except BaleError:
+        recorder.abort()
+        if error is None:
+            raise
+
+
+def _bake(
+    args: argparse.Namespace,
+    store: Store,
+    plan: Plan,
+    targets: list[_Target],
+    builds: list[TargetBuild],
+    exporters: dict[str, list[Exporter]],
+    attest: dict[str, AttestOptions],
+    sink: Recorder,
+    metadata: dict[str, Any],
+    state: dict[str, Any],
+) -> None:
+    """Solve every target, then export (the body of `run`, under the record)."""
+    with store.lease() as lease:
+        results = run_builds(store, builds, sink, lease)
+        state["results"] = results
+        images: dict[str, ImageOutcome] = {}
+        state["images"] = images
+        for t in targets:
+            if not exporters[t.name] and not args.metadata_file:
+                continue
+            inline = any(spec.kind == "inline" for spec in t.request.cache_to)
+            images[t.name] = _assemble(store, results[t.name], lease, attest[t.name], inline, t)
+        # Every target built: outputs now, store tags last (see the module's docstring).
+        responses: dict[str, list[ExportResponse]] = {t.name: [] for t in targets}
+        ordered = sorted(
+            ((t, e) for t in targets for e in exporters[t.name]),
+            key=lambda te: isinstance(te[1], StoreImageExporter),
+        )
+        finalized = False
+        for t, exporter in ordered:
+            if isinstance(exporter, StoreImageExporter) and not finalized:
+                _finalize(responses)
+                finalized = True
+            try:
+                responses[t.name].append(exporter.export(store, images[t.name]))
+            except BaleError as exc:
+                raise exc.with_context(f"target {t.name}") from None
+        if not finalized:
+            _finalize(responses)
+        for t in targets:
+            if t.name in images and not plan.targets[t.name].linked:
+                meta = (
+                    image_metadata(images[t.name], t.request.tags)
+                    if any(s.type in _IMAGE_TYPES for s in t.specs)
+                    else {}
+                )
+                for response in responses[t.name]:
+                    meta.update(response.metadata)
+                metadata[t.name] = meta
 
 
 def _assemble(
