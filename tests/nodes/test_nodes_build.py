@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import subprocess
 import tarfile
 import time
@@ -325,3 +326,39 @@ def test_secrets_reach_the_node_and_nowhere_else(cluster: Cluster, tmp_path: Pat
         for path in root.rglob("*"):
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
                 assert secret.encode() not in path.read_bytes(), path
+
+
+def test_ctrl_c_stops_every_remote_build(cluster: Cluster, tmp_path: Path) -> None:
+    from sshnodes import descendants
+
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "Dockerfile").write_text(f"FROM {cluster.base}\nRUN echo {uuid.uuid4()} && sleep 60\n")
+    with cluster.popen(
+        "build",
+        "--builder",
+        "two",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "plain",
+        "-t",
+        "interrupted:1",
+        str(slow),
+    ) as proc:
+        assert proc.stderr is not None
+        running: set[str] = set()
+        for line in proc.stderr:
+            # `#N [node] [platform ...] RUN ...`: the step has started on that node
+            if "sleep 60" in line and line.split()[1:2] in (["[amd]"], ["[arm]"]):
+                running.add(line.split()[1].strip("[]"))
+            if running == {"amd", "arm"}:
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+    deadline = time.monotonic() + 30
+    while any(descendants(n.proc.pid) for n in cluster.nodes.nodes.values() if n.proc):
+        assert time.monotonic() < deadline, "a node build outlived the interrupted build"
+        time.sleep(0.2)
+    assert "interrupted" not in cluster.bale("images").stdout
