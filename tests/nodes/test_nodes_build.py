@@ -362,3 +362,54 @@ def test_ctrl_c_stops_every_remote_build(cluster: Cluster, tmp_path: Path) -> No
         assert time.monotonic() < deadline, "a node build outlived the interrupted build"
         time.sleep(0.2)
     assert "interrupted" not in cluster.bale("images").stdout
+
+
+def test_a_local_node_builds_here_beside_a_remote_one(cluster: Cluster, tmp_path: Path) -> None:
+    arm = cluster.nodes.nodes["arm"]
+    root = tmp_path / "mixed-root"
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "mix",
+        "--node",
+        "here",
+        "--platform",
+        "linux/amd64",
+        "--use",
+        "local",
+        root=root,
+    )
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "mix",
+        "--append",
+        "--node",
+        "arm",
+        "--platform",
+        "linux/arm64",
+        "--driver-opt",
+        f"bale={BALE},root={arm.root}",
+        arm.endpoint,
+        root=root,
+    )
+    out = tmp_path / "out"
+    # The current builder (`use`) applies; the local node's own build does not fan out again.
+    proc = cluster.bale(
+        "build",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "rawjson",
+        "-o",
+        f"type=local,dest={out}",
+        str(_context(tmp_path, cluster.base)),
+        root=root,
+        timeout=300,
+    )
+    ran = _ran(proc.stderr)
+    assert any(n.startswith("[here] [linux/amd64") for n in ran), ran
+    assert any(n.startswith("[arm] [linux/arm64") for n in ran), ran
+    assert {p: (out / p.replace("/", "_") / "arch").read_text().strip() for p in ARCH} == ARCH
