@@ -203,7 +203,7 @@ def test_steps_reading_different_contexts_stay_apart(
     """Two targets whose Dockerfiles are alike but whose contexts differ: each COPY reads its
     own context; a step built alone before is a cache hit inside the bake (the cache key
     does not depend on which other targets share the graph)."""
-    root, proj = project
+    root, _proj = project
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "f.txt").write_text(f"{name}\n")

@@ -22,6 +22,7 @@ from bale.builder import progress as pg
 from bale.builder.bases import Fetchers, StoreBases, named_contexts
 from bale.builder.cache import BuildCache, FileHashes, StepHistory
 from bale.builder.context import BuildContext
+from bale.builder.entitlements import check_entitlements, check_runnable
 from bale.builder.remotecache.export import export_caches
 from bale.builder.remotecache.imports import ChainedCache, ImportedCaches
 from bale.builder.remotecache.mounts import restore_mount
@@ -71,6 +72,11 @@ class BuildOptions:
     cache_to: tuple[CacheSpec, ...] = ()
     # Where bases missing from the store are copied from (see StoreBases.seed).
     base_store: Store | None = None
+    # --add-host, --shm-size, --ulimit for every RUN; --allow entitlements.
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    shm_size: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()
+    allow: frozenset[str] = frozenset()
 
 
 def run_build(
@@ -290,6 +296,9 @@ def _plan(
             no_cache=options.no_cache,
             no_cache_filter=options.no_cache_filter,
             network=options.network,
+            extra_hosts=options.extra_hosts,
+            shm_size=options.shm_size,
+            ulimits=options.ulimits,
             local_contexts=frozenset(named_dirs),
             native=frozenset(p for p in platforms if is_native(Platform.parse(p))),
             scope=scope,
@@ -297,6 +306,11 @@ def _plan(
         ),
         graph,
     )
+    # This build's own steps need its entitlements (a step shared with an earlier target
+    # was checked for that one).
+    own = [graph.vertices[d] for d in graph.vertices.keys() - before]
+    check_entitlements(own, options.allow)
+    check_runnable(own)
     if prefix:
         _prefix_names(graph, before, build.name)
     ignore = load_ignore(options.context, options.dockerfile_path)
@@ -403,10 +417,15 @@ def _solve_all(
                 raise _named(exc, _owners(graph, plans, engine.failed)) from None
     finally:
         snapshots.close()
-    # The image's layers are in the store before it is exported (a layer a cache hit named
-    # arrives now); intermediate layers of imported hits never are unless a step needs them.
+    # The image's layers from an imported cache are in the store before it is exported (a
+    # layer a cache hit named arrives now); intermediate layers of imported hits never are
+    # unless a step needs them. A pulled base's layers stay where they are until an output
+    # needs them, as without a cache.
     for platform in solved.platforms:
-        fetcher.fetch_missing(platform.layers)
+        for layer in platform.layers:
+            digest = layer.descriptor.digest
+            if imported.provides(digest) and not store.content.exists(digest):
+                imported.fetch(digest)
     cache.settle(store.content.exists)
     out = []
     offset = 0

@@ -80,11 +80,13 @@ class Engine:
         self._records: dict[str, StepRecord] = {}
         self._kinds: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     def solve(self, definition: BuildDefinition) -> BuildResult:
         graph = definition.graph
         self._kinds = {d: v.op.kind for d, v in graph.vertices.items()}
         solver: Solver[str, FsState] = Solver(self.rt.env.jobs)
+        self._cancelled = solver.cancel_event
 
         def job(digest: str, done: dict[str, FsState]) -> FsState:
             if solver.cancel_event.is_set():
@@ -136,7 +138,9 @@ class Engine:
         if isinstance(op, ScratchOp):
             return FsState(key=layers_key(()))
         if isinstance(op, ImageOp):
-            self.rt.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
+            self.rt.sink.emit(
+                pg.Event("done", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+            )
             return self._image_state(op)
         inputs = [done[i] for i in v.inputs]
         try:
@@ -149,7 +153,9 @@ class Engine:
         if not v.ignore_cache:
             hit = self.cache.lookup(key)
             if hit is not None:
-                self.rt.sink.emit(pg.Event("cached", v.digest, v.name, platform=v.platform))
+                self.rt.sink.emit(
+                    pg.Event("cached", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+                )
                 if hit.layer is not None:
                     self.rt.lease.add(hit.layer.descriptor.digest)
                 self._record(StepRecord(v.digest, key, hit.layer, hit.created, parent, False))
@@ -166,14 +172,25 @@ class Engine:
                 platform=v.platform,
                 emulation=_emulation(v),
                 reason=reason,
+                inputs=v.inputs,
             )
         )
         try:
             layer = self._execute(v, inputs)
         except BaleError as exc:
+            # A step stopped because another one failed (or Ctrl-C) was cancelled, not failed:
+            # BuildKit shows it CANCELED, and the build reports the first failure.
+            kind = "canceled" if self._cancelled.is_set() else "error"
             self._fail(v)
             self.rt.sink.emit(
-                pg.Event("error", v.digest, v.name, message=str(exc), platform=v.platform)
+                pg.Event(
+                    kind,
+                    v.digest,
+                    v.name,
+                    message=str(exc),
+                    platform=v.platform,
+                    exit_code=getattr(exc, "exit_code", None),
+                )
             )
             raise located(exc, v.location) from None
         now = time.time()

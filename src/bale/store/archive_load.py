@@ -87,6 +87,15 @@ def load_archive(store: Store, stream: BinaryIO) -> list[Loaded]:
     return loaded
 
 
+def ingest_layout(store: Store, stream: BinaryIO, lease: Lease) -> list[Descriptor]:
+    """The top descriptors of an OCI layout tar, every blob verified into the store under
+    `lease`, nothing named (what a node sends back for the coordinator to assemble)."""
+    members = _ingest_members(store, stream, lease)
+    if "index.json" not in members:
+        raise InvalidArgument("not an OCI image layout: no index.json")
+    return [item.target for item in _from_oci_layout(store, members, lease)]
+
+
 def _unused(store: Store, created: set[Digest], loaded: list[Loaded]) -> set[Digest]:
     used: set[Digest] = set()
     todo = [item.target for item in loaded]

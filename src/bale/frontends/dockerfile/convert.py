@@ -54,6 +54,7 @@ from bale.frontends.graph import (
 from bale.frontends.graph.definition import ImageResolver, ResolvedImage
 from bale.frontends.graph.modes import parse_chmod
 from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
+from bale.oci.platform import Platform
 
 _COUNTED = (ins.Run, ins.Copy, ins.Workdir)
 
@@ -64,6 +65,9 @@ class ConvertOptions:
     no_cache: bool = False
     no_cache_filter: tuple[str, ...] = ()
     network: str = "default"  # --network: RUN's default
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host
+    shm_size: int = 0  # --shm-size
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit
     local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
     # Platforms RUN executes natively; other platforms' steps are labelled "emulated".
     native: frozenset[str] = field(default_factory=frozenset)
@@ -84,6 +88,16 @@ def convert(
     targets = [_Platform(graph, build, resolver, options).convert() for build in builds]
     return BuildDefinition(graph, tuple(targets))
 
+
+def platform_label(stage: Platform, target: Platform) -> str:
+    """A step's platform as BuildKit labels it: `linux/amd64`, or `linux/amd64->arm64` for a
+    stage on another platform than the build's target (FROM --platform=$BUILDPLATFORM)."""
+    if target.os != stage.os:
+        return f"{stage}->{target}"
+    if (target.architecture, target.variant) != (stage.architecture, stage.variant):
+        arch = target.architecture + (f"/{target.variant}" if target.variant else "")
+        return f"{stage}->{arch}"
+    return str(stage)
 
 
 def dest_path(workdir: str, dest: str) -> str:
@@ -166,7 +180,8 @@ class _Platform:
         for position, step in enumerate(stage.steps, 1):
             n += isinstance(step.instruction, _COUNTED)
             self.step_id = f"{stage.platform}|{label}|{position}"
-            fs, entry = self.step(stage, step, fs, f"[{stage.platform} {label} {n}/{total}]")
+            prefix = platform_label(stage.platform, self.build.target_platform)
+            fs, entry = self.step(stage, step, fs, f"[{prefix} {label} {n}/{total}]")
             history += (entry,)
             vertices += (fs,)
         return _StageOut(fs, history, vertices)
@@ -219,7 +234,8 @@ class _Platform:
         op = ImageOp(image.ref, image.manifest, stage.platform, image.resolved)
         v = Vertex.make(
             op,
-            name=f"[{stage.platform} {label}] FROM {image.ref}",
+            name=f"[{platform_label(stage.platform, self.build.target_platform)} {label}] "
+            f"FROM {image.ref}",
             platform=str(stage.platform),
         )
         return self.graph.add(v)
@@ -272,6 +288,9 @@ class _Platform:
             mounts=tuple(mounts),
             files=tuple(InlineFile(f.path, f.data.encode(), f.mode) for f in command.files),
             proxy_env=proxy_env(step),
+            extra_hosts=self.options.extra_hosts,
+            shm_size=self.options.shm_size,
+            ulimits=self.options.ulimits,
         )
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".

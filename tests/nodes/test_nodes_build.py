@@ -1,0 +1,254 @@
+"""Builds on a builder of two real sshd nodes (tests/sshnodes.py): each platform on its own
+node, one index, outputs written once by the coordinator, faults named, caches kept."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import tarfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nodehelp import PLATFORMS, Cluster
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+
+
+def _context(tmp: Path, base: str, extra: str = "") -> Path:
+    ctx = tmp / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nCOPY f /f\nRUN uname -m > /arch\n{extra}")
+    (ctx / "f").write_text("hello\n")
+    (ctx / "ignored").write_text("not sent\n")
+    (ctx / ".dockerignore").write_text("ignored\n")
+    return ctx
+
+
+def _statuses(stderr: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stderr.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def _ran(stderr: str) -> dict[str, bool]:
+    """Step name -> whether it executed (completed and not cached)."""
+    out: dict[str, bool] = {}
+    for status in _statuses(stderr):
+        for v in status.get("vertexes", []):
+            if "completed" in v:
+                out[v["name"]] = not v.get("cached", False)
+    return out
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [
+        base64.b64decode(w["short"]).decode()
+        for s in _statuses(stderr)
+        for w in s.get("warnings", [])
+    ]
+
+
+def _build(c: Cluster, ctx: Path, *args: str, check: bool = True) -> Any:
+    return c.bale(
+        "build",
+        "--builder",
+        "two",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "rawjson",
+        *args,
+        str(ctx),
+        check=check,
+    )
+
+
+def test_push_gives_one_index_each_platform_built_on_its_node(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    ctx = _context(tmp_path, cluster.base)
+    ref = f"{cluster.registry}/app:push"
+    proc = _build(cluster, ctx, "--push", "-t", ref)
+    ran = _ran(proc.stderr)
+    assert any(n.startswith("[amd] [linux/amd64") and "RUN uname" in n for n in ran), ran
+    assert any(n.startswith("[arm] [linux/arm64") and "RUN uname" in n for n in ran), ran
+    assert not any(
+        n.startswith("[amd] [linux/arm64") or n.startswith("[arm] [linux/amd64") for n in ran
+    )
+    raw = json.loads(cluster.bale("imagetools", "inspect", "--raw", ref).stdout)
+    platforms = sorted(
+        f"{m['platform']['os']}/{m['platform']['architecture']}"
+        for m in raw["manifests"]
+        if m.get("platform", {}).get("os") != "unknown"
+    )
+    assert platforms == sorted(PLATFORMS)
+    prov = json.loads(
+        cluster.bale("imagetools", "inspect", ref, "--format", "{{json .Provenance}}").stdout
+    )
+    text = {p: json.dumps(v) for p, v in prov.items()}
+    assert '"node": "amd"' in text["linux/amd64"] and '"node": "arm"' in text["linux/arm64"]
+
+
+def _layer_files(blobs: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for layer in manifest["layers"]:
+        data = (blobs / layer["digest"].replace(":", "/")).read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for info in tar:
+                if info.isfile():
+                    f = tar.extractfile(info)
+                    assert f is not None
+                    files[info.name.lstrip("./")] = f.read()
+    return files
+
+
+def test_oci_output_and_load(cluster: Cluster, tmp_path: Path) -> None:
+    ctx = _context(tmp_path, cluster.base)
+    out = tmp_path / "out.tar"
+    _build(cluster, ctx, "-o", f"type=oci,dest={out}")
+    layout = tmp_path / "layout"
+    with tarfile.open(out) as tar:
+        tar.extractall(layout, filter="data")
+    blobs = layout / "blobs"
+    top = json.loads((layout / "index.json").read_text())["manifests"][0]
+    index = json.loads((blobs / top["digest"].replace(":", "/")).read_text())
+    seen = {}
+    for m in index["manifests"]:
+        platform = f"{m['platform']['os']}/{m['platform']['architecture']}"
+        if platform in ARCH:
+            manifest = json.loads((blobs / m["digest"].replace(":", "/")).read_text())
+            files = _layer_files(blobs, manifest)
+            seen[platform] = files["arch"].decode().strip()
+            assert "ignored" not in files  # .dockerignore held: the file never left
+    assert seen == ARCH
+
+    _build(cluster, ctx, "--load", "-t", "app:loaded")
+    images = cluster.bale("images").stdout
+    assert "app" in images and "loaded" in images
+
+
+def test_a_node_dying_mid_build_fails_the_build_and_tags_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    ctx = _context(tmp_path, cluster.base)
+    _build(cluster, ctx)  # warm both nodes' caches with this context's steps
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "Dockerfile").write_text(
+        f"FROM {cluster.base}\nARG NONCE\nRUN echo $NONCE && sleep 30\n"
+    )
+    ref = f"{cluster.registry}/app:killed"
+    with cluster.popen(
+        "build",
+        "--builder",
+        "two",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "plain",
+        "--build-arg",
+        f"NONCE={uuid.uuid4()}",
+        "--push",
+        "-t",
+        ref,
+        "-t",
+        "killed:1",
+        str(slow),
+    ) as proc:
+        assert proc.stderr is not None
+        seen = []
+        deadline = time.monotonic() + 120
+        for line in proc.stderr:
+            seen.append(line)
+            if "[arm]" in line and "sleep 30" in line:
+                break  # the arm node is running the step
+            assert time.monotonic() < deadline, "".join(seen)
+        arm = cluster.nodes.nodes["arm"]
+        arm.kill()
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    assert code != 0
+    assert "node 'arm'" in rest, "".join(seen) + rest
+    assert "killed" not in cluster.bale("images").stdout
+    missing = cluster.bale("imagetools", "inspect", ref, check=False)
+    assert missing.returncode != 0
+
+    # Restarted, the node has kept its store: the warm build executes no step there.
+    arm.start()
+    again = _build(cluster, ctx)
+    ran = _ran(again.stderr)
+    # (FROM only resolves the base, which the node's store holds: it is never "cached".)
+    arm_steps = {n: r for n, r in ran.items() if n.startswith("[arm]") and "] FROM " not in n}
+    assert arm_steps and not any(arm_steps.values()), arm_steps
+    assert any("context cached on the node" in w for w in _warnings(again.stderr))
+
+
+def test_strict_platforms_refuses_before_any_work(cluster: Cluster, tmp_path: Path) -> None:
+    ctx = _context(tmp_path, cluster.base)
+    proc = cluster.bale(
+        "build",
+        "--builder",
+        "two",
+        "--platform",
+        "linux/amd64,linux/s390x",
+        "--strict-platforms",
+        "--progress",
+        "plain",
+        str(ctx),
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "linux/s390x" in proc.stderr and "--strict-platforms" in proc.stderr
+    assert "building" not in proc.stderr  # no node was started
+
+
+def test_unreachable_and_mismatched_nodes_are_named(cluster: Cluster, tmp_path: Path) -> None:
+    from support import free_port
+
+    ctx = _context(tmp_path, cluster.base)
+    fake = tmp_path / "old-bale"
+    fake.write_text('#!/bin/sh\necho \'{"bale": "0.0.1", "native": ["linux/amd64"]}\'\n')
+    fake.chmod(0o755)
+    amd = cluster.nodes.nodes["amd"]
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "old",
+        "--node",
+        "stale",
+        "--driver-opt",
+        f"bale={fake}",
+        amd.endpoint,
+    )
+    proc = cluster.bale("build", "--builder", "old", str(ctx), check=False)
+    assert proc.returncode == 1
+    assert "node 'stale'" in proc.stderr and "0.0.1" in proc.stderr, proc.stderr
+
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "gone",
+        "--node",
+        "lost",
+        f"ssh://root@127.0.0.1:{free_port()}",
+    )
+    proc = cluster.bale("build", "--builder", "gone", str(ctx), check=False)
+    assert proc.returncode == 1
+    assert "node 'lost'" in proc.stderr and "unreachable" in proc.stderr, proc.stderr
+    listing = cluster.bale("builder", "ls").stdout
+    assert "lost" in listing and "error" in listing
