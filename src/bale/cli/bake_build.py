@@ -36,7 +36,7 @@ from bale.cli.common import open_store, store_root
 from bale.cli.output_checks import check_destinations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.cli.run_flags import RunFlags, parse_add_host, parse_size, parse_ulimit
-from bale.errors import BaleError, DockerfileError, InvalidArgument
+from bale.errors import BaleError, DockerfileError, InvalidArgument, Unavailable
 from bale.exporters.base import Exporter, ExportResponse
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome
@@ -190,6 +190,16 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     calls = [t for t in targets if t.request.call != "build"]
     if calls:
         return _calls(plan, calls)
+    from bale.cli.nodes.select import remote_builder
+
+    builder = remote_builder(args, [p for t in targets for p in t.request.platforms])
+    if builder is not None:
+        # Said plainly rather than building here behind the user's back.
+        raise Unavailable(
+            f"builder {builder.name!r} has remote nodes: bale bake builds on the local "
+            "builder only in this version",
+            hint="use --builder default, or `bale build --builder ...` per target",
+        )
     planned: dict[str, list[tuple[ImageFormat, Exporter]]] = {}
     attest: dict[str, AttestOptions] = {}
     for t in targets:
