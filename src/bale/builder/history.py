@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -179,11 +179,19 @@ class Recorder:
         result: BuildResult | None = None,
         error: BaseException | None = None,
         image: Mapping[str, Any] | None = None,
+        vertices: Collection[str] | None = None,
     ) -> str:
-        """Write the record (success or failure) and return its id."""
+        """Write the record (success or failure) and return its id. `vertices`: only these
+        steps are this build's (one of several builds solved together)."""
         completed = time.time()
         with self._lock:
-            steps = list(self._steps.values())
+            steps = []
+            for step in self._steps.values():
+                if vertices is None or step.vertex in vertices:
+                    steps.append(step)
+                elif step.log is not None:
+                    step.log.abort()
+                    step.log = None
             for step in steps:
                 if step.log is not None:
                     step.blob = step.log.finish()

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import TargetBuild, run_builds
 from bale.builder.entitlements import KNOWN, parse_allow
+from bale.builder.history import Recorder, masker, secret_values
+from bale.builder.progress import ProgressSink
 from bale.builder.remotecache.spec import parse_cache_spec
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.build_cmd import BuildRequest, parse_platforms, run_call
@@ -28,9 +30,11 @@ from bale.cli.build_run import (
     check_annotations,
     check_formats,
     image_metadata,
+    image_summary,
     images_for,
     output_specs,
     planned_exporters,
+    record_request,
 )
 from bale.cli.common import open_store, store_root
 from bale.cli.output_checks import check_destinations
@@ -48,8 +52,10 @@ from bale.oci.platform import Platform
 from bale.oci.reference import Reference
 
 if TYPE_CHECKING:
+    from bale.builder.result import BuildResult
     from bale.exporters.attest import AttestOptions
     from bale.frontends.bake.plan import Plan, PlanTarget
+    from bale.store.local import Lease, Store
 
 CWD = "cwd://"
 # Outputs whose result is an image (what the metadata file's containerimage.* describe).
@@ -215,37 +221,31 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     builds = [TargetBuild(t.name, build_options(t.request, t.files), t.links) for t in targets]
     metadata: dict[str, Any] = {}
     try:
-        with open_store(args) as store, store.lease() as lease:
-            for t in targets:
-                with _named(t.name):
-                    check_annotations(store, planned[t.name], t.files, attest[t.name])
-            results = run_builds(store, builds, sink, lease)
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            recorders = _recorders(store, sink, record_lease, targets, builds)
+            results: dict[str, BuildResult] = {}
             images: dict[str, dict[ImageFormat, ImageOutcome]] = {}
-            for t in targets:
-                if planned[t.name]:
-                    inline = any(spec.kind == "inline" for spec in t.request.cache_to)
-                    with _named(t.name):
-                        images[t.name] = images_for(
-                            store, lease, results[t.name], planned[t.name], attest[t.name], inline
-                        )
-            # Every target built: outputs now, store tags last (see the module's docstring).
-            ordered = sorted(
-                ((t, fmt, e) for t in targets for fmt, e in planned[t.name]),
-                key=lambda item: isinstance(item[2], StoreImageExporter),
-            )
-            responses: dict[str, list[ExportResponse]] = {t.name: [] for t in targets}
-            finalized = False
-            for t, fmt, exporter in ordered:
-                if isinstance(exporter, StoreImageExporter) and not finalized:
-                    _finalize(responses)
-                    finalized = True
-                with _named(t.name):
-                    responses[t.name].append(exporter.export(store, images[t.name][fmt]))
-            if not finalized:
-                _finalize(responses)
-            for t in targets:
-                if t.name in images and not plan.targets[t.name].linked:
-                    metadata[t.name] = _metadata(t, images[t.name], planned[t.name], responses)
+            try:
+                with store.lease() as lease:
+                    _build_and_export(
+                        store,
+                        lease,
+                        recorders[0][1] if recorders else sink,
+                        plan,
+                        targets,
+                        builds,
+                        planned,
+                        attest,
+                        results,
+                        images,
+                        metadata,
+                    )
+            except BaseException as exc:
+                for t, recorder in recorders:
+                    _record(recorder, t, results.get(t.name), None, planned[t.name], exc)
+                raise
+            for t, recorder in recorders:
+                _record(recorder, t, results.get(t.name), images.get(t.name), planned[t.name])
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -253,6 +253,101 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
         Path(args.metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
     sys.stdout.flush()
     return 0
+
+
+def _build_and_export(
+    store: Store,
+    lease: Lease,
+    sink: ProgressSink,
+    plan: Plan,
+    targets: list[_Target],
+    builds: list[TargetBuild],
+    planned: dict[str, list[tuple[ImageFormat, Exporter]]],
+    attest: dict[str, AttestOptions],
+    results: dict[str, BuildResult],
+    images: dict[str, dict[ImageFormat, ImageOutcome]],
+    metadata: dict[str, Any],
+) -> None:
+    """Build every target, then export them all (see the module's docstring)."""
+    for t in targets:
+        with _named(t.name):
+            check_annotations(store, planned[t.name], t.files, attest[t.name])
+    results.update(run_builds(store, builds, sink, lease))
+    for t in targets:
+        if planned[t.name]:
+            inline = any(spec.kind == "inline" for spec in t.request.cache_to)
+            with _named(t.name):
+                images[t.name] = images_for(
+                    store, lease, results[t.name], planned[t.name], attest[t.name], inline
+                )
+    # Files and pushes first, store tags last.
+    ordered = sorted(
+        ((t, fmt, e) for t in targets for fmt, e in planned[t.name]),
+        key=lambda item: isinstance(item[2], StoreImageExporter),
+    )
+    responses: dict[str, list[ExportResponse]] = {t.name: [] for t in targets}
+    finalized = False
+    for t, fmt, exporter in ordered:
+        if isinstance(exporter, StoreImageExporter) and not finalized:
+            _finalize(responses)
+            finalized = True
+        with _named(t.name):
+            responses[t.name].append(exporter.export(store, images[t.name][fmt]))
+    if not finalized:
+        _finalize(responses)
+    for t in targets:
+        if t.name in images and not plan.targets[t.name].linked:
+            metadata[t.name] = _metadata(t, images[t.name], planned[t.name], responses)
+
+
+def _recorders(
+    store: Store,
+    sink: ProgressSink,
+    lease: Lease,
+    targets: list[_Target],
+    builds: list[TargetBuild],
+) -> list[tuple[_Target, Recorder]]:
+    """One history record per target, as buildx keeps them: the recorders are chained, each
+    passing every event on, the first one given to the build."""
+    mask = masker(
+        [v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)]
+    )
+    out: list[tuple[_Target, Recorder]] = []
+    inner = sink
+    for t in reversed(targets):
+        recorder = Recorder(store, inner, lease, mask=mask)
+        out.insert(0, (t, recorder))
+        inner = recorder
+    return out
+
+
+def _record(
+    recorder: Recorder,
+    t: _Target,
+    result: BuildResult | None,
+    images: dict[ImageFormat, ImageOutcome] | None,
+    planned: list[tuple[ImageFormat, Exporter]],
+    error: BaseException | None = None,
+) -> None:
+    """Keep the target's record; a record that cannot be written never hides the build's
+    own outcome. A target's record holds the steps its images depend on (all the steps
+    when the build failed before they were known)."""
+    vertices = (
+        {s.digest for p in result.platforms for s in p.usage.steps} if result is not None else None
+    )
+    image = images[planned[0][0]] if images and planned else None
+    try:
+        recorder.finish(
+            record_request(t.request, t.specs),
+            result=result,
+            error=error,
+            image=image_summary(image) if image is not None else None,
+            vertices=vertices,
+        )
+    except BaleError:
+        recorder.abort()
+        if error is None:
+            raise
 
 
 def _metadata(
