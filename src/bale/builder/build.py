@@ -210,7 +210,8 @@ class _LinkedConfigs:
 
     def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
         if ref in self.names:
-            found = self.linked.get((ref, str(platform)))
+            results = [t for (name, _), t in self.linked.items() if name == ref]
+            found = self.linked.get((ref, str(platform)), results[0] if len(results) == 1 else None)
             return found.config.config if found is not None else RuntimeConfig()
         return self.bases.base_config(ref, platform)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -186,14 +186,22 @@ class Recorder:
         results: Mapping[str, BuildResult] | None = None,
         error: BaseException | None = None,
         image: Mapping[str, Any] | None = None,
+        vertices: Collection[str] | None = None,
     ) -> str:
         """Write the record (success or failure) and return its id; `results` are a bake
-        run's, by target."""
+        run's, by target. `vertices`: only these steps are this build's (one of several
+        builds solved together)."""
         if result is not None:
             results = {"": result}
         completed = time.time()
         with self._lock:
-            steps = list(self._steps.values())
+            steps = []
+            for step in self._steps.values():
+                if vertices is None or step.vertex in vertices:
+                    steps.append(step)
+                elif step.log is not None:
+                    step.log.abort()
+                    step.log = None
             for step in steps:
                 if step.log is not None:
                     step.blob = step.log.finish()

@@ -138,18 +138,10 @@ def run(
             "docker exporter does not currently support exporting manifest lists",
             hint="build one platform, or use -o type=oci",
         )
-    tags = list(request.tags)
-    # Made before any step runs: a bad output fails first.
-    planned = [
-        (spec.options.format, exporter)
-        for spec in specs
-        for exporter in exporter_for(
-            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
-        )
-    ]
+    planned = planned_exporters(args, request, specs)
     options = build_options(request, files)
     attest = attest_options(request, specs)
-    _check_formats(request, planned, files)
+    check_formats(request, planned)
     check_destinations(specs, request.iidfile, request.metadata_file, store_root(args))
     sink = renderer("quiet" if request.quiet else request.progress)
     try:
@@ -167,7 +159,7 @@ def run(
                     check_annotations(store, planned, files, attest)
                     result = run_build(store, options, recorder, lease)
                     inline = any(spec.kind == "inline" for spec in request.cache_to)
-                    images = _images(store, lease, result, planned, attest, inline)
+                    images = images_for(store, lease, result, planned, attest, inline)
                     responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
                     for response in responses:
                         if response.finalize is not None:
@@ -187,11 +179,22 @@ def run(
     return 0
 
 
-def _check_formats(
-    request: BuildRequest,
-    planned: list[tuple[ImageFormat, Exporter]],
-    files: dict[Platform, ParsedDockerfile],
-) -> None:
+def planned_exporters(
+    args: argparse.Namespace, request: BuildRequest, specs: list[OutputSpec]
+) -> list[tuple[ImageFormat, Exporter]]:
+    """The exporters of the outputs, each with the image format it exports; made before any
+    step runs, so a bad output fails first."""
+    tags = list(request.tags)
+    return [
+        (spec.options.format, exporter)
+        for spec in specs
+        for exporter in exporter_for(
+            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
+        )
+    ]
+
+
+def check_formats(request: BuildRequest, planned: list[tuple[ImageFormat, Exporter]]) -> None:
     if any(fmt.rewrite_timestamp for fmt, _ in planned) and not (
         os.environ.get("SOURCE_DATE_EPOCH") or request.build_args.get("SOURCE_DATE_EPOCH")
     ):
@@ -218,7 +221,7 @@ def check_annotations(
         check(fmt.annotations, platforms, index=index, oci_media_types=fmt.oci_media_types)
 
 
-def _images(
+def images_for(
     store: Store,
     lease: Lease,
     result: BuildResult,

@@ -204,10 +204,14 @@ class _Platform:
         return vertex, image.config.history, ("",) * len(image.config.history)
 
     def linked(self, ref: str, stage: ResolvedStage, source: SourceRange) -> PlatformTarget | None:
-        """Another build's result for this stage's platform, when `ref` names one."""
-        if not any(name == ref for name, _ in self.options.linked):
+        """Another build's result for this stage's platform, when `ref` names one (a build
+        of one platform stands for every platform)."""
+        results = [t for (name, _), t in self.options.linked.items() if name == ref]
+        if not results:
             return None
-        found = self.options.linked.get((ref, str(stage.platform)))
+        # A single-platform result feeds every platform (as buildx uses it).
+        found = results[0] if len(results) == 1 else None
+        found = self.options.linked.get((ref, str(stage.platform)), found)
         if found is None:
             raise DockerfileError(
                 f"context {ref!r} is a target that is not built for {stage.platform}",
