@@ -112,8 +112,10 @@ def output_specs(request: BuildRequest) -> list[OutputSpec]:
     for text in request.outputs:
         spec = parse_output(text)
         if spec.type == "docker" and not spec.dest:
-            # buildx: `type=docker` without dest (what --load stands for) loads the image.
-            spec = OutputSpec("image", spec.attrs)
+            # buildx: `type=docker` without dest (what --load stands for) loads the image;
+            # the docker archive's own keys have nothing to say about the store.
+            attrs = {k: v for k, v in spec.attrs.items() if k not in ("context", "tar")}
+            spec = OutputSpec("image", attrs)
         specs.append(spec)
     if request.load and not any(s.type == "image" for s in specs):
         specs.append(OutputSpec("image"))
