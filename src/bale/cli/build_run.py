@@ -148,13 +148,13 @@ def run(
     ]
     options = build_options(request, files)
     attest = attest_options(request, specs)
-    _check_formats(request, planned, files)
+    _check_formats(request, planned)
     check_destinations(specs, request.iidfile, request.metadata_file, store_root(args))
     sink = renderer("quiet" if request.quiet else request.progress)
     warn_attestations(sink, attest, request.quiet or request.progress == "quiet")
     try:
         with open_store(args) as store, store.lease() as lease:
-            check_annotations(store, planned, files, attest)
+            check_annotations(store, planned, files)
             result = run_build(store, options, sink, lease)
             inline = any(spec.kind == "inline" for spec in request.cache_to)
             images = _images(store, lease, result, planned, attest, inline)
@@ -172,11 +172,7 @@ def run(
     return 0
 
 
-def _check_formats(
-    request: BuildRequest,
-    planned: list[tuple[ImageFormat, Exporter]],
-    files: dict[Platform, ParsedDockerfile],
-) -> None:
+def _check_formats(request: BuildRequest, planned: list[tuple[ImageFormat, Exporter]]) -> None:
     if any(fmt.rewrite_timestamp for fmt, _ in planned) and not (
         os.environ.get("SOURCE_DATE_EPOCH") or request.build_args.get("SOURCE_DATE_EPOCH")
     ):
@@ -190,10 +186,9 @@ def check_annotations(
     store: Store,
     planned: list[tuple[ImageFormat, Exporter]],
     files: dict[Platform, ParsedDockerfile],
-    attest: AttestOptions,
 ) -> None:
     """What BuildKit refuses about annotations, known before any step: whether the export is
-    an index depends on the store's mode and on attestations."""
+    an index depends on the store's mode (containerd mode always writes one)."""
     from bale.oci.annotations import check
     from bale.store.images import StoreMode
 
