@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
@@ -85,7 +86,26 @@ def test_push_gives_one_index_each_platform_built_on_its_node(
 ) -> None:
     ctx = _context(tmp_path, cluster.base)
     ref = f"{cluster.registry}/app:push"
-    proc = _build(cluster, ctx, "--push", "-t", ref)
+    root = tmp_path / "fresh"  # a coordinator that has never held a layer of this image
+    root.mkdir()
+    shutil.copy(cluster.root / "builders.json", root / "builders.json")
+    proc = cluster.bale(
+        "build",
+        "--builder",
+        "two",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "rawjson",
+        "--push",
+        "-t",
+        ref,
+        str(ctx),
+        root=root,
+    )
+    # The nodes pushed their layers by digest: none came through here (busybox is ~1 MB).
+    big = [p for p in root.rglob("*") if p.is_file() and p.stat().st_size > 256 << 10]
+    assert big == [], big
     ran = _ran(proc.stderr)
     assert any(n.startswith("[amd] [linux/amd64") and "RUN uname" in n for n in ran), ran
     assert any(n.startswith("[arm] [linux/arm64") and "RUN uname" in n for n in ran), ran

@@ -23,10 +23,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from bale.builder.progress import Event, ProgressSink
 from bale.builder.state import LayerRef
@@ -38,13 +38,13 @@ from bale.cli.nodes.state import Builder, Node
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import BaleError, FailedPrecondition, InvalidArgument, Unavailable
 from bale.exporters.image import ImageOutcome, PlatformImage
-from bale.exporters.outputs import exporter_for
+from bale.exporters.outputs import OutputSpec, exporter_for
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci import mediatype
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import Index
 from bale.oci.platform import Platform
-from bale.store.archive_load import ingest_layout
+from bale.store.archive_load import ingest_documents, ingest_layout
 from bale.store.images import StoreMode
 from bale.store.local import Lease, Store
 
@@ -94,6 +94,7 @@ def _node_argv(
     platforms: Sequence[Platform],
     oci_artifact: bool,
     names: Sequence[str],
+    push: bool = False,
 ) -> list[str]:
     """`bale build` flags for the node: its platforms, the request's options, output OCI."""
     argv = ["--platform", ",".join(str(p) for p in platforms), "--progress", "rawjson"]
@@ -129,6 +130,9 @@ def _node_argv(
         argv += ["--cache-to", value]
     if request.jobs:
         argv += ["--jobs", str(request.jobs)]
+    if push:  # the node pushes by digest; the coordinator tags the one index at the end
+        output = f"type=registry,push-by-digest=true,oci-artifact={str(oci_artifact).lower()}"
+        return [*argv, "-o", output + ',"name=' + ",".join(names) + '"']
     output = f"type=oci,dest=-,oci-artifact={str(oci_artifact).lower()}"
     if names:
         output += ',"name=' + ",".join(names) + '"'
@@ -444,7 +448,11 @@ def _platform_images(store: Store, manifests: Sequence[Descriptor]) -> tuple[Pla
 
 
 def assemble_nodes(
-    store: Store, lease: Lease, results: Sequence[IO[bytes]], order: Sequence[Platform]
+    store: Store,
+    lease: Lease,
+    results: Sequence[IO[bytes]],
+    order: Sequence[Platform],
+    ingest: Callable[[Store, BinaryIO, Lease], list[Descriptor]] = ingest_layout,
 ) -> ImageOutcome:
     """One index of every node's platform manifests (in the requested platform order) and
     attestation manifests; the nodes' layouts verified into the store under `lease`."""
@@ -452,7 +460,7 @@ def assemble_nodes(
     attestations: list[Descriptor] = []
     for result in results:
         result.seek(0)
-        for top in ingest_layout(store, result, lease):  # type: ignore[arg-type]
+        for top in ingest(store, result, lease):  # type: ignore[arg-type]
             if mediatype.is_index(top.media_type):
                 index = store.index(top)
                 images += index.image_manifests()
@@ -476,6 +484,30 @@ def assemble_nodes(
         index = Index(manifests=(*images, *attestations))
         target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
     return ImageOutcome(target, tuple(images), configs, platforms)
+
+
+def _tag(
+    args: argparse.Namespace,
+    store: Store,
+    image: ImageOutcome,
+    specs: Sequence[OutputSpec],
+    tags: list[str],
+) -> None:
+    """Push the one index (its children are in the registry already, by digest) under
+    every name: the only tag a build on nodes moves."""
+    from bale.exporters.outputs import image_names
+    from bale.oci.reference import Reference
+    from bale.registry.client import Repository
+
+    data = store.read_json_blob(image.target)
+    with open_registries(args) as registries:
+        for spec in specs:
+            by_digest = spec.flag("push-by-digest")
+            for name in image_names(spec, tags):
+                ref = Reference.parse(name)
+                repo = Repository(registries.session(ref.domain), ref.path, push=True)
+                tag = ref.tag if ref.tag and not by_digest else str(image.target.digest)
+                repo.put_manifest(tag, data, image.target.media_type)
 
 
 def run(
@@ -509,6 +541,8 @@ def run(
     for spec in specs:
         names += [n for n in image_names(spec, list(request.tags)) if n not in names]
     artifact = oci_artifact(specs)
+    # Only registry outputs: each node pushes its part by digest, layers never come here.
+    push_only = all(spec.type == "registry" for spec in specs)
     secrets = {
         k: base64.b64encode(v).decode() for k, v in (parse_secret(s) for s in request.secrets)
     }
@@ -539,7 +573,8 @@ def run(
             send = not hellos[node.name].has_context
             header = {
                 "node": node.name,
-                "argv": _node_argv(args, request, a.platforms, artifact, names),
+                "argv": _node_argv(args, request, a.platforms, artifact, names, push_only),
+                "push": push_only,
                 "context": digest,
                 "context_size": size if send else 0,
                 "dockerfile": request.dockerfile.text,
@@ -568,11 +603,17 @@ def run(
         busy = [r for r in runs if r.platforms]
         _run_all(busy)
         with open_store(args) as store, store.lease() as lease:
-            image = assemble_nodes(store, lease, [r.result for r in busy], request.platforms)
-            responses = [exporter.export(store, image) for exporter in exporters]
-            for response in responses:
-                if response.finalize is not None:
-                    response.finalize()
+            if push_only:
+                image = assemble_nodes(
+                    store, lease, [r.result for r in busy], request.platforms, ingest_documents
+                )
+                _tag(args, store, image, specs, list(request.tags))
+            else:
+                image = assemble_nodes(store, lease, [r.result for r in busy], request.platforms)
+                responses = [exporter.export(store, image) for exporter in exporters]
+                for response in responses:
+                    if response.finalize is not None:
+                        response.finalize()
     finally:
         if packed is not None:
             packed.close()
