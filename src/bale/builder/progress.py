@@ -11,8 +11,9 @@ from typing import Protocol
 class Event:
     """One thing that happened to a vertex.
 
-    kind: "start", "done", "cached", "error", "log" (a line of step output), "status"
-    (a note such as a pulled layer), "warning".
+    kind: "start", "done", "cached", "error", "canceled" (stopped because another step
+    failed), "log" (a line of step output), "status" (a note such as a pulled layer),
+    "warning".
     """
 
     kind: str
@@ -25,6 +26,8 @@ class Event:
     duration: float | None = None
     stream: int = 0  # 1 stdout, 2 stderr for "log"
     reason: str = ""  # for "start": why the step is not a cache hit
+    inputs: tuple[str, ...] = ()  # for "start", "cached" and "done": the vertices it reads
+    exit_code: int | None = None  # for "error": the process's exit code, when one ran
 
 
 class ProgressSink(Protocol):

@@ -10,16 +10,15 @@ import argparse
 import atexit
 import io
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
-from bale.cli import attest_flags
+from bale.cli import attest_flags, compat_flags, output_flags, run_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
 from bale.errors import DockerfileError, InvalidArgument
@@ -27,13 +26,14 @@ from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
 from bale.oci.platform import Platform, host_platform, require_known
 from bale.oci.reference import Reference
+from bale.trees import remove_tree
 
 if TYPE_CHECKING:
     from bale.frontends.dockerfile.checks import CheckResult
     from bale.frontends.dockerfile.outline import Outline, TargetInfo
 
 CALLS = ("build", "check", "outline", "targets")
-PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson")
+PROGRESS = ("auto", "tty", "plain", "quiet", "rawjson", "none")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ class BuildRequest:
     verify_reproducible: bool = False
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
+    annotations: tuple[str, ...] = ()
+    run: run_flags.RunFlags = field(default_factory=run_flags.RunFlags)
+    report: str = ""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,10 +103,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--pull", action="store_true", help="always look for newer base images")
     p.add_argument("--iidfile", help="write the image id to this file")
     p.add_argument("--metadata-file", help="write build metadata (JSON) to this file")
-    p.add_argument("--progress", default="auto", choices=PROGRESS)
+    p.add_argument("--progress", default=None, metavar="|".join(PROGRESS),
+                   help="progress output (env BUILDKIT_PROGRESS; default auto)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
     attest_flags.register(p)
+    output_flags.register(p)
+    run_flags.register(p)
+    compat_flags.register(p)
     p.add_argument("--verify-reproducible", action="store_true",
                    help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)")
     p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
@@ -111,8 +118,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
                    help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
                    "type=inline; mode=min|max, cache-mounts=ID;ID|all")
-    p.add_argument("--builder", default=None,
-                   help="builder to use (env BALE_BUILDER; default: bale builder use)")
+    p.add_argument("--report", default="", metavar="FILE",
+                   help="write the build's HTML report here, success or failure")
     p.add_argument("--strict-platforms", action="store_true",
                    help="refuse, before any work, a platform no node builds natively")
     p.set_defaults(func=cmd_build)
@@ -154,7 +161,7 @@ def stdin_context(file: str | None) -> tuple[Path, str | None]:
         raise InvalidArgument("the Dockerfile and the context cannot both come from stdin")
     data = sys.stdin.buffer.read()
     directory = Path(tempfile.mkdtemp(prefix="bale-stdin-context-"))
-    atexit.register(shutil.rmtree, directory, True)
+    atexit.register(remove_tree, directory, ignore_errors=True)
     if _is_tar(data):
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
@@ -174,7 +181,19 @@ def _is_tar(data: bytes) -> bool:
     return len(data) >= 512 and data[257:262] == b"ustar"
 
 
+def progress_mode(flag: str | None) -> str:
+    """--progress, else BUILDKIT_PROGRESS, else auto; `none` shows nothing (as quiet)."""
+    mode = (flag or os.environ.get("BUILDKIT_PROGRESS") or "auto").lower()
+    if mode not in PROGRESS:
+        source = "--progress" if flag else "BUILDKIT_PROGRESS"
+        raise InvalidArgument(
+            f"invalid progress mode {mode!r} from {source}", hint="use " + ", ".join(PROGRESS)
+        )
+    return "quiet" if mode == "none" else mode
+
+
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    compat_flags.check(args)
     call = "check" if args.check else args.call.lower()
     if call not in CALLS:
         raise InvalidArgument(f"unknown --call {args.call!r}", hint="use " + ", ".join(CALLS))
@@ -218,7 +237,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         pull=args.pull,
         iidfile=args.iidfile,
         metadata_file=args.metadata_file,
-        progress=args.progress,
+        progress=progress_mode(args.progress),
         quiet=args.quiet,
         jobs=args.jobs,
         attest=tuple(args.attest),
@@ -227,6 +246,9 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         cache_from=tuple(parse_cache_spec(v, "--cache-from") for v in args.cache_from),
         cache_to=tuple(parse_cache_spec(v, "--cache-to") for v in args.cache_to),
         verify_reproducible=args.verify_reproducible,
+        annotations=tuple(args.annotation),
+        run=run_flags.parse_run_flags(args),
+        report=args.report,
     )
 
 
@@ -296,10 +318,29 @@ def _build(
 
 def cmd_build(args: argparse.Namespace) -> int:
     request = request_from_args(args)
-    files = dockerfiles_for(request.dockerfile, request.platforms,
-                            build_args=request.build_args, template_vars=request.template_vars)
+    try:
+        files = dockerfiles_for(request.dockerfile, request.platforms,
+                                build_args=request.build_args,
+                                template_vars=request.template_vars)
+    except DockerfileError as exc:
+        if request.call == "build" and not request.verify_reproducible:
+            from bale.cli import build_run
+
+            build_run.record_failure(args, request, exc)
+        raise
     if request.call == "build":
         return _build(args, request, files)
+    text, failing = run_call(request, files)
+    print(text)
+    if failing:
+        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
+    return 0
+
+
+def run_call(
+    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> tuple[str, set[str]]:
+    """`--call check|outline|targets`: what it prints, and the lint rules that failed."""
     # Lint and introspection modules are imported only for the calls that use them.
     from bale.frontends.dockerfile.checks import check
     from bale.frontends.dockerfile.outline import outline, targets
@@ -307,23 +348,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     if request.call == "check":
         failing: set[str] = set()
         shown: set[tuple[str, ...]] = set()
+        out = []
         for platform, parsed in files.items():
             if parsed.lines in shown:  # a template that renders alike is checked once
                 continue
             shown.add(parsed.lines)
             result = check(parsed, target_platform=platform, build_args=request.build_args,
                            target=request.target)
-            print(format_check(result))
+            out.append(format_check(result))
             if result.failed:
                 failing.update(f.rule for f in result.findings)
-        if failing:
-            raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-        return 0
+        return "\n".join(out), failing
     platform = request.platforms[0]
     parsed = files[platform]
     if request.call == "targets":
-        print(format_targets(targets(parsed)))
-        return 0
-    print(format_outline(outline(parsed, target=request.target, build_args=request.build_args,
-                                 target_platform=platform)))
-    return 0
+        return format_targets(targets(parsed)), set()
+    return format_outline(outline(parsed, target=request.target, build_args=request.build_args,
+                                  target_platform=platform)), set()

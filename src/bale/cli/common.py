@@ -15,10 +15,14 @@ if TYPE_CHECKING:
     from bale.registry.transport import Registries
 
 
+def store_root(args: argparse.Namespace) -> Path:
+    return Path(args.root) if getattr(args, "root", None) else default_root()
+
+
 def open_store(args: argparse.Namespace) -> Store:
     """The store, after reclaiming what killed builds left in it (mounts, step directories,
     containers, active snapshots)."""
-    root = Path(args.root) if getattr(args, "root", None) else default_root()
+    root = store_root(args)
     store = Store(root)
     from bale.builder.reclaim import reclaim
 

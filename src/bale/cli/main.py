@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bale import __version__, errors
 from bale.cli import exitcodes
+from bale.cli.parser import BaleParser
 from bale.cli.render_error import render
 
 # Each module has `register(subparsers)`; the handlers it sets take the parsed namespace.
@@ -22,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.build_cmd",
     "bale.cli.builder_cmd",
     "bale.cli.bake_cmd",
+    "bale.cli.history_cmd",
     "bale.cli.nodes.serve",
 )
 
@@ -33,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "build": "bale.cli.build_cmd",
     "builder": "bale.cli.builder_cmd",
     "emulation": "bale.cli.emulation_cmd",
+    "history": "bale.cli.history_cmd",
     "image": "bale.cli.images_cmd",
     "images": "bale.cli.images_cmd",
     "import": "bale.cli.images_cmd",
@@ -66,9 +69,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bale", description="Multi-platform container image builder."
-    )
+    parser = BaleParser(prog="bale", description="Multi-platform container image builder.")
     parser.add_argument("--version", action="version", version=f"bale {__version__}")
     parser.add_argument(
         "--root",
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.OK
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    debug = os.environ.get("BALE_DEBUG", "") not in ("", "0")
+    debug = os.environ.get("BALE_DEBUG", "") not in ("", "0") or getattr(args, "debug", False)
     try:
         code = args.func(args)
         return int(code or 0)
@@ -105,6 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render(exc), file=sys.stderr)
         return exitcodes.for_error(exc)
     except BrokenPipeError:
+        return exitcodes.ERROR
+    except OSError as exc:
+        if debug or not exc.filename:
+            raise
+        # An I/O failure on a path the user gave (a full disk, a vanished directory).
+        print(f"ERROR: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return exitcodes.ERROR
     except Exception as exc:  # a bug: say so in one line unless debugging
         if debug:

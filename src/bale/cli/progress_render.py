@@ -53,6 +53,8 @@ class PlainRenderer:
                 self._out.write(f"#{n} DONE {took:.1f}s\n")
             elif event.kind == "error":
                 self._out.write(f"#{n} ERROR: {event.message}\n")
+            elif event.kind == "canceled":
+                self._out.write(f"#{n} CANCELED\n")
             elif event.kind in ("log", "status", "warning"):
                 elapsed = event.time - self._started.get(event.vertex, event.time)
                 self._out.write(f"#{n} {elapsed:.3f} {event.message}\n")
@@ -104,6 +106,8 @@ class RawJsonRenderer:
                     vertex["cached"] = True
                 elif event.kind == "error":
                     vertex["error"] = event.message
+                elif event.kind == "canceled":
+                    vertex["error"] = "context canceled"  # BuildKit's text for a cancelled step
             status = {"vertexes": [vertex]}
         line = json.dumps(status, sort_keys=True)
         with self._lock:
@@ -120,6 +124,9 @@ class QuietRenderer:
         pass
 
 
+TIME_WIDTH = 7  # "1234.5s"
+
+
 class TtyRenderer:
     """A live view: one row per step with its state and time; the output tail of running steps."""
 
@@ -131,6 +138,7 @@ class TtyRenderer:
         self._rows: dict[str, list[str]] = {}
         self._started: dict[str, float] = {}
         self._logs: dict[str, list[str]] = {}
+        self._ended: dict[str, float] = {}  # how long a failed or cancelled step ran
         self._lock = threading.Lock()
         self._t0 = time.time()
         self._closed = False
@@ -144,9 +152,11 @@ class TtyRenderer:
         from rich.table import Table  # only the live view pays for rich
         from rich.text import Text
 
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True, overflow="ellipsis")
-        grid.add_column(justify="right", no_wrap=True)
+        # The time column has a fixed width, so a narrow terminal cuts the step's command
+        # (with an ellipsis) and never its time.
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        grid.add_column(justify="right", no_wrap=True, width=TIME_WIDTH)
         elapsed = time.time() - self._t0
         finished = sum(1 for _, state in self._rows.values() if state not in ("running", "waiting"))
         title = f"Building {elapsed:.1f}s ({finished}/{len(self._rows)})"
@@ -159,10 +169,18 @@ class TtyRenderer:
                 took = f"{time.time() - self._started.get(vertex, time.time()):.1f}s"
             elif state.endswith("s") and state[0].isdigit():
                 took, state = state, "done"
-            colour = {"running": "blue", "done": "green", "CACHED": "cyan", "ERROR": "red"}.get(
-                state, "white"
-            )
-            marker = "CACHED " if state == "CACHED" else "ERROR " if state == "ERROR" else ""
+            elif state == "CACHED":
+                took = "0.0s"  # as BuildKit shows a cache hit
+            elif state in ("ERROR", "CANCELED"):
+                took = f"{self._ended.get(vertex, 0.0):.1f}s"
+            colour = {
+                "running": "blue",
+                "done": "green",
+                "CACHED": "cyan",
+                "ERROR": "red",
+                "CANCELED": "yellow",
+            }.get(state, "white")
+            marker = f"{state} " if state in ("CACHED", "ERROR", "CANCELED") else ""
             # Text, not markup: step names hold "[linux/arm64 …]", which markup would eat.
             grid.add_row(Text(f" => {marker}{name}", style=colour), took)
             if state in ("running", "ERROR"):
@@ -184,8 +202,9 @@ class TtyRenderer:
                 row[1] = "CACHED"
             elif event.kind == "done":
                 row[1] = f"{event.duration or 0.0:.1f}s"
-            elif event.kind == "error":
-                row[1] = "ERROR"
+            elif event.kind in ("error", "canceled"):
+                row[1] = "ERROR" if event.kind == "error" else "CANCELED"
+                self._ended[event.vertex] = event.time - self._started.get(event.vertex, event.time)
                 self._failed = True
             elif event.kind == "log":
                 self._logs.setdefault(event.vertex, []).append(event.message)

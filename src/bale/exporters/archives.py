@@ -16,19 +16,30 @@ from bale.exporters.oci_archive import (
     write_oci_archive,
     write_oci_dir,
 )
+from bale.oci.annotations import AnnotationSpec, annotate_index_descriptor
 from bale.oci.descriptor import Descriptor
 from bale.store.local import Store
 
 
 class OciExporter:
-    def __init__(self, dest: Path | None, names: list[str], tar: bool, stdout: BinaryIO) -> None:
+    def __init__(
+        self,
+        dest: Path | None,
+        names: list[str],
+        tar: bool,
+        stdout: BinaryIO,
+        annotations: tuple[AnnotationSpec, ...] = (),
+    ) -> None:
         self.dest = dest
         self.names = names
         self.tar = tar
         self.stdout = stdout
+        self.annotations = annotations
 
     def export(self, store: Store, image: ImageOutcome) -> ExportResponse:
-        entries = [SaveEntry(n, image.target) for n in self.names] or [SaveEntry("", image.target)]
+        # index-descriptor annotations go on the image's entry in the layout's index.json.
+        target = annotate_index_descriptor(image.target, self.annotations)
+        entries = [SaveEntry(n, target) for n in self.names] or [SaveEntry("", target)]
         if not self.tar:
             assert self.dest is not None
             write_oci_dir(store, entries, str(self.dest))

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field, replace
 
 from bale.builder.result import BuildResult, PlatformResult
 from bale.builder.state import LayerRef
-from bale.exporters.attest import AttestOptions, attach
+from bale.exporters.attest import AttestationFile, AttestOptions, attach, platform_statements
+from bale.exporters.export_options import ImageFormat
 from bale.oci import mediatype
+from bale.oci.annotations import annotate_index, annotate_manifest, annotate_manifest_descriptor
 from bale.oci.config import ImageConfig
 from bale.oci.descriptor import Descriptor
 from bale.oci.digest import Digest
@@ -30,6 +32,8 @@ class PlatformImage:
     platform: Platform
     config: ImageConfig
     layers: tuple[LayerRef, ...]
+    # The statements a local or tar output writes beside the files (not the inline-only).
+    attestations: tuple[AttestationFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,15 @@ def assemble(
     attest: AttestOptions | None = None,
     *,
     inline_cache: bool = False,
+    fmt: ImageFormat | None = None,
 ) -> ImageOutcome:
     """Configs and manifests per platform, then one index over them (OCI media types), with
     an attestation manifest per platform (provenance, SBOMs: as `attest` asks) in
-    containerd mode."""
+    containerd mode. `fmt` gives the media types (Docker ones with oci-mediatypes=false)
+    and the user's annotations."""
+    fmt = fmt or ImageFormat()
+    specs = fmt.image_annotations
+    oci = fmt.oci_media_types
     manifests = []
     configs = []
     images = []
@@ -110,31 +119,44 @@ def assemble(
         images.append(PlatformImage(r.platform, config, r.layers))
         for layer in r.layers:
             lease.add(layer.descriptor.digest)
-        config_desc = store.put_document(config.encode(), mediatype.OCI_CONFIG, lease)
+        config_type = mediatype.OCI_CONFIG if oci else mediatype.DOCKER_CONFIG
+        config_desc = store.put_document(config.encode(), config_type, lease)
         configs.append(str(config_desc.digest))
-        manifest = Manifest(config=config_desc, layers=tuple(x.descriptor for x in r.layers))
-        manifests.append(
-            store.put_document(
-                manifest.encode(), mediatype.OCI_MANIFEST, lease, platform=config.platform
-            )
+        manifest_type = mediatype.OCI_MANIFEST if oci else mediatype.DOCKER_MANIFEST
+        manifest = Manifest(
+            config=config_desc,
+            layers=tuple(_layer_descriptor(x.descriptor, oci) for x in r.layers),
+            media_type=manifest_type,
         )
+        manifest = annotate_manifest(manifest, specs, r.platform)
+        desc = store.put_document(manifest.encode(), manifest_type, lease, platform=config.platform)
+        manifests.append(annotate_manifest_descriptor(desc, specs, r.platform))
+    statements = (
+        platform_statements(store, result, manifests, attest) if attest is not None else None
+    )
+    if statements is not None:
+        images = [
+            replace(image, attestations=tuple(f for f in files if not f.inline_only))
+            for image, files in zip(images, statements, strict=True)
+        ]
     if len(result.platforms) == 1 and store.mode() is StoreMode.CLASSIC:
         only = manifests[0]
-        target = Descriptor(only.media_type, only.digest, only.size)
+        target = Descriptor(only.media_type, only.digest, only.size, annotations=only.annotations)
     else:
         entries = list(manifests)
         if attest is not None:
-            entries += _attestations(store, lease, result, manifests, attest)
-        index = Index(manifests=tuple(entries))
-        target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
+            entries += attach(store, lease, result, manifests, attest, statements)
+        index_type = mediatype.OCI_INDEX if oci else mediatype.DOCKER_MANIFEST_LIST
+        index = annotate_index(Index(manifests=tuple(entries), media_type=index_type), specs)
+        target = store.put_document(index.encode(), index_type, lease)
     return ImageOutcome(target, tuple(manifests), tuple(configs), tuple(images))
 
 
-def _attestations(
-    store: Store,
-    lease: Lease,
-    result: BuildResult,
-    manifests: list[Descriptor],
-    attest: AttestOptions,
-) -> list[Descriptor]:
-    return attach(store, lease, result, manifests, attest)
+def _layer_descriptor(desc: Descriptor, oci: bool) -> Descriptor:
+    """Docker media types for gzip and plain layers with oci-mediatypes=false (zstd has
+    none: it keeps the OCI type, as BuildKit does)."""
+    if oci:
+        return desc
+    kind = mediatype.layer_compression(desc.media_type)
+    docker = {"gzip": mediatype.DOCKER_LAYER_GZIP, "": mediatype.DOCKER_LAYER}.get(kind)
+    return replace(desc, media_type=docker) if docker else desc

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from bale.errors import InvalidArgument
 from bale.exporters.archives import DockerExporter, OciExporter
 from bale.exporters.base import Exporter
+from bale.exporters.export_options import ExportOptions, parse_export_options
 from bale.exporters.filesystem import LocalExporter, TarExporter
 from bale.exporters.registry import RegistryExporter
 from bale.exporters.store_image import StoreImageExporter
@@ -31,6 +32,10 @@ class OutputSpec:
     @property
     def dest(self) -> str:
         return self.attrs.get("dest", "")
+
+    @property
+    def options(self) -> ExportOptions:
+        return parse_export_options(self.type, self.attrs)
 
     def flag(self, key: str, default: bool = False) -> bool:
         value = self.attrs.get(key)
@@ -67,7 +72,12 @@ def parse_output(text: str) -> OutputSpec:
         )
     if kind in ("local", "tar", "oci") and "dest" not in attrs:
         raise InvalidArgument(f"output type={kind} needs dest=PATH")
-    return OutputSpec(kind, attrs)
+    spec = OutputSpec(kind, attrs)
+    try:
+        _ = spec.options  # every key and value checked now, before any step
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{exc.message} in output {text!r}", hint=exc.hint) from None
+    return spec
 
 
 def image_names(spec: OutputSpec, tags: list[str]) -> list[str]:
@@ -85,25 +95,35 @@ def exporter_for(
     """The exporters one output stands for (an image pushed too with `push=true`); made
     before any step runs, so a bad output fails first."""
     names = image_names(spec, tags)
-    if spec.type == "registry":
-        if not names:
-            raise InvalidArgument("--push needs an image name", hint="add -t NAME:TAG")
-        return [RegistryExporter(names, registries, by_digest=spec.flag("push-by-digest"))]
+    opts = spec.options
     out: list[Exporter] = []
-    if spec.type == "image":
-        out.append(StoreImageExporter(names))
+    if spec.type in ("image", "registry") and opts.store and (spec.type == "image" or opts.unpack):
+        out.append(
+            StoreImageExporter(
+                names,
+                name_canonical=opts.name_canonical,
+                dangling_prefix=opts.dangling_name_prefix,
+                unpack=opts.unpack,
+            )
+        )
     elif spec.type == "oci":
-        out.append(OciExporter(_dest(spec), names, spec.flag("tar", True), stdout))
+        out.append(OciExporter(_dest(spec), names, opts.tar, stdout, opts.format.annotations))
     elif spec.type == "docker":
         out.append(DockerExporter(_dest(spec), names, stdout))
     elif spec.type == "local":
-        out.append(LocalExporter(Path(spec.dest)))
+        out.append(LocalExporter(Path(spec.dest), opts.platform_split))
     elif spec.type == "tar":
-        out.append(TarExporter(_dest(spec), stdout))
-    if spec.flag("push"):
+        out.append(TarExporter(_dest(spec), stdout, opts.platform_split))
+    if opts.push:
         if not names:
-            raise InvalidArgument("push=true needs an image name", hint="add -t NAME:TAG")
-        out.append(RegistryExporter(names, registries, by_digest=spec.flag("push-by-digest")))
+            what = "--push" if spec.type == "registry" else "push=true"
+            raise InvalidArgument(f"{what} needs an image name", hint="add -t NAME:TAG")
+        out.append(RegistryExporter(names, registries, by_digest=opts.push_by_digest))
+    elif spec.type == "image" and not opts.store:
+        raise InvalidArgument(
+            "output type=image with store=false and no push keeps nothing",
+            hint="add push=true, or drop store=false",
+        )
     return out
 
 

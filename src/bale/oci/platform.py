@@ -178,6 +178,7 @@ KNOWN_OS = frozenset(
         "aix",
         "plan9",
         "wasip1",
+        "wasi",  # what Docker's wasm support names (--platform wasi/wasm)
         "js",
     }
 )

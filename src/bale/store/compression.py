@@ -12,6 +12,7 @@ import hashlib
 import io
 import lzma
 import os
+import zlib
 from typing import IO, Any, BinaryIO, Protocol, cast
 
 import zstandard
@@ -196,13 +197,30 @@ class _CountingSink(io.RawIOBase):
             flush()
 
 
+class _ZlibGzip:
+    """Deterministic gzip at a zlib level (header without name or time)."""
+
+    def __init__(self, out: _CountingSink, level: int) -> None:
+        self._out = out
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if chunk := self._z.compress(data):
+            self._out.write(chunk)
+
+    def close(self) -> None:
+        self._out.write(self._z.flush())
+
+
 class LayerWriter:
     """Takes the uncompressed tar, hashes it (diff id), compresses it, hashes the result.
 
     One pass: nothing is buffered beyond a compression block.
     """
 
-    def __init__(self, sink: Sink, compression: str = "gzip", *, threads: int = 0) -> None:
+    def __init__(
+        self, sink: Sink, compression: str = "gzip", *, threads: int = 0, level: int | None = None
+    ) -> None:
         self.compression = compression
         self._out = _CountingSink(sink)
         self._tar_hash = hashlib.sha256()
@@ -211,7 +229,10 @@ class LayerWriter:
         self._zstd: Any = None
         if threads <= 0:
             threads = max(1, min(4, len(os.sched_getaffinity(0))))
-        if compression == "gzip":
+        if compression == "gzip" and level is not None:
+            # An asked-for level is zlib's (0-9, what BuildKit's compression-level means).
+            self._gzip = _ZlibGzip(self._out, level)
+        elif compression == "gzip":
             # Same output whatever the thread count: blocks are fixed-size and chained by
             # a 32 KiB dictionary, the header carries no time or name.
             self._gzip = igzip_threaded.open(  # type: ignore[no-untyped-call]
@@ -219,7 +240,9 @@ class LayerWriter:
             )
         elif compression == "zstd":
             params = zstandard.ZstdCompressionParameters.from_level(
-                ZSTD_LEVEL, threads=threads if threads > 1 else 0, write_checksum=True
+                ZSTD_LEVEL if level is None else level,
+                threads=threads if threads > 1 else 0,
+                write_checksum=True,
             )
             self._zstd = zstandard.ZstdCompressor(compression_params=params).stream_writer(
                 self._out,  # type: ignore[arg-type]

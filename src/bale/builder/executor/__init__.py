@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         SSHMount,
         StepOutput,
         TmpfsMount,
+        Ulimit,
     )
 
 _WHERE = {
@@ -39,6 +40,7 @@ _WHERE = {
     "SecretMount": "spec",
     "StepOutput": "spec",
     "TmpfsMount": "spec",
+    "Ulimit": "spec",
 }
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "SecretMount",
     "StepOutput",
     "TmpfsMount",
+    "Ulimit",
 ]
 
 __getattr__ = lazy_getattr("bale.builder.executor", _WHERE)

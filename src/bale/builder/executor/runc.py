@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -16,7 +15,35 @@ from bale.builder.executor.sandbox import PlannedMount, PreparedStep
 from bale.builder.executor.spec import RunSpec
 from bale.builder.users import Identity
 
-_RM = shutil.which("rm") or "/bin/rm"
+
+class _Unlinker:
+    """Removes `paths` as soon as `marker` appears (or when stopped)."""
+
+    def __init__(self, marker: Path, paths: list[Path]) -> None:
+        self._marker = marker
+        self._paths = paths
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.01):
+            if self._marker.exists():
+                break
+        self._unlink()
+
+    def _unlink(self) -> None:
+        for path in self._paths:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self._unlink()
+
 
 # Docker's and BuildKit's default capability set for build steps.
 CAPABILITIES = [
@@ -34,6 +61,51 @@ CAPABILITIES = [
     "CAP_SYS_CHROOT",
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
+]
+
+# What `--security=insecure` gives (BuildKit's entitlement runs the step privileged).
+ALL_CAPABILITIES = [
+    f"CAP_{name}"
+    for name in [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+    ]
 ]
 
 _MASKED = [
@@ -83,7 +155,7 @@ def runtime_spec(
             "destination": "/dev/shm",
             "type": "tmpfs",
             "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", _shm_size(spec.shm_size)],
         },
         {
             "destination": "/dev/mqueue",
@@ -115,30 +187,59 @@ def runtime_spec(
                 "options": list(m.options),
             }
         )
+    insecure = spec.security == "insecure"
+    capabilities = _bounded(ALL_CAPABILITIES) if insecure else CAPABILITIES
+    process: dict[str, Any] = {
+        "terminal": False,
+        "user": {
+            "uid": identity.uid,
+            "gid": identity.gid,
+            "additionalGids": list(identity.groups),
+        },
+        "args": list(spec.argv),
+        "env": env,
+        "cwd": spec.cwd or "/",
+        "capabilities": {k: capabilities for k in ("bounding", "effective", "permitted")},
+        "noNewPrivileges": False,
+    }
+    if spec.ulimits:
+        process["rlimits"] = [
+            {"type": f"RLIMIT_{u.name.upper()}", "soft": _limit(u.soft), "hard": _limit(u.hard)}
+            for u in spec.ulimits
+        ]
     return {
         "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False,
-            "user": {
-                "uid": identity.uid,
-                "gid": identity.gid,
-                "additionalGids": list(identity.groups),
-            },
-            "args": list(spec.argv),
-            "env": env,
-            "cwd": spec.cwd or "/",
-            "capabilities": {k: CAPABILITIES for k in ("bounding", "effective", "permitted")},
-            "noNewPrivileges": False,
-        },
+        "process": process,
         "root": {"path": rootfs, "readonly": False},
         "hostname": spec.hostname,
         "mounts": oci_mounts,
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": _MASKED,
-            "readonlyPaths": _READONLY,
+            "maskedPaths": [] if insecure else _MASKED,
+            "readonlyPaths": [] if insecure else _READONLY,
         },
     }
+
+
+def _bounded(caps: list[str]) -> list[str]:
+    """The capabilities (listed in number order) this process can hand on: runc refuses
+    one outside its bounding set (a container host may drop CAP_SYS_RESOURCE)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+                return [cap for bit, cap in enumerate(caps) if mask >> bit & 1]
+    except (OSError, ValueError):
+        pass
+    return caps
+
+
+def _shm_size(size: int) -> str:
+    return f"size={size}" if size > 0 else "size=65536k"
+
+
+def _limit(value: int) -> int:
+    return 2**64 - 1 if value < 0 else value  # RLIM_INFINITY
 
 
 class RuncRunner:
@@ -184,15 +285,16 @@ class RuncRunner:
             step.spec, step.rootfs, step.identity, list(step.env), list(step.mounts)
         )
         bundle = step.bundle
-        # Once the process runs, its mounts hold the secrets and runc has read the config
-        # (which may hold a secret variable): remove both, so a crash leaves neither behind.
-        gone = [m.source for m in step.mounts if m.ephemeral]
-        config["hooks"] = {
-            "poststart": [
-                {"path": _RM, "args": ["rm", "-f", "--", str(bundle / "config.json"), *gone]}
-            ]
-        }
         (bundle / "config.json").write_text(json.dumps(config))
+        # Once the process runs (runc writes its pid then), its mounts hold the secrets and
+        # runc has read the config, which may hold a secret variable: both files go, so a
+        # crash leaves neither behind. (A runc poststart hook would do it, but a hook's exit
+        # made emulated steps hang in QEMU now and then.)
+        pid_file = bundle / "pid"
+        started = _Unlinker(
+            pid_file,
+            [bundle / "config.json", *(Path(m.source) for m in step.mounts if m.ephemeral)],
+        )
         container = self._take_id()
         base = [self.runc, "--root", str(self.state)]
 
@@ -208,13 +310,25 @@ class RuncRunner:
                 [*base, "delete", "--force", container], capture_output=True, check=False
             )
 
-        code = stream(
-            [*base, "run", "--bundle", str(bundle), "--no-new-keyring", container],
-            step.output,
-            on_interrupt=kill,
-            linux32=step.linux32,
-            env={**os.environ, "XDG_RUNTIME_DIR": str(self.state)},
-        )
+        try:
+            code = stream(
+                [
+                    *base,
+                    "run",
+                    "--bundle",
+                    str(bundle),
+                    "--pid-file",
+                    str(pid_file),
+                    "--no-new-keyring",
+                    container,
+                ],
+                step.output,
+                on_interrupt=kill,
+                linux32=step.linux32,
+                env={**os.environ, "XDG_RUNTIME_DIR": str(self.state)},
+            )
+        finally:
+            started.stop()
         # runc deletes a container that exited; one it could not start may linger.
         if (self.state / container).exists():
             subprocess.run(

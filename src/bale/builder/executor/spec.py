@@ -75,6 +75,15 @@ RunMount = BindMount | CacheMount | TmpfsMount | SecretMount | SSHMount
 
 
 @dataclass(frozen=True)
+class Ulimit:
+    """A resource limit of the step's process (`--ulimit nofile=512:512`): RLIMIT_<NAME>."""
+
+    name: str  # lower case, as docker writes it: nofile, nproc, core...
+    soft: int  # -1: unlimited
+    hard: int
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One process to run in a rootfs.
 
@@ -93,6 +102,11 @@ class RunSpec:
     hostname: str = DEFAULT_HOSTNAME
     extra_hosts: tuple[tuple[str, str], ...] = ()  # (name, address) added to /etc/hosts
     emulation: str = "auto"
+    shm_size: int = 0  # bytes of /dev/shm; 0 keeps the 64 MiB default
+    ulimits: tuple[Ulimit, ...] = ()
+    # "insecure" (RUN --security=insecure, with --allow security.insecure): every
+    # capability, nothing masked in /proc or /sys.
+    security: Literal["sandbox", "insecure"] = "sandbox"
 
 
 class StepOutput(Protocol):

@@ -96,6 +96,10 @@ def run_exec(
             platform=op.platform,
             network="none" if op.network == "none" else "default",
             mounts=(*mounts, *files),
+            extra_hosts=op.extra_hosts,
+            shm_size=op.shm_size,
+            ulimits=tuple(ex.Ulimit(name, soft, hard) for name, soft, hard in op.ulimits),
+            security=op.security,
         )
         code = rt.executor().run(spec, rootfs_mounts, StepOutput(rt.sink, v))
     if code != 0:

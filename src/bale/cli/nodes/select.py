@@ -20,7 +20,14 @@ def state_root(args: argparse.Namespace) -> Path:
 
 def selected(args: argparse.Namespace) -> Builder:
     state = BuilderState(state_root(args))
-    name = getattr(args, "builder", None) or os.environ.get("BALE_BUILDER") or state.current
+    name = (
+        getattr(args, "builder", None)
+        or os.environ.get("BALE_BUILDER")
+        or os.environ.get("BUILDX_BUILDER")
+        or state.current
+    )
+    if name == "bale":  # what `bale builder ls` calls the local builder too
+        name = "default"
     return state.get(name)
 
 

@@ -3,12 +3,17 @@ dockerfile2llb). Each RUN, COPY/ADD and WORKDIR becomes a typed op; config-only 
 add history. Bases are asked of an `ImageResolver`, so this module does no I/O.
 
     convert(resolved_per_platform, resolver, options) -> BuildDefinition
+
+Several builds (bake's targets) convert into one graph: `options.scope` keeps the steps that
+read this build's local inputs apart, and `options.linked` names other builds' results a
+named context stands for (`target:NAME`).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from bale.errors import BaleError, DockerfileError, InvalidArgument, SourceRange
@@ -49,6 +54,7 @@ from bale.frontends.graph import (
 from bale.frontends.graph.definition import ImageResolver, ResolvedImage
 from bale.frontends.graph.modes import parse_chmod
 from bale.oci.config import HistoryEntry, ImageConfig, RuntimeConfig
+from bale.oci.platform import Platform
 
 _COUNTED = (ins.Run, ins.Copy, ins.Workdir)
 
@@ -59,17 +65,39 @@ class ConvertOptions:
     no_cache: bool = False
     no_cache_filter: tuple[str, ...] = ()
     network: str = "default"  # --network: RUN's default
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host
+    shm_size: int = 0  # --shm-size
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit
     local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
     # Platforms RUN executes natively; other platforms' steps are labelled "emulated".
     native: frozenset[str] = field(default_factory=frozenset)
+    # The identity of this build's contexts, secrets and ssh in a graph of several builds.
+    scope: str = ""
+    # Named contexts that are another build's result: (name, platform) -> that result.
+    linked: Mapping[tuple[str, str], PlatformTarget] = field(default_factory=dict)
 
 
 def convert(
-    builds: list[ResolvedBuild], resolver: ImageResolver, options: ConvertOptions
+    builds: list[ResolvedBuild],
+    resolver: ImageResolver,
+    options: ConvertOptions,
+    graph: Graph | None = None,
 ) -> BuildDefinition:
-    graph = Graph()
+    """`graph`: the graph to add to (one shared by several builds); a new one when None."""
+    graph = Graph() if graph is None else graph
     targets = [_Platform(graph, build, resolver, options).convert() for build in builds]
     return BuildDefinition(graph, tuple(targets))
+
+
+def platform_label(stage: Platform, target: Platform) -> str:
+    """A step's platform as BuildKit labels it: `linux/amd64`, or `linux/amd64->arm64` for a
+    stage on another platform than the build's target (FROM --platform=$BUILDPLATFORM)."""
+    if target.os != stage.os:
+        return f"{stage}->{target}"
+    if (target.architecture, target.variant) != (stage.architecture, stage.variant):
+        arch = target.architecture + (f"/{target.variant}" if target.variant else "")
+        return f"{stage}->{arch}"
+    return str(stage)
 
 
 def dest_path(workdir: str, dest: str) -> str:
@@ -152,7 +180,8 @@ class _Platform:
         for position, step in enumerate(stage.steps, 1):
             n += isinstance(step.instruction, _COUNTED)
             self.step_id = f"{stage.platform}|{label}|{position}"
-            fs, entry = self.step(stage, step, fs, f"[{stage.platform} {label} {n}/{total}]")
+            prefix = platform_label(stage.platform, self.build.target_platform)
+            fs, entry = self.step(stage, step, fs, f"[{prefix} {label} {n}/{total}]")
             history += (entry,)
             vertices += (fs,)
         return _StageOut(fs, history, vertices)
@@ -166,10 +195,30 @@ class _Platform:
             v = Vertex.make(ScratchOp(), name="FROM scratch")
             return self.graph.add(v), (), ()
         assert isinstance(base, ImageBase)
+        linked = self.linked(base.ref, stage, stage.from_.source)
+        if linked is not None:
+            return linked.vertex, linked.config.history, linked.history_vertices
         image = self.image(base.ref, stage, stage.from_.source)
         label = f"{stage.name or f'stage-{stage.index}'} 1/{_counted_steps(stage)}"
         vertex = self.image_vertex(image, stage, label)
         return vertex, image.config.history, ("",) * len(image.config.history)
+
+    def linked(self, ref: str, stage: ResolvedStage, source: SourceRange) -> PlatformTarget | None:
+        """Another build's result for this stage's platform, when `ref` names one."""
+        if not any(name == ref for name, _ in self.options.linked):
+            return None
+        found = self.options.linked.get((ref, str(stage.platform)))
+        if found is None:
+            raise DockerfileError(
+                f"context {ref!r} is a target that is not built for {stage.platform}",
+                source=source,
+                lines=self.build.lines,
+                hint="add the platform to that target's platforms",
+            )
+        for material in found.materials:
+            if material not in self.materials:
+                self.materials.append(material)
+        return found
 
     def image(self, ref: str, stage: ResolvedStage, source: SourceRange) -> ResolvedImage:
         try:
@@ -185,7 +234,8 @@ class _Platform:
         op = ImageOp(image.ref, image.manifest, stage.platform, image.resolved)
         v = Vertex.make(
             op,
-            name=f"[{stage.platform} {label}] FROM {image.ref}",
+            name=f"[{platform_label(stage.platform, self.build.target_platform)} {label}] "
+            f"FROM {image.ref}",
             platform=str(stage.platform),
         )
         return self.graph.add(v)
@@ -238,10 +288,18 @@ class _Platform:
             mounts=tuple(mounts),
             files=tuple(InlineFile(f.path, f.data.encode(), f.mode) for f in command.files),
             proxy_env=proxy_env(step),
+            extra_hosts=self.options.extra_hosts,
+            shm_size=self.options.shm_size,
+            ulimits=self.options.ulimits,
         )
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
             label = label.replace(f"[{stage.platform} ", f"[{stage.platform} emulated ", 1)
+        local = any(
+            isinstance(m, SecretMountSpec | SSHMountSpec)
+            or (isinstance(m, BindMountSpec) and m.input is None)
+            for m in mounts
+        )
         v = Vertex.make(
             op,
             tuple(inputs),
@@ -250,6 +308,7 @@ class _Platform:
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
             step=self.step_id,
+            scope=self.options.scope if local else "",
         )
         return self.graph.add(v)
 
@@ -300,6 +359,10 @@ class _Platform:
             return BindMountSpec(m.target, m.source, input=len(inputs) - 1, readonly=m.readonly)
         if m.from_ and m.from_ in self.options.local_contexts:
             return BindMountSpec(m.target, m.source, context=m.from_, readonly=m.readonly)
+        linked = self.linked(m.from_, stage, inst.source) if m.from_ else None
+        if linked is not None:
+            inputs.append(linked.vertex)
+            return BindMountSpec(m.target, m.source, input=len(inputs) - 1, readonly=m.readonly)
         if m.from_:
             image = self.image(m.from_, stage, inst.source)
             inputs.append(self.image_vertex(image, stage, f"RUN --mount from={m.from_}"))
@@ -325,6 +388,8 @@ class _Platform:
             inputs = (fs, self.stages[step.from_stage].vertex)
         elif inst.from_ in self.options.local_contexts:
             context = inst.from_
+        elif inst.from_ and (linked := self.linked(inst.from_, stage, inst.source)) is not None:
+            inputs = (fs, linked.vertex)
         elif inst.from_:
             image = self.image(inst.from_, stage, inst.source)
             inputs = (fs, self.image_vertex(image, stage, "COPY --from"))
@@ -350,6 +415,7 @@ class _Platform:
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
             step=self.step_id,
+            scope="" if op.from_input else self.options.scope,
         )
         return self.graph.add(v)
 

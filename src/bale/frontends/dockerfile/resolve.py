@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -331,37 +331,57 @@ class _Resolver:
         return state.finish()
 
     def order(self, target: int) -> list[int]:
-        """Depth-first post-order from the target: dependencies before dependents."""
+        """Depth-first post-order from the target: dependencies before dependents.
+
+        Walked with an explicit stack: a hostile file of a thousand chained stages must not
+        exhaust the interpreter's."""
         out: list[int] = []
         visiting: list[int] = []
         seen: set[int] = set()
-
-        def visit(index: int) -> None:
-            if index in seen:
-                return
-            if index in visiting:
-                cycle = [*visiting[visiting.index(index) :], index]
-                names = " -> ".join(self.df.stages[i].display_name for i in cycle)
-                raise self.error(
-                    f"circular dependency detected on stage: {self.df.stages[index].display_name}",
-                    self.df.stages[index].from_.source,
-                    hint=f"stages depend on each other: {names}",
-                )
-            visiting.append(index)
-            if index not in self.done:
+        # Frames: (stage, ENTER, None); (stage, RESOLVE, None) once its base is done;
+        # (stage, DEPS, what is left of its dependencies).
+        enter, resolve, visit_deps = 0, 1, 2
+        stack: list[tuple[int, int, Iterator[int] | None]] = [(target, enter, None)]
+        while stack:
+            index, phase, deps = stack.pop()
+            if phase == enter:
+                if index in seen:
+                    continue
+                if index in visiting:
+                    cycle = [*visiting[visiting.index(index) :], index]
+                    names = " -> ".join(self.df.stages[i].display_name for i in cycle)
+                    raise self.error(
+                        "circular dependency detected on stage: "
+                        f"{self.df.stages[index].display_name}",
+                        self.df.stages[index].from_.source,
+                        hint=f"stages depend on each other: {names}",
+                    )
+                visiting.append(index)
                 base = self.bases[index]
-                if isinstance(base, StageBase):
-                    visit(base.index)
-                self.done[index] = self.resolve_stage(self.df.stages[index])
-            base = self.bases[index]
-            for dep in self.done[index].dependencies:
-                if not (isinstance(base, StageBase) and dep == base.index):
-                    visit(dep)
+                stack.append((index, resolve, None))
+                if index not in self.done and isinstance(base, StageBase):
+                    stack.append((base.index, enter, None))
+                continue
+            if phase == resolve:
+                if index not in self.done:
+                    self.done[index] = self.resolve_stage(self.df.stages[index])
+                base = self.bases[index]
+                deps = iter(
+                    [
+                        dep
+                        for dep in self.done[index].dependencies
+                        if not (isinstance(base, StageBase) and dep == base.index)
+                    ]
+                )
+            assert deps is not None
+            dep = next(deps, None)
+            if dep is not None:
+                stack.append((index, visit_deps, deps))
+                stack.append((dep, enter, None))
+                continue
             visiting.pop()
             seen.add(index)
             out.append(index)
-
-        visit(target)
         return out
 
 

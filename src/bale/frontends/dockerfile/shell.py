@@ -65,6 +65,9 @@ class _Words:
         return self.words
 
 
+_MAX_NESTING = 100
+
+
 class _Scan:
     """State of one expansion: the source, the cursor and the lexer's switches."""
 
@@ -78,6 +81,7 @@ class _Scan:
         self.skip_unset = lexer.skip_unset
         self.skip_quotes = lexer.skip_quotes
         self.unmatched: list[str] = []
+        self.depth = 0
 
     def peek(self) -> str:
         return self.src[self.pos] if self.pos < len(self.src) else _EOF
@@ -239,6 +243,19 @@ class _Scan:
         return value, True
 
     def dollar(self) -> str:
+        # `${a:-${b:-...}}` recurses once per level: a bound keeps hostile text from
+        # exhausting the stack (no real Dockerfile nests a tenth as deep).
+        self.depth += 1
+        try:
+            if self.depth > _MAX_NESTING:
+                raise ShellError(
+                    f"syntax error: substitutions nested more than {_MAX_NESTING} deep"
+                )
+            return self._dollar()
+        finally:
+            self.depth -= 1
+
+    def _dollar(self) -> str:
         self.pos += 1  # the `$`
         if self.peek() != "{":
             name = self.name()

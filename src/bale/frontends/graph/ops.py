@@ -194,6 +194,10 @@ class ExecOp:
     files: tuple[InlineFile, ...] = ()
     # Reaches the process, not the cache key: BuildKit passes proxy build-args this way.
     proxy_env: tuple[str, ...] = ()
+    # --add-host, --shm-size, --ulimit: part of the key when given, as in BuildKit's Meta.
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    shm_size: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard)
 
     kind = "exec"
 
@@ -208,6 +212,10 @@ class ExecOp:
             "security": self.security,
             "mounts": [m.definition() for m in self.mounts],
             "files": [f.definition() for f in self.files],
+            # Only when set, so existing steps keep their keys.
+            **({"extraHosts": [list(h) for h in self.extra_hosts]} if self.extra_hosts else {}),
+            **({"shmSize": self.shm_size} if self.shm_size else {}),
+            **({"ulimits": [list(u) for u in self.ulimits]} if self.ulimits else {}),
         }
 
 
