@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
+import io
 import json
 import os
 import subprocess
@@ -37,10 +39,12 @@ from bale.cli.nodes.context_tar import pack
 from bale.cli.nodes.state import Builder, Node
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import BaleError, FailedPrecondition, InvalidArgument, Unavailable
+from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome, PlatformImage
 from bale.exporters.outputs import OutputSpec, exporter_for
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci import mediatype
+from bale.oci.annotations import INDEX
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import Index
 from bale.oci.platform import Platform
@@ -95,6 +99,7 @@ def _node_argv(
     oci_artifact: bool,
     names: Sequence[str],
     push: bool = False,
+    format_attrs: dict[str, str] | None = None,
 ) -> list[str]:
     """`bale build` flags for the node: its platforms, the request's options, output OCI."""
     argv = ["--platform", ",".join(str(p) for p in platforms), "--progress", "rawjson"]
@@ -130,13 +135,59 @@ def _node_argv(
         argv += ["--cache-to", value]
     if request.jobs:
         argv += ["--jobs", str(request.jobs)]
+    for host in getattr(args, "add_host", []) or []:
+        argv += ["--add-host", host]
+    if getattr(args, "shm_size", ""):
+        argv += ["--shm-size", args.shm_size]
+    for limit in getattr(args, "ulimit", []) or []:
+        argv += ["--ulimit", limit]
+    for entitlement in getattr(args, "allow", []) or []:
+        argv += ["--allow", entitlement]
+    fields = [f"oci-artifact={str(oci_artifact).lower()}"]
+    fields += [f"{k}={v}" for k, v in sorted((format_attrs or {}).items())]
     if push:  # the node pushes by digest; the coordinator tags the one index at the end
-        output = f"type=registry,push-by-digest=true,oci-artifact={str(oci_artifact).lower()}"
-        return [*argv, "-o", output + ',"name=' + ",".join(names) + '"']
-    output = f"type=oci,dest=-,oci-artifact={str(oci_artifact).lower()}"
+        fields = ["type=registry", "push-by-digest=true", *fields, "name=" + ",".join(names)]
+        return [*argv, "-o", _csv(fields)]
+    output = _csv(["type=oci", "dest=-", *fields])
     if names:
-        output += ',"name=' + ",".join(names) + '"'
+        output += "," + _csv(["name=" + ",".join(names)])
     return [*argv, "-o", output]
+
+
+def _csv(fields: Sequence[str]) -> str:
+    """One `-o` value, quoted as buildx's CSV reader wants (names hold commas)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+_FORMAT_KEYS = (
+    "compression",
+    "compression-level",
+    "force-compression",
+    "oci-mediatypes",
+    "rewrite-timestamp",
+)
+_IMAGE_OUTPUTS = ("image", "registry", "oci", "docker")
+
+
+def format_of(specs: Sequence[OutputSpec]) -> tuple[dict[str, str], ImageFormat]:
+    """The image format every image output asks for (nodes build one), as `-o` attributes
+    for the node and as parsed; outputs that disagree are refused before any work."""
+    images = [s for s in specs if s.type in _IMAGE_OUTPUTS]
+    formats = {s.options.format for s in images}
+    if len(formats) > 1:
+        raise InvalidArgument(
+            "outputs with different image formats (compression, media types, annotations) "
+            "cannot share one build on nodes",
+            hint="give every output the same attributes, or build with --builder default",
+        )
+    if not images:
+        return {}, ImageFormat()
+    attrs = {
+        k: v for k, v in images[0].attrs.items() if k in _FORMAT_KEYS or k.startswith("annotation")
+    }
+    return attrs, formats.pop()
 
 
 def capabilities(
@@ -453,6 +504,7 @@ def assemble_nodes(
     results: Sequence[IO[bytes]],
     order: Sequence[Platform],
     ingest: Callable[[Store, BinaryIO, Lease], list[Descriptor]] = ingest_layout,
+    image_format: ImageFormat | None = None,
 ) -> ImageOutcome:
     """One index of every node's platform manifests (in the requested platform order) and
     attestation manifests; the nodes' layouts verified into the store under `lease`."""
@@ -481,8 +533,11 @@ def assemble_nodes(
         only = images[0]
         target = Descriptor(only.media_type, only.digest, only.size)
     else:
-        index = Index(manifests=(*images, *attestations))
-        target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
+        fmt = image_format or ImageFormat()
+        media_type = mediatype.OCI_INDEX if fmt.oci_media_types else mediatype.DOCKER_MANIFEST_LIST
+        notes = tuple(sorted((a.key, a.value) for a in fmt.annotations if a.type == INDEX))
+        index = Index(manifests=(*images, *attestations), media_type=media_type, annotations=notes)
+        target = store.put_document(index.encode(), media_type, lease)
     return ImageOutcome(target, tuple(images), configs, platforms)
 
 
@@ -541,6 +596,7 @@ def run(
     for spec in specs:
         names += [n for n in image_names(spec, list(request.tags)) if n not in names]
     artifact = oci_artifact(specs)
+    format_attrs, image_format = format_of(specs)
     # Only registry outputs: each node pushes its part by digest, layers never come here.
     push_only = all(spec.type == "registry" for spec in specs)
     secrets = {
@@ -573,7 +629,9 @@ def run(
             send = not hellos[node.name].has_context
             header = {
                 "node": node.name,
-                "argv": _node_argv(args, request, a.platforms, artifact, names, push_only),
+                "argv": _node_argv(
+                    args, request, a.platforms, artifact, names, push_only, format_attrs
+                ),
                 "push": push_only,
                 "context": digest,
                 "context_size": size if send else 0,
@@ -605,11 +663,22 @@ def run(
         with open_store(args) as store, store.lease() as lease:
             if push_only:
                 image = assemble_nodes(
-                    store, lease, [r.result for r in busy], request.platforms, ingest_documents
+                    store,
+                    lease,
+                    [r.result for r in busy],
+                    request.platforms,
+                    ingest_documents,
+                    image_format,
                 )
                 _tag(args, store, image, specs, list(request.tags))
             else:
-                image = assemble_nodes(store, lease, [r.result for r in busy], request.platforms)
+                image = assemble_nodes(
+                    store,
+                    lease,
+                    [r.result for r in busy],
+                    request.platforms,
+                    image_format=image_format,
+                )
                 responses = [exporter.export(store, image) for exporter in exporters]
                 for response in responses:
                     if response.finalize is not None:
