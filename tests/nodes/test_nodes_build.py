@@ -433,3 +433,55 @@ def test_a_local_node_builds_here_beside_a_remote_one(cluster: Cluster, tmp_path
     assert any(n.startswith("[here] [linux/amd64") for n in ran), ran
     assert any(n.startswith("[arm] [linux/arm64") for n in ran), ran
     assert {p: (out / p.replace("/", "_") / "arch").read_text().strip() for p in ARCH} == ARCH
+
+
+def test_a_node_lost_mid_build_is_retried_on_another_serving_its_platform(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    arm, amd = cluster.nodes.nodes["arm"], cluster.nodes.nodes["amd"]
+    for node in (arm, amd):  # both declare linux/arm64: arm first, so it gets the build
+        first = [] if node is arm else ["--append"]
+        cluster.bale(
+            "builder",
+            "create",
+            "--name",
+            "spare",
+            *first,
+            "--node",
+            node.name,
+            "--platform",
+            "linux/arm64",
+            "--driver-opt",
+            f"bale={BALE},root={node.root}",
+            node.endpoint,
+        )
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "Dockerfile").write_text(f"FROM {cluster.base}\nRUN echo {uuid.uuid4()} && sleep 3\n")
+    with cluster.popen(
+        "build",
+        "--builder",
+        "spare",
+        "--platform",
+        "linux/arm64",
+        "--progress",
+        "plain",
+        "-t",
+        "retried:1",
+        str(slow),
+    ) as proc:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "[arm]" in line and "sleep 3" in line:
+                break
+        arm.kill()
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    arm.start()
+    text = "".join(seen) + rest
+    assert code == 0, text
+    assert "node 'arm'" in text and "retrying on node 'amd'" in text
+    assert any(line.split()[1:2] == ["[amd]"] and "sleep 3" in line for line in rest.splitlines())
+    assert "retried" in cluster.bale("images").stdout

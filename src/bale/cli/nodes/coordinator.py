@@ -459,30 +459,47 @@ def _release(run: _Run) -> None:
             pass
 
 
-def _run_all(runs: list[_Run]) -> None:
-    """Wait for every node; the first failure cancels the rest and is raised."""
+def _lost(run: _Run) -> bool:
+    """Whether a finished node session broke (connection, kill) rather than failed a step."""
+    code = run.proc.returncode
+    return code == transport.SSH_EXIT or (code is not None and code < 0)
+
+
+def _run_all(runs: list[_Run], retry: Callable[[_Run], _Run | None]) -> list[_Run]:
+    """Wait for every node. A node lost mid-build is retried once on another node that
+    serves its platforms natively (`retry`); any other failure cancels the rest and is
+    raised. Returns the runs that produced the result."""
+    active = list(runs)
+    retried: set[str] = set()
     try:
         while True:
             failed = [
                 r
-                for r in runs
+                for r in active
                 if r.finished.is_set() and (r.proc.returncode != 0 or r.result.tell() == 0)
             ]
-            if failed:
-                _cancel(runs)
-                raise _failure(failed[0])
-            if all(r.finished.is_set() for r in runs):
+            for run in failed:
+                again = None
+                if _lost(run) and run.node.name not in retried:
+                    retried.add(run.node.name)
+                    again = retry(run)
+                if again is None:
+                    _cancel(active)
+                    raise _failure(run)
+                active[active.index(run)] = again
+            if all(r.finished.is_set() for r in active):
                 break
             time.sleep(0.05)
     except KeyboardInterrupt:
-        _cancel(runs)
+        _cancel(active)
         raise
-    for run in runs:
+    for run in active:
         if run.proc.stdin is not None:
             try:
                 run.proc.stdin.close()
             except OSError:
                 pass
+    return active
 
 
 def _platform_images(store: Store, manifests: Sequence[Descriptor]) -> tuple[PlatformImage, ...]:
@@ -623,18 +640,17 @@ def run(
             sink.emit(Event("warning", "", "", message=warning))
         by_run = {r.node.name: r for r in runs}
         env = {k: os.environ[k] for k in ("SOURCE_DATE_EPOCH",) if k in os.environ}
-        for a in plan.assignments:
-            run_ = by_run[a.node]
+
+        def dispatch(run_: _Run, platforms: tuple[Platform, ...], has_context: bool) -> None:
             node = run_.node
-            send = not hellos[node.name].has_context
             header = {
                 "node": node.name,
                 "argv": _node_argv(
-                    args, request, a.platforms, artifact, names, push_only, format_attrs
+                    args, request, platforms, artifact, names, push_only, format_attrs
                 ),
                 "push": push_only,
                 "context": digest,
-                "context_size": size if send else 0,
+                "context_size": 0 if has_context else size,
                 "dockerfile": request.dockerfile.text,
                 "dockerfile_name": request.dockerfile.path.name
                 if request.dockerfile.path
@@ -642,24 +658,54 @@ def run(
                 "secrets": secrets,
                 "env": env,
             }
+            note = "" if not has_context else " (context cached on the node)"
+            message = f"[{node.name}] building {', '.join(str(p) for p in platforms)}{note}"
+            sink.emit(Event("warning", "", "", message=message))
+            run_.platforms = platforms
+            _dispatch(run_, header, None if has_context else packed, size)
+
+        def retry(lost: _Run) -> _Run | None:
+            """A new session, on the least busy other node serving every lost platform."""
+            able = [
+                n
+                for n in nodes
+                if n.name != lost.node.name
+                and n.name in hellos
+                and all(p in (n.platforms or hellos[n.name].native) for p in lost.platforms)
+            ]
+            if not able:
+                return None
+            busy_on = {n.name: sum(1 for r in runs if r.node.name == n.name) for n in able}
+            node = min(able, key=lambda n: busy_on[n.name])
             sink.emit(
                 Event(
                     "warning",
                     "",
                     "",
                     message=(
-                        f"[{node.name}] building {', '.join(str(p) for p in a.platforms)}"
-                        + ("" if send else " (context cached on the node)")
+                        f"WARNING: {transport.describe(lost.node)} was lost while building "
+                        f"{', '.join(str(p) for p in lost.platforms)}: "
+                        f"retrying on node {node.name!r}"
                     ),
                 )
             )
-            run_.platforms = a.platforms
-            _dispatch(run_, header, packed if send else None, size)
-        for idle in runs:
+            again = _open(node, digest, sink)
+            runs.append(again)
+            try:
+                fresh, _ = _greet([again])
+            except BaleError:
+                return None
+            if node.name not in fresh:
+                return None
+            dispatch(again, lost.platforms, fresh[node.name].has_context)
+            return again
+
+        for a in plan.assignments:
+            dispatch(by_run[a.node], a.platforms, hellos[a.node].has_context)
+        for idle in list(runs):
             if not idle.platforms:
                 _release(idle)
-        busy = [r for r in runs if r.platforms]
-        _run_all(busy)
+        busy = _run_all([r for r in runs if r.platforms], retry)
         with open_store(args) as store, store.lease() as lease:
             if push_only:
                 image = assemble_nodes(
