@@ -325,6 +325,8 @@ def test_unreachable_and_mismatched_nodes_are_named(cluster: Cluster, tmp_path: 
     assert "node 'lost'" in proc.stderr and "unreachable" in proc.stderr, proc.stderr
     listing = cluster.bale("builder", "ls").stdout
     assert "lost" in listing and "error" in listing
+    amd_row = next(line for line in listing.splitlines() if "\\_ amd " in line)
+    assert "running" in amd_row and "linux/amd64*" in amd_row and "(emulated)" in amd_row
 
 
 def test_secrets_reach_the_node_and_nowhere_else(cluster: Cluster, tmp_path: Path) -> None:
