@@ -286,6 +286,33 @@ def test_strict_platforms_refuses_before_any_work(cluster: Cluster, tmp_path: Pa
     assert proc.returncode == 1
     assert "linux/s390x" in proc.stderr and "--strict-platforms" in proc.stderr
     assert "building" not in proc.stderr  # no node was started
+    # Nodes that declare their platforms are not even contacted: an unreachable one is
+    # not what the refusal is about.
+    from support import free_port
+
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "declared",
+        "--node",
+        "nowhere",
+        "--platform",
+        "linux/amd64",
+        f"ssh://root@127.0.0.1:{free_port()}",
+    )
+    proc = cluster.bale(
+        "build",
+        "--builder",
+        "declared",
+        "--platform",
+        "linux/s390x",
+        "--strict-platforms",
+        str(ctx),
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "--strict-platforms" in proc.stderr and "unreachable" not in proc.stderr
 
 
 def test_unreachable_and_mismatched_nodes_are_named(cluster: Cluster, tmp_path: Path) -> None:

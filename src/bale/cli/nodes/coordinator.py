@@ -619,6 +619,11 @@ def run(
     secrets = {
         k: base64.b64encode(v).decode() for k, v in (parse_secret(s) for s in request.secrets)
     }
+    strict = bool(getattr(args, "strict_platforms", False))
+    if strict and all(n.platforms for n in builder.nodes):
+        # Every node declares its platforms: refused without contacting any.
+        declared = [schedule.Capability(n.name, n.platforms) for n in builder.nodes]
+        schedule.plan(request.platforms, declared, strict=True)
     sink = renderer("quiet" if request.quiet else request.progress)
     packed: IO[bytes] | None = None
     runs: list[_Run] = []
@@ -634,7 +639,7 @@ def run(
             nodes,
             hellos,
             down,
-            strict=bool(getattr(args, "strict_platforms", False)),
+            strict=strict,
         )
         for warning in plan.warnings:
             sink.emit(Event("warning", "", "", message=warning))
