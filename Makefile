@@ -33,7 +33,7 @@ fixtures: host
 setup: host venv fixtures
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks fuzz
 	$(VENV)/bin/mypy
 
 unit: venv
