@@ -145,12 +145,18 @@ def ddmin(items: list[str], fails: Callable[[list[str]], bool], budget: float) -
     return items
 
 
-def minimise(text: str, finding: Finding, timeout: int = 10, budget: float = 120) -> str:
+def minimise(
+    text: str,
+    finding: Finding,
+    timeout: int = 10,
+    budget: float = 120,
+    run: Callable[[str], None] = pipeline,
+) -> str:
     """The smallest text (lines first, then characters) giving the same kind of finding."""
     limit = min(timeout, 3) if finding.kind == "timeout" else timeout
 
     def same(candidate: str) -> bool:
-        got = run_case(candidate, limit)
+        got = run_case(candidate, limit, run)
         return got is not None and got.signature == finding.signature
 
     lines = ddmin(text.split("\n"), lambda ls: same("\n".join(ls)), budget / 2)

@@ -345,7 +345,7 @@ def mutate(text: str, rng: random.Random) -> str:
     elif kind == 4:  # a NUL or other control character
         s = lines[at]
         pos = rng.randrange(len(s) + 1)
-        lines[at] = s[:pos] + rng.choice(("\0", "\x1b", "\r", "\x0b", "\ufeff", "\udcff")) + s[pos:]
+        lines[at] = s[:pos] + rng.choice(("\0", "\x1b", "\r", "\x0b", "\ufeff", "\ufffd")) + s[pos:]
     elif kind == 5:  # an unterminated quote
         s = lines[at]
         pos = rng.randrange(len(s) + 1)
