@@ -36,4 +36,3 @@ def test_a_finding_is_minimised_to_what_causes_it() -> None:
     finding = run_case(text, run=buggy)
     assert finding is not None and finding.what == "KeyError"
     assert minimise(text, finding, run=buggy) == "boom"
-
