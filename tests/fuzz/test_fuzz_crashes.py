@@ -1,0 +1,32 @@
+"""Short runs of the kill loop and the concurrency rounds (`make fuzz` runs the long ones):
+bale SIGKILLed at random moments leaves nothing the next command does not reclaim, and
+builds racing prune and gc all succeed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fuzz.harness import missing_fixtures
+from fuzz.killloop import kill_loop
+
+SEED = int(os.environ.get("BALE_FUZZ_SEED", "20261202"))
+
+
+def _need_root_and_fixtures() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (mounts, runc)")
+    reason = missing_fixtures()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_kill_loop(tmp_path: Path) -> None:
+    _need_root_and_fixtures()
+    summary = kill_loop(10, SEED, tmp_path)
+    assert summary.kills == 10
+    assert not summary.failures, "\n".join(summary.failures)
