@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.concurrency import rounds
 from fuzz.harness import missing_fixtures
 from fuzz.killloop import kill_loop
 
@@ -29,4 +30,13 @@ def test_kill_loop(tmp_path: Path) -> None:
     _need_root_and_fixtures()
     summary = kill_loop(10, SEED, tmp_path)
     assert summary.kills == 10
+    assert not summary.failures, "\n".join(summary.failures)
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_concurrent_builds_with_prune_and_gc(tmp_path: Path) -> None:
+    _need_root_and_fixtures()
+    summary = rounds(2, SEED, tmp_path)
+    assert summary.rounds == 2 and summary.commands == 12
     assert not summary.failures, "\n".join(summary.failures)
