@@ -56,7 +56,7 @@ PROXY_ARGS = frozenset(
 # Build arguments that only steer the SBOM scanner: never in a step's environment (BuildKit's
 # nonEnvArgs), so they neither reach RUN nor change its cache key.
 SBOM_SCAN_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
-_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
+_PORT = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
 
 
 _SIGNALS = frozenset((
@@ -67,14 +67,26 @@ _SIGNALS = frozenset((
 ))
 
 
+def _number(text: str, above: int) -> int | None:
+    """An ASCII decimal (Go's Atoi: no other digits), or None; any number over `above` is
+    `above + 1`, so a hostile thousand-digit value is never converted."""
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(above)):
+        return above + 1
+    return min(int(digits), above + 1)
+
+
 def _valid_signal(text: str) -> bool:
     """A signal number, a name with or without SIG, or RTMIN+n / RTMAX-n (moby's rules)."""
-    if text.isdigit():
-        return 0 < int(text) < 65
+    number = _number(text, 64)
+    if number is not None:
+        return 0 < number < 65
     name = text.upper().removeprefix("SIG")
     if name in _SIGNALS:
         return True
-    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])(\d+))?", name)
+    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])([0-9]+))?", name)
     return match is not None
 
 
@@ -268,8 +280,8 @@ class _Resolver:
         stage = self.df.stage_by_name(ref)
         if stage is not None:
             return stage.index
-        if ref.isdigit():
-            index = int(ref)
+        index = _number(ref, len(self.df.stages))
+        if index is not None:
             if index >= len(self.df.stages):
                 raise self.error(f"invalid stage index {ref}", inst.source,
                                  hint=f"the Dockerfile has {len(self.df.stages)} stages")
@@ -511,8 +523,8 @@ class _StageState:
             proto = (match.group(3) or "tcp").lower()
             if proto not in ("tcp", "udp", "sctp"):
                 raise self.r.error(f"invalid proto: {match.group(3)}", inst.source)
-            low = int(match.group(1))
-            high = int(match.group(2)) if match.group(2) else low
+            low = _number(match.group(1), 65535) or 0
+            high = (_number(match.group(2), 65535) or 0) if match.group(2) else low
             if high < low or high > 65535:
                 raise self.r.error(f"invalid range specified for containerPort: {spec}",
                                    inst.source)
