@@ -45,6 +45,7 @@ from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
 from bale.oci.config import Healthcheck, RuntimeConfig
 from bale.oci.platform import Platform
+from bale.oci.reference import Reference
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Passed to RUN without an ARG declaration, and never reported as unused (BuildKit's list).
@@ -111,7 +112,26 @@ class StageBase:
     index: int
 
 
-Base = ImageBase | ScratchBase | StageBase
+@dataclass(frozen=True)
+class ContextBase:
+    """A named context that is a directory: its files are the stage's root, with the empty
+    image's config (BuildKit's `local:` context)."""
+
+    name: str
+
+
+Base = ImageBase | ScratchBase | StageBase | ContextBase
+
+
+def context_key(name: str) -> str:
+    """The name a `--build-context` is looked up by, as BuildKit: `docker.io/library/x:latest`,
+    `x:latest` and `x` are one name."""
+    try:
+        ref = Reference.parse(name, default_tag=False)
+    except BaleError:
+        return name
+    text = ref.familiar()
+    return text.removesuffix(":latest")
 
 
 @dataclass(frozen=True)
@@ -201,8 +221,13 @@ class _Resolver:
         build_platform: Platform,
         build_args: Mapping[str, str],
         base_configs: BaseConfigs | None,
+        contexts: Mapping[str, Base],
     ) -> None:
         self.df = df
+        # --build-context NAME: what replaces a stage or a base image of that name.
+        self.contexts = {context_key(k): v for k, v in contexts.items()}
+        # Stages a named context replaces: their instructions are not run (as BuildKit).
+        self.replaced: set[int] = set()
         self.lines = df.lines
         self.lexer = Lexer(df.parsed.escape)
         self.target_platform = target_platform
@@ -252,8 +277,13 @@ class _Resolver:
                 raise self.error(f"base name ({frm.image}) should not be blank", frm.source)
             platform_text = self.expand_meta(frm.platform, frm) if frm.platform else ""
             base: Base
-            if image.lower() in names:
+            if stage.name and context_key(stage.name) in self.contexts:
+                base = self.contexts[context_key(stage.name)]
+                self.replaced.add(stage.index)
+            elif image.lower() in names:
                 base = StageBase(names[image.lower()])
+            elif context_key(image) in self.contexts:
+                base = self.contexts[context_key(image)]
             elif image == "scratch":
                 base = ScratchBase()
             else:
@@ -294,7 +324,7 @@ class _Resolver:
         if isinstance(base, StageBase):
             parent = self.done[base.index]
             return parent.config, parent.env_known
-        if isinstance(base, ScratchBase):
+        if isinstance(base, ScratchBase | ContextBase):
             return RuntimeConfig(env=(f"PATH={DEFAULT_PATH}",)), True
         if self.base_configs is not None:
             try:
@@ -333,6 +363,9 @@ class _Resolver:
     def resolve_stage(self, stage: Stage) -> ResolvedStage:
         platform = self.platforms[stage.index]
         config, env_known = self.base_config(stage)
+        if stage.index in self.replaced:
+            # The context is the stage as it stands: nothing of the stage's runs, no triggers.
+            return _StageState(self, stage, platform, config, env_known).finish()
         body = list(stage.instructions)
         if config.on_build:
             body = self.onbuild_triggers(config, stage) + body
@@ -617,16 +650,19 @@ def resolve(
     base_configs: BaseConfigs | None = None,
     filename: str = "Dockerfile",
     all_stages: bool = False,
+    contexts: Mapping[str, Base] | None = None,
 ) -> ResolvedBuild:
     """Resolve the stages `target` (default: the last stage) needs for one target platform.
 
     Raises DockerfileError (with the Dockerfile lines) for parse errors, expansion errors,
     an unknown target, an invalid stage index and dependency cycles. `all_stages` resolves
-    every stage (still in dependency order), as the checks need.
+    every stage (still in dependency order), as the checks need. `contexts` maps each
+    `--build-context` name to what it stands for: a stage of that name is replaced by it (its
+    instructions dropped), and a FROM of that name uses it.
     """
     df = load(dockerfile, filename)
     build = build_platform or target_platform
-    r = _Resolver(df, target_platform, build, build_args or {}, base_configs)
+    r = _Resolver(df, target_platform, build, build_args or {}, base_configs, contexts or {})
     r.global_args()
     r.bases_and_platforms()
     if target:
