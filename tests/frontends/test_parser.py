@@ -253,6 +253,14 @@ def test_heredoc_with_interpreter_and_fd() -> None:
     assert doc.content.startswith("#!/usr/bin/env python3\n")
 
 
+def test_heredoc_name_after_blanks() -> None:
+    # parser_heredoc_test.go: `RUN <<  EOF` is a heredoc named EOF, redirections after it too.
+    nodes = parse("FROM a\nRUN <<  EOF\nEOF\n\nRUN <<  EOF  > foo\nEOF\nRUN <<- EOF\nEOF\n").nodes
+    assert [(h.name, h.content, h.expand) for h in nodes[1].heredocs] == [("EOF", "", True)]
+    assert [(h.name, h.content, h.expand) for h in nodes[2].heredocs] == [("EOF", "", True)]
+    assert nodes[3].heredocs == () and nodes[4].keyword == "EOF"  # `<<-` then a blank is no heredoc
+
+
 def test_heredoc_not_in_json_form_or_other_instructions() -> None:
     nodes = parse('FROM a\nRUN ["cat", "<<EOF"]\nENV X=<<EOF\n').nodes
     assert nodes[1].heredocs == () and nodes[2].heredocs == ()

@@ -19,7 +19,7 @@ from bale.frontends.dockerfile.shell import Lexer, ShellError
 
 DIRECTIVES = ("syntax", "escape", "check")
 _DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
-_HEREDOC = re.compile(r"^(\d*)<<(-?)([^<]*)$")
+_HEREDOC = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 _HEREDOC_KEYWORDS = frozenset(("run", "copy", "add"))
 NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
 
