@@ -23,7 +23,7 @@ from bale.cli.build_cmd import BuildRequest, parse_platforms, run_call
 from bale.cli.build_run import build_options, image_metadata, output_specs
 from bale.cli.common import open_registries, open_store
 from bale.cli.progress_render import TtyRenderer, renderer
-from bale.errors import BaleError, DockerfileError, InvalidArgument
+from bale.errors import BaleError, InvalidArgument
 from bale.exporters.base import Exporter, ExportResponse
 from bale.exporters.image import ImageOutcome, assemble
 from bale.exporters.outputs import OutputSpec, exporter_for
@@ -244,7 +244,7 @@ def _finalize(responses: dict[str, list[ExportResponse]]) -> None:
 
 def _calls(plan: Plan, calls: list[_Target]) -> int:
     """`--call check|outline|targets`: each target's answer under its name, as buildx."""
-    failing: set[str] = set()
+    status, error = 0, None
     out: list[str] = []
     for t in calls:
         if out:
@@ -255,12 +255,13 @@ def _calls(plan: Plan, calls: list[_Target]) -> int:
             out.append(description)
         out.append("")
         try:
-            text, failed = run_call(t.request, t.files)
+            text, code, failed = run_call(t.request, t.files)
         except BaleError as exc:
             raise exc.with_context(f"target {t.name}") from None
         out.append(text)
-        failing |= failed
+        status = status or code
+        error = error or failed
     print("\n".join(out))
-    if failing:
-        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-    return 0
+    if error is not None:
+        raise error
+    return status
