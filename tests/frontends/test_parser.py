@@ -263,6 +263,14 @@ def test_heredoc_fd_out_of_range_is_the_largest_as_buildkit_reads_it() -> None:
     assert parse("FROM a\nRUN \u0663<<EOF\nEOF\n").nodes[1].heredocs == ()
 
 
+def test_heredoc_name_after_blanks() -> None:
+    # parser_heredoc_test.go: `RUN <<  EOF` is a heredoc named EOF, redirections after it too.
+    nodes = parse("FROM a\nRUN <<  EOF\nEOF\n\nRUN <<  EOF  > foo\nEOF\nRUN <<- EOF\nEOF\n").nodes
+    assert [(h.name, h.content, h.expand) for h in nodes[1].heredocs] == [("EOF", "", True)]
+    assert [(h.name, h.content, h.expand) for h in nodes[2].heredocs] == [("EOF", "", True)]
+    assert nodes[3].heredocs == () and nodes[4].keyword == "EOF"  # `<<-` then a blank is no heredoc
+
+
 def test_heredoc_not_in_json_form_or_other_instructions() -> None:
     nodes = parse('FROM a\nRUN ["cat", "<<EOF"]\nENV X=<<EOF\n').nodes
     assert nodes[1].heredocs == () and nodes[2].heredocs == ()

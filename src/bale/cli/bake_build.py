@@ -40,7 +40,7 @@ from bale.cli.common import open_store, store_root
 from bale.cli.output_checks import check_destinations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.cli.run_flags import RunFlags, parse_add_host, parse_size, parse_ulimit
-from bale.errors import BaleError, DockerfileError, InvalidArgument, Unavailable
+from bale.errors import BaleError, InvalidArgument, Unavailable
 from bale.exporters.base import Exporter, ExportResponse
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome
@@ -383,7 +383,7 @@ def _finalize(responses: dict[str, list[ExportResponse]]) -> None:
 
 def _calls(plan: Plan, calls: list[_Target]) -> int:
     """`--call check|outline|targets`: each target's answer under its name, as buildx."""
-    failing: set[str] = set()
+    status, error = 0, None
     out: list[str] = []
     for t in calls:
         if out:
@@ -394,10 +394,11 @@ def _calls(plan: Plan, calls: list[_Target]) -> int:
             out.append(description)
         out.append("")
         with _named(t.name):
-            text, failed = run_call(t.request, t.files)
+            text, code, failed = run_call(t.request, t.files)
         out.append(text)
-        failing |= failed
+        status = status or code
+        error = error or failed
     print("\n".join(out))
-    if failing:
-        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-    return 0
+    if error is not None:
+        raise error
+    return status

@@ -40,7 +40,7 @@ from bale.errors import BaleError, DockerfileError, InvalidArgument, SourceRange
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.expand import Expander, expand_instruction
 from bale.frontends.dockerfile.instructions import evolve
-from bale.frontends.dockerfile.parser import ParsedDockerfile, parse
+from bale.frontends.dockerfile.parser import ParsedDockerfile, parse, suggest
 from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
 from bale.oci.config import Healthcheck, RuntimeConfig
@@ -57,6 +57,7 @@ PROXY_ARGS = frozenset(
 # Build arguments that only steer the SBOM scanner: never in a step's environment (BuildKit's
 # nonEnvArgs), so they neither reach RUN nor change its cache key.
 SBOM_SCAN_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
+_SPECIFIER = re.compile(r"[A-Za-z0-9_.-]+")
 _PORT = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
 
 
@@ -275,7 +276,7 @@ class _Resolver:
             image = self.expand_meta(frm.image, frm)
             if image == "":
                 raise self.error(f"base name ({frm.image}) should not be blank", frm.source)
-            platform_text = self.expand_meta(frm.platform, frm) if frm.platform else ""
+            platform_text = self.platform(frm)
             base: Base
             if stage.name and context_key(stage.name) in self.contexts:
                 base = self.contexts[context_key(stage.name)]
@@ -289,12 +290,7 @@ class _Resolver:
             else:
                 base = ImageBase(image)
             if platform_text:
-                try:
-                    platform = Platform.parse(platform_text)
-                except InvalidArgument as exc:
-                    raise self.error(
-                        f"failed to parse platform {platform_text}: {exc.message}", frm.source
-                    ) from None
+                platform = self.parse_platform(frm, platform_text)
             elif isinstance(base, StageBase):
                 platform = self.platforms[base.index]
             else:
@@ -304,6 +300,40 @@ class _Resolver:
             self.froms.append(replace(frm, image=image, platform=platform_text))
             if stage.name:
                 names[stage.name] = stage.index
+
+    def platform(self, frm: ins.From) -> str:
+        if not frm.platform:
+            return ""
+        before = len(self.undefined_in_from)
+        text = self.expand_meta(frm.platform, frm)
+        if text == "":
+            raise self.error(
+                f"empty platform value from expression {frm.platform}"
+                + self.suggest_meta(before), frm.source)
+        return text
+
+    def suggest_meta(self, since: int) -> str:
+        # BuildKit's wrapSuggestAny: the first undefined name close to a declared one.
+        for name, _ in self.undefined_in_from[since:]:
+            hint = suggest(name, sorted(self.meta), case_sensitive=True)
+            if hint:
+                return hint
+        return ""
+
+    def parse_platform(self, frm: ins.From, text: str) -> Platform:
+        bad = next((p for p in text.split("/") if not _SPECIFIER.fullmatch(p)), None)
+        hint = self.suggest_meta(0)
+        if bad is not None:
+            # containerd's wording, which BuildKit passes on.
+            raise self.error(
+                f'failed to parse platform {frm.platform}: "{bad}" is an invalid component of '
+                f'"{text}": platform specifier component must match "^[A-Za-z0-9_.-]+$": '
+                f"invalid argument{hint}", frm.source)
+        try:
+            return Platform.parse(text)
+        except InvalidArgument as exc:
+            raise self.error(f"failed to parse platform {text}: {exc.message}{hint}",
+                             frm.source) from None
 
     def stage_ref(self, ref: str, inst: ins.Instruction) -> int | None:
         """A `--from` value as a stage index, or None for an image reference."""
@@ -458,9 +488,21 @@ class _StageState:
         if isinstance(base, StageBase):
             self.deps.add(base.index)
         self.undefined: list[tuple[str, SourceRange]] = []
+        # With the base's env unknown, a name is surely undefined only where it is used
+        # before this stage declares it.
+        self.unsure: list[tuple[str, SourceRange]] = []
 
     def workdir(self) -> str:
         return self.config.working_dir or "/"
+
+    def surely_undefined(self) -> tuple[tuple[str, SourceRange], ...]:
+        # The base may define what the stage does not: only a name the stage declares later,
+        # or one within two edits of a name it declares (a typo), is reported.
+        known = sorted(self.declared | set(self.build_env))
+        return tuple(
+            (n, rng) for n, rng in self.unsure
+            if n in self.declared or n in self.build_env or suggest(n, known, case_sensitive=True)
+        )
 
     def record(self, inst: ins.Instruction, from_stage: int | None = None,
                mount_stages: tuple[int | None, ...] = ()) -> None:
@@ -482,10 +524,9 @@ class _StageState:
             return
         ex = Expander(self.r.lexer, self.build_env, inst, self.r.lines)
         expanded = expand_instruction(inst, ex)
-        if self.env_known:
-            for name in ex.unmatched:
-                if name not in self.declared and name not in self.build_env:
-                    self.undefined.append((name, inst.source))
+        for name in ex.unmatched:
+            if name not in self.declared and name not in self.build_env:
+                (self.undefined if self.env_known else self.unsure).append((name, inst.source))
         handler = getattr(self, "on_" + type(expanded).__name__.lower(), None)
         if handler is not None:
             handler(expanded)
@@ -635,9 +676,29 @@ class _StageState:
         resolved = ResolvedStage(
             self.stage.index, self.stage.name, self.r.bases[self.stage.index], self.platform,
             self.r.froms[self.stage.index], tuple(self.steps), self.config,
-            tuple(sorted(self.deps)), tuple(self.undefined), self.env_known,
+            tuple(sorted(self.deps)), tuple(self.undefined) or self.surely_undefined(),
+            self.env_known,
         )
         return resolved
+
+
+def undefined_in_from(
+    df: Dockerfile,
+    *,
+    target_platform: Platform,
+    build_platform: Platform | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> tuple[tuple[str, SourceRange], ...]:
+    """Undeclared names used in FROM lines, also those before a FROM that fails."""
+    r = _Resolver(
+        df, target_platform, build_platform or target_platform, build_args or {}, None, {}
+    )
+    try:
+        r.global_args()
+        r.bases_and_platforms()
+    except DockerfileError:
+        pass
+    return tuple(r.undefined_in_from)
 
 
 def resolve(

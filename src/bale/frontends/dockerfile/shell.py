@@ -123,7 +123,7 @@ class _Scan:
         key = (self.escape, self.skip_quotes, stop)
         pattern = _SPECIAL_CACHE.get(key)
         if pattern is None:
-            chars = "$" + self.escape + stop + ("" if self.skip_quotes else "'\"")
+            chars = "$<" + self.escape + stop + ("" if self.skip_quotes else "'\"")
             pattern = re.compile("[" + re.escape(chars) + "]")
             _SPECIAL_CACHE[key] = pattern
         return pattern
@@ -153,6 +153,13 @@ class _Scan:
                 result.append(tmp)
                 if words is not None:
                     words.add_string(tmp)
+            elif ch == "<":
+                tmp = self.angle()
+                result.append(tmp)
+                if words is not None and tmp == "<":
+                    words.add_string(tmp)
+                elif words is not None:
+                    words.add_raw(tmp)
             elif not self.skip_quotes and ch == "'":
                 tmp = self.single_quote()
                 result.append(tmp)
@@ -179,6 +186,18 @@ class _Scan:
         if stop:
             raise ShellError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(result), words.result() if words is not None else []
+
+    def angle(self) -> str:
+        # `<<` keeps the blanks after it in its word, so `<<  EOF` names a heredoc EOF.
+        self.pos += 1
+        if self.pos >= len(self.src) or self.src[self.pos] != "<":
+            return "<"
+        end = self.pos + 1
+        while end < len(self.src) and self.src[end] in " \t\r":
+            end += 1
+        text = "<" + self.src[self.pos : end]
+        self.pos = end
+        return text
 
     def single_quote(self) -> str:
         # All chars between single quotes are taken as-is.
@@ -429,7 +448,7 @@ class Lexer:
 
     def expand(self, word: str, env: Mapping[str, str], *, split: bool = False) -> Expansion:
         """Expand `word`; `words` is filled only when `split` is true."""
-        if self.is_plain(word):
+        if self.is_plain(word) and not (split and "<<" in word):
             if split:
                 return Expansion(word, word.split())
             return Expansion(word)
