@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from bale.builder.progress import Event, ProgressSink
 from bale.builder.state import LayerRef
-from bale.cli.build_run import output_specs, parse_secret
+from bale.cli.build_run import output_specs, parse_secret, ssh_socket
 from bale.cli.common import open_registries, open_store
 from bale.cli.nodes import schedule, transport
 from bale.cli.nodes.context_tar import pack
@@ -78,12 +79,29 @@ class _Run:
     threads: list[threading.Thread] = field(default_factory=list)
 
 
+def _agent(request: BuildRequest) -> str:
+    """The ssh-agent socket `--ssh` names (forwarded to every node), or ""."""
+    if not request.ssh:
+        return ""
+    for value in request.ssh:
+        _, _, path = value.partition("=")
+        for one in path.split(","):
+            if one and not stat.S_ISSOCK(_mode(one)):
+                raise InvalidArgument(
+                    f"--ssh {value}: only agent sockets are forwarded to nodes, not key files",
+                    hint="add the key to an ssh-agent and use --ssh default",
+                )
+    return ssh_socket(request.ssh)
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        raise InvalidArgument(f"--ssh: cannot use {path}: no such socket") from None
+
+
 def _refuse_unsupported(request: BuildRequest) -> None:
-    if request.ssh:
-        raise InvalidArgument(
-            "--ssh is not supported with remote nodes",
-            hint="build with the default builder (--builder default) to forward an agent",
-        )
     for name, value in request.build_contexts.items():
         if "://" not in value:
             raise InvalidArgument(
@@ -100,6 +118,7 @@ def _node_argv(
     names: Sequence[str],
     push: bool = False,
     format_attrs: dict[str, str] | None = None,
+    agent: bool = False,
 ) -> list[str]:
     """`bale build` flags for the node: its platforms, the request's options, output OCI."""
     argv = ["--platform", ",".join(str(p) for p in platforms), "--progress", "rawjson"]
@@ -143,6 +162,8 @@ def _node_argv(
         argv += ["--ulimit", limit]
     for entitlement in getattr(args, "allow", []) or []:
         argv += ["--allow", entitlement]
+    if agent:  # the forwarded agent is the node session's SSH_AUTH_SOCK
+        argv += ["--ssh", "default"]
     fields = [f"oci-artifact={str(oci_artifact).lower()}"]
     fields += [f"{k}={v}" for k, v in sorted((format_attrs or {}).items())]
     if push:  # the node pushes by digest; the coordinator tags the one index at the end
@@ -359,9 +380,9 @@ def _local_root(node: Node, args: argparse.Namespace) -> Node:
     return replace(node, opts={**node.opts, "root": str(state_root(args))})
 
 
-def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
+def _open(node: Node, digest: str, sink: ProgressSink, agent: str = "") -> _Run:
     """One session to the node, asked whether it holds context `digest`."""
-    proc = transport.start_build(node)
+    proc = transport.start_build(node, agent)
     result = tempfile.TemporaryFile(prefix=f"bale-node-{node.name}-")  # noqa: SIM115
     run = _Run(node, (), proc, result)
     run.threads = [
@@ -593,6 +614,7 @@ def run(
     from bale.exporters.outputs import image_names
 
     _refuse_unsupported(request)
+    agent = _agent(request)
     specs = output_specs(request)
     if len(files) > 1 and any(s.type == "docker" and s.dest for s in specs):
         raise InvalidArgument(
@@ -632,7 +654,7 @@ def run(
         size = os.fstat(packed.fileno()).st_size
         # One session per node, opened at once: whatever fails below cancels them all.
         nodes = [_local_root(node, args) for node in builder.nodes]
-        runs = [_open(node, digest, sink) for node in nodes]
+        runs = [_open(node, digest, sink, agent) for node in nodes]
         hellos, down = _greet(runs)
         plan = plan_without(
             request.platforms,
@@ -651,7 +673,14 @@ def run(
             header = {
                 "node": node.name,
                 "argv": _node_argv(
-                    args, request, platforms, artifact, names, push_only, format_attrs
+                    args,
+                    request,
+                    platforms,
+                    artifact,
+                    names,
+                    push_only,
+                    format_attrs,
+                    agent=bool(agent),
                 ),
                 "push": push_only,
                 "context": digest,
@@ -694,7 +723,7 @@ def run(
                     ),
                 )
             )
-            again = _open(node, digest, sink)
+            again = _open(node, digest, sink, agent)
             runs.append(again)
             try:
                 fresh, _ = _greet([again])

@@ -48,8 +48,9 @@ def remote_words(node: Node, *words: str) -> list[str]:
     return [*head, *(["--root", root] if root else []), "node", *words]
 
 
-def command(node: Node, *words: str) -> list[str]:
-    """The argv that runs `bale node WORDS...` on the node."""
+def command(node: Node, *words: str, agent: str = "") -> list[str]:
+    """The argv that runs `bale node WORDS...` on the node; `agent`, an ssh-agent socket
+    to forward (`--ssh`), is the node build's SSH_AUTH_SOCK there."""
     remote = remote_words(node, *words)
     if node.endpoint.kind == "local":
         return remote
@@ -67,6 +68,9 @@ def command(node: Node, *words: str) -> list[str]:
         "ServerAliveInterval=5",
         "-o",
         "ServerAliveCountMax=3",
+        "-o",
+        # The agent to forward is the ssh client's SSH_AUTH_SOCK (start_build sets it).
+        "ForwardAgent=yes" if agent else "ForwardAgent=no",
     ]
     endpoint = node.endpoint
     if endpoint.port is not None:
@@ -163,11 +167,13 @@ def require_version(node: Node, info: Hello) -> None:
         )
 
 
-def start_build(node: Node) -> subprocess.Popen[bytes]:
-    argv = command(node, "build")
+def start_build(node: Node, agent: str = "") -> subprocess.Popen[bytes]:
+    argv = command(node, "build", agent=agent)
+    env = {**os.environ, "SSH_AUTH_SOCK": agent} if agent else None
     try:
         return subprocess.Popen(
             argv,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
