@@ -541,3 +541,25 @@ def test_ssh_agent_is_forwarded_to_the_nodes(cluster: Cluster, tmp_path: Path) -
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_a_named_context_directory_is_sent_to_the_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "data.txt").write_text("from a named context\n")
+    (extra / "skip.txt").write_text("ignored\n")
+    (extra / ".dockerignore").write_text("skip.txt\n")
+    ctx = tmp_path / "named-ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {cluster.base}\nCOPY --from=extra / /extra/\n"
+        "RUN test -f /extra/data.txt && test ! -e /extra/skip.txt\n"
+    )
+    out = tmp_path / "out"
+    proc = _build(cluster, ctx, "--build-context", f"extra={extra}", "-o", f"type=local,dest={out}")
+    assert (out / "linux_arm64" / "extra" / "data.txt").read_text() == "from a named context\n"
+    assert not (out / "linux_amd64" / "extra" / "skip.txt").exists()
+    again = _build(cluster, ctx, "--build-context", f"extra={extra}")
+    # The nodes kept it: nothing but FROM (which only resolves the base) is not cached.
+    assert not any(r for n, r in _ran(again.stderr).items() if "] FROM " not in n)
+    assert proc.returncode == 0

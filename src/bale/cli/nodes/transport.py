@@ -8,7 +8,7 @@ PATH) with its root (`root=PATH`), running the hidden `bale node` command. Envir
 - `BALE_SSH_COMMAND`: the ssh program and leading options (default `ssh`).
 
 Wire format of `bale node build`, one session per node and build:
-1. coordinator -> stdin: `{"context": DIGEST}` (one JSON line);
+1. coordinator -> stdin: `{"context": DIGEST, "named": {NAME: DIGEST}}` (one JSON line);
 2. node -> stderr: `{"bale-node-hello": {"bale": VERSION, "native": [...], "emulated":
    [...], "context": HAS_IT}}`;
 3. coordinator -> stdin: the header (one JSON line: flags, Dockerfile, secrets), then the
@@ -92,6 +92,7 @@ class Hello:
     native: tuple[Platform, ...]
     emulated: tuple[Platform, ...]
     has_context: bool = False
+    has_named: frozenset[str] = frozenset()  # named build contexts it holds already
 
 
 def _tail(text: str, lines: int = 3) -> str:
@@ -150,12 +151,14 @@ def parse_hello(data: dict[str, object]) -> Hello:
     """A node's hello object (ValueError, KeyError, TypeError when it is not one)."""
     native = data.get("native", [])
     emulated = data.get("emulated", [])
-    assert isinstance(native, list) and isinstance(emulated, list)
+    named = data.get("named") or {}
+    assert isinstance(native, list) and isinstance(emulated, list) and isinstance(named, dict)
     return Hello(
         version=str(data["bale"]),
         native=tuple(Platform.parse(str(p)) for p in native),
         emulated=tuple(Platform.parse(str(p)) for p in emulated),
         has_context=bool(data.get("context", False)),
+        has_named=frozenset(str(k) for k, v in named.items() if v),
     )
 
 
