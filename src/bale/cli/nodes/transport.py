@@ -10,12 +10,13 @@ PATH) with its root (`root=PATH`), running the hidden `bale node` command. Envir
 Wire format of `bale node build`, one session per node and build:
 1. coordinator -> stdin: `{"context": DIGEST, "named": {NAME: DIGEST}}` (one JSON line);
 2. node -> stderr: `{"bale-node-hello": {"bale": VERSION, "native": [...], "emulated":
-   [...], "context": HAS_IT}}`;
-3. coordinator -> stdin: the header (one JSON line: flags, Dockerfile, secrets), then the
-   compressed context when the node lacks it; or EOF, when the plan gave it nothing to do.
-   Stdin then stays open for as long as the coordinator wants the build (EOF cancels it);
-4. node -> stdout: the result as an OCI layout tar; -> stderr: the build's rawjson
-   progress lines and, on failure, its error text.
+   [...], "context": HAS_IT, "named": {NAME: HAS_IT}}}`;
+3. coordinator -> stdin: the header (one JSON line: flags, Dockerfile, secrets, the
+   sizes of what follows), then the compressed context and named contexts the node lacks,
+   in header order; or EOF, when the plan gave it nothing to do. Stdin then stays open
+   for as long as the coordinator wants the build (EOF cancels it);
+4. node -> stdout: the result as an OCI layout tar (only its documents after a push by
+   digest); -> stderr: the build's rawjson progress lines and, on failure, its error text.
 """
 
 from __future__ import annotations
