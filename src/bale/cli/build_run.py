@@ -115,8 +115,10 @@ def output_specs(request: BuildRequest) -> list[OutputSpec]:
     for text in request.outputs:
         spec = parse_output(text)
         if spec.type == "docker" and not spec.dest:
-            # buildx: `type=docker` without dest (what --load stands for) loads the image.
-            spec = OutputSpec("image", spec.attrs)
+            # buildx: `type=docker` without dest (what --load stands for) loads the image;
+            # the docker archive's own keys have nothing to say about the store.
+            attrs = {k: v for k, v in spec.attrs.items() if k not in ("context", "tar")}
+            spec = OutputSpec("image", attrs)
         specs.append(spec)
     if request.load and not any(s.type == "image" for s in specs):
         specs.append(OutputSpec("image"))
@@ -138,18 +140,10 @@ def run(
             "docker exporter does not currently support exporting manifest lists",
             hint="build one platform, or use -o type=oci",
         )
-    tags = list(request.tags)
-    # Made before any step runs: a bad output fails first.
-    planned = [
-        (spec.options.format, exporter)
-        for spec in specs
-        for exporter in exporter_for(
-            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
-        )
-    ]
+    planned = planned_exporters(args, request, specs)
     options = build_options(request, files)
     attest = attest_options(request, specs)
-    _check_formats(request, planned, files)
+    check_formats(request, planned)
     check_destinations(specs, request.iidfile, request.metadata_file, store_root(args))
     sink = renderer("quiet" if request.quiet else request.progress)
     try:
@@ -164,10 +158,10 @@ def run(
             result = None
             try:
                 with store.lease() as lease:
-                    check_annotations(store, planned, files, attest)
+                    check_annotations(store, planned, files)
                     result = run_build(store, options, recorder, lease)
                     inline = any(spec.kind == "inline" for spec in request.cache_to)
-                    images = _images(store, lease, result, planned, attest, inline)
+                    images = images_for(store, lease, result, planned, attest, inline)
                     responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
                     for response in responses:
                         if response.finalize is not None:
@@ -187,11 +181,22 @@ def run(
     return 0
 
 
-def _check_formats(
-    request: BuildRequest,
-    planned: list[tuple[ImageFormat, Exporter]],
-    files: dict[Platform, ParsedDockerfile],
-) -> None:
+def planned_exporters(
+    args: argparse.Namespace, request: BuildRequest, specs: list[OutputSpec]
+) -> list[tuple[ImageFormat, Exporter]]:
+    """The exporters of the outputs, each with the image format it exports; made before any
+    step runs, so a bad output fails first."""
+    tags = list(request.tags)
+    return [
+        (spec.options.format, exporter)
+        for spec in specs
+        for exporter in exporter_for(
+            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
+        )
+    ]
+
+
+def check_formats(request: BuildRequest, planned: list[tuple[ImageFormat, Exporter]]) -> None:
     if any(fmt.rewrite_timestamp for fmt, _ in planned) and not (
         os.environ.get("SOURCE_DATE_EPOCH") or request.build_args.get("SOURCE_DATE_EPOCH")
     ):
@@ -205,10 +210,9 @@ def check_annotations(
     store: Store,
     planned: list[tuple[ImageFormat, Exporter]],
     files: dict[Platform, ParsedDockerfile],
-    attest: AttestOptions,
 ) -> None:
     """What BuildKit refuses about annotations, known before any step: whether the export is
-    an index depends on the store's mode and on attestations."""
+    an index depends on the store's mode (containerd mode always writes one)."""
     from bale.oci.annotations import check
     from bale.store.images import StoreMode
 
@@ -218,7 +222,7 @@ def check_annotations(
         check(fmt.annotations, platforms, index=index, oci_media_types=fmt.oci_media_types)
 
 
-def _images(
+def images_for(
     store: Store,
     lease: Lease,
     result: BuildResult,
