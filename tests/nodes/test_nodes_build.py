@@ -514,3 +514,52 @@ def test_a_node_lost_mid_build_is_retried_on_another_serving_its_platform(
     assert "node 'arm'" in text and "retrying on node 'amd'" in text
     assert any(line.split()[1:2] == ["[amd]"] and "sleep 3" in line for line in rest.splitlines())
     assert "retried" in cluster.bale("images").stdout
+
+
+def test_ssh_agent_is_forwarded_to_the_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.05)
+        ctx = tmp_path / "ssh-ctx"
+        ctx.mkdir()
+        # required=true: the step fails unless the node's build got an agent socket.
+        (ctx / "Dockerfile").write_text(
+            f"FROM {cluster.base}\n"
+            f"RUN --mount=type=ssh,required=true echo {uuid.uuid4()} && test -S $SSH_AUTH_SOCK\n"
+        )
+        proc = _build(cluster, ctx, "--ssh", f"default={sock}")
+        ran = _ran(proc.stderr)
+        assert any(n.startswith("[arm]") and "mount=type=ssh" in n and r for n, r in ran.items())
+        key = tmp_path / "key"
+        key.write_text("not a socket")
+        bad = _build(cluster, ctx, "--ssh", f"default={key}", check=False)
+        assert bad.returncode == 1 and "only agent sockets" in bad.stderr
+    finally:
+        agent.terminate()
+        agent.wait()
+
+
+def test_a_named_context_directory_is_sent_to_the_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "data.txt").write_text("from a named context\n")
+    (extra / "skip.txt").write_text("ignored\n")
+    (extra / ".dockerignore").write_text("skip.txt\n")
+    ctx = tmp_path / "named-ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {cluster.base}\nCOPY --from=extra / /extra/\n"
+        "RUN test -f /extra/data.txt && test ! -e /extra/skip.txt\n"
+    )
+    out = tmp_path / "out"
+    proc = _build(cluster, ctx, "--build-context", f"extra={extra}", "-o", f"type=local,dest={out}")
+    assert (out / "linux_arm64" / "extra" / "data.txt").read_text() == "from a named context\n"
+    assert not (out / "linux_amd64" / "extra" / "skip.txt").exists()
+    again = _build(cluster, ctx, "--build-context", f"extra={extra}")
+    # The nodes kept it: nothing but FROM (which only resolves the base) is not cached.
+    assert not any(r for n, r in _ran(again.stderr).items() if "] FROM " not in n)
+    assert proc.returncode == 0

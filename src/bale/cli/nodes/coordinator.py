@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -28,11 +29,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from bale.builder.progress import Event, ProgressSink
 from bale.builder.state import LayerRef
-from bale.cli.build_run import output_specs, parse_secret
+from bale.cli.build_run import output_specs, parse_secret, ssh_socket
 from bale.cli.common import open_registries, open_store
 from bale.cli.nodes import schedule, transport
 from bale.cli.nodes.context_tar import pack
@@ -78,18 +80,40 @@ class _Run:
     threads: list[threading.Thread] = field(default_factory=list)
 
 
-def _refuse_unsupported(request: BuildRequest) -> None:
-    if request.ssh:
-        raise InvalidArgument(
-            "--ssh is not supported with remote nodes",
-            hint="build with the default builder (--builder default) to forward an agent",
-        )
+def _agent(request: BuildRequest) -> str:
+    """The ssh-agent socket `--ssh` names (forwarded to every node), or ""."""
+    if not request.ssh:
+        return ""
+    for value in request.ssh:
+        _, _, path = value.partition("=")
+        for one in path.split(","):
+            if one and not stat.S_ISSOCK(_mode(one)):
+                raise InvalidArgument(
+                    f"--ssh {value}: only agent sockets are forwarded to nodes, not key files",
+                    hint="add the key to an ssh-agent and use --ssh default",
+                )
+    return ssh_socket(request.ssh)
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        raise InvalidArgument(f"--ssh: cannot use {path}: no such socket") from None
+
+
+def _local_contexts(request: BuildRequest) -> dict[str, Path]:
+    """The named build contexts that are directories here: sent to the nodes like the
+    main context (image, oci-layout and URL contexts the nodes resolve themselves)."""
+    out: dict[str, Path] = {}
     for name, value in request.build_contexts.items():
-        if "://" not in value:
-            raise InvalidArgument(
-                f"--build-context {name}={value}: local directories are not sent to nodes",
-                hint="use docker-image://, oci-layout:// or a URL, or the default builder",
-            )
+        if "://" in value:
+            continue
+        path = Path(value)
+        if not path.is_dir():
+            raise InvalidArgument(f"--build-context {name}={value}: not a directory")
+        out[name] = path
+    return out
 
 
 def _node_argv(
@@ -100,6 +124,7 @@ def _node_argv(
     names: Sequence[str],
     push: bool = False,
     format_attrs: dict[str, str] | None = None,
+    agent: bool = False,
 ) -> list[str]:
     """`bale build` flags for the node: its platforms, the request's options, output OCI."""
     argv = ["--platform", ",".join(str(p) for p in platforms), "--progress", "rawjson"]
@@ -110,7 +135,8 @@ def _node_argv(
     for key, value in request.labels.items():
         argv += ["--label", f"{key}={value}"]
     for key, value in request.build_contexts.items():
-        argv += ["--build-context", f"{key}={value}"]
+        if "://" in value:  # local directories are sent; the node names them itself
+            argv += ["--build-context", f"{key}={value}"]
     if request.target:
         argv += ["--target", request.target]
     if args.frontend:
@@ -143,6 +169,8 @@ def _node_argv(
         argv += ["--ulimit", limit]
     for entitlement in getattr(args, "allow", []) or []:
         argv += ["--allow", entitlement]
+    if agent:  # the forwarded agent is the node session's SSH_AUTH_SOCK
+        argv += ["--ssh", "default"]
     fields = [f"oci-artifact={str(oci_artifact).lower()}"]
     fields += [f"{k}={v}" for k, v in sorted((format_attrs or {}).items())]
     if push:  # the node pushes by digest; the coordinator tags the one index at the end
@@ -294,12 +322,12 @@ def _read_result(run: _Run) -> None:
     run.result.flush()
 
 
-def _send(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
+def _send(run: _Run, header: dict[str, Any], packs: Sequence[tuple[IO[bytes], int]]) -> None:
     stdin = run.proc.stdin
     assert stdin is not None
     try:
         transport.send_header(stdin, header)
-        if packed is not None:
+        for packed, size in packs:
             offset = 0
             fd = packed.fileno()
             while offset < size:
@@ -359,9 +387,15 @@ def _local_root(node: Node, args: argparse.Namespace) -> Node:
     return replace(node, opts={**node.opts, "root": str(state_root(args))})
 
 
-def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
+def _open(
+    node: Node,
+    digest: str,
+    sink: ProgressSink,
+    agent: str = "",
+    named: dict[str, str] | None = None,
+) -> _Run:
     """One session to the node, asked whether it holds context `digest`."""
-    proc = transport.start_build(node)
+    proc = transport.start_build(node, agent)
     result = tempfile.TemporaryFile(prefix=f"bale-node-{node.name}-")  # noqa: SIM115
     run = _Run(node, (), proc, result)
     run.threads = [
@@ -373,7 +407,7 @@ def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
     threading.Thread(target=_wait, args=(run,), daemon=True).start()
     assert proc.stdin is not None
     try:
-        transport.send_header(proc.stdin, {"context": digest})
+        transport.send_header(proc.stdin, {"context": digest, "named": named or {}})
         proc.stdin.flush()
     except OSError:
         pass  # the node is gone already: greeting it says why
@@ -446,8 +480,8 @@ def plan_without(
     return schedule.Plan(plan.assignments, tuple(warnings))
 
 
-def _dispatch(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
-    threading.Thread(target=_send, args=(run, header, packed, size), daemon=True).start()
+def _dispatch(run: _Run, header: dict[str, Any], packs: Sequence[tuple[IO[bytes], int]]) -> None:
+    threading.Thread(target=_send, args=(run, header, packs), daemon=True).start()
 
 
 def _release(run: _Run) -> None:
@@ -592,7 +626,8 @@ def run(
     from bale.cli.build_run import _write_files
     from bale.exporters.outputs import image_names
 
-    _refuse_unsupported(request)
+    local_contexts = _local_contexts(request)
+    agent = _agent(request)
     specs = output_specs(request)
     if len(files) > 1 and any(s.type == "docker" and s.dest for s in specs):
         raise InvalidArgument(
@@ -626,13 +661,18 @@ def run(
         schedule.plan(request.platforms, declared, strict=True)
     sink = renderer("quiet" if request.quiet else request.progress)
     packed: IO[bytes] | None = None
+    named_packs: dict[str, tuple[str, IO[bytes], int]] = {}
     runs: list[_Run] = []
     try:
         digest, packed = pack(request.context, request.dockerfile.path)
         size = os.fstat(packed.fileno()).st_size
+        for name, path in local_contexts.items():
+            d, f = pack(path, None)
+            named_packs[name] = (d, f, os.fstat(f.fileno()).st_size)
         # One session per node, opened at once: whatever fails below cancels them all.
         nodes = [_local_root(node, args) for node in builder.nodes]
-        runs = [_open(node, digest, sink) for node in nodes]
+        named_digests = {name: d for name, (d, _, _) in named_packs.items()}
+        runs = [_open(node, digest, sink, agent, named_digests) for node in nodes]
         hellos, down = _greet(runs)
         plan = plan_without(
             request.platforms,
@@ -646,12 +686,28 @@ def run(
         by_run = {r.node.name: r for r in runs}
         env = {k: os.environ[k] for k in ("SOURCE_DATE_EPOCH",) if k in os.environ}
 
-        def dispatch(run_: _Run, platforms: tuple[Platform, ...], has_context: bool) -> None:
+        def dispatch(run_: _Run, platforms: tuple[Platform, ...], hello: transport.Hello) -> None:
             node = run_.node
+            has_context = hello.has_context
+            assert packed is not None
+            packs: list[tuple[IO[bytes], int]] = [] if has_context else [(packed, size)]
+            named = []
+            for name, (d, f, n) in named_packs.items():
+                sent = name not in hello.has_named
+                named.append({"name": name, "digest": d, "size": n if sent else 0})
+                if sent:
+                    packs.append((f, n))
             header = {
                 "node": node.name,
                 "argv": _node_argv(
-                    args, request, platforms, artifact, names, push_only, format_attrs
+                    args,
+                    request,
+                    platforms,
+                    artifact,
+                    names,
+                    push_only,
+                    format_attrs,
+                    agent=bool(agent),
                 ),
                 "push": push_only,
                 "context": digest,
@@ -662,12 +718,13 @@ def run(
                 else "Dockerfile",
                 "secrets": secrets,
                 "env": env,
+                "named": named,
             }
             note = "" if not has_context else " (context cached on the node)"
             message = f"[{node.name}] building {', '.join(str(p) for p in platforms)}{note}"
             sink.emit(Event("warning", "", "", message=message))
             run_.platforms = platforms
-            _dispatch(run_, header, None if has_context else packed, size)
+            _dispatch(run_, header, packs)
 
         def retry(lost: _Run) -> _Run | None:
             """A new session, on the least busy other node serving every lost platform."""
@@ -694,7 +751,7 @@ def run(
                     ),
                 )
             )
-            again = _open(node, digest, sink)
+            again = _open(node, digest, sink, agent, named_digests)
             runs.append(again)
             try:
                 fresh, _ = _greet([again])
@@ -702,11 +759,11 @@ def run(
                 return None
             if node.name not in fresh:
                 return None
-            dispatch(again, lost.platforms, fresh[node.name].has_context)
+            dispatch(again, lost.platforms, fresh[node.name])
             return again
 
         for a in plan.assignments:
-            dispatch(by_run[a.node], a.platforms, hellos[a.node].has_context)
+            dispatch(by_run[a.node], a.platforms, hellos[a.node])
         for idle in list(runs):
             if not idle.platforms:
                 _release(idle)
@@ -737,6 +794,8 @@ def run(
     finally:
         if packed is not None:
             packed.close()
+        for _, f, _ in named_packs.values():
+            f.close()
         for r in runs:
             r.result.close()
             if r.proc.poll() is None:

@@ -112,6 +112,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     digest = str(hello.get("context", ""))
     native, emulated = _platforms()
     has = bool(digest) and cached(root, digest) is not None
+    named = {str(k): str(v) for k, v in dict(hello.get("named", {})).items()}
+    has_named = {k: cached(root, v) is not None for k, v in named.items()}
     sys.stderr.write(
         json.dumps(
             {
@@ -120,6 +122,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                     "native": native,
                     "emulated": emulated,
                     "context": has,
+                    "named": has_named,
                 }
             }
         )
@@ -135,13 +138,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     context = unpack(root, digest, sys.stdin.buffer, size) if size else cached(root, digest)
     if context is None:
         raise InvalidArgument(f"context {digest} is neither sent nor cached on this node")
+    contexts: list[str] = []
+    for item in list(header.get("named", [])):  # named build contexts, in header order
+        name, named_digest, named_size = str(item["name"]), str(item["digest"]), int(item["size"])
+        where = (
+            unpack(root, named_digest, sys.stdin.buffer, named_size)
+            if named_size
+            else cached(root, named_digest)
+        )
+        if where is None:
+            raise InvalidArgument(f"build context {name} is neither sent nor cached here")
+        contexts += ["--build-context", f"{name}={where}"]
     done = threading.Event()
     threading.Thread(target=_watch_stdin, args=(done,), daemon=True).start()
     workdir = Path(tempfile.mkdtemp(prefix="bale-node-"))
     try:
         dockerfile = workdir / Path(str(header.get("dockerfile_name") or "Dockerfile")).name
         dockerfile.write_text(str(header.get("dockerfile", "")))
-        argv = [str(a) for a in header.get("argv", [])]
+        argv = [str(a) for a in header.get("argv", [])] + contexts
         for i, (secret_id, value) in enumerate(dict(header.get("secrets", {})).items()):
             var = f"BALE_NODE_SECRET_{i}"
             os.environ[var] = base64.b64decode(str(value)).decode("utf-8", "surrogateescape")
