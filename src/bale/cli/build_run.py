@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import BuildOptions, run_build
+from bale.builder.progress import Event, ProgressSink
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store, store_root
 from bale.cli.output_checks import check_destinations
 from bale.cli.output_flags import with_annotations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import InvalidArgument
+from bale.exporters.archives import DockerExporter
 from bale.exporters.base import Exporter
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome, assemble
@@ -157,7 +160,7 @@ def run(
             check_annotations(store, planned, files)
             result = run_build(store, options, sink, lease)
             inline = any(spec.kind == "inline" for spec in request.cache_to)
-            images = _images(store, lease, result, planned, attest, inline)
+            images = _images(store, lease, result, planned, attest, inline, sink)
             responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
             for response in responses:
                 if response.finalize is not None:
@@ -205,16 +208,29 @@ def _images(
     planned: list[tuple[ImageFormat, Exporter]],
     attest: AttestOptions,
     inline: bool,
+    sink: ProgressSink,
 ) -> dict[ImageFormat, ImageOutcome]:
     """One image per distinct format the outputs ask for (layers converted once each)."""
     from bale.exporters.layer_convert import Memo, convert_result
+    from bale.store.images import StoreMode
 
     memo: Memo = {}
     images: dict[ImageFormat, ImageOutcome] = {}
+    indexed = len(result.platforms) > 1 or store.mode() is not StoreMode.CLASSIC
+    # A docker archive holds no index nor attestations: its media types never matter.
+    with_index = {fmt for fmt, exporter in planned if not isinstance(exporter, DockerExporter)}
     for fmt, _ in planned:
-        if fmt not in images:
-            converted = convert_result(store, lease, result, fmt, memo)
-            images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=fmt)
+        if fmt in images:
+            continue
+        effective = fmt
+        if not fmt.oci_media_types and attest.any and indexed and fmt in with_index:
+            # Attestation manifests are OCI documents: BuildKit switches the whole image to
+            # OCI media types rather than leave them out, and says so.
+            message = "WARNING: forcibly turning on oci-mediatype mode for attestations"
+            sink.emit(Event("warning", "", "", message=message))
+            effective = dataclasses.replace(fmt, oci_media_types=True)
+        converted = convert_result(store, lease, result, effective, memo)
+        images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=effective)
     return images
 
 
