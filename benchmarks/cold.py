@@ -230,8 +230,9 @@ def main() -> int:
         if deb is not None:
             for name, took in deb.items():
                 print(f"  debian {name:<25} {took:8.2f} s")
+            ratio = deb["bale cold"] / deb["floor heavy step"]
             print(
-                f"  debian cold / heavy step alone: {deb['bale cold'] / deb['floor heavy step']:.2f}x"
+                f"  debian cold / heavy step alone: {ratio:.2f}x"
                 " (target <= 1.4x)"
                 + (
                     f"; vs buildah: {deb['bale cold'] / deb['buildah cold']:.2f}x"

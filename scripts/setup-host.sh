@@ -5,7 +5,9 @@ set -euo pipefail
 
 PACKAGES=(qemu-user-static binfmt-support skopeo umoci containerd runc docker-registry
           proot busybox-static pigz iproute2 apache2-utils mmdebstrap arch-test buildah
-          stargz-snapshotter)  # ctr-remote: reads eStargz layers as stargz-snapshotter does
+          stargz-snapshotter  # ctr-remote: reads eStargz layers as stargz-snapshotter does
+          chromium  # chromium: headless, renders the build report in tests
+          openssh-server openssh-client)  # sshd nodes in tests, ssh to reach nodes
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -18,6 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("BALE_FIXTURES", REPO / ".cache" / "busybox"))
+# The Makefile's CACHE (shared by clones on one machine, when root), else the checkout's own.
+CACHE = Path(os.environ.get("CACHE") or REPO / ".cache")
 
 # Debian architecture names of the busybox-static fixtures, by OCI platform.
 DEBIAN_ARCH = {

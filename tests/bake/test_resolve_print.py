@@ -303,4 +303,5 @@ def test_cli_print_list_and_errors(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "bad.hcl:2,3-6: Unsupported argument" in bad.stderr and "Traceback" not in bad.stderr
     build = run_cli(tmp_path)
-    assert build.returncode == 1 and "bale bake can print and list" in build.stderr
+    assert build.returncode == 1, build.stderr
+    assert "target app: failed to read dockerfile: open Dockerfile" in build.stderr

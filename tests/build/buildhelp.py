@@ -140,8 +140,14 @@ class StoreState:
 
 
 def store_state(root: Path) -> StoreState:
+    """Blobs and images; a build's own record (and the logs it pins) is what a failed build
+    is meant to leave, so those are not counted."""
     with Store(root) as store:
-        blobs = frozenset(str(b.digest) for b in store.content.walk())
+        kept = {
+            str(r[0])
+            for r in store.meta.query("SELECT digest FROM pins WHERE owner LIKE 'history:%'")
+        }
+        blobs = frozenset(str(b.digest) for b in store.content.walk()) - kept
         rows = store.meta.query("SELECT mode, name, digest FROM images")
     return StoreState(blobs, frozenset((str(m), str(n), str(d)) for m, n, d in rows))
 

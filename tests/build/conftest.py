@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import tarfile
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from buildhelp import PYTHON_BASE, REPO, bale, busybox_path, env, require_root, require_tool
 
-from support import start_containerd, start_registry
+from support import CACHE, start_containerd, start_registry
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +40,7 @@ def python_base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scripts/python-base.sh (mmdebstrap, rootfs tarballs cached under the repo's .cache)."""
     require_root()
     require_tool("mmdebstrap")
-    # The Makefile's CACHE (shared by clones on one machine), else the checkout's own.
-    cache = Path(os.environ.get("CACHE") or REPO / ".cache")
+    cache = CACHE
     missing = [
         arch
         for arch in ("amd64", "arm64")

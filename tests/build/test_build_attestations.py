@@ -441,3 +441,60 @@ def test_both_manifest_shapes_are_taken_by_skopeo_containerd_and_a_registry(
                 [*containerd, "content", "get", digest], capture_output=True, check=True
             ).stdout
             assert held == raw
+
+
+def test_local_and_tar_outputs_write_the_attestations_beside_the_files(
+    store_root: Path, tmp_path: Path
+) -> None:
+    """As BuildKit's local exporter: provenance.json and sbom*.spdx.json in each platform's
+    directory, one statement each whose subjects are that platform's files; buildx's
+    default provenance (inline-only) is never written there."""
+    ctx = context_dir(tmp_path)
+    status = "Package: hello\nStatus: install ok installed\nVersion: 2.10-3\nArchitecture: all\n"
+    (ctx / "status").write_text(status)
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1\nCOPY status /var/lib/dpkg/status\nRUN uname -m > /arch\n"
+    )
+    out = tmp_path / "out"
+    two = ("--platform", "linux/amd64,linux/arm64")
+    build(
+        store_root,
+        ctx,
+        *two,
+        "--sbom=true",
+        "--provenance=mode=max",
+        "-o",
+        f"type=local,dest={out}",
+    )
+    for platform in ("linux_amd64", "linux_arm64"):
+        directory = out / platform
+        provenance = json.loads((directory / "provenance.json").read_text())
+        sbom = json.loads((directory / "sbom.spdx.json").read_text())
+        assert provenance["predicateType"] == "https://slsa.dev/provenance/v1"
+        assert sbom["predicateType"] == "https://spdx.dev/Document"
+        assert (directory / "provenance.json").stat().st_mode & 0o777 == 0o600
+        subjects = {s["name"]: s["digest"]["sha256"] for s in provenance["subject"]}
+        assert subjects["arch"] == hashlib.sha256((directory / "arch").read_bytes()).hexdigest()
+        assert "var/lib/dpkg/status" in subjects and "provenance.json" not in subjects
+        assert sbom["subject"] == provenance["subject"]
+        names = {p.get("name") for p in sbom["predicate"]["packages"]}
+        assert "hello" in names
+    # The default provenance goes into images only.
+    plain = tmp_path / "plain"
+    build(store_root, ctx, "--platform", "linux/amd64", "-o", f"type=local,dest={plain}")
+    assert (plain / "arch").is_file() and not (plain / "provenance.json").exists()
+    # A tar output carries the same files; one platform: at the top.
+    tar = tmp_path / "out.tar"
+    build(
+        store_root,
+        ctx,
+        "--platform",
+        "linux/arm64",
+        "--provenance=true",
+        "-o",
+        f"type=tar,dest={tar}",
+    )
+    listing = subprocess.run(
+        ["tar", "-tf", str(tar)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "provenance.json" in listing and "arch" in listing

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from buildhelp import PYTHON_BASE, REPO, TWO, bale, context_dir
+from buildhelp import PYTHON_BASE, TWO, bale, context_dir
+
+from support import CACHE
 
 pytestmark = [pytest.mark.root]
 
@@ -34,7 +36,7 @@ def test_two_fresh_stores_give_the_same_index_digest(
         root = tmp_path / name
         for platform in TWO:
             arch = platform.split("/")[1]
-            tarball = REPO / ".cache" / "rootfs" / f"bookworm-python-{arch}.tar"
+            tarball = CACHE / "rootfs" / f"bookworm-python-{arch}.tar"
             bale(root, "import", "--platform", platform, str(tarball), PYTHON_BASE)
         iid = tmp_path / f"{name}.iid"
         bale(

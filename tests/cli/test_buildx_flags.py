@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +54,14 @@ def test_refused_flags_say_so(flag: str, tmp_path: Path) -> None:
 
 def test_an_unknown_builder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    args = build_parser(["build"]).parse_args(["build", "--builder", "remote", str(tmp_path)])
-    with pytest.raises(InvalidArgument, match="no builder 'remote'"):
-        request_from_args(args)
+    env = {k: v for k, v in os.environ.items() if k not in ("BALE_BUILDER", "BUILDX_BUILDER")}
+    argv = [sys.executable, "-m", "bale", "--root", str(tmp_path / "root"), "build"]
+    proc = subprocess.run(
+        [*argv, "--builder", "remote", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "no builder 'remote' found" in proc.stderr and "Traceback" not in proc.stderr

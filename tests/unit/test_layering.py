@@ -1,6 +1,7 @@
 """The package order holds: oci < store < frontends | emulation | registry < builder <
 exporters < cli. A module imports from its own package and from packages below it only;
-`bale.errors`, `bale.lazy`, `bale.mounts` and `bale.owner` are below everything."""
+`bale.errors`, `bale.lazy`, `bale.mounts`, `bale.owner` and `bale.trees` are below
+everything."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "bale"
 
-BASE = {"errors", "lazy", "mounts", "owner", "__main__", "__init__"}
+BASE = {"errors", "lazy", "mounts", "owner", "trees", "__main__", "__init__"}
 # What each package may import besides itself and the base modules.
 ALLOWED: dict[str, set[str]] = {
     "oci": set(),

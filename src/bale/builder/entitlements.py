@@ -6,8 +6,10 @@ WebAssembly platform is refused: nothing here runs it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from bale.errors import DockerfileError, InvalidArgument
-from bale.frontends.graph import BuildDefinition, ExecOp
+from bale.frontends.graph import ExecOp, Vertex
 
 NETWORK_HOST = "network.host"
 SECURITY_INSECURE = "security.insecure"
@@ -31,8 +33,8 @@ def parse_allow(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
-def check_entitlements(definition: BuildDefinition, allow: frozenset[str]) -> None:
-    for v in definition.graph.vertices.values():
+def check_entitlements(vertices: Iterable[Vertex], allow: frozenset[str]) -> None:
+    for v in vertices:
         if not isinstance(v.op, ExecOp):
             continue
         needed = ""
@@ -54,10 +56,10 @@ def check_entitlements(definition: BuildDefinition, allow: frozenset[str]) -> No
 NOT_RUNNABLE_OS = frozenset({"wasi", "wasip1", "js"})
 
 
-def check_runnable(definition: BuildDefinition) -> None:
+def check_runnable(vertices: Iterable[Vertex]) -> None:
     """Refuse a RUN for a WebAssembly platform before any step: there is nothing to run it
     (FROM scratch, COPY and ADD build such images)."""
-    for v in definition.graph.vertices.values():
+    for v in vertices:
         if isinstance(v.op, ExecOp) and v.op.platform.os in NOT_RUNNABLE_OS:
             loc = v.location
             raise DockerfileError(

@@ -26,6 +26,8 @@ class Event:
     duration: float | None = None
     stream: int = 0  # 1 stdout, 2 stderr for "log"
     reason: str = ""  # for "start": why the step is not a cache hit
+    inputs: tuple[str, ...] = ()  # for "start", "cached" and "done": the vertices it reads
+    exit_code: int | None = None  # for "error": the process's exit code, when one ran
 
 
 class ProgressSink(Protocol):

@@ -62,6 +62,13 @@ class Runtime:
         self._executor: Executor | None = None
         self._lock = threading.Lock()
 
+    def with_env(self, env: SolveEnv) -> Runtime:
+        """The same store, snapshots and executor for another build's inputs (one graph of
+        several builds)."""
+        return Runtime(
+            self.store, self.snapshots, self.rootfs, self.sink, self.executor, env, self.lease
+        )
+
     def executor(self) -> Executor:
         with self._lock:
             if self._executor is None:

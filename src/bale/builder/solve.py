@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bale.builder import progress as pg
@@ -62,10 +62,20 @@ EMPTY_TAR = Digest("sha256", hashlib.sha256(b"\0" * 1024).hexdigest())
 
 
 class Engine:
-    def __init__(self, rt: Runtime, cache: CacheSource, history: StepHistory | None = None) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        cache: CacheSource,
+        history: StepHistory | None = None,
+        scopes: Mapping[str, Runtime] | None = None,
+    ) -> None:
         self.rt = rt
         self.cache = cache
         self.history = history
+        # A graph of several builds: the runtime (contexts, secrets) of each vertex scope.
+        self.scopes: Mapping[str, Runtime] = scopes or {}
+        # The first vertex that failed, so a caller can say whose build it was.
+        self.failed: str = ""
         self._downloads = Downloads()
         self._records: dict[str, StepRecord] = {}
         self._kinds: dict[str, str] = {}
@@ -128,19 +138,24 @@ class Engine:
         if isinstance(op, ScratchOp):
             return FsState(key=layers_key(()))
         if isinstance(op, ImageOp):
-            self.rt.sink.emit(pg.Event("done", v.digest, v.name, platform=v.platform))
+            self.rt.sink.emit(
+                pg.Event("done", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+            )
             return self._image_state(op)
         inputs = [done[i] for i in v.inputs]
         try:
             content, files = self._content(v, inputs)
         except BaleError as exc:
+            self._fail(v)
             raise located(exc, v.location) from None
         key = step_key(v, inputs, content)
         parent = v.inputs[0] if v.inputs else ""
         if not v.ignore_cache:
             hit = self.cache.lookup(key)
             if hit is not None:
-                self.rt.sink.emit(pg.Event("cached", v.digest, v.name, platform=v.platform))
+                self.rt.sink.emit(
+                    pg.Event("cached", v.digest, v.name, platform=v.platform, inputs=v.inputs)
+                )
                 if hit.layer is not None:
                     self.rt.lease.add(hit.layer.descriptor.digest)
                 self._record(StepRecord(v.digest, key, hit.layer, hit.created, parent, False))
@@ -157,6 +172,7 @@ class Engine:
                 platform=v.platform,
                 emulation=_emulation(v),
                 reason=reason,
+                inputs=v.inputs,
             )
         )
         try:
@@ -165,8 +181,16 @@ class Engine:
             # A step stopped because another one failed (or Ctrl-C) was cancelled, not failed:
             # BuildKit shows it CANCELED, and the build reports the first failure.
             kind = "canceled" if self._cancelled.is_set() else "error"
+            self._fail(v)
             self.rt.sink.emit(
-                pg.Event(kind, v.digest, v.name, message=str(exc), platform=v.platform)
+                pg.Event(
+                    kind,
+                    v.digest,
+                    v.name,
+                    message=str(exc),
+                    platform=v.platform,
+                    exit_code=getattr(exc, "exit_code", None),
+                )
             )
             raise located(exc, v.location) from None
         now = time.time()
@@ -178,6 +202,13 @@ class Engine:
             )
         )
         return self._state(inputs[0], key, layer, now)
+
+    def _fail(self, v: Vertex) -> None:
+        with self._lock:
+            self.failed = self.failed or v.digest
+
+    def _rt(self, v: Vertex) -> Runtime:
+        return self.scopes.get(v.scope, self.rt)
 
     def _record(self, record: StepRecord) -> None:
         with self._lock:
@@ -194,7 +225,7 @@ class Engine:
         """Why the step runs (see bale.builder.explain); remembers its parts for next time."""
         if self.history is None or not v.step:
             return ""
-        step = f"{self.rt.env.step_prefix}|{v.step}"
+        step = f"{self._rt(v).env.step_prefix}|{v.step}"
         parts = KeyParts.of(v, [s.key for s in inputs], content, files)
         last = self.history.get(step)
         self.history.put(step, key, parts)
@@ -222,15 +253,16 @@ class Engine:
         """The part of a step's key that comes from outside the graph (see cachekey), and
         the (path, digest) entries behind it."""
         op = v.op
+        rt = self._rt(v)
         if isinstance(op, CopyOp):
-            return copy_content_key(self.rt, op, inputs, self._downloads)
+            return copy_content_key(rt, op, inputs, self._downloads)
         if isinstance(op, ExecOp):
             # Context files a RUN bind-mounts: editing them re-runs the step.
             parts = []
             files: list[tuple[str, str]] = []
             for m in op.mounts:
                 if isinstance(m, BindMountSpec) and m.input is None:
-                    ctx = self.rt.env.context(m.context)
+                    ctx = rt.env.context(m.context)
                     entries = ctx.entries(ctx.match(m.source or "."))
                     parts.append(entries_checksum(entries))
                     files += entries
@@ -238,7 +270,7 @@ class Engine:
         return "", []
 
     def _execute(self, v: Vertex, inputs: Sequence[FsState]) -> LayerRef | None:
-        rt = self.rt
+        rt = self._rt(v)
         parent = inputs[0]
         op = v.op
         if isinstance(op, CopyOp) and not op.add:

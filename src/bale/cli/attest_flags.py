@@ -178,6 +178,7 @@ def attest_options(request: BuildRequest, specs: list[OutputSpec]) -> AttestOpti
         frontend_attrs=tuple(attrs),
         context=request.context,
         dockerfile_path=path,
+        node=os.environ.get("BALE_NODE_NAME", ""),  # set by `bale node build`
     )
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from bale.errors import BakeError, Unavailable
+from bale.errors import BakeError
 from bale.oci.platform import host_platform
 
 
@@ -64,7 +64,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="always attempt to pull referenced images",
     )
-    p.add_argument("--progress", default="auto", help="auto, plain, tty, quiet, rawjson, none")
+    p.add_argument(
+        "--progress", default="auto", choices=("auto", "plain", "tty", "quiet", "rawjson", "none")
+    )
     p.add_argument("--metadata-file", help="write build result metadata to a file")
     p.add_argument("--call", default="build", help="build, check, outline or targets")
     p.add_argument(
@@ -195,11 +197,10 @@ def cmd_bake(args: argparse.Namespace) -> int:
     if args.print:
         print(plan.print_json())
         return 0
-    raise Unavailable(
-        "bale bake can print and list; building targets needs the builder, which this version "
-        "does not drive from bake yet",
-        hint="use `bale bake --print` to see the plan, and `bale build` per target",
-    )
+    # The builder is imported only to build: --print and --list never load it.
+    from bale.cli import bake_build
+
+    return bake_build.run(args, plan)
 
 
 def _list_targets(d: object, fmt: str) -> str:

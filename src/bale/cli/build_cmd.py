@@ -10,7 +10,6 @@ import argparse
 import atexit
 import io
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -27,6 +26,7 @@ from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
 from bale.oci.platform import Platform, host_platform, require_known
 from bale.oci.reference import Reference
+from bale.trees import remove_tree
 
 if TYPE_CHECKING:
     from bale.frontends.dockerfile.checks import CheckResult
@@ -72,6 +72,7 @@ class BuildRequest:
     cache_to: tuple[CacheSpec, ...] = ()
     annotations: tuple[str, ...] = ()
     run: run_flags.RunFlags = field(default_factory=run_flags.RunFlags)
+    report: str = ""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,6 +118,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
                    help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
                    "type=inline; mode=min|max, cache-mounts=ID;ID|all")
+    p.add_argument("--report", default="", metavar="FILE",
+                   help="write the build's HTML report here, success or failure")
+    p.add_argument("--strict-platforms", action="store_true",
+                   help="refuse, before any work, a platform no node builds natively")
     p.set_defaults(func=cmd_build)
 
 
@@ -156,7 +161,7 @@ def stdin_context(file: str | None) -> tuple[Path, str | None]:
         raise InvalidArgument("the Dockerfile and the context cannot both come from stdin")
     data = sys.stdin.buffer.read()
     directory = Path(tempfile.mkdtemp(prefix="bale-stdin-context-"))
-    atexit.register(shutil.rmtree, directory, True)
+    atexit.register(remove_tree, directory, ignore_errors=True)
     if _is_tar(data):
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
@@ -243,6 +248,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         verify_reproducible=args.verify_reproducible,
         annotations=tuple(args.annotation),
         run=run_flags.parse_run_flags(args),
+        report=args.report,
     )
 
 
@@ -253,7 +259,7 @@ def format_check(result: CheckResult) -> str:
     noun = "warning has" if count == 1 else "warnings have"
     out = [f"Check complete, {count} {noun} been found!", ""]
     for finding in result.findings:
-        out.append(f"WARN: {finding.rule} - {finding.url}")
+        out.append(f"WARNING: {finding.rule} - {finding.url}")
         out.append(finding.message)
         if finding.source is not None and finding.source.start <= len(result.lines):
             out.extend(snippet(finding.source, result.lines))
@@ -298,6 +304,13 @@ def _build(
         from bale.cli import build_verify
 
         return build_verify.verify(args, request, files)
+    from bale.cli.nodes.select import remote_builder
+
+    builder = remote_builder(args, request.platforms)
+    if builder is not None:
+        from bale.cli.nodes import coordinator
+
+        return coordinator.run(args, request, files, builder)
     from bale.cli import build_run
 
     return build_run.run(args, request, files)
@@ -305,34 +318,58 @@ def _build(
 
 def cmd_build(args: argparse.Namespace) -> int:
     request = request_from_args(args)
-    files = dockerfiles_for(request.dockerfile, request.platforms,
-                            build_args=request.build_args, template_vars=request.template_vars)
+    try:
+        files = dockerfiles_for(request.dockerfile, request.platforms,
+                                build_args=request.build_args,
+                                template_vars=request.template_vars)
+    except DockerfileError as exc:
+        if request.call == "build" and not request.verify_reproducible:
+            from bale.cli import build_run
+
+            build_run.record_failure(args, request, exc)
+        raise
     if request.call == "build":
         return _build(args, request, files)
+    text, status, error = run_call(request, files)
+    print(text)
+    if error is not None:
+        raise error
+    return status
+
+
+def run_call(
+    request: BuildRequest, files: dict[Platform, ParsedDockerfile]
+) -> tuple[str, int, DockerfileError | None]:
+    """`--call check|outline|targets`: what it prints, its exit status (1 when the check
+    finds something, as buildx) and the error to end with."""
     # Lint and introspection modules are imported only for the calls that use them.
     from bale.frontends.dockerfile.checks import check
     from bale.frontends.dockerfile.outline import outline, targets
 
     if request.call == "check":
-        failing: set[str] = set()
+        from bale.frontends.dockerignore import load_ignore
+
+        ignore = load_ignore(request.context, request.dockerfile.path)
         shown: set[tuple[str, ...]] = set()
+        out, status, error = [], 0, None
         for platform, parsed in files.items():
             if parsed.lines in shown:  # a template that renders alike is checked once
                 continue
             shown.add(parsed.lines)
             result = check(parsed, target_platform=platform, build_args=request.build_args,
-                           target=request.target)
-            print(format_check(result))
-            if result.failed:
-                failing.update(f.rule for f in result.findings)
-        if failing:
-            raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-        return 0
+                           target=request.target, dockerignore=ignore)
+            if result.findings or result.error is None:
+                out.append(format_check(result))
+            status = 1 if result.findings else status
+            message = result.error_message
+            if error is None and message is not None:
+                first = result.findings[0].source if result.findings else None
+                error = result.error or DockerfileError(message, source=first,
+                                                        lines=result.lines)
+        return "\n".join(out), status, error
     platform = request.platforms[0]
     parsed = files[platform]
     if request.call == "targets":
-        print(format_targets(targets(parsed)))
-        return 0
-    print(format_outline(outline(parsed, target=request.target, build_args=request.build_args,
-                                 target_platform=platform)))
-    return 0
+        return format_targets(targets(parsed)), 0, None
+    return format_outline(outline(parsed, target=request.target, build_args=request.build_args,
+                                  target_platform=platform)), 0, None

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import BuildOptions, run_build
+from bale.builder.history import Recorder, RecordRequest, masker, secret_values
 from bale.builder.progress import Event, ProgressSink
+from bale.builder.result import BuildResult
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store, store_root
 from bale.cli.output_checks import check_destinations
 from bale.cli.output_flags import with_annotations
 from bale.cli.progress_render import TtyRenderer, renderer
-from bale.errors import InvalidArgument
+from bale.errors import BaleError, InvalidArgument
 from bale.exporters.archives import DockerExporter
 from bale.exporters.base import Exporter
 from bale.exporters.export_options import ImageFormat
@@ -25,6 +27,7 @@ from bale.exporters.image import ImageOutcome, assemble
 from bale.exporters.outputs import OutputSpec, exporter_for, parse_output
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
+from bale.store.local import Store
 
 if TYPE_CHECKING:
     from bale.builder.result import BuildResult
@@ -140,32 +143,38 @@ def run(
             "docker exporter does not currently support exporting manifest lists",
             hint="build one platform, or use -o type=oci",
         )
-    tags = list(request.tags)
-    # Made before any step runs: a bad output fails first.
-    planned = [
-        (spec.options.format, exporter)
-        for spec in specs
-        for exporter in exporter_for(
-            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
-        )
-    ]
+    planned = planned_exporters(args, request, specs)
     options = build_options(request, files)
     attest = attest_options(request, specs)
-    _check_formats(request, planned)
+    check_formats(request, planned)
     check_destinations(specs, request.iidfile, request.metadata_file, store_root(args))
     sink = renderer("quiet" if request.quiet else request.progress)
-    warn_attestations(sink, attest, request.quiet or request.progress == "quiet")
     try:
-        with open_store(args) as store, store.lease() as lease:
-            check_annotations(store, planned, files)
-            result = run_build(store, options, sink, lease)
-            inline = any(spec.kind == "inline" for spec in request.cache_to)
-            images = _images(store, lease, result, planned, attest, inline, sink)
-            responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
-            for response in responses:
-                if response.finalize is not None:
-                    response.finalize()
-            image = images[planned[0][0]]
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            recorder = Recorder(
+                store,
+                sink,
+                record_lease,
+                mask=masker(secret_values(options.secrets, options.build_args)),
+            )
+            warn_attestations(recorder, attest, request.quiet or request.progress == "quiet")
+            result = None
+            try:
+                with store.lease() as lease:
+                    check_annotations(store, planned, files)
+                    result = run_build(store, options, recorder, lease)
+                    inline = any(spec.kind == "inline" for spec in request.cache_to)
+                    images = images_for(store, lease, result, planned, attest, inline, recorder)
+                    responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
+                    for response in responses:
+                        if response.finalize is not None:
+                            response.finalize()
+                    image = images[planned[0][0]]
+            except BaseException as exc:
+                _record(store, recorder, request, specs, result, None, exc)
+                raise
+            exported = {k: v for r in responses for k, v in r.metadata.items()}
+            _record(store, recorder, request, specs, result, image, None, exported)
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -175,7 +184,22 @@ def run(
     return 0
 
 
-def _check_formats(request: BuildRequest, planned: list[tuple[ImageFormat, Exporter]]) -> None:
+def planned_exporters(
+    args: argparse.Namespace, request: BuildRequest, specs: list[OutputSpec]
+) -> list[tuple[ImageFormat, Exporter]]:
+    """The exporters of the outputs, each with the image format it exports; made before any
+    step runs, so a bad output fails first."""
+    tags = list(request.tags)
+    return [
+        (spec.options.format, exporter)
+        for spec in specs
+        for exporter in exporter_for(
+            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
+        )
+    ]
+
+
+def check_formats(request: BuildRequest, planned: list[tuple[ImageFormat, Exporter]]) -> None:
     if any(fmt.rewrite_timestamp for fmt, _ in planned) and not (
         os.environ.get("SOURCE_DATE_EPOCH") or request.build_args.get("SOURCE_DATE_EPOCH")
     ):
@@ -201,14 +225,14 @@ def check_annotations(
         check(fmt.annotations, platforms, index=index, oci_media_types=fmt.oci_media_types)
 
 
-def _images(
+def images_for(
     store: Store,
     lease: Lease,
     result: BuildResult,
     planned: list[tuple[ImageFormat, Exporter]],
     attest: AttestOptions,
     inline: bool,
-    sink: ProgressSink,
+    sink: ProgressSink | None = None,
 ) -> dict[ImageFormat, ImageOutcome]:
     """One image per distinct format the outputs ask for (layers converted once each)."""
     from bale.exporters.layer_convert import Memo, convert_result
@@ -226,25 +250,119 @@ def _images(
         if not fmt.oci_media_types and attest.any and indexed and fmt in with_index:
             # Attestation manifests are OCI documents: BuildKit switches the whole image to
             # OCI media types rather than leave them out, and says so.
-            message = "WARNING: forcibly turning on oci-mediatype mode for attestations"
-            sink.emit(Event("warning", "", "", message=message))
+            if sink is not None:
+                message = "WARNING: forcibly turning on oci-mediatype mode for attestations"
+                sink.emit(Event("warning", "", "", message=message))
             effective = dataclasses.replace(fmt, oci_media_types=True)
         converted = convert_result(store, lease, result, effective, memo)
         images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=effective)
     return images
 
 
+def record_request(request: BuildRequest, specs: list[OutputSpec]) -> RecordRequest:
+    """What the build record keeps of the request: names and ids, never values."""
+    secret_ids = []
+    for text in request.secrets:
+        fields = dict(part.partition("=")[::2] for part in text.split(",") if part)
+        secret_ids.append(fields.get("id", ""))
+    return RecordRequest(
+        context=str(request.context.resolve()),
+        dockerfile=request.dockerfile.name,
+        platforms=tuple(str(p) for p in request.platforms),
+        target=request.target or "",
+        build_args=tuple(sorted(request.build_args)),
+        labels=tuple(sorted(request.labels)),
+        secrets=tuple(secret_ids),
+        ssh=bool(request.ssh),
+        tags=request.tags,
+        outputs=tuple(spec.type for spec in specs),
+        no_cache=request.no_cache,
+        cache_from=tuple(spec.kind for spec in request.cache_from),
+        cache_to=tuple(spec.kind for spec in request.cache_to),
+        network=request.network,
+    )
+
+
+def image_summary(image: ImageOutcome) -> dict[str, Any]:
+    return {
+        "digest": str(image.target.digest),
+        "media_type": image.target.media_type,
+        "manifests": [
+            {"digest": str(m.digest), "platform": str(m.platform) if m.platform else ""}
+            for m in image.manifests
+        ],
+        "configs": list(image.config_digests),
+    }
+
+
+def _record(
+    store: Store,
+    recorder: Recorder,
+    request: BuildRequest,
+    specs: list[OutputSpec],
+    result: BuildResult | None,
+    image: ImageOutcome | None,
+    error: BaseException | None,
+    exported: dict[str, str] | None = None,
+) -> None:
+    """Keep the build's record; with --report, write the report too. A record that cannot
+    be written never hides the build's own outcome."""
+    try:
+        record_id = recorder.finish(
+            record_request(request, specs),
+            result=result,
+            error=error,
+            image={**image_summary(image), "exporter_response": exported or {}}
+            if image is not None
+            else None,
+        )
+    except BaleError:
+        recorder.abort()
+        if error is None:
+            raise
+        return
+    if request.report:
+        from bale.cli.history_cmd import write_report
+
+        write_report(store, record_id, Path(request.report))
+
+
+class _Quiet:
+    def emit(self, event: object) -> None:
+        pass
+
+
+def record_failure(args: argparse.Namespace, request: BuildRequest, error: BaleError) -> None:
+    """A build that failed before any step (a Dockerfile that does not parse) is recorded
+    too, as BuildKit records a frontend error."""
+    try:
+        specs = output_specs(request)
+    except BaleError:
+        specs = []
+    try:
+        with open_store(args) as store, store.lease(rollback=False) as lease:
+            _record(store, Recorder(store, _Quiet(), lease), request, specs, None, None, error)
+    except (BaleError, OSError):
+        pass  # the Dockerfile's error is the one to report
+
+
 def _write_files(request: BuildRequest, image: ImageOutcome) -> None:
     if request.iidfile:
         Path(request.iidfile).write_text(image.image_id)
     if request.metadata_file:
-        meta: dict[str, Any] = {
-            "containerimage.digest": str(image.target.digest),
-            "containerimage.descriptor": image.target.to_json(),
-        }
-        if len(image.config_digests) == 1:
-            meta["containerimage.config.digest"] = image.config_digests[0]
-        if request.tags:
-            meta["image.name"] = ",".join(request.tags)
+        meta = image_metadata(image, request.tags)
         Path(request.metadata_file).write_text(json.dumps(meta, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def image_metadata(image: ImageOutcome, tags: tuple[str, ...]) -> dict[str, Any]:
+    """What buildx's metadata file says of a built image (its exporter response)."""
+    meta: dict[str, Any] = {
+        "containerimage.digest": str(image.target.digest),
+        "containerimage.descriptor": image.target.to_json(),
+    }
+    if len(image.config_digests) == 1:
+        meta["containerimage.config.digest"] = image.config_digests[0]
+    if tags:
+        meta["image.name"] = ",".join(tags)
+    return meta

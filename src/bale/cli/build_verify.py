@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from bale.exporters.outputs import OutputSpec
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci.platform import Platform
 from bale.store.local import Store
+from bale.trees import remove_tree
 
 if TYPE_CHECKING:
     from bale.cli.build_cmd import BuildRequest
@@ -50,7 +50,7 @@ def _remove_stale(parent: os.PathLike[str]) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            remove_tree(os.path.join(parent, name), ignore_errors=True)
         except PermissionError:
             pass
 
@@ -78,7 +78,7 @@ def verify(
         parent = user.root / "tmp"
         _remove_stale(parent)
         work = parent / f"{_WORK}{os.getpid()}"
-        stack.callback(shutil.rmtree, work, True)
+        stack.callback(remove_tree, work, ignore_errors=True)
         outcomes = []
         for n in (1, 2):
             if not quiet:

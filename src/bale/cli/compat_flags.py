@@ -1,16 +1,13 @@
-"""The rest of `docker buildx build`'s flags: `--builder` (bale is one local builder),
-`-D/--debug`, and those bale refuses with a message rather than ignores (`--policy`,
+"""The rest of `docker buildx build`'s flags: `--builder` (which `bale builder` builder:
+see cli/nodes), `-D/--debug`, and those bale refuses with a message rather than ignores (`--policy`,
 `--resource`), so a buildx command line never half-works."""
 
 from __future__ import annotations
 
 import argparse
-import os
 
 from bale.errors import InvalidArgument
 
-# The one builder bale is; buildx names the docker driver's builder "default".
-BUILDER_NAMES = ("default", "bale")
 UNSUPPORTED = {
     "policy": "--policy (build policies) is not supported by bale",
     "resource": "--resource (resource limits for build containers) is not supported by bale",
@@ -22,7 +19,7 @@ def register(p: argparse.ArgumentParser) -> None:
         "--builder",
         default=None,
         metavar="NAME",
-        help="builder instance (env BUILDX_BUILDER); bale is the one, 'default'",
+        help="builder to use (env BALE_BUILDER or BUILDX_BUILDER; default: bale builder use)",
     )
     p.add_argument(
         "-D",
@@ -35,13 +32,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    builder = args.builder or os.environ.get("BUILDX_BUILDER") or "default"
-    if builder not in BUILDER_NAMES:
-        raise InvalidArgument(
-            f"no builder {builder!r} found",
-            hint="bale builds on this machine only (remote and multi-node builders are not "
-            "supported); use --builder default or leave it out",
-        )
+    # An unknown builder name is refused where builders are looked up (cli/nodes/select).
     for key, message in UNSUPPORTED.items():
         if getattr(args, key):
             raise InvalidArgument(message, hint=f"drop --{key} from the command line")

@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bale.cli.build_cmd",
     "bale.cli.builder_cmd",
     "bale.cli.bake_cmd",
+    "bale.cli.history_cmd",
+    "bale.cli.nodes.serve",
 )
 
 
@@ -33,10 +35,12 @@ COMMANDS: dict[str, str] = {
     "build": "bale.cli.build_cmd",
     "builder": "bale.cli.builder_cmd",
     "emulation": "bale.cli.emulation_cmd",
+    "history": "bale.cli.history_cmd",
     "image": "bale.cli.images_cmd",
     "images": "bale.cli.images_cmd",
     "import": "bale.cli.images_cmd",
     "load": "bale.cli.images_cmd",
+    "node": "bale.cli.nodes.serve",
     "rmi": "bale.cli.images_cmd",
     "save": "bale.cli.images_cmd",
     "tag": "bale.cli.images_cmd",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -90,10 +90,54 @@ class AttestOptions:
     frontend_attrs: tuple[tuple[str, str], ...] = ()  # target, no-cache, … as buildx sends
     context: Path | None = None  # the local build context (BUILDKIT_SBOM_SCAN_CONTEXT)
     dockerfile_path: Path | None = None  # where its .dockerignore may sit
+    node: str = ""  # the builder node that built it (recorded in provenance)
 
     @property
     def any(self) -> bool:
         return self.provenance is not None or self.sbom is not None
+
+
+@dataclass(frozen=True)
+class AttestationFile:
+    """One statement as a local or tar output writes it next to the files (`path`), with
+    whether it may only go inline into an image (buildx's default provenance)."""
+
+    path: str
+    statement: Mapping[str, Any]
+    inline_only: bool = False
+
+
+def platform_statements(
+    store: Store, result: BuildResult, manifests: Sequence[Descriptor], attest: AttestOptions
+) -> list[list[AttestationFile]]:
+    """Each platform's statements (provenance, SBOMs: as `attest` asks), made once for both
+    the attestation manifests and the files of a local output."""
+    if not attest.any:
+        return [[] for _ in manifests]
+    # Build times and a random id per build only when asked for with mode=max: not with an
+    # epoch, nor when the provenance claims to be reproducible, nor by default — an unchanged
+    # rebuild, or a build from an imported cache, keeps the index digest of the first.
+    timed = attest.provenance is not None and _timed(attest.provenance, result)
+    invocation = _invocation_id() if timed else ""
+    out = []
+    for r, manifest in zip(result.platforms, manifests, strict=True):
+        files: list[AttestationFile] = []
+        if attest.provenance is not None:
+            item = provenance_input(result, r, manifest, attest, attest.provenance, invocation)
+            files.append(
+                AttestationFile(
+                    "provenance.json",
+                    provenance_statement(item),
+                    inline_only=attest.provenance.inline_only,
+                )
+            )
+        if attest.sbom is not None:
+            files += [
+                AttestationFile(f"{name}.spdx.json", statement)
+                for name, statement in sbom_statements(store, result, r, manifest, attest)
+            ]
+        out.append(files)
+    return out
 
 
 def attach(
@@ -102,29 +146,23 @@ def attach(
     result: BuildResult,
     manifests: list[Descriptor],
     attest: AttestOptions,
+    statements: Sequence[Sequence[AttestationFile]] | None = None,
 ) -> list[Descriptor]:
     """One attestation manifest per platform manifest (none when nothing is asked for)."""
     if not attest.any:
         return []
-    # Build times and a random id per build only when asked for with mode=max: not with an
-    # epoch, nor when the provenance claims to be reproducible, nor by default — an unchanged
-    # rebuild, or a build from an imported cache, keeps the index digest of the first.
-    timed = attest.provenance is not None and _timed(attest.provenance, result)
-    invocation = _invocation_id() if timed else ""
-    out = []
-    for r, manifest in zip(result.platforms, manifests, strict=True):
-        statements: list[dict[str, Any]] = []
-        if attest.provenance is not None:
-            item = provenance_input(result, r, manifest, attest, attest.provenance, invocation)
-            statements.append(provenance_statement(item))
-        if attest.sbom is not None:
-            statements += sbom_statements(store, result, r, manifest, attest)
-        out.append(
-            write_attestation_manifest(
-                store, lease, manifest, statements, oci_artifact=attest.oci_artifact
-            )
+    if statements is None:
+        statements = platform_statements(store, result, manifests, attest)
+    return [
+        write_attestation_manifest(
+            store,
+            lease,
+            manifest,
+            [dict(f.statement) for f in files],
+            oci_artifact=attest.oci_artifact,
         )
-    return out
+        for manifest, files in zip(manifests, statements, strict=True)
+    ]
 
 
 # -- provenance ------------------------------------------------------------------------------
@@ -278,6 +316,7 @@ def provenance_input(
         compression=layer_compressor(result.compression, result.compression_level),
         network_access=r.usage.network or bool(r.usage.downloads),
         steps=_steps(r),
+        node=attest.node,
     )
 
 
@@ -312,7 +351,7 @@ def sbom_statements(
     r: PlatformResult,
     manifest: Descriptor,
     attest: AttestOptions,
-) -> list[dict[str, Any]]:
+) -> list[tuple[str, dict[str, Any]]]:
     """One SPDX statement for the image, and one per extra scan target (built stages asked
     for with BUILDKIT_SBOM_SCAN_STAGE, the context with BUILDKIT_SBOM_SCAN_CONTEXT)."""
     # The scanners load only for a build that asks for an SBOM.
@@ -327,6 +366,7 @@ def sbom_statements(
         extras["context"] = DirectoryTree(attest.context, excluded=ignore.excluded)
     results = scan_targets(_layer_tree(store, r.layers), extras)
     out = []
+    # Named as BuildKit names the files: `sbom` for the image, `sbom-NAME` for the others.
     for target in sorted(results, key=lambda name: (name != CORE, name)):
         document = spdx_document(
             results[target].packages,
@@ -337,8 +377,11 @@ def sbom_statements(
             epoch=result.source_date_epoch or 0,
         )
         out.append(
-            sbom_statement(
-                document, subject=manifest, subject_names=attest.names, platform=r.platform
+            (
+                target,
+                sbom_statement(
+                    document, subject=manifest, subject_names=attest.names, platform=r.platform
+                ),
             )
         )
     return out

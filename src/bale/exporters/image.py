@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from bale.builder.result import BuildResult, PlatformResult
 from bale.builder.state import LayerRef
-from bale.exporters.attest import AttestOptions, attach
+from bale.exporters.attest import AttestationFile, AttestOptions, attach, platform_statements
 from bale.exporters.export_options import ImageFormat
 from bale.oci import mediatype
 from bale.oci.annotations import annotate_index, annotate_manifest, annotate_manifest_descriptor
@@ -32,6 +32,8 @@ class PlatformImage:
     platform: Platform
     config: ImageConfig
     layers: tuple[LayerRef, ...]
+    # The statements a local or tar output writes beside the files (not the inline-only).
+    attestations: tuple[AttestationFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,13 +131,21 @@ def assemble(
         manifest = annotate_manifest(manifest, specs, r.platform)
         desc = store.put_document(manifest.encode(), manifest_type, lease, platform=config.platform)
         manifests.append(annotate_manifest_descriptor(desc, specs, r.platform))
+    statements = (
+        platform_statements(store, result, manifests, attest) if attest is not None else None
+    )
+    if statements is not None:
+        images = [
+            replace(image, attestations=tuple(f for f in files if not f.inline_only))
+            for image, files in zip(images, statements, strict=True)
+        ]
     if len(result.platforms) == 1 and store.mode() is StoreMode.CLASSIC:
         only = manifests[0]
         target = Descriptor(only.media_type, only.digest, only.size, annotations=only.annotations)
     else:
         entries = list(manifests)
         if attest is not None:
-            entries += _attestations(store, lease, result, manifests, attest)
+            entries += attach(store, lease, result, manifests, attest, statements)
         index_type = mediatype.OCI_INDEX if oci else mediatype.DOCKER_MANIFEST_LIST
         index = annotate_index(Index(manifests=tuple(entries), media_type=index_type), specs)
         target = store.put_document(index.encode(), index_type, lease)
@@ -150,13 +160,3 @@ def _layer_descriptor(desc: Descriptor, oci: bool) -> Descriptor:
     kind = mediatype.layer_compression(desc.media_type)
     docker = {"gzip": mediatype.DOCKER_LAYER_GZIP, "": mediatype.DOCKER_LAYER}.get(kind)
     return replace(desc, media_type=docker) if docker else desc
-
-
-def _attestations(
-    store: Store,
-    lease: Lease,
-    result: BuildResult,
-    manifests: list[Descriptor],
-    attest: AttestOptions,
-) -> list[Descriptor]:
-    return attach(store, lease, result, manifests, attest)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import BinaryIO, cast
 
 from bale.errors import AlreadyExists, DigestMismatch, InvalidArgument, NotFound, Unavailable
 from bale.oci.digest import Digest
+from bale.trees import remove_tree
 
 CHUNK = 1 << 20
 
@@ -185,7 +185,7 @@ class Writer:
             return
         self._closed = True
         if remove:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            remove_tree(self._dir, ignore_errors=True)
         os.close(self._lock_fd)
 
     def __enter__(self) -> Writer:
@@ -380,7 +380,7 @@ class ContentStore:
         except BlockingIOError:
             os.close(lock_fd)
             return
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_tree(directory, ignore_errors=True)
         os.close(lock_fd)
 
     def ingests(self) -> list[IngestStatus]:
@@ -413,7 +413,7 @@ class ContentStore:
         try:
             fd = os.open(lock, os.O_RDWR)
         except FileNotFoundError:
-            shutil.rmtree(directory, ignore_errors=True)
+            remove_tree(directory, ignore_errors=True)
             return 0
         try:
             try:
@@ -424,7 +424,7 @@ class ContentStore:
             data = directory / "data"
             if data.exists():
                 size = data.stat().st_size
-            shutil.rmtree(directory, ignore_errors=True)
+            remove_tree(directory, ignore_errors=True)
             return size
         finally:
             os.close(fd)

@@ -1,4 +1,5 @@
-"""Mark-and-sweep garbage collection from image roots, pins and live leases."""
+"""Mark-and-sweep garbage collection from image roots, pins and live leases. Build records
+past their retention go first (their pins with them), so their logs are collected."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from bale.errors import InvalidArgument, NotFound
 from bale.oci.digest import Digest
+from bale.store import history
 from bale.store.local import Store
 
 
@@ -25,7 +27,9 @@ def collect(store: Store) -> GcReport:
     """
     removed: list[Digest] = []
     freed = 0
+    retention = history.Retention.load(store)
     with store.meta.transaction() as db:
+        history.expire(db, retention, time.time())
         roots = {str(r[0]) for r in db.execute("SELECT digest FROM images")}
         roots |= {str(r[0]) for r in db.execute("SELECT digest FROM pins")}
         roots |= store.meta.leased_digests(db, time.time())

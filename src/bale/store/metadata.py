@@ -1,4 +1,5 @@
-"""Store metadata in SQLite: images, blob references for GC, labels, leases, settings.
+"""Store metadata in SQLite: images, blob references for GC, labels, leases, settings,
+build cache and build history.
 
 The schema is versioned: `MIGRATIONS[i]` takes a database from version i to i + 1, and
 opening a store applies whatever is missing inside one transaction.
@@ -84,6 +85,18 @@ MIGRATIONS: tuple[str, ...] = (
         files BLOB,                    -- zlib JSON: path -> hash of what it read
         updated REAL NOT NULL
     );
+    """,
+    # 3 → 4: build history records (bale.store.history); their log blobs are pinned.
+    """
+    CREATE TABLE build_history (
+        id TEXT PRIMARY KEY,           -- the record's reference (25 lowercase letters, digits)
+        created REAL NOT NULL,
+        completed REAL NOT NULL,
+        status TEXT NOT NULL,          -- 'completed', 'error' or 'canceled'
+        name TEXT NOT NULL,
+        record TEXT NOT NULL           -- JSON (bale.builder.history)
+    );
+    CREATE INDEX build_history_created ON build_history (created);
     """,
 )
 

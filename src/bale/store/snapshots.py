@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -34,6 +33,7 @@ from bale.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotF
 from bale.mounts import Mount, mount, unmount
 from bale.store.overlay import is_opaque
 from bale.store.sqlite import Database
+from bale.trees import remove_tree
 
 Kind = Literal["active", "view", "committed"]
 Driver = Literal["overlay", "copy"]
@@ -120,7 +120,7 @@ def overlay_supported(directory: Path) -> bool:
         unmount(str(probe / "m"))
         return True
     finally:
-        shutil.rmtree(probe, ignore_errors=True)
+        remove_tree(probe, ignore_errors=True)
 
 
 class Snapshotter:
@@ -411,7 +411,7 @@ class Snapshotter:
                 self._lease(lease, name)
         work = self._dir(sid) / "work"
         if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+            remove_tree(work, ignore_errors=True)
         return SnapshotInfo(name, "committed", info.parent, time.time(), merged)
 
     def remove(self, key: str) -> None:
@@ -488,7 +488,7 @@ def _rmtree(path: Path) -> None:
     if not path.exists():
         return
     try:
-        shutil.rmtree(path)
+        remove_tree(path)
     except OSError:
         # Files made immutable or read-only directories from a step: chmod and retry.
         subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)

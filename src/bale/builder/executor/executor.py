@@ -30,6 +30,7 @@ from bale.emulation.modes import Emulation, choose
 from bale.errors import InvalidArgument, StepError, Unavailable
 from bale.mounts import Mount, mount_all, plain_directory, unmount_all
 from bale.oci import host_platform
+from bale.trees import remove_tree
 
 Runtime = Literal["auto", "runc", "unshare"]
 
@@ -130,7 +131,7 @@ class SandboxExecutor:
                 if not direct:
                     unmount_all(str(rootfs))
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree(workdir, ignore_errors=True)
 
     def _scratch(self) -> Path:
         return scratch_dir(self.state_dir)

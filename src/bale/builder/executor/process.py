@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import selectors
-import signal
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -13,8 +12,13 @@ from collections.abc import Callable, Sequence
 from bale.builder.executor.spec import StepOutput
 
 _MAX_LINE = 64 * 1024
-PER_LINUX32 = 0x0008
-PR_SET_PDEATHSIG = 1
+# A killed bale takes its runtime process along (unshare's --kill-child then ends the step; a
+# runc container left behind is deleted by the next bale command). setpriv sets it rather
+# than a preexec_fn: forking through Python code made emulated steps hang now and then.
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+# A 386 or arm/v7 step sees the 32-bit personality (`uname -m`), as on a 32-bit machine.
+_SETARCH = shutil.which("setarch")
 
 # The runtime processes of the steps running now, with how to stop each (its on_interrupt),
 # so a cancelled build can end them from another thread.
@@ -49,14 +53,14 @@ def stream(
     exception in the sink) calls `on_interrupt` with the process, which must make sure
     nothing keeps running, and is re-raised.
     """
+    personality = [_SETARCH, "linux32"] if linux32 and _SETARCH else []
     proc = subprocess.Popen(
-        list(argv),
+        [*_DIE_WITH_PARENT, *personality, *argv],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
         close_fds=True,
-        preexec_fn=_set_linux32 if linux32 else _die_with_parent,
     )
     with _running_lock:
         _running[proc.pid] = (proc, on_interrupt)
@@ -72,19 +76,6 @@ def stream(
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
-
-
-def _die_with_parent() -> None:
-    # A killed bale takes its runtime process along (unshare's --kill-child then ends the
-    # step; a runc container left behind is deleted by the next bale command).
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _set_linux32() -> None:
-    _die_with_parent()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.personality(PER_LINUX32)
 
 
 def _pump(proc: subprocess.Popen[bytes], progress: StepOutput) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -16,7 +15,35 @@ from bale.builder.executor.sandbox import PlannedMount, PreparedStep
 from bale.builder.executor.spec import RunSpec
 from bale.builder.users import Identity
 
-_RM = shutil.which("rm") or "/bin/rm"
+
+class _Unlinker:
+    """Removes `paths` as soon as `marker` appears (or when stopped)."""
+
+    def __init__(self, marker: Path, paths: list[Path]) -> None:
+        self._marker = marker
+        self._paths = paths
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.01):
+            if self._marker.exists():
+                break
+        self._unlink()
+
+    def _unlink(self) -> None:
+        for path in self._paths:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self._unlink()
+
 
 # Docker's and BuildKit's default capability set for build steps.
 CAPABILITIES = [
@@ -258,15 +285,16 @@ class RuncRunner:
             step.spec, step.rootfs, step.identity, list(step.env), list(step.mounts)
         )
         bundle = step.bundle
-        # Once the process runs, its mounts hold the secrets and runc has read the config
-        # (which may hold a secret variable): remove both, so a crash leaves neither behind.
-        gone = [m.source for m in step.mounts if m.ephemeral]
-        config["hooks"] = {
-            "poststart": [
-                {"path": _RM, "args": ["rm", "-f", "--", str(bundle / "config.json"), *gone]}
-            ]
-        }
         (bundle / "config.json").write_text(json.dumps(config))
+        # Once the process runs (runc writes its pid then), its mounts hold the secrets and
+        # runc has read the config, which may hold a secret variable: both files go, so a
+        # crash leaves neither behind. (A runc poststart hook would do it, but a hook's exit
+        # made emulated steps hang in QEMU now and then.)
+        pid_file = bundle / "pid"
+        started = _Unlinker(
+            pid_file,
+            [bundle / "config.json", *(Path(m.source) for m in step.mounts if m.ephemeral)],
+        )
         container = self._take_id()
         base = [self.runc, "--root", str(self.state)]
 
@@ -282,13 +310,25 @@ class RuncRunner:
                 [*base, "delete", "--force", container], capture_output=True, check=False
             )
 
-        code = stream(
-            [*base, "run", "--bundle", str(bundle), "--no-new-keyring", container],
-            step.output,
-            on_interrupt=kill,
-            linux32=step.linux32,
-            env={**os.environ, "XDG_RUNTIME_DIR": str(self.state)},
-        )
+        try:
+            code = stream(
+                [
+                    *base,
+                    "run",
+                    "--bundle",
+                    str(bundle),
+                    "--pid-file",
+                    str(pid_file),
+                    "--no-new-keyring",
+                    container,
+                ],
+                step.output,
+                on_interrupt=kill,
+                linux32=step.linux32,
+                env={**os.environ, "XDG_RUNTIME_DIR": str(self.state)},
+            )
+        finally:
+            started.stop()
         # runc deletes a container that exited; one it could not start may linger.
         if (self.state / container).exists():
             subprocess.run(

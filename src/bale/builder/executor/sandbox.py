@@ -32,6 +32,7 @@ from bale.builder.users import Identity
 from bale.errors import InvalidArgument, NotFound, Unavailable
 from bale.mounts import mount, unmount
 from bale.store.layers.rootpath import clean, resolve
+from bale.trees import remove_tree
 
 # Always mounted by the runtime; created when an image lacks them, removed again after.
 SYSTEM_TARGETS = ("proc", "dev", "sys", "etc/hosts", "etc/resolv.conf")
@@ -214,8 +215,11 @@ class Sandbox:
                     continue
                 self._locks.append(fd)
                 break
-        if not directory.exists():
+        try:
             directory.mkdir(mode=m.mode)
+        except FileExistsError:
+            pass  # made by an earlier step, or by a shared step running now on another platform
+        else:
             os.chown(directory, m.uid, m.gid)
             directory.chmod(m.mode)
         options = ("rbind", "ro" if m.readonly else "rw")
@@ -300,7 +304,7 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._locks.clear()
-        shutil.rmtree(self.workdir / "files", ignore_errors=True)
+        remove_tree(self.workdir / "files", ignore_errors=True)
 
 
 def _remove_stub(path: str) -> None:

@@ -4,11 +4,11 @@ purpose: every command that opens the store runs the reclaim."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from bale import owner
 from bale.mounts import mounted_paths, unmount
+from bale.trees import remove_tree
 
 
 def scratch_dir(state_dir: Path) -> Path:
@@ -35,6 +35,6 @@ def reclaim_step_dirs(scratch: Path) -> list[str]:
             continue
         for mountpoint in sorted((m for m in mounts if m.startswith(f"{entry}/")), reverse=True):
             unmount(mountpoint, detach=True)
-        shutil.rmtree(entry, ignore_errors=True)
+        remove_tree(entry, ignore_errors=True)
         removed.append(str(entry))
     return removed

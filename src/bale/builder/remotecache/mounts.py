@@ -13,6 +13,7 @@ from bale.builder.remotecache.format import MOUNT_ID_ANNOTATION, MOUNT_MEDIA_TYP
 from bale.errors import InvalidArgument
 from bale.oci.descriptor import Descriptor
 from bale.store.local import Lease, Store
+from bale.trees import remove_tree
 
 # A cache mount larger than this is not exported (stated in a warning).
 MAX_MOUNT = 4 << 30
@@ -89,6 +90,4 @@ def restore_mount(store: Store, mount_id: str, blob: Descriptor) -> bool:
         os.rename(target, root)
         return True
     finally:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging, ignore_errors=True)

@@ -3,12 +3,17 @@ dockerfile2llb). Each RUN, COPY/ADD and WORKDIR becomes a typed op; config-only 
 add history. Bases are asked of an `ImageResolver`, so this module does no I/O.
 
     convert(resolved_per_platform, resolver, options) -> BuildDefinition
+
+Several builds (bake's targets) convert into one graph: `options.scope` keeps the steps that
+read this build's local inputs apart, and `options.linked` names other builds' results a
+named context stands for (`target:NAME`).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from bale.errors import BaleError, DockerfileError, InvalidArgument, SourceRange
@@ -17,6 +22,7 @@ from bale.frontends.dockerfile.history import HISTORY_COMMENT, created_by, proxy
 from bale.frontends.dockerfile.mounts import Mount
 from bale.frontends.dockerfile.resolve import (
     SBOM_SCAN_ARGS,
+    ContextBase,
     ImageBase,
     ResolvedBuild,
     ResolvedStage,
@@ -64,14 +70,24 @@ class ConvertOptions:
     shm_size: int = 0  # --shm-size
     ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit
     local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
+    # Named contexts that are docker-image://scratch: the empty filesystem.
+    scratch_contexts: frozenset[str] = field(default_factory=frozenset)
     # Platforms RUN executes natively; other platforms' steps are labelled "emulated".
     native: frozenset[str] = field(default_factory=frozenset)
+    # The identity of this build's contexts, secrets and ssh in a graph of several builds.
+    scope: str = ""
+    # Named contexts that are another build's result: (name, platform) -> that result.
+    linked: Mapping[tuple[str, str], PlatformTarget] = field(default_factory=dict)
 
 
 def convert(
-    builds: list[ResolvedBuild], resolver: ImageResolver, options: ConvertOptions
+    builds: list[ResolvedBuild],
+    resolver: ImageResolver,
+    options: ConvertOptions,
+    graph: Graph | None = None,
 ) -> BuildDefinition:
-    graph = Graph()
+    """`graph`: the graph to add to (one shared by several builds); a new one when None."""
+    graph = Graph() if graph is None else graph
     targets = [_Platform(graph, build, resolver, options).convert() for build in builds]
     return BuildDefinition(graph, tuple(targets))
 
@@ -179,13 +195,53 @@ class _Platform:
             parent = self.stages[base.index]
             return parent.vertex, parent.history, parent.history_vertices
         if isinstance(base, ScratchBase):
-            v = Vertex.make(ScratchOp(), name="FROM scratch")
-            return self.graph.add(v), (), ()
+            return self.scratch(), (), ()
+        if isinstance(base, ContextBase):
+            return self.context_root(base.name, stage), (), ()
         assert isinstance(base, ImageBase)
+        linked = self.linked(base.ref, stage, stage.from_.source)
+        if linked is not None:
+            return linked.vertex, linked.config.history, linked.history_vertices
         image = self.image(base.ref, stage, stage.from_.source)
         label = f"{stage.name or f'stage-{stage.index}'} 1/{_counted_steps(stage)}"
         vertex = self.image_vertex(image, stage, label)
         return vertex, image.config.history, ("",) * len(image.config.history)
+
+    def scratch(self) -> str:
+        return self.graph.add(Vertex.make(ScratchOp(), name="FROM scratch"))
+
+    def context_root(self, name: str, stage: ResolvedStage) -> str:
+        """A directory context as a filesystem: its files (less its .dockerignore's) at /."""
+        op = CopyOp(sources=(".",), dest="/", context=name)
+        v = Vertex.make(
+            op,
+            (self.scratch(),),
+            name=f"[context {name}] load from client",
+            platform=str(stage.platform),
+            scope=self.options.scope,
+        )
+        return self.graph.add(v)
+
+    def linked(self, ref: str, stage: ResolvedStage, source: SourceRange) -> PlatformTarget | None:
+        """Another build's result for this stage's platform, when `ref` names one (a build
+        of one platform stands for every platform)."""
+        results = [t for (name, _), t in self.options.linked.items() if name == ref]
+        if not results:
+            return None
+        # A single-platform result feeds every platform (as buildx uses it).
+        found = results[0] if len(results) == 1 else None
+        found = self.options.linked.get((ref, str(stage.platform)), found)
+        if found is None:
+            raise DockerfileError(
+                f"context {ref!r} is a target that is not built for {stage.platform}",
+                source=source,
+                lines=self.build.lines,
+                hint="add the platform to that target's platforms",
+            )
+        for material in found.materials:
+            if material not in self.materials:
+                self.materials.append(material)
+        return found
 
     def image(self, ref: str, stage: ResolvedStage, source: SourceRange) -> ResolvedImage:
         try:
@@ -262,6 +318,11 @@ class _Platform:
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
             label = label.replace(f"[{stage.platform} ", f"[{stage.platform} emulated ", 1)
+        local = any(
+            isinstance(m, SecretMountSpec | SSHMountSpec)
+            or (isinstance(m, BindMountSpec) and m.input is None)
+            for m in mounts
+        )
         v = Vertex.make(
             op,
             tuple(inputs),
@@ -270,6 +331,7 @@ class _Platform:
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
             step=self.step_id,
+            scope=self.options.scope if local else "",
         )
         return self.graph.add(v)
 
@@ -320,6 +382,10 @@ class _Platform:
             return BindMountSpec(m.target, m.source, input=len(inputs) - 1, readonly=m.readonly)
         if m.from_ and m.from_ in self.options.local_contexts:
             return BindMountSpec(m.target, m.source, context=m.from_, readonly=m.readonly)
+        linked = self.linked(m.from_, stage, inst.source) if m.from_ else None
+        if linked is not None:
+            inputs.append(linked.vertex)
+            return BindMountSpec(m.target, m.source, input=len(inputs) - 1, readonly=m.readonly)
         if m.from_:
             image = self.image(m.from_, stage, inst.source)
             inputs.append(self.image_vertex(image, stage, f"RUN --mount from={m.from_}"))
@@ -345,6 +411,10 @@ class _Platform:
             inputs = (fs, self.stages[step.from_stage].vertex)
         elif inst.from_ in self.options.local_contexts:
             context = inst.from_
+        elif inst.from_ and inst.from_ in self.options.scratch_contexts:
+            inputs = (fs, self.scratch())
+        elif inst.from_ and (linked := self.linked(inst.from_, stage, inst.source)) is not None:
+            inputs = (fs, linked.vertex)
         elif inst.from_:
             image = self.image(inst.from_, stage, inst.source)
             inputs = (fs, self.image_vertex(image, stage, "COPY --from"))
@@ -370,6 +440,7 @@ class _Platform:
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
             step=self.step_id,
+            scope="" if op.from_input else self.options.scope,
         )
         return self.graph.add(v)
 

@@ -244,6 +244,8 @@ def parse_duration(text: str) -> int:
             raise ValueError(f'time: invalid duration "{text}"')
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
+    if total >= 2**63:  # Go's Duration is an int64 of nanoseconds (and inf is not a number)
+        raise ValueError(f'time: invalid duration "{text}"')
     return sign * round(total)
 
 
@@ -451,6 +453,8 @@ def _healthcheck(
             retries = int(retries_text)
         except ValueError:
             raise _Fail(f'strconv.ParseInt: parsing "{retries_text}": invalid syntax') from None
+        if retries >= 2**63:
+            raise _Fail(f'strconv.ParseInt: parsing "{retries_text}": value out of range')
         if retries < 1:
             raise _Fail(f"--retries must be at least 1 (not {retries})")
     return Healthcheck(**common, test=test, interval=_duration(flags, "interval"),

@@ -50,7 +50,10 @@ def parse_size(text: str) -> int:
     if match is None:
         raise ValueError(f"invalid size: '{text}'")
     unit = (match.group(2) or "").lower()
-    return int(float(match.group(1)) * 1024 ** ("kmgtp".find(unit) + 1 if unit else 0))
+    size = float(match.group(1)) * 1024 ** ("kmgtp".find(unit) + 1 if unit else 0)
+    if size >= 2**63:  # Docker's int64; also what a float too big to hold becomes (inf)
+        raise ValueError(f"invalid size: '{text}': value out of range")
+    return int(size)
 
 
 def _bool(key: str, value: str) -> bool:

@@ -8,7 +8,7 @@ Identical work has one identity whichever platform asked for it, so a stage buil
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bale.errors import SourceRange
 from bale.frontends.graph.ops import Op
@@ -37,6 +37,10 @@ class Vertex:
     # Which step of the build this is, stable from one build to the next whatever changed
     # ("linux/amd64|build|3"): what a cache miss is explained against.
     step: str = field(default="", compare=False)
+    # Which local inputs (contexts, secrets, ssh) the op reads, when one graph holds builds
+    # of several: part of the identity, so COPY . from two contexts never merges, and never
+    # part of the cache key, which stays portable.
+    scope: str = ""
 
     @staticmethod
     def make(
@@ -48,10 +52,13 @@ class Vertex:
         location: Location | None = None,
         ignore_cache: bool = False,
         step: str = "",
+        scope: str = "",
     ) -> Vertex:
-        body = canonical.dumps({"kind": op.kind, "def": op.definition(), "inputs": list(inputs)})
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        return Vertex(op, inputs, digest, name, platform, location, ignore_cache, step)
+        doc = {"kind": op.kind, "def": op.definition(), "inputs": list(inputs)}
+        if scope:
+            doc["scope"] = scope
+        digest = "sha256:" + hashlib.sha256(canonical.dumps(doc)).hexdigest()
+        return Vertex(op, inputs, digest, name, platform, location, ignore_cache, step, scope)
 
 
 class Graph:
@@ -65,15 +72,7 @@ class Graph:
         if found is None:
             self.vertices[vertex.digest] = vertex
         elif vertex.ignore_cache and not found.ignore_cache:
-            self.vertices[vertex.digest] = Vertex(
-                found.op,
-                found.inputs,
-                found.digest,
-                found.name,
-                found.platform,
-                found.location,
-                True,
-            )
+            self.vertices[vertex.digest] = replace(found, ignore_cache=True)
         return vertex.digest
 
     def deps(self) -> dict[str, tuple[str, ...]]:

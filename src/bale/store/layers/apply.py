@@ -10,7 +10,6 @@ all land inside it, and a hardlink to something absent is refused.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from bale.oci import Digest
 from bale.store.compression import HashingReader, Readable, decompressed
 from bale.store.layers.diff import OPAQUE_MARKER, WHITEOUT_PREFIX
 from bale.store.layers.rootpath import clean, resolve
+from bale.trees import remove_tree
 
 _CHUNK = 1 << 20
 
@@ -39,7 +39,7 @@ def _remove(path: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
+        remove_tree(path)
     else:
         os.unlink(path)
 

@@ -33,28 +33,33 @@ def resolve(root: str, path: str, *, follow_final: bool = False, create_dirs: bo
     """The host path of `path` (relative to `root`), never outside `root`.
 
     `follow_final` also follows a symlink in the last component. `create_dirs` makes missing
-    intermediate directories (mode 0755) so a member can be written below them.
+    intermediate directories (mode 0755) so a member can be written below them. Linear in
+    the number of components: a hostile path of thousands of them costs no more than its length.
     """
-    parts = [p for p in path.split("/") if p not in ("", ".")]
+    # Components still to walk, last first (popping from the end is O(1)).
+    todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
     resolved: list[str] = []
+    # hosts[i] is the host path of resolved[:i], so `..` is O(1) too.
+    hosts = [root]
     links = 0
-    while parts:
-        name = parts.pop(0)
+    while todo:
+        name = todo.pop()
         if name == "..":
             if resolved:
                 resolved.pop()
+                hosts.pop()
             continue
-        last = not parts
-        candidate = os.path.join(root, *resolved, name)
+        last = not todo
+        candidate = os.path.join(hosts[-1], name)
         if last and not follow_final:
-            resolved.append(name)
-            break
+            return candidate
         try:
             st = os.lstat(candidate)
         except FileNotFoundError:
             if create_dirs and not last:
                 os.mkdir(candidate, 0o755)
             resolved.append(name)
+            hosts.append(candidate)
             continue
         if stat.S_ISLNK(st.st_mode):
             links += 1
@@ -63,9 +68,11 @@ def resolve(root: str, path: str, *, follow_final: bool = False, create_dirs: bo
             target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                hosts = [root]
+            todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
             continue
         if not last and not stat.S_ISDIR(st.st_mode):
             raise InvalidArgument(f"{path!r}: {'/'.join([*resolved, name])!r} is not a directory")
         resolved.append(name)
-    return os.path.join(root, *resolved)
+        hosts.append(candidate)
+    return hosts[-1]

@@ -1,0 +1,749 @@
+"""`bale build --builder NAME` with remote nodes: one build fanned out per platform.
+
+1. The context is packed once (what `.dockerignore` keeps); every node is asked, in
+   parallel, for its bale version, its platforms and whether it holds that context.
+2. The platforms are planned over the nodes (schedule.plan): native first, else emulated
+   with a warning, or refused before any work with `--strict-platforms`.
+3. Each node builds its platforms into its own store (`bale node build`), its progress
+   relayed live into the one display with `[node]` in front of each step.
+4. When every node succeeded, their OCI layouts are verified into the local store, one
+   index is made of all platform manifests and attestation manifests, and the outputs
+   (push, load, oci, docker, local, tar) run once. A failed node cancels the others and
+   nothing is tagged or pushed anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from bale.builder.progress import Event, ProgressSink
+from bale.builder.state import LayerRef
+from bale.cli.build_run import output_specs, parse_secret
+from bale.cli.common import open_registries, open_store
+from bale.cli.nodes import schedule, transport
+from bale.cli.nodes.context_tar import pack
+from bale.cli.nodes.state import Builder, Node
+from bale.cli.progress_render import TtyRenderer, renderer
+from bale.errors import BaleError, FailedPrecondition, InvalidArgument, Unavailable
+from bale.exporters.export_options import ImageFormat
+from bale.exporters.image import ImageOutcome, PlatformImage
+from bale.exporters.outputs import OutputSpec, exporter_for
+from bale.frontends.dockerfile.parser import ParsedDockerfile
+from bale.oci import mediatype
+from bale.oci.annotations import INDEX
+from bale.oci.descriptor import Descriptor
+from bale.oci.manifest import Index
+from bale.oci.platform import Platform
+from bale.store.archive_load import ingest_documents, ingest_layout
+from bale.store.images import StoreMode
+from bale.store.local import Lease, Store
+
+if TYPE_CHECKING:
+    from bale.cli.build_cmd import BuildRequest
+
+CANCEL_GRACE = 10.0  # seconds a node gets to stop after its stdin closes
+_CHUNK = 1 << 20
+
+
+class NodeFailed(BaleError):
+    """A node's build failed; the message names the node and carries its error text."""
+
+
+@dataclass
+class _Run:
+    node: Node
+    platforms: tuple[Platform, ...]
+    proc: subprocess.Popen[bytes]
+    result: IO[bytes]
+    text: list[str] = field(default_factory=list)  # stderr lines that were not progress
+    names: dict[str, str] = field(default_factory=dict)  # vertex -> prefixed name
+    finished: threading.Event = field(default_factory=threading.Event)
+    greeted: threading.Event = field(default_factory=threading.Event)
+    hello: transport.Hello | None = None
+    send_error: str = ""
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def _refuse_unsupported(request: BuildRequest) -> None:
+    if request.ssh:
+        raise InvalidArgument(
+            "--ssh is not supported with remote nodes",
+            hint="build with the default builder (--builder default) to forward an agent",
+        )
+    for name, value in request.build_contexts.items():
+        if "://" not in value:
+            raise InvalidArgument(
+                f"--build-context {name}={value}: local directories are not sent to nodes",
+                hint="use docker-image://, oci-layout:// or a URL, or the default builder",
+            )
+
+
+def _node_argv(
+    args: argparse.Namespace,
+    request: BuildRequest,
+    platforms: Sequence[Platform],
+    oci_artifact: bool,
+    names: Sequence[str],
+    push: bool = False,
+    format_attrs: dict[str, str] | None = None,
+) -> list[str]:
+    """`bale build` flags for the node: its platforms, the request's options, output OCI."""
+    argv = ["--platform", ",".join(str(p) for p in platforms), "--progress", "rawjson"]
+    for key, value in request.build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in request.template_vars.items():
+        argv += ["--template-var", f"{key}={value}"]
+    for key, value in request.labels.items():
+        argv += ["--label", f"{key}={value}"]
+    for key, value in request.build_contexts.items():
+        argv += ["--build-context", f"{key}={value}"]
+    if request.target:
+        argv += ["--target", request.target]
+    if args.frontend:
+        argv += ["--frontend", args.frontend]
+    if request.network != "default":
+        argv += ["--network", request.network]
+    if request.no_cache:
+        argv.append("--no-cache")
+    for stage in request.no_cache_filter:
+        argv += ["--no-cache-filter", stage]
+    if request.pull:
+        argv.append("--pull")
+    for value in request.attest:
+        argv += ["--attest", value]
+    if request.provenance:
+        argv += [f"--provenance={request.provenance}"]
+    if request.sbom:
+        argv += [f"--sbom={request.sbom}"]
+    for value in args.cache_from:
+        argv += ["--cache-from", value]
+    for value in args.cache_to:
+        argv += ["--cache-to", value]
+    if request.jobs:
+        argv += ["--jobs", str(request.jobs)]
+    for host in getattr(args, "add_host", []) or []:
+        argv += ["--add-host", host]
+    if getattr(args, "shm_size", ""):
+        argv += ["--shm-size", args.shm_size]
+    for limit in getattr(args, "ulimit", []) or []:
+        argv += ["--ulimit", limit]
+    for entitlement in getattr(args, "allow", []) or []:
+        argv += ["--allow", entitlement]
+    fields = [f"oci-artifact={str(oci_artifact).lower()}"]
+    fields += [f"{k}={v}" for k, v in sorted((format_attrs or {}).items())]
+    if push:  # the node pushes by digest; the coordinator tags the one index at the end
+        fields = ["type=registry", "push-by-digest=true", *fields, "name=" + ",".join(names)]
+        return [*argv, "-o", _csv(fields)]
+    output = _csv(["type=oci", "dest=-", *fields])
+    if names:
+        output += "," + _csv(["name=" + ",".join(names)])
+    return [*argv, "-o", output]
+
+
+def _csv(fields: Sequence[str]) -> str:
+    """One `-o` value, quoted as buildx's CSV reader wants (names hold commas)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+_FORMAT_KEYS = (
+    "compression",
+    "compression-level",
+    "force-compression",
+    "oci-mediatypes",
+    "rewrite-timestamp",
+)
+_IMAGE_OUTPUTS = ("image", "registry", "oci", "docker")
+
+
+def format_of(specs: Sequence[OutputSpec]) -> tuple[dict[str, str], ImageFormat]:
+    """The image format every image output asks for (nodes build one), as `-o` attributes
+    for the node and as parsed; outputs that disagree are refused before any work."""
+    images = [s for s in specs if s.type in _IMAGE_OUTPUTS]
+    formats = {s.options.format for s in images}
+    if len(formats) > 1:
+        raise InvalidArgument(
+            "outputs with different image formats (compression, media types, annotations) "
+            "cannot share one build on nodes",
+            hint="give every output the same attributes, or build with --builder default",
+        )
+    if not images:
+        return {}, ImageFormat()
+    attrs = {
+        k: v for k, v in images[0].attrs.items() if k in _FORMAT_KEYS or k.startswith("annotation")
+    }
+    return attrs, formats.pop()
+
+
+def capabilities(
+    nodes: Sequence[Node], hellos: dict[str, transport.Hello]
+) -> list[schedule.Capability]:
+    """Declared platforms are the node's native ones (as buildx reads --platform); what it
+    detects beyond them it can still build, as the fallback tier."""
+    caps = []
+    for node in nodes:
+        info = hellos[node.name]
+        native = node.platforms or info.native
+        other = tuple(p for p in (*info.native, *info.emulated) if p not in native)
+        caps.append(schedule.Capability(node.name, tuple(native), other))
+    return caps
+
+
+def _when(stamp: Any) -> float | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def relay(run_names: dict[str, str], node: str, status: dict[str, Any], sink: ProgressSink) -> None:
+    """One rawjson SolveStatus line from `node`, as events with the node in each name."""
+    prefix = f"[{node}] "
+    for v in status.get("vertexes", []) or []:
+        digest = str(v.get("digest", ""))
+        vertex = f"{node}/{digest}"
+        name = prefix + str(v.get("name", ""))
+        run_names[vertex] = name
+        started, completed = _when(v.get("started")), _when(v.get("completed"))
+        if completed is None:
+            sink.emit(Event("start", vertex, name, reason=str(v.get("reason", ""))))
+        elif v.get("cached"):
+            sink.emit(Event("cached", vertex, name))
+        elif v.get("error"):
+            sink.emit(Event("error", vertex, name, message=str(v["error"])))
+        else:
+            took = completed - started if started is not None else None
+            sink.emit(Event("done", vertex, name, duration=took))
+    for log in status.get("logs", []) or []:
+        vertex = f"{node}/{log.get('vertex', '')}"
+        try:
+            data = base64.b64decode(str(log.get("data", ""))).decode(errors="replace")
+        except ValueError:
+            continue
+        for line in data.rstrip("\n").split("\n"):
+            sink.emit(
+                Event(
+                    "log",
+                    vertex,
+                    run_names.get(vertex, prefix),
+                    message=line,
+                    stream=int(log.get("stream", 1) or 1),
+                )
+            )
+    for st in status.get("statuses", []) or []:
+        vertex = f"{node}/{st.get('vertex', '')}"
+        sink.emit(
+            Event("status", vertex, run_names.get(vertex, prefix), message=str(st.get("name", "")))
+        )
+    for w in status.get("warnings", []) or []:
+        try:
+            short = base64.b64decode(str(w.get("short", ""))).decode(errors="replace")
+        except ValueError:
+            continue
+        raw = str(w.get("vertex", ""))
+        if raw:
+            vertex = f"{node}/{raw}"
+            sink.emit(Event("warning", vertex, run_names.get(vertex, prefix), message=short))
+        else:
+            sink.emit(Event("warning", "", "", message=prefix + short))
+
+
+def _read_progress(run: _Run, sink: ProgressSink) -> None:
+    assert run.proc.stderr is not None
+    for raw in run.proc.stderr:
+        line = raw.decode(errors="replace").rstrip("\n")
+        try:
+            status = json.loads(line)
+        except ValueError:
+            status = None
+        if isinstance(status, dict) and isinstance(status.get("bale-node-hello"), dict):
+            try:
+                run.hello = transport.parse_hello(status["bale-node-hello"])
+            except (ValueError, KeyError, TypeError, AssertionError):
+                run.text.append(line)
+            run.greeted.set()
+        elif isinstance(status, dict) and (
+            {"vertexes", "logs", "statuses", "warnings"} & status.keys()
+        ):
+            relay(run.names, run.node.name, status, sink)
+        elif line.strip():
+            run.text.append(line)
+
+
+def _read_result(run: _Run) -> None:
+    assert run.proc.stdout is not None
+    while chunk := run.proc.stdout.read(_CHUNK):
+        run.result.write(chunk)
+    run.result.flush()
+
+
+def _send(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
+    stdin = run.proc.stdin
+    assert stdin is not None
+    try:
+        transport.send_header(stdin, header)
+        if packed is not None:
+            offset = 0
+            fd = packed.fileno()
+            while offset < size:
+                chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
+                stdin.write(chunk)
+                offset += len(chunk)
+        stdin.flush()
+    except OSError as exc:
+        run.send_error = str(exc)  # the node went away: its exit status says why
+
+
+def _wait(run: _Run) -> None:
+    run.proc.wait()
+    for t in run.threads:
+        t.join()
+    run.finished.set()
+
+
+def _cancel(runs: Sequence[_Run]) -> None:
+    """Close every running node's stdin (the node stops its build), then kill what lingers."""
+    for run in runs:
+        if run.proc.poll() is None and run.proc.stdin is not None:
+            try:
+                run.proc.stdin.close()
+            except OSError:
+                pass
+    deadline = time.monotonic() + CANCEL_GRACE
+    for run in runs:
+        try:
+            run.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            run.proc.kill()
+            run.proc.wait()
+
+
+def _failure(run: _Run) -> BaleError:
+    code = run.proc.returncode
+    if code == transport.SSH_EXIT or code < 0 or not run.text:
+        return transport.failure(
+            run.node,
+            code,
+            "\n".join(run.text),
+            "building " + ", ".join(str(p) for p in run.platforms),
+        )
+    text = "\n".join(run.text)
+    if "ERROR:" in text:
+        text = text[text.index("ERROR:") + len("ERROR:") :].lstrip()
+    return NodeFailed(f"ERROR: {transport.describe(run.node)} failed: {text}")
+
+
+def _local_root(node: Node, args: argparse.Namespace) -> Node:
+    """A `local` node without `root=` builds in this bale's root: one store, one cache."""
+    if node.endpoint.kind != "local" or "root" in node.opts:
+        return node
+    from bale.cli.nodes.select import state_root
+
+    return replace(node, opts={**node.opts, "root": str(state_root(args))})
+
+
+def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
+    """One session to the node, asked whether it holds context `digest`."""
+    proc = transport.start_build(node)
+    result = tempfile.TemporaryFile(prefix=f"bale-node-{node.name}-")  # noqa: SIM115
+    run = _Run(node, (), proc, result)
+    run.threads = [
+        threading.Thread(target=_read_progress, args=(run, sink), daemon=True),
+        threading.Thread(target=_read_result, args=(run,), daemon=True),
+    ]
+    for t in run.threads:
+        t.start()
+    threading.Thread(target=_wait, args=(run,), daemon=True).start()
+    assert proc.stdin is not None
+    try:
+        transport.send_header(proc.stdin, {"context": digest})
+        proc.stdin.flush()
+    except OSError:
+        pass  # the node is gone already: greeting it says why
+    return run
+
+
+def _greet(
+    runs: Sequence[_Run],
+) -> tuple[dict[str, transport.Hello], dict[str, BaleError]]:
+    """Every node's hello, and the nodes that could not be reached (by name, with the
+    error). A node that answers but is not this bale's version is raised at once."""
+    deadline = time.monotonic() + transport.HELLO_TIMEOUT
+    out: dict[str, transport.Hello] = {}
+    down: dict[str, BaleError] = {}
+    for run in runs:
+        while not run.greeted.is_set() and not run.finished.is_set():
+            if time.monotonic() > deadline:
+                break
+            run.greeted.wait(0.05)
+        if run.hello is not None:
+            transport.require_version(run.node, run.hello)
+            out[run.node.name] = run.hello
+        elif not run.finished.is_set():
+            down[run.node.name] = Unavailable(
+                f"{transport.describe(run.node)} did not answer within "
+                f"{transport.HELLO_TIMEOUT:.0f}s"
+            )
+        elif run.proc.returncode == transport.SSH_EXIT:
+            down[run.node.name] = transport.failure(
+                run.node, run.proc.returncode, "\n".join(run.text), "connecting"
+            )
+        elif run.proc.returncode != 0:
+            raise transport.failure(
+                run.node, run.proc.returncode, "\n".join(run.text), "connecting"
+            )
+        else:
+            # Not this protocol: an older or other bale; its `node hello` says which.
+            info = transport.hello(run.node)
+            transport.require_version(run.node, info)
+            raise Unavailable(f"{transport.describe(run.node)} did not start a node build")
+    return out, down
+
+
+def plan_without(
+    wanted: Sequence[Platform],
+    nodes: Sequence[Node],
+    hellos: dict[str, transport.Hello],
+    down: dict[str, BaleError],
+    strict: bool,
+) -> schedule.Plan:
+    """The plan over the nodes that answered. An unreachable node is only skipped when the
+    others serve natively every platform it declared; otherwise its error is raised."""
+    up = [n for n in nodes if n.name in hellos]
+    if down and not up:
+        raise next(iter(down.values()))
+    try:
+        plan = schedule.plan(wanted, capabilities(up, hellos), strict=strict)
+    except FailedPrecondition:
+        if down:
+            raise next(iter(down.values())) from None  # what the missing node would serve
+        raise
+    emulated = {p for a in plan.assignments for p in a.emulated}
+    warnings = list(plan.warnings)
+    for node in nodes:
+        if node.name not in down:
+            continue
+        if any(p in emulated for p in node.platforms):
+            raise down[node.name]
+        warnings.insert(0, f"WARNING: {down[node.name].message}; building without it")
+    return schedule.Plan(plan.assignments, tuple(warnings))
+
+
+def _dispatch(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
+    threading.Thread(target=_send, args=(run, header, packed, size), daemon=True).start()
+
+
+def _release(run: _Run) -> None:
+    """A node the plan gave nothing: EOF instead of a header ends its session."""
+    if run.proc.stdin is not None:
+        try:
+            run.proc.stdin.close()
+        except OSError:
+            pass
+
+
+def _lost(run: _Run) -> bool:
+    """Whether a finished node session broke (connection, kill) rather than failed a step."""
+    code = run.proc.returncode
+    return code == transport.SSH_EXIT or (code is not None and code < 0)
+
+
+def _run_all(runs: list[_Run], retry: Callable[[_Run], _Run | None]) -> list[_Run]:
+    """Wait for every node. A node lost mid-build is retried once on another node that
+    serves its platforms natively (`retry`); any other failure cancels the rest and is
+    raised. Returns the runs that produced the result."""
+    active = list(runs)
+    retried: set[str] = set()
+    try:
+        while True:
+            failed = [
+                r
+                for r in active
+                if r.finished.is_set() and (r.proc.returncode != 0 or r.result.tell() == 0)
+            ]
+            for run in failed:
+                again = None
+                if _lost(run) and run.node.name not in retried:
+                    retried.add(run.node.name)
+                    again = retry(run)
+                if again is None:
+                    _cancel(active)
+                    raise _failure(run)
+                active[active.index(run)] = again
+            if all(r.finished.is_set() for r in active):
+                break
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        _cancel(active)
+        raise
+    for run in active:
+        if run.proc.stdin is not None:
+            try:
+                run.proc.stdin.close()
+            except OSError:
+                pass
+    return active
+
+
+def _platform_images(store: Store, manifests: Sequence[Descriptor]) -> tuple[PlatformImage, ...]:
+    out = []
+    for desc in manifests:
+        manifest = store.manifest(desc)
+        config = store.config(manifest.config)
+        layers = tuple(
+            LayerRef(layer, diff)
+            for layer, diff in zip(manifest.layers, config.diff_ids, strict=True)
+        )
+        out.append(PlatformImage(config.platform, config, layers))
+    return tuple(out)
+
+
+def assemble_nodes(
+    store: Store,
+    lease: Lease,
+    results: Sequence[IO[bytes]],
+    order: Sequence[Platform],
+    ingest: Callable[[Store, BinaryIO, Lease], list[Descriptor]] = ingest_layout,
+    image_format: ImageFormat | None = None,
+) -> ImageOutcome:
+    """One index of every node's platform manifests (in the requested platform order) and
+    attestation manifests; the nodes' layouts verified into the store under `lease`."""
+    images: list[Descriptor] = []
+    attestations: list[Descriptor] = []
+    for result in results:
+        result.seek(0)
+        for top in ingest(store, result, lease):  # type: ignore[arg-type]
+            if mediatype.is_index(top.media_type):
+                index = store.index(top)
+                images += index.image_manifests()
+                attestations += index.attestations()
+            else:
+                config = store.config(store.manifest(top).config)
+                images.append(
+                    Descriptor(top.media_type, top.digest, top.size, platform=config.platform)
+                )
+
+    def rank(desc: Descriptor) -> int:
+        return order.index(desc.platform) if desc.platform in order else len(order)
+
+    images.sort(key=rank)
+    platforms = _platform_images(store, images)
+    configs = tuple(str(store.manifest(d).config.digest) for d in images)
+    if len(images) == 1 and store.mode() is StoreMode.CLASSIC:
+        only = images[0]
+        target = Descriptor(only.media_type, only.digest, only.size)
+    else:
+        fmt = image_format or ImageFormat()
+        media_type = mediatype.OCI_INDEX if fmt.oci_media_types else mediatype.DOCKER_MANIFEST_LIST
+        notes = tuple(sorted((a.key, a.value) for a in fmt.annotations if a.type == INDEX))
+        index = Index(manifests=(*images, *attestations), media_type=media_type, annotations=notes)
+        target = store.put_document(index.encode(), media_type, lease)
+    return ImageOutcome(target, tuple(images), configs, platforms)
+
+
+def _tag(
+    args: argparse.Namespace,
+    store: Store,
+    image: ImageOutcome,
+    specs: Sequence[OutputSpec],
+    tags: list[str],
+) -> None:
+    """Push the one index (its children are in the registry already, by digest) under
+    every name: the only tag a build on nodes moves."""
+    from bale.exporters.outputs import image_names
+    from bale.oci.reference import Reference
+    from bale.registry.client import Repository
+
+    data = store.read_json_blob(image.target)
+    with open_registries(args) as registries:
+        for spec in specs:
+            by_digest = spec.flag("push-by-digest")
+            for name in image_names(spec, tags):
+                ref = Reference.parse(name)
+                repo = Repository(registries.session(ref.domain), ref.path, push=True)
+                tag = ref.tag if ref.tag and not by_digest else str(image.target.digest)
+                repo.put_manifest(tag, data, image.target.media_type)
+
+
+def run(
+    args: argparse.Namespace,
+    request: BuildRequest,
+    files: dict[Platform, ParsedDockerfile],
+    builder: Builder,
+) -> int:
+    from bale.cli.attest_flags import oci_artifact
+    from bale.cli.build_run import _write_files
+    from bale.exporters.outputs import image_names
+
+    _refuse_unsupported(request)
+    specs = output_specs(request)
+    if len(files) > 1 and any(s.type == "docker" and s.dest for s in specs):
+        raise InvalidArgument(
+            "docker exporter does not currently support exporting manifest lists",
+            hint="build one platform, or use -o type=oci",
+        )
+    exporters = [
+        exporter
+        for spec in specs
+        for exporter in exporter_for(
+            spec,
+            list(request.tags),
+            stdout=sys.stdout.buffer,
+            registries=lambda: open_registries(args),
+        )
+    ]
+    names: list[str] = []
+    for spec in specs:
+        names += [n for n in image_names(spec, list(request.tags)) if n not in names]
+    artifact = oci_artifact(specs)
+    format_attrs, image_format = format_of(specs)
+    # Only registry outputs: each node pushes its part by digest, layers never come here.
+    push_only = all(spec.type == "registry" for spec in specs)
+    secrets = {
+        k: base64.b64encode(v).decode() for k, v in (parse_secret(s) for s in request.secrets)
+    }
+    strict = bool(getattr(args, "strict_platforms", False))
+    if strict and all(n.platforms for n in builder.nodes):
+        # Every node declares its platforms: refused without contacting any.
+        declared = [schedule.Capability(n.name, n.platforms) for n in builder.nodes]
+        schedule.plan(request.platforms, declared, strict=True)
+    sink = renderer("quiet" if request.quiet else request.progress)
+    packed: IO[bytes] | None = None
+    runs: list[_Run] = []
+    try:
+        digest, packed = pack(request.context, request.dockerfile.path)
+        size = os.fstat(packed.fileno()).st_size
+        # One session per node, opened at once: whatever fails below cancels them all.
+        nodes = [_local_root(node, args) for node in builder.nodes]
+        runs = [_open(node, digest, sink) for node in nodes]
+        hellos, down = _greet(runs)
+        plan = plan_without(
+            request.platforms,
+            nodes,
+            hellos,
+            down,
+            strict=strict,
+        )
+        for warning in plan.warnings:
+            sink.emit(Event("warning", "", "", message=warning))
+        by_run = {r.node.name: r for r in runs}
+        env = {k: os.environ[k] for k in ("SOURCE_DATE_EPOCH",) if k in os.environ}
+
+        def dispatch(run_: _Run, platforms: tuple[Platform, ...], has_context: bool) -> None:
+            node = run_.node
+            header = {
+                "node": node.name,
+                "argv": _node_argv(
+                    args, request, platforms, artifact, names, push_only, format_attrs
+                ),
+                "push": push_only,
+                "context": digest,
+                "context_size": 0 if has_context else size,
+                "dockerfile": request.dockerfile.text,
+                "dockerfile_name": request.dockerfile.path.name
+                if request.dockerfile.path
+                else "Dockerfile",
+                "secrets": secrets,
+                "env": env,
+            }
+            note = "" if not has_context else " (context cached on the node)"
+            message = f"[{node.name}] building {', '.join(str(p) for p in platforms)}{note}"
+            sink.emit(Event("warning", "", "", message=message))
+            run_.platforms = platforms
+            _dispatch(run_, header, None if has_context else packed, size)
+
+        def retry(lost: _Run) -> _Run | None:
+            """A new session, on the least busy other node serving every lost platform."""
+            able = [
+                n
+                for n in nodes
+                if n.name != lost.node.name
+                and n.name in hellos
+                and all(p in (n.platforms or hellos[n.name].native) for p in lost.platforms)
+            ]
+            if not able:
+                return None
+            busy_on = {n.name: sum(1 for r in runs if r.node.name == n.name) for n in able}
+            node = min(able, key=lambda n: busy_on[n.name])
+            sink.emit(
+                Event(
+                    "warning",
+                    "",
+                    "",
+                    message=(
+                        f"WARNING: {transport.describe(lost.node)} was lost while building "
+                        f"{', '.join(str(p) for p in lost.platforms)}: "
+                        f"retrying on node {node.name!r}"
+                    ),
+                )
+            )
+            again = _open(node, digest, sink)
+            runs.append(again)
+            try:
+                fresh, _ = _greet([again])
+            except BaleError:
+                return None
+            if node.name not in fresh:
+                return None
+            dispatch(again, lost.platforms, fresh[node.name].has_context)
+            return again
+
+        for a in plan.assignments:
+            dispatch(by_run[a.node], a.platforms, hellos[a.node].has_context)
+        for idle in list(runs):
+            if not idle.platforms:
+                _release(idle)
+        busy = _run_all([r for r in runs if r.platforms], retry)
+        with open_store(args) as store, store.lease() as lease:
+            if push_only:
+                image = assemble_nodes(
+                    store,
+                    lease,
+                    [r.result for r in busy],
+                    request.platforms,
+                    ingest_documents,
+                    image_format,
+                )
+                _tag(args, store, image, specs, list(request.tags))
+            else:
+                image = assemble_nodes(
+                    store,
+                    lease,
+                    [r.result for r in busy],
+                    request.platforms,
+                    image_format=image_format,
+                )
+                responses = [exporter.export(store, image) for exporter in exporters]
+                for response in responses:
+                    if response.finalize is not None:
+                        response.finalize()
+    finally:
+        if packed is not None:
+            packed.close()
+        for r in runs:
+            r.result.close()
+            if r.proc.poll() is None:
+                _cancel([r])
+        if isinstance(sink, TtyRenderer):
+            sink.close()
+    _write_files(request, image)
+    if request.quiet:
+        print(image.image_id)
+    return 0
