@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import BuildOptions, run_build
 from bale.builder.history import Recorder, RecordRequest, masker, secret_values
+from bale.builder.progress import Event, ProgressSink
 from bale.builder.result import BuildResult
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store, store_root
@@ -18,6 +20,7 @@ from bale.cli.output_checks import check_destinations
 from bale.cli.output_flags import with_annotations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import BaleError, InvalidArgument
+from bale.exporters.archives import DockerExporter
 from bale.exporters.base import Exporter
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome, assemble
@@ -161,7 +164,7 @@ def run(
                     check_annotations(store, planned, files)
                     result = run_build(store, options, recorder, lease)
                     inline = any(spec.kind == "inline" for spec in request.cache_to)
-                    images = images_for(store, lease, result, planned, attest, inline)
+                    images = images_for(store, lease, result, planned, attest, inline, recorder)
                     responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
                     for response in responses:
                         if response.finalize is not None:
@@ -229,16 +232,30 @@ def images_for(
     planned: list[tuple[ImageFormat, Exporter]],
     attest: AttestOptions,
     inline: bool,
+    sink: ProgressSink | None = None,
 ) -> dict[ImageFormat, ImageOutcome]:
     """One image per distinct format the outputs ask for (layers converted once each)."""
     from bale.exporters.layer_convert import Memo, convert_result
+    from bale.store.images import StoreMode
 
     memo: Memo = {}
     images: dict[ImageFormat, ImageOutcome] = {}
+    indexed = len(result.platforms) > 1 or store.mode() is not StoreMode.CLASSIC
+    # A docker archive holds no index nor attestations: its media types never matter.
+    with_index = {fmt for fmt, exporter in planned if not isinstance(exporter, DockerExporter)}
     for fmt, _ in planned:
-        if fmt not in images:
-            converted = convert_result(store, lease, result, fmt, memo)
-            images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=fmt)
+        if fmt in images:
+            continue
+        effective = fmt
+        if not fmt.oci_media_types and attest.any and indexed and fmt in with_index:
+            # Attestation manifests are OCI documents: BuildKit switches the whole image to
+            # OCI media types rather than leave them out, and says so.
+            if sink is not None:
+                message = "WARNING: forcibly turning on oci-mediatype mode for attestations"
+                sink.emit(Event("warning", "", "", message=message))
+            effective = dataclasses.replace(fmt, oci_media_types=True)
+        converted = convert_result(store, lease, result, effective, memo)
+        images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=effective)
     return images
 
 
