@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import json
+import os
+import signal
+import subprocess
 import tarfile
 import time
 import uuid
@@ -15,6 +19,8 @@ from typing import Any
 
 import pytest
 from nodehelp import PLATFORMS, Cluster
+
+from sshnodes import BALE
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -115,10 +121,10 @@ def _layer_files(blobs: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
     return files
 
 
-def test_oci_output_and_load(cluster: Cluster, tmp_path: Path) -> None:
+def test_oci_output_and_load(cluster: Cluster, containerd: list[str], tmp_path: Path) -> None:
     ctx = _context(tmp_path, cluster.base)
     out = tmp_path / "out.tar"
-    _build(cluster, ctx, "-o", f"type=oci,dest={out}")
+    _build(cluster, ctx, "-o", f"type=oci,dest={out}", "-t", "nodes/app:oci")
     layout = tmp_path / "layout"
     with tarfile.open(out) as tar:
         tar.extractall(layout, filter="data")
@@ -134,6 +140,31 @@ def test_oci_output_and_load(cluster: Cluster, tmp_path: Path) -> None:
             seen[platform] = files["arch"].decode().strip()
             assert "ignored" not in files  # .dockerignore held: the file never left
     assert seen == ARCH
+    subprocess.run(
+        [*containerd, "images", "import", "--all-platforms", str(out)],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    for i, (platform, arch) in enumerate(ARCH.items()):
+        run = subprocess.run(
+            [
+                *containerd,
+                "run",
+                "--rm",
+                "--platform",
+                platform,
+                "docker.io/nodes/app:oci",
+                f"bale-nodes-test-{os.getpid()}-{i}",
+                "/bin/busybox",
+                "uname",
+                "-m",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0 and run.stdout.strip() == arch, run.stderr
 
     _build(cluster, ctx, "--load", "-t", "app:loaded")
     images = cluster.bale("images").stdout
@@ -198,6 +229,28 @@ def test_a_node_dying_mid_build_fails_the_build_and_tags_nothing(
 
 def test_strict_platforms_refuses_before_any_work(cluster: Cluster, tmp_path: Path) -> None:
     ctx = _context(tmp_path, cluster.base)
+    # Without strict mode, a platform no node declares is built emulated, and said so.
+    amd = cluster.nodes.nodes["amd"]
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "solo",
+        "--node",
+        "amd",
+        "--platform",
+        "linux/amd64",
+        "--driver-opt",
+        f"bale={BALE},root={amd.root}",
+        amd.endpoint,
+    )
+    proc = cluster.bale(
+        "build", "--builder", "solo", "--platform", "linux/arm64", "--progress", "rawjson", str(ctx)
+    )
+    assert any(
+        "no node serves linux/arm64 natively" in w and "'amd'" in w for w in _warnings(proc.stderr)
+    ), proc.stderr
+    assert any(n.startswith("[amd] [linux/arm64") for n in _ran(proc.stderr))
     proc = cluster.bale(
         "build",
         "--builder",
@@ -252,3 +305,111 @@ def test_unreachable_and_mismatched_nodes_are_named(cluster: Cluster, tmp_path: 
     assert "node 'lost'" in proc.stderr and "unreachable" in proc.stderr, proc.stderr
     listing = cluster.bale("builder", "ls").stdout
     assert "lost" in listing and "error" in listing
+
+
+def test_secrets_reach_the_node_and_nowhere_else(cluster: Cluster, tmp_path: Path) -> None:
+    secret = f"s3cr3t-{uuid.uuid4()}"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    ctx = tmp_path / "secret-ctx"
+    ctx.mkdir()
+    # The step fails unless the node's build saw the secret (only its hash is in the file).
+    (ctx / "Dockerfile").write_text(
+        f"FROM {cluster.base}\n"
+        "RUN --mount=type=secret,id=tok "
+        f'test "$(sha256sum < /run/secrets/tok | cut -c1-64)" = {digest}\n'
+    )
+    src = tmp_path / "tok"
+    src.write_text(secret)
+    proc = _build(cluster, ctx, "--secret", f"id=tok,src={src}", "--no-cache")
+    assert secret not in proc.stderr + proc.stdout
+    for root in (cluster.root, *(n.root for n in cluster.nodes.nodes.values())):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20:
+                assert secret.encode() not in path.read_bytes(), path
+
+
+def test_ctrl_c_stops_every_remote_build(cluster: Cluster, tmp_path: Path) -> None:
+    from sshnodes import descendants
+
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "Dockerfile").write_text(f"FROM {cluster.base}\nRUN echo {uuid.uuid4()} && sleep 60\n")
+    with cluster.popen(
+        "build",
+        "--builder",
+        "two",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "plain",
+        "-t",
+        "interrupted:1",
+        str(slow),
+    ) as proc:
+        assert proc.stderr is not None
+        running: set[str] = set()
+        for line in proc.stderr:
+            # `#N [node] [platform ...] RUN ...`: the step has started on that node
+            if "sleep 60" in line and line.split()[1:2] in (["[amd]"], ["[arm]"]):
+                running.add(line.split()[1].strip("[]"))
+            if running == {"amd", "arm"}:
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+    deadline = time.monotonic() + 30
+    while any(descendants(n.proc.pid) for n in cluster.nodes.nodes.values() if n.proc):
+        assert time.monotonic() < deadline, "a node build outlived the interrupted build"
+        time.sleep(0.2)
+    assert "interrupted" not in cluster.bale("images").stdout
+
+
+def test_a_local_node_builds_here_beside_a_remote_one(cluster: Cluster, tmp_path: Path) -> None:
+    arm = cluster.nodes.nodes["arm"]
+    root = tmp_path / "mixed-root"
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "mix",
+        "--node",
+        "here",
+        "--platform",
+        "linux/amd64",
+        "--use",
+        "local",
+        root=root,
+    )
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "mix",
+        "--append",
+        "--node",
+        "arm",
+        "--platform",
+        "linux/arm64",
+        "--driver-opt",
+        f"bale={BALE},root={arm.root}",
+        arm.endpoint,
+        root=root,
+    )
+    out = tmp_path / "out"
+    # The current builder (`use`) applies; the local node's own build does not fan out again.
+    proc = cluster.bale(
+        "build",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "rawjson",
+        "-o",
+        f"type=local,dest={out}",
+        str(_context(tmp_path, cluster.base)),
+        root=root,
+        timeout=300,
+    )
+    ran = _ran(proc.stderr)
+    assert any(n.startswith("[here] [linux/amd64") for n in ran), ran
+    assert any(n.startswith("[arm] [linux/arm64") for n in ran), ran
+    assert {p: (out / p.replace("/", "_") / "arch").read_text().strip() for p in ARCH} == ARCH

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import TargetBuild, run_builds
 from bale.builder.entitlements import KNOWN, parse_allow
-from bale.builder.history import Recorder, masker, secret_values
+from bale.builder.history import Recorder, RecordRequest, masker, secret_values
 from bale.builder.progress import ProgressSink
 from bale.builder.remotecache.spec import parse_cache_spec
 from bale.cli.attest_flags import attest_options, warn_attestations
@@ -222,7 +222,10 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     metadata: dict[str, Any] = {}
     try:
         with open_store(args) as store, store.lease(rollback=False) as record_lease:
-            recorders = _recorders(store, sink, record_lease, targets, builds)
+            values = [
+                v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)
+            ]
+            recorder = Recorder(store, sink, record_lease, mask=masker(values))
             results: dict[str, BuildResult] = {}
             images: dict[str, dict[ImageFormat, ImageOutcome]] = {}
             try:
@@ -230,7 +233,7 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
                     _build_and_export(
                         store,
                         lease,
-                        recorders[0][1] if recorders else sink,
+                        recorder,
                         plan,
                         targets,
                         builds,
@@ -241,11 +244,9 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
                         metadata,
                     )
             except BaseException as exc:
-                for t, recorder in recorders:
-                    _record(recorder, t, results.get(t.name), None, planned[t.name], exc)
+                _record(recorder, targets, results, images, planned, exc)
                 raise
-            for t, recorder in recorders:
-                _record(recorder, t, results.get(t.name), images.get(t.name), planned[t.name])
+            _record(recorder, targets, results, images, planned, None)
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -300,50 +301,45 @@ def _build_and_export(
             metadata[t.name] = _metadata(t, images[t.name], planned[t.name], responses)
 
 
-def _recorders(
-    store: Store,
-    sink: ProgressSink,
-    lease: Lease,
-    targets: list[_Target],
-    builds: list[TargetBuild],
-) -> list[tuple[_Target, Recorder]]:
-    """One history record per target, as buildx keeps them: the recorders are chained, each
-    passing every event on, the first one given to the build."""
-    mask = masker(
-        [v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)]
-    )
-    out: list[tuple[_Target, Recorder]] = []
-    inner = sink
-    for t in reversed(targets):
-        recorder = Recorder(store, inner, lease, mask=mask)
-        out.insert(0, (t, recorder))
-        inner = recorder
-    return out
-
-
 def _record(
     recorder: Recorder,
-    t: _Target,
-    result: BuildResult | None,
-    images: dict[ImageFormat, ImageOutcome] | None,
-    planned: list[tuple[ImageFormat, Exporter]],
-    error: BaseException | None = None,
+    targets: list[_Target],
+    results: dict[str, BuildResult],
+    images: dict[str, dict[ImageFormat, ImageOutcome]],
+    planned: dict[str, list[tuple[ImageFormat, Exporter]]],
+    error: BaseException | None,
 ) -> None:
-    """Keep the target's record; a record that cannot be written never hides the build's
-    own outcome. A target's record holds the steps its images depend on (all the steps
-    when the build failed before they were known)."""
-    vertices = (
-        {s.digest for p in result.platforms for s in p.usage.steps} if result is not None else None
+    """One build record for the bake run, covering every target."""
+    reqs = [record_request(t.request, t.specs) for t in targets]
+
+    def union(items: Any) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(items))
+
+    request = RecordRequest(
+        context=", ".join(union(r.context for r in reqs)),
+        dockerfile=", ".join(union(r.dockerfile for r in reqs)),
+        platforms=union(p for r in reqs for p in r.platforms),
+        target=", ".join(t.name for t in targets),
+        build_args=tuple(sorted(set().union(*(r.build_args for r in reqs)))),
+        labels=tuple(sorted(set().union(*(r.labels for r in reqs)))),
+        secrets=union(i for r in reqs for i in r.secrets),
+        ssh=any(r.ssh for r in reqs),
+        tags=union(tag for r in reqs for tag in r.tags),
+        outputs=union(o for r in reqs for o in r.outputs),
+        no_cache=any(r.no_cache for r in reqs),
+        cache_from=union(c for r in reqs for c in r.cache_from),
+        cache_to=union(c for r in reqs for c in r.cache_to),
+        network=reqs[0].network if reqs else "default",
+        command="bake",
     )
-    image = images[planned[0][0]] if images and planned else None
+    summaries = {
+        name: image_summary(by_format[planned[name][0][0]])
+        for name, by_format in images.items()
+        if planned[name]
+    }
+    image = {"targets": summaries} if summaries else None
     try:
-        recorder.finish(
-            record_request(t.request, t.specs),
-            result=result,
-            error=error,
-            image=image_summary(image) if image is not None else None,
-            vertices=vertices,
-        )
+        recorder.finish(request, results=results or None, error=error, image=image)
     except BaleError:
         recorder.abort()
         if error is None:

@@ -318,8 +318,16 @@ def _build(
 
 def cmd_build(args: argparse.Namespace) -> int:
     request = request_from_args(args)
-    files = dockerfiles_for(request.dockerfile, request.platforms,
-                            build_args=request.build_args, template_vars=request.template_vars)
+    try:
+        files = dockerfiles_for(request.dockerfile, request.platforms,
+                                build_args=request.build_args,
+                                template_vars=request.template_vars)
+    except DockerfileError as exc:
+        if request.call == "build" and not request.verify_reproducible:
+            from bale.cli import build_run
+
+            build_run.record_failure(args, request, exc)
+        raise
     if request.call == "build":
         return _build(args, request, files)
     text, failing = run_call(request, files)

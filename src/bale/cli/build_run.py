@@ -168,7 +168,8 @@ def run(
             except BaseException as exc:
                 _record(store, recorder, request, specs, result, None, exc)
                 raise
-            _record(store, recorder, request, specs, result, image, None)
+            exported = {k: v for r in responses for k, v in r.metadata.items()}
+            _record(store, recorder, request, specs, result, image, None, exported)
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -284,6 +285,7 @@ def _record(
     result: BuildResult | None,
     image: ImageOutcome | None,
     error: BaseException | None,
+    exported: dict[str, str] | None = None,
 ) -> None:
     """Keep the build's record; with --report, write the report too. A record that cannot
     be written never hides the build's own outcome."""
@@ -292,7 +294,9 @@ def _record(
             record_request(request, specs),
             result=result,
             error=error,
-            image=image_summary(image) if image is not None else None,
+            image={**image_summary(image), "exporter_response": exported or {}}
+            if image is not None
+            else None,
         )
     except BaleError:
         recorder.abort()
@@ -302,7 +306,26 @@ def _record(
     if request.report:
         from bale.cli.history_cmd import write_report
 
-        write_report(store, record_id, Path(request.report), error is None)
+        write_report(store, record_id, Path(request.report))
+
+
+class _Quiet:
+    def emit(self, event: object) -> None:
+        pass
+
+
+def record_failure(args: argparse.Namespace, request: BuildRequest, error: BaleError) -> None:
+    """A build that failed before any step (a Dockerfile that does not parse) is recorded
+    too, as BuildKit records a frontend error."""
+    try:
+        specs = output_specs(request)
+    except BaleError:
+        specs = []
+    try:
+        with open_store(args) as store, store.lease(rollback=False) as lease:
+            _record(store, Recorder(store, _Quiet(), lease), request, specs, None, None, error)
+    except (BaleError, OSError):
+        pass  # the Dockerfile's error is the one to report
 
 
 def _write_files(request: BuildRequest, image: ImageOutcome) -> None:

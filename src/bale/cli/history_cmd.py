@@ -371,7 +371,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(store: Store, ref: str, target: Path, _ok: bool = True, compare: str = "") -> None:
+def write_report(store: Store, ref: str, target: Path, compare: str = "") -> None:
     from bale.exporters.history_report import render_report
 
     history = History(store)

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from bale.cli.nodes import schedule, transport
 from bale.cli.nodes.context_tar import pack
 from bale.cli.nodes.state import Builder, Node
 from bale.cli.progress_render import TtyRenderer, renderer
-from bale.errors import BaleError, InvalidArgument, Unavailable
+from bale.errors import BaleError, FailedPrecondition, InvalidArgument, Unavailable
 from bale.exporters.image import ImageOutcome, PlatformImage
 from bale.exporters.outputs import exporter_for
 from bale.frontends.dockerfile.parser import ParsedDockerfile
@@ -295,6 +295,15 @@ def _failure(run: _Run) -> BaleError:
     return NodeFailed(f"ERROR: {transport.describe(run.node)} failed: {text}")
 
 
+def _local_root(node: Node, args: argparse.Namespace) -> Node:
+    """A `local` node without `root=` builds in this bale's root: one store, one cache."""
+    if node.endpoint.kind != "local" or "root" in node.opts:
+        return node
+    from bale.cli.nodes.select import state_root
+
+    return replace(node, opts={**node.opts, "root": str(state_root(args))})
+
+
 def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
     """One session to the node, asked whether it holds context `digest`."""
     proc = transport.start_build(node)
@@ -316,30 +325,70 @@ def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
     return run
 
 
-def _greet(runs: Sequence[_Run]) -> dict[str, transport.Hello]:
-    """Every node's hello; the first node that does not say it is raised, named."""
+def _greet(
+    runs: Sequence[_Run],
+) -> tuple[dict[str, transport.Hello], dict[str, BaleError]]:
+    """Every node's hello, and the nodes that could not be reached (by name, with the
+    error). A node that answers but is not this bale's version is raised at once."""
     deadline = time.monotonic() + transport.HELLO_TIMEOUT
     out: dict[str, transport.Hello] = {}
+    down: dict[str, BaleError] = {}
     for run in runs:
         while not run.greeted.is_set() and not run.finished.is_set():
             if time.monotonic() > deadline:
-                raise Unavailable(
-                    f"{transport.describe(run.node)} did not answer within "
-                    f"{transport.HELLO_TIMEOUT:.0f}s"
-                )
+                break
             run.greeted.wait(0.05)
-        if run.hello is None:
-            if run.proc.returncode not in (0, None):
-                raise transport.failure(
-                    run.node, run.proc.returncode, "\n".join(run.text), "connecting"
-                )
+        if run.hello is not None:
+            transport.require_version(run.node, run.hello)
+            out[run.node.name] = run.hello
+        elif not run.finished.is_set():
+            down[run.node.name] = Unavailable(
+                f"{transport.describe(run.node)} did not answer within "
+                f"{transport.HELLO_TIMEOUT:.0f}s"
+            )
+        elif run.proc.returncode == transport.SSH_EXIT:
+            down[run.node.name] = transport.failure(
+                run.node, run.proc.returncode, "\n".join(run.text), "connecting"
+            )
+        elif run.proc.returncode != 0:
+            raise transport.failure(
+                run.node, run.proc.returncode, "\n".join(run.text), "connecting"
+            )
+        else:
             # Not this protocol: an older or other bale; its `node hello` says which.
             info = transport.hello(run.node)
             transport.require_version(run.node, info)
             raise Unavailable(f"{transport.describe(run.node)} did not start a node build")
-        transport.require_version(run.node, run.hello)
-        out[run.node.name] = run.hello
-    return out
+    return out, down
+
+
+def plan_without(
+    wanted: Sequence[Platform],
+    nodes: Sequence[Node],
+    hellos: dict[str, transport.Hello],
+    down: dict[str, BaleError],
+    strict: bool,
+) -> schedule.Plan:
+    """The plan over the nodes that answered. An unreachable node is only skipped when the
+    others serve natively every platform it declared; otherwise its error is raised."""
+    up = [n for n in nodes if n.name in hellos]
+    if down and not up:
+        raise next(iter(down.values()))
+    try:
+        plan = schedule.plan(wanted, capabilities(up, hellos), strict=strict)
+    except FailedPrecondition:
+        if down:
+            raise next(iter(down.values())) from None  # what the missing node would serve
+        raise
+    emulated = {p for a in plan.assignments for p in a.emulated}
+    warnings = list(plan.warnings)
+    for node in nodes:
+        if node.name not in down:
+            continue
+        if any(p in emulated for p in node.platforms):
+            raise down[node.name]
+        warnings.insert(0, f"WARNING: {down[node.name].message}; building without it")
+    return schedule.Plan(plan.assignments, tuple(warnings))
 
 
 def _dispatch(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
@@ -470,11 +519,14 @@ def run(
         digest, packed = pack(request.context, request.dockerfile.path)
         size = os.fstat(packed.fileno()).st_size
         # One session per node, opened at once: whatever fails below cancels them all.
-        runs = [_open(node, digest, sink) for node in builder.nodes]
-        hellos = _greet(runs)
-        plan = schedule.plan(
+        nodes = [_local_root(node, args) for node in builder.nodes]
+        runs = [_open(node, digest, sink) for node in nodes]
+        hellos, down = _greet(runs)
+        plan = plan_without(
             request.platforms,
-            capabilities(builder.nodes, hellos),
+            nodes,
+            hellos,
+            down,
             strict=bool(getattr(args, "strict_platforms", False)),
         )
         for warning in plan.warnings:

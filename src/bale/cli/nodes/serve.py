@@ -150,7 +150,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             os.environ[str(key)] = str(value)
         os.environ[NODE_ENV] = str(header.get("node", ""))
         root_args = ["--root", str(root)]
-        code = main([*root_args, "build", *argv, "-f", str(dockerfile), str(context)])
+        # `--builder default`: this node's own in-process build, never its current builder
+        # (a node whose root has a builder of nodes must not fan the build out again).
+        build = ["build", "--builder", "default", *argv, "-f", str(dockerfile), str(context)]
+        code = main([*root_args, *build])
     finally:
         done.set()
         shutil.rmtree(workdir, ignore_errors=True)
