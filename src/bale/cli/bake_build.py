@@ -215,9 +215,6 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
             check_formats(t.request, planned[t.name])
             check_destinations(t.specs, None, None, store_root(args))
     sink = renderer(progress)
-    quiet = progress == "quiet"
-    for t in targets:
-        warn_attestations(sink, attest[t.name], quiet)
     builds = [TargetBuild(t.name, build_options(t.request, t.files), t.links) for t in targets]
     metadata: dict[str, Any] = {}
     try:
@@ -226,6 +223,8 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
                 v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)
             ]
             recorder = Recorder(store, sink, record_lease, mask=masker(values))
+            for t in targets:
+                warn_attestations(recorder, attest[t.name], progress == "quiet")
             results: dict[str, BuildResult] = {}
             images: dict[str, dict[ImageFormat, ImageOutcome]] = {}
             try:
