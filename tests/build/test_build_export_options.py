@@ -117,6 +117,25 @@ def test_compression_level_changes_the_gzip_bytes(
 
 
 @pytest.mark.root
+def test_zstd_level_is_recorded_in_provenance(
+    store_root: Path, context: Path, tmp_path: Path
+) -> None:
+    dest = _oci(store_root, context, tmp_path, ",compression=zstd,compression-level=7")
+    index, blob = _layout(dest)
+    top = blob(index["manifests"][0])
+    (att,) = [
+        m
+        for m in top["manifests"]
+        if m.get("annotations", {}).get("vnd.docker.reference.type") == "attestation-manifest"
+    ]
+    (layer,) = blob(att)["layers"]
+    statement = json.loads(_blob(dest, layer))
+    recorded = statement["predicate"]["buildDefinition"]["internalParameters"]
+    assert recorded["layerCompression"]["type"] == "zstd"
+    assert recorded["layerCompression"]["level"] == 7
+
+
+@pytest.mark.root
 def test_force_compression_recompresses_base_layers(
     store_root: Path, context: Path, tmp_path: Path
 ) -> None:

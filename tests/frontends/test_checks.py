@@ -73,8 +73,9 @@ def test_clean_dockerfile_has_no_findings() -> None:
          ("WorkdirRelativePath",
           'Relative workdir "app" can have unexpected results if the base image changes', 2)),
         ("FROM alpine AS scratch\n",
-         ("ReservedStageName", "'scratch' is reserved and should not be used as a stage name", 1)),
-        ("FROM alpine\nRUN a \\\n\n  b\n", ("NoEmptyContinuation", "Empty continuation line", 2)),
+         ("ReservedStageName",
+          'Stage name should not use the same name as reserved stage "scratch"', 1)),
+        ("FROM alpine\nRUN a \\\n\n  b\n", ("NoEmptyContinuation", "Empty continuation line", 4)),
         ("FROM --platform=$TARGETPLATFORM alpine\n",
          ("RedundantTargetPlatform",
           "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the "

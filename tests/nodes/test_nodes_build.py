@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
@@ -85,7 +86,26 @@ def test_push_gives_one_index_each_platform_built_on_its_node(
 ) -> None:
     ctx = _context(tmp_path, cluster.base)
     ref = f"{cluster.registry}/app:push"
-    proc = _build(cluster, ctx, "--push", "-t", ref)
+    root = tmp_path / "fresh"  # a coordinator that has never held a layer of this image
+    root.mkdir()
+    shutil.copy(cluster.root / "builders.json", root / "builders.json")
+    proc = cluster.bale(
+        "build",
+        "--builder",
+        "two",
+        "--platform",
+        ",".join(PLATFORMS),
+        "--progress",
+        "rawjson",
+        "--push",
+        "-t",
+        ref,
+        str(ctx),
+        root=root,
+    )
+    # The nodes pushed their layers by digest: none came through here (busybox is ~1 MB).
+    big = [p for p in root.rglob("*") if p.is_file() and p.stat().st_size > 256 << 10]
+    assert big == [], big
     ran = _ran(proc.stderr)
     assert any(n.startswith("[amd] [linux/amd64") and "RUN uname" in n for n in ran), ran
     assert any(n.startswith("[arm] [linux/arm64") and "RUN uname" in n for n in ran), ran
@@ -266,6 +286,33 @@ def test_strict_platforms_refuses_before_any_work(cluster: Cluster, tmp_path: Pa
     assert proc.returncode == 1
     assert "linux/s390x" in proc.stderr and "--strict-platforms" in proc.stderr
     assert "building" not in proc.stderr  # no node was started
+    # Nodes that declare their platforms are not even contacted: an unreachable one is
+    # not what the refusal is about.
+    from support import free_port
+
+    cluster.bale(
+        "builder",
+        "create",
+        "--name",
+        "declared",
+        "--node",
+        "nowhere",
+        "--platform",
+        "linux/amd64",
+        f"ssh://root@127.0.0.1:{free_port()}",
+    )
+    proc = cluster.bale(
+        "build",
+        "--builder",
+        "declared",
+        "--platform",
+        "linux/s390x",
+        "--strict-platforms",
+        str(ctx),
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "--strict-platforms" in proc.stderr and "unreachable" not in proc.stderr
 
 
 def test_unreachable_and_mismatched_nodes_are_named(cluster: Cluster, tmp_path: Path) -> None:
@@ -305,6 +352,8 @@ def test_unreachable_and_mismatched_nodes_are_named(cluster: Cluster, tmp_path: 
     assert "node 'lost'" in proc.stderr and "unreachable" in proc.stderr, proc.stderr
     listing = cluster.bale("builder", "ls").stdout
     assert "lost" in listing and "error" in listing
+    amd_row = next(line for line in listing.splitlines() if "\\_ amd " in line)
+    assert "running" in amd_row and "linux/amd64*" in amd_row and "(emulated)" in amd_row
 
 
 def test_secrets_reach_the_node_and_nowhere_else(cluster: Cluster, tmp_path: Path) -> None:
@@ -413,3 +462,55 @@ def test_a_local_node_builds_here_beside_a_remote_one(cluster: Cluster, tmp_path
     assert any(n.startswith("[here] [linux/amd64") for n in ran), ran
     assert any(n.startswith("[arm] [linux/arm64") for n in ran), ran
     assert {p: (out / p.replace("/", "_") / "arch").read_text().strip() for p in ARCH} == ARCH
+
+
+def test_a_node_lost_mid_build_is_retried_on_another_serving_its_platform(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    arm, amd = cluster.nodes.nodes["arm"], cluster.nodes.nodes["amd"]
+    for node in (arm, amd):  # both declare linux/arm64: arm first, so it gets the build
+        first = [] if node is arm else ["--append"]
+        cluster.bale(
+            "builder",
+            "create",
+            "--name",
+            "spare",
+            *first,
+            "--node",
+            node.name,
+            "--platform",
+            "linux/arm64",
+            "--driver-opt",
+            f"bale={BALE},root={node.root}",
+            node.endpoint,
+        )
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "Dockerfile").write_text(f"FROM {cluster.base}\nRUN echo {uuid.uuid4()} && sleep 3\n")
+    with cluster.popen(
+        "build",
+        "--builder",
+        "spare",
+        "--platform",
+        "linux/arm64",
+        "--progress",
+        "plain",
+        "-t",
+        "retried:1",
+        str(slow),
+    ) as proc:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "[arm]" in line and "sleep 3" in line:
+                break
+        arm.kill()
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    arm.start()
+    text = "".join(seen) + rest
+    assert code == 0, text
+    assert "node 'arm'" in text and "retrying on node 'amd'" in text
+    assert any(line.split()[1:2] == ["[amd]"] and "sleep 3" in line for line in rest.splitlines())
+    assert "retried" in cluster.bale("images").stdout

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -127,12 +127,15 @@ class Recorder:
         self._warnings: list[str] = []
         self._lock = threading.Lock()
         self._broken = ""
+        self._failed = False
+        self._done = False
         self.started = time.time()
 
     def emit(self, event: pg.Event) -> None:
         try:
             with self._lock:
-                if not self._broken:
+                # Events of steps still stopping after the record was written are not kept.
+                if not self._broken and not self._done:
                     self._keep(event)
         except (OSError, BaleError) as exc:
             # Keeping the record must never fail the build: the record says what was lost.
@@ -163,11 +166,16 @@ class Recorder:
             else:  # a base image resolved: no process, no cache lookup
                 step.status, step.started, step.completed = "resolved", event.time, event.time
         elif kind == "error":
-            cancelled = event.message.endswith("cancelled") and event.exit_code is None
+            # A step's process stopped by a signal once another step has failed was stopped
+            # with the build: canceled, as BuildKit shows it, not a failure of its own.
+            code = event.exit_code
+            killed = code is not None and (code < 0 or code > 128)
+            cancelled = killed and self._failed
             step.status = "canceled" if cancelled else "error"
+            self._failed = self._failed or not cancelled
             step.completed = event.time
             step.error = self._mask(event.message)
-            step.exit_code = event.exit_code
+            step.exit_code = code
         elif kind == "log":
             if step.log is None:
                 step.log = LogWriter(self.store, self._lease)
@@ -186,20 +194,33 @@ class Recorder:
         results: Mapping[str, BuildResult] | None = None,
         error: BaseException | None = None,
         image: Mapping[str, Any] | None = None,
+        vertices: Collection[str] | None = None,
     ) -> str:
         """Write the record (success or failure) and return its id; `results` are a bake
-        run's, by target."""
+        run's, by target. `vertices`: only these steps are this build's (one of several
+        builds solved together)."""
         if result is not None:
             results = {"": result}
         completed = time.time()
         with self._lock:
-            steps = list(self._steps.values())
+            self._done = True
+            steps = []
+            for step in self._steps.values():
+                if vertices is None or step.vertex in vertices:
+                    steps.append(step)
+                elif step.log is not None:
+                    step.log.abort()
+                    step.log = None
             for step in steps:
                 if step.log is not None:
                     step.blob = step.log.finish()
                     step.log = None
                 if step.status == "running":
                     step.status, step.completed = "canceled", completed
+                elif isinstance(error, KeyboardInterrupt) and step.status == "error":
+                    code = step.exit_code
+                    if code is not None and (code < 0 or code > 128):
+                        step.status = "canceled"  # stopped by the interrupt
             warnings = list(self._warnings)
             if self._broken:
                 warnings.append(f"WARNING: {self._broken}")
@@ -229,6 +250,7 @@ class Recorder:
     def abort(self) -> None:
         """Drop the logs of a record that will not be written."""
         with self._lock:
+            self._done = True
             for step in self._steps.values():
                 if step.log is not None:
                     step.log.abort()

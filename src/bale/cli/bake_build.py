@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import TargetBuild, run_builds
 from bale.builder.entitlements import KNOWN, parse_allow
-from bale.builder.history import Recorder, RecordRequest, masker, secret_values
+from bale.builder.history import Recorder, masker, secret_values
 from bale.builder.progress import ProgressSink
 from bale.builder.remotecache.spec import parse_cache_spec
 from bale.cli.attest_flags import attest_options, warn_attestations
@@ -40,7 +40,7 @@ from bale.cli.common import open_store, store_root
 from bale.cli.output_checks import check_destinations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.cli.run_flags import RunFlags, parse_add_host, parse_size, parse_ulimit
-from bale.errors import BaleError, DockerfileError, InvalidArgument, Unavailable
+from bale.errors import BaleError, InvalidArgument, Unavailable
 from bale.exporters.base import Exporter, ExportResponse
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome
@@ -215,16 +215,14 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
             check_formats(t.request, planned[t.name])
             check_destinations(t.specs, None, None, store_root(args))
     sink = renderer(progress)
+    quiet = progress == "quiet"
+    for t in targets:
+        warn_attestations(sink, attest[t.name], quiet)
     builds = [TargetBuild(t.name, build_options(t.request, t.files), t.links) for t in targets]
     metadata: dict[str, Any] = {}
     try:
         with open_store(args) as store, store.lease(rollback=False) as record_lease:
-            values = [
-                v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)
-            ]
-            recorder = Recorder(store, sink, record_lease, mask=masker(values))
-            for t in targets:
-                warn_attestations(recorder, attest[t.name], progress == "quiet")
+            recorders = _recorders(store, sink, record_lease, targets, builds)
             results: dict[str, BuildResult] = {}
             images: dict[str, dict[ImageFormat, ImageOutcome]] = {}
             try:
@@ -232,7 +230,7 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
                     _build_and_export(
                         store,
                         lease,
-                        recorder,
+                        recorders[0][1] if recorders else sink,
                         plan,
                         targets,
                         builds,
@@ -243,9 +241,11 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
                         metadata,
                     )
             except BaseException as exc:
-                _record(recorder, targets, results, images, planned, exc)
+                for t, recorder in recorders:
+                    _record(recorder, t, results.get(t.name), None, planned[t.name], exc)
                 raise
-            _record(recorder, targets, results, images, planned, None)
+            for t, recorder in recorders:
+                _record(recorder, t, results.get(t.name), images.get(t.name), planned[t.name])
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -271,7 +271,7 @@ def _build_and_export(
     """Build every target, then export them all (see the module's docstring)."""
     for t in targets:
         with _named(t.name):
-            check_annotations(store, planned[t.name], t.files, attest[t.name])
+            check_annotations(store, planned[t.name], t.files)
     results.update(run_builds(store, builds, sink, lease))
     for t in targets:
         if planned[t.name]:
@@ -300,45 +300,50 @@ def _build_and_export(
             metadata[t.name] = _metadata(t, images[t.name], planned[t.name], responses)
 
 
+def _recorders(
+    store: Store,
+    sink: ProgressSink,
+    lease: Lease,
+    targets: list[_Target],
+    builds: list[TargetBuild],
+) -> list[tuple[_Target, Recorder]]:
+    """One history record per target, as buildx keeps them: the recorders are chained, each
+    passing every event on, the first one given to the build."""
+    mask = masker(
+        [v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)]
+    )
+    out: list[tuple[_Target, Recorder]] = []
+    inner = sink
+    for t in reversed(targets):
+        recorder = Recorder(store, inner, lease, mask=mask)
+        out.insert(0, (t, recorder))
+        inner = recorder
+    return out
+
+
 def _record(
     recorder: Recorder,
-    targets: list[_Target],
-    results: dict[str, BuildResult],
-    images: dict[str, dict[ImageFormat, ImageOutcome]],
-    planned: dict[str, list[tuple[ImageFormat, Exporter]]],
-    error: BaseException | None,
+    t: _Target,
+    result: BuildResult | None,
+    images: dict[ImageFormat, ImageOutcome] | None,
+    planned: list[tuple[ImageFormat, Exporter]],
+    error: BaseException | None = None,
 ) -> None:
-    """One build record for the bake run, covering every target."""
-    reqs = [record_request(t.request, t.specs) for t in targets]
-
-    def union(items: Any) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(items))
-
-    request = RecordRequest(
-        context=", ".join(union(r.context for r in reqs)),
-        dockerfile=", ".join(union(r.dockerfile for r in reqs)),
-        platforms=union(p for r in reqs for p in r.platforms),
-        target=", ".join(t.name for t in targets),
-        build_args=tuple(sorted(set().union(*(r.build_args for r in reqs)))),
-        labels=tuple(sorted(set().union(*(r.labels for r in reqs)))),
-        secrets=union(i for r in reqs for i in r.secrets),
-        ssh=any(r.ssh for r in reqs),
-        tags=union(tag for r in reqs for tag in r.tags),
-        outputs=union(o for r in reqs for o in r.outputs),
-        no_cache=any(r.no_cache for r in reqs),
-        cache_from=union(c for r in reqs for c in r.cache_from),
-        cache_to=union(c for r in reqs for c in r.cache_to),
-        network=reqs[0].network if reqs else "default",
-        command="bake",
+    """Keep the target's record; a record that cannot be written never hides the build's
+    own outcome. A target's record holds the steps its images depend on (all the steps
+    when the build failed before they were known)."""
+    vertices = (
+        {s.digest for p in result.platforms for s in p.usage.steps} if result is not None else None
     )
-    summaries = {
-        name: image_summary(by_format[planned[name][0][0]])
-        for name, by_format in images.items()
-        if planned[name]
-    }
-    image = {"targets": summaries} if summaries else None
+    image = images[planned[0][0]] if images and planned else None
     try:
-        recorder.finish(request, results=results or None, error=error, image=image)
+        recorder.finish(
+            record_request(t.request, t.specs),
+            result=result,
+            error=error,
+            image=image_summary(image) if image is not None else None,
+            vertices=vertices,
+        )
     except BaleError:
         recorder.abort()
         if error is None:
@@ -378,7 +383,7 @@ def _finalize(responses: dict[str, list[ExportResponse]]) -> None:
 
 def _calls(plan: Plan, calls: list[_Target]) -> int:
     """`--call check|outline|targets`: each target's answer under its name, as buildx."""
-    failing: set[str] = set()
+    status, error = 0, None
     out: list[str] = []
     for t in calls:
         if out:
@@ -389,10 +394,11 @@ def _calls(plan: Plan, calls: list[_Target]) -> int:
             out.append(description)
         out.append("")
         with _named(t.name):
-            text, failed = run_call(t.request, t.files)
+            text, code, failed = run_call(t.request, t.files)
         out.append(text)
-        failing |= failed
+        status = status or code
+        error = error or failed
     print("\n".join(out))
-    if failing:
-        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-    return 0
+    if error is not None:
+        raise error
+    return status

@@ -259,7 +259,7 @@ def format_check(result: CheckResult) -> str:
     noun = "warning has" if count == 1 else "warnings have"
     out = [f"Check complete, {count} {noun} been found!", ""]
     for finding in result.findings:
-        out.append(f"WARN: {finding.rule} - {finding.url}")
+        out.append(f"WARNING: {finding.rule} - {finding.url}")
         out.append(finding.message)
         if finding.source is not None and finding.source.start <= len(result.lines):
             out.extend(snippet(finding.source, result.lines))
@@ -330,38 +330,46 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise
     if request.call == "build":
         return _build(args, request, files)
-    text, failing = run_call(request, files)
+    text, status, error = run_call(request, files)
     print(text)
-    if failing:
-        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-    return 0
+    if error is not None:
+        raise error
+    return status
 
 
 def run_call(
     request: BuildRequest, files: dict[Platform, ParsedDockerfile]
-) -> tuple[str, set[str]]:
-    """`--call check|outline|targets`: what it prints, and the lint rules that failed."""
+) -> tuple[str, int, DockerfileError | None]:
+    """`--call check|outline|targets`: what it prints, its exit status (1 when the check
+    finds something, as buildx) and the error to end with."""
     # Lint and introspection modules are imported only for the calls that use them.
     from bale.frontends.dockerfile.checks import check
     from bale.frontends.dockerfile.outline import outline, targets
 
     if request.call == "check":
-        failing: set[str] = set()
+        from bale.frontends.dockerignore import load_ignore
+
+        ignore = load_ignore(request.context, request.dockerfile.path)
         shown: set[tuple[str, ...]] = set()
-        out = []
+        out, status, error = [], 0, None
         for platform, parsed in files.items():
             if parsed.lines in shown:  # a template that renders alike is checked once
                 continue
             shown.add(parsed.lines)
             result = check(parsed, target_platform=platform, build_args=request.build_args,
-                           target=request.target)
-            out.append(format_check(result))
-            if result.failed:
-                failing.update(f.rule for f in result.findings)
-        return "\n".join(out), failing
+                           target=request.target, dockerignore=ignore)
+            if result.findings or result.error is None:
+                out.append(format_check(result))
+            status = 1 if result.findings else status
+            message = result.error_message
+            if error is None and message is not None:
+                first = result.findings[0].source if result.findings else None
+                error = result.error or DockerfileError(message, source=first,
+                                                        lines=result.lines)
+        return "\n".join(out), status, error
     platform = request.platforms[0]
     parsed = files[platform]
     if request.call == "targets":
-        return format_targets(targets(parsed)), set()
+        return format_targets(targets(parsed)), 0, None
     return format_outline(outline(parsed, target=request.target, build_args=request.build_args,
-                                  target_platform=platform)), set()
+                                  target_platform=platform)), 0, None

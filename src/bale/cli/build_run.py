@@ -115,8 +115,10 @@ def output_specs(request: BuildRequest) -> list[OutputSpec]:
     for text in request.outputs:
         spec = parse_output(text)
         if spec.type == "docker" and not spec.dest:
-            # buildx: `type=docker` without dest (what --load stands for) loads the image.
-            spec = OutputSpec("image", spec.attrs)
+            # buildx: `type=docker` without dest (what --load stands for) loads the image;
+            # the docker archive's own keys have nothing to say about the store.
+            attrs = {k: v for k, v in spec.attrs.items() if k not in ("context", "tar")}
+            spec = OutputSpec("image", attrs)
         specs.append(spec)
     if request.load and not any(s.type == "image" for s in specs):
         specs.append(OutputSpec("image"))
@@ -156,7 +158,7 @@ def run(
             result = None
             try:
                 with store.lease() as lease:
-                    check_annotations(store, planned, files, attest)
+                    check_annotations(store, planned, files)
                     result = run_build(store, options, recorder, lease)
                     inline = any(spec.kind == "inline" for spec in request.cache_to)
                     images = images_for(store, lease, result, planned, attest, inline)
@@ -208,10 +210,9 @@ def check_annotations(
     store: Store,
     planned: list[tuple[ImageFormat, Exporter]],
     files: dict[Platform, ParsedDockerfile],
-    attest: AttestOptions,
 ) -> None:
     """What BuildKit refuses about annotations, known before any step: whether the export is
-    an index depends on the store's mode and on attestations."""
+    an index depends on the store's mode (containerd mode always writes one)."""
     from bale.oci.annotations import check
     from bale.store.images import StoreMode
 

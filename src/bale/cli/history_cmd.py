@@ -377,7 +377,10 @@ def write_report(store: Store, ref: str, target: Path, compare: str = "") -> Non
     history = History(store)
     entry = history.resolve(ref)
     other = load(history.resolve(compare)) if compare else None
-    html = render_report(load(entry), other, lambda d: b"".join(read_log(store, d)))
+    try:
+        html = render_report(load(entry), other, lambda d: b"".join(read_log(store, d)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidArgument(f"build record {entry.id} is damaged: {exc!r}") from None
     partial = target.with_name(target.name + ".partial")
     try:
         partial.write_text(html, encoding="utf-8")

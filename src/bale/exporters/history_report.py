@@ -225,6 +225,7 @@ def render_report(
         ),
         total=total,
         ticks=_ticks(total),
+        busy=sum(p.busy for p in platforms),
         platforms=platforms,
         steps=steps,
         counts=_counts(steps),

@@ -150,11 +150,68 @@ def cmd_build(args: argparse.Namespace) -> int:
             os.environ[str(key)] = str(value)
         os.environ[NODE_ENV] = str(header.get("node", ""))
         root_args = ["--root", str(root)]
+        pushed = bool(header.get("push"))
+        meta = workdir / "metadata.json"
+        if pushed:
+            argv += ["--metadata-file", str(meta)]
         # `--builder default`: this node's own in-process build, never its current builder
         # (a node whose root has a builder of nodes must not fan the build out again).
         build = ["build", "--builder", "default", *argv, "-f", str(dockerfile), str(context)]
         code = main([*root_args, *build])
+        if code == 0 and pushed:
+            _send_documents(root, meta)
     finally:
         done.set()
         shutil.rmtree(workdir, ignore_errors=True)
     return code
+
+
+def _send_documents(root: Path, meta: Path) -> None:
+    """After a push by digest: the image's documents (index, manifests, configs and the
+    attestations' statements) as an OCI layout on stdout, without the layers, which the
+    registry has already."""
+    import tarfile
+
+    from bale.oci import mediatype
+    from bale.oci.descriptor import Descriptor
+    from bale.oci.manifest import Index, Manifest, is_attestation
+    from bale.store.local import Store
+
+    target = Descriptor.from_json(json.loads(meta.read_text())["containerimage.descriptor"])
+    store = Store(root)
+    blobs: dict[str, Descriptor] = {}
+    todo = [(target, False)]
+    while todo:
+        desc, statements = todo.pop()
+        blobs[str(desc.digest)] = desc
+        if mediatype.is_index(desc.media_type):
+            todo += [
+                (m, is_attestation(m)) for m in Index.parse(store.read_json_blob(desc)).manifests
+            ]
+        elif mediatype.is_manifest(desc.media_type):
+            manifest = Manifest.parse(store.read_json_blob(desc))
+            todo.append((manifest.config, False))
+            if statements:
+                todo += [(layer, False) for layer in manifest.layers]
+    layout = {"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX, "manifests": [target.to_json()]}
+    out = sys.stdout.buffer
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        for name, data in (
+            ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+            ("index.json", json.dumps(layout).encode()),
+        ):
+            _add(tar, name, data)
+        for digest, desc in sorted(blobs.items()):
+            with store.content.open(desc.digest, desc.size) as f:
+                _add(tar, "blobs/" + digest.replace(":", "/"), f.read())
+    out.flush()
+
+
+def _add(tar: Any, name: str, data: bytes) -> None:
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))

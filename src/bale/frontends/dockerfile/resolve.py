@@ -40,11 +40,12 @@ from bale.errors import BaleError, DockerfileError, InvalidArgument, SourceRange
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.expand import Expander, expand_instruction
 from bale.frontends.dockerfile.instructions import evolve
-from bale.frontends.dockerfile.parser import ParsedDockerfile, parse
+from bale.frontends.dockerfile.parser import ParsedDockerfile, parse, suggest
 from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
 from bale.oci.config import Healthcheck, RuntimeConfig
 from bale.oci.platform import Platform
+from bale.oci.reference import Reference
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Passed to RUN without an ARG declaration, and never reported as unused (BuildKit's list).
@@ -56,7 +57,8 @@ PROXY_ARGS = frozenset(
 # Build arguments that only steer the SBOM scanner: never in a step's environment (BuildKit's
 # nonEnvArgs), so they neither reach RUN nor change its cache key.
 SBOM_SCAN_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
-_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
+_SPECIFIER = re.compile(r"[A-Za-z0-9_.-]+")
+_PORT = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
 
 
 _SIGNALS = frozenset((
@@ -67,14 +69,26 @@ _SIGNALS = frozenset((
 ))
 
 
+def _number(text: str, above: int) -> int | None:
+    """An ASCII decimal (Go's Atoi: no other digits), or None; any number over `above` is
+    `above + 1`, so a hostile thousand-digit value is never converted."""
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(above)):
+        return above + 1
+    return min(int(digits), above + 1)
+
+
 def _valid_signal(text: str) -> bool:
     """A signal number, a name with or without SIG, or RTMIN+n / RTMAX-n (moby's rules)."""
-    if text.isdigit():
-        return 0 < int(text) < 65
+    number = _number(text, 64)
+    if number is not None:
+        return 0 < number < 65
     name = text.upper().removeprefix("SIG")
     if name in _SIGNALS:
         return True
-    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])(\d+))?", name)
+    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])([0-9]+))?", name)
     return match is not None
 
 
@@ -99,7 +113,26 @@ class StageBase:
     index: int
 
 
-Base = ImageBase | ScratchBase | StageBase
+@dataclass(frozen=True)
+class ContextBase:
+    """A named context that is a directory: its files are the stage's root, with the empty
+    image's config (BuildKit's `local:` context)."""
+
+    name: str
+
+
+Base = ImageBase | ScratchBase | StageBase | ContextBase
+
+
+def context_key(name: str) -> str:
+    """The name a `--build-context` is looked up by, as BuildKit: `docker.io/library/x:latest`,
+    `x:latest` and `x` are one name."""
+    try:
+        ref = Reference.parse(name, default_tag=False)
+    except BaleError:
+        return name
+    text = ref.familiar()
+    return text.removesuffix(":latest")
 
 
 @dataclass(frozen=True)
@@ -189,8 +222,13 @@ class _Resolver:
         build_platform: Platform,
         build_args: Mapping[str, str],
         base_configs: BaseConfigs | None,
+        contexts: Mapping[str, Base],
     ) -> None:
         self.df = df
+        # --build-context NAME: what replaces a stage or a base image of that name.
+        self.contexts = {context_key(k): v for k, v in contexts.items()}
+        # Stages a named context replaces: their instructions are not run (as BuildKit).
+        self.replaced: set[int] = set()
         self.lines = df.lines
         self.lexer = Lexer(df.parsed.escape)
         self.target_platform = target_platform
@@ -238,21 +276,21 @@ class _Resolver:
             image = self.expand_meta(frm.image, frm)
             if image == "":
                 raise self.error(f"base name ({frm.image}) should not be blank", frm.source)
-            platform_text = self.expand_meta(frm.platform, frm) if frm.platform else ""
+            platform_text = self.platform(frm)
             base: Base
-            if image.lower() in names:
+            if stage.name and context_key(stage.name) in self.contexts:
+                base = self.contexts[context_key(stage.name)]
+                self.replaced.add(stage.index)
+            elif image.lower() in names:
                 base = StageBase(names[image.lower()])
+            elif context_key(image) in self.contexts:
+                base = self.contexts[context_key(image)]
             elif image == "scratch":
                 base = ScratchBase()
             else:
                 base = ImageBase(image)
             if platform_text:
-                try:
-                    platform = Platform.parse(platform_text)
-                except InvalidArgument as exc:
-                    raise self.error(
-                        f"failed to parse platform {platform_text}: {exc.message}", frm.source
-                    ) from None
+                platform = self.parse_platform(frm, platform_text)
             elif isinstance(base, StageBase):
                 platform = self.platforms[base.index]
             else:
@@ -263,13 +301,47 @@ class _Resolver:
             if stage.name:
                 names[stage.name] = stage.index
 
+    def platform(self, frm: ins.From) -> str:
+        if not frm.platform:
+            return ""
+        before = len(self.undefined_in_from)
+        text = self.expand_meta(frm.platform, frm)
+        if text == "":
+            raise self.error(
+                f"empty platform value from expression {frm.platform}"
+                + self.suggest_meta(before), frm.source)
+        return text
+
+    def suggest_meta(self, since: int) -> str:
+        # BuildKit's wrapSuggestAny: the first undefined name close to a declared one.
+        for name, _ in self.undefined_in_from[since:]:
+            hint = suggest(name, sorted(self.meta), case_sensitive=True)
+            if hint:
+                return hint
+        return ""
+
+    def parse_platform(self, frm: ins.From, text: str) -> Platform:
+        bad = next((p for p in text.split("/") if not _SPECIFIER.fullmatch(p)), None)
+        hint = self.suggest_meta(0)
+        if bad is not None:
+            # containerd's wording, which BuildKit passes on.
+            raise self.error(
+                f'failed to parse platform {frm.platform}: "{bad}" is an invalid component of '
+                f'"{text}": platform specifier component must match "^[A-Za-z0-9_.-]+$": '
+                f"invalid argument{hint}", frm.source)
+        try:
+            return Platform.parse(text)
+        except InvalidArgument as exc:
+            raise self.error(f"failed to parse platform {text}: {exc.message}{hint}",
+                             frm.source) from None
+
     def stage_ref(self, ref: str, inst: ins.Instruction) -> int | None:
         """A `--from` value as a stage index, or None for an image reference."""
         stage = self.df.stage_by_name(ref)
         if stage is not None:
             return stage.index
-        if ref.isdigit():
-            index = int(ref)
+        index = _number(ref, len(self.df.stages))
+        if index is not None:
             if index >= len(self.df.stages):
                 raise self.error(f"invalid stage index {ref}", inst.source,
                                  hint=f"the Dockerfile has {len(self.df.stages)} stages")
@@ -282,7 +354,7 @@ class _Resolver:
         if isinstance(base, StageBase):
             parent = self.done[base.index]
             return parent.config, parent.env_known
-        if isinstance(base, ScratchBase):
+        if isinstance(base, ScratchBase | ContextBase):
             return RuntimeConfig(env=(f"PATH={DEFAULT_PATH}",)), True
         if self.base_configs is not None:
             try:
@@ -321,6 +393,9 @@ class _Resolver:
     def resolve_stage(self, stage: Stage) -> ResolvedStage:
         platform = self.platforms[stage.index]
         config, env_known = self.base_config(stage)
+        if stage.index in self.replaced:
+            # The context is the stage as it stands: nothing of the stage's runs, no triggers.
+            return _StageState(self, stage, platform, config, env_known).finish()
         body = list(stage.instructions)
         if config.on_build:
             body = self.onbuild_triggers(config, stage) + body
@@ -413,9 +488,21 @@ class _StageState:
         if isinstance(base, StageBase):
             self.deps.add(base.index)
         self.undefined: list[tuple[str, SourceRange]] = []
+        # With the base's env unknown, a name is surely undefined only where it is used
+        # before this stage declares it.
+        self.unsure: list[tuple[str, SourceRange]] = []
 
     def workdir(self) -> str:
         return self.config.working_dir or "/"
+
+    def surely_undefined(self) -> tuple[tuple[str, SourceRange], ...]:
+        # The base may define what the stage does not: only a name the stage declares later,
+        # or one within two edits of a name it declares (a typo), is reported.
+        known = sorted(self.declared | set(self.build_env))
+        return tuple(
+            (n, rng) for n, rng in self.unsure
+            if n in self.declared or n in self.build_env or suggest(n, known, case_sensitive=True)
+        )
 
     def record(self, inst: ins.Instruction, from_stage: int | None = None,
                mount_stages: tuple[int | None, ...] = ()) -> None:
@@ -437,10 +524,9 @@ class _StageState:
             return
         ex = Expander(self.r.lexer, self.build_env, inst, self.r.lines)
         expanded = expand_instruction(inst, ex)
-        if self.env_known:
-            for name in ex.unmatched:
-                if name not in self.declared and name not in self.build_env:
-                    self.undefined.append((name, inst.source))
+        for name in ex.unmatched:
+            if name not in self.declared and name not in self.build_env:
+                (self.undefined if self.env_known else self.unsure).append((name, inst.source))
         handler = getattr(self, "on_" + type(expanded).__name__.lower(), None)
         if handler is not None:
             handler(expanded)
@@ -511,8 +597,8 @@ class _StageState:
             proto = (match.group(3) or "tcp").lower()
             if proto not in ("tcp", "udp", "sctp"):
                 raise self.r.error(f"invalid proto: {match.group(3)}", inst.source)
-            low = int(match.group(1))
-            high = int(match.group(2)) if match.group(2) else low
+            low = _number(match.group(1), 65535) or 0
+            high = (_number(match.group(2), 65535) or 0) if match.group(2) else low
             if high < low or high > 65535:
                 raise self.r.error(f"invalid range specified for containerPort: {spec}",
                                    inst.source)
@@ -590,9 +676,29 @@ class _StageState:
         resolved = ResolvedStage(
             self.stage.index, self.stage.name, self.r.bases[self.stage.index], self.platform,
             self.r.froms[self.stage.index], tuple(self.steps), self.config,
-            tuple(sorted(self.deps)), tuple(self.undefined), self.env_known,
+            tuple(sorted(self.deps)), tuple(self.undefined) or self.surely_undefined(),
+            self.env_known,
         )
         return resolved
+
+
+def undefined_in_from(
+    df: Dockerfile,
+    *,
+    target_platform: Platform,
+    build_platform: Platform | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> tuple[tuple[str, SourceRange], ...]:
+    """Undeclared names used in FROM lines, also those before a FROM that fails."""
+    r = _Resolver(
+        df, target_platform, build_platform or target_platform, build_args or {}, None, {}
+    )
+    try:
+        r.global_args()
+        r.bases_and_platforms()
+    except DockerfileError:
+        pass
+    return tuple(r.undefined_in_from)
 
 
 def resolve(
@@ -605,16 +711,19 @@ def resolve(
     base_configs: BaseConfigs | None = None,
     filename: str = "Dockerfile",
     all_stages: bool = False,
+    contexts: Mapping[str, Base] | None = None,
 ) -> ResolvedBuild:
     """Resolve the stages `target` (default: the last stage) needs for one target platform.
 
     Raises DockerfileError (with the Dockerfile lines) for parse errors, expansion errors,
     an unknown target, an invalid stage index and dependency cycles. `all_stages` resolves
-    every stage (still in dependency order), as the checks need.
+    every stage (still in dependency order), as the checks need. `contexts` maps each
+    `--build-context` name to what it stands for: a stage of that name is replaced by it (its
+    instructions dropped), and a FROM of that name uses it.
     """
     df = load(dockerfile, filename)
     build = build_platform or target_platform
-    r = _Resolver(df, target_platform, build, build_args or {}, base_configs)
+    r = _Resolver(df, target_platform, build, build_args or {}, base_configs, contexts or {})
     r.global_args()
     r.bases_and_platforms()
     if target:
