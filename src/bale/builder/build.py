@@ -411,7 +411,7 @@ def _solve_all(
 ) -> list[tuple[_Planned, BuildResult]]:
     # One build's steps keep their plain identity; several builds' steps that read local
     # inputs are told apart by those inputs.
-    identities = {b.name: _identity(b.options) for b in builds}
+    identities = {b.name: _identity(b.options) for b in builds} if len(builds) > 1 else {}
     several = len(set(identities.values())) > 1
     graph = Graph()
     planned: dict[str, _Planned] = {}
