@@ -292,7 +292,8 @@ def format_outline(o: Outline) -> str:
 
 def format_targets(items: list[TargetInfo]) -> str:
     rows = [("TARGET", "DESCRIPTION")]
-    rows += [(t.name + (" (default)" if t.default else ""), t.description) for t in items]
+    rows += [(" ".join(filter(None, (t.name, "(default)" if t.default else ""))), t.description)
+             for t in items]
     return table(rows)
 
 

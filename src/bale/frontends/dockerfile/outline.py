@@ -43,10 +43,12 @@ class Outline:
 
 @dataclass(frozen=True)
 class TargetInfo:
-    name: str
+    name: str  # "" for an unnamed stage
     description: str
     default: bool
     source: SourceRange
+    base: str = ""  # the FROM image as written
+    platform: str = ""  # FROM --platform as written
 
 
 def _description(comments: tuple[str, ...], name: str) -> str:
@@ -66,16 +68,17 @@ def _comments(parsed: ParsedDockerfile) -> dict[int, tuple[str, ...]]:
 def targets(source: str | ParsedDockerfile | Dockerfile, filename: str = "Dockerfile") -> list[
     TargetInfo
 ]:
-    """Named stages (and the default, last stage) with their descriptions."""
+    """Every stage, as BuildKit lists them (unnamed ones too), with their descriptions; the
+    last is the default."""
     df = load(source, filename)
     comments = _comments(df.parsed)
     last = df.stages[-1].index
     out: list[TargetInfo] = []
     for stage in df.stages:
-        if not stage.name and stage.index != last:
-            continue
-        desc = _description(comments.get(stage.from_.source.start, ()), stage.name)
-        out.append(TargetInfo(stage.display_name, desc, stage.index == last, stage.from_.source))
+        frm = stage.from_
+        desc = _description(comments.get(frm.source.start, ()), stage.name)
+        out.append(TargetInfo(stage.name, desc, stage.index == last, frm.source, frm.image,
+                              frm.platform))
     return out
 
 
