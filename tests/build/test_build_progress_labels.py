@@ -144,8 +144,33 @@ def test_a_step_stopped_by_another_failure_is_canceled(store_root: Path, tmp_pat
     )
     assert proc.returncode == 1
     out = proc.stderr
-    slow = re.search(r"^#(\d+) \[linux/amd64 slow 2/2\] RUN sleep 30$", out, re.M)
+    slow = re.search(r"^#(\d+) \[slow 2/2\] RUN sleep 30$", out, re.M)
     assert slow, out
     assert f"#{slow.group(1)} CANCELED" in out, out
     assert "exit code: 137" not in out
     assert "exit code: 3" in out.splitlines()[-1], out
+
+
+@pytest.mark.root
+def test_step_names(store_root: Path, tmp_path: Path) -> None:
+    # testStepNames: one platform asked for, no platform in the names; FROM counts only for
+    # an image; numbers are padded to the total's width.
+    def names(dockerfile: str) -> set[str]:
+        (tmp_path / "Dockerfile").write_text(dockerfile)
+        proc = build(store_root, tmp_path, platforms=("linux/amd64",))
+        return {e["name"] for e in events(proc.stderr)}
+
+    upstream = names(
+        "FROM base:1 AS base\n"
+        "WORKDIR /out\n"
+        'RUN echo "base" > base\n'
+        "FROM scratch\n"
+        "COPY --from=base --chmod=0644 /out /out\n"
+    )
+    assert {
+        "[base 1/3] FROM base:1",
+        '[base 3/3] RUN echo "base" > base',
+        "[stage-1 1/1] COPY --from=base --chmod=0644 /out /out",
+    } <= upstream, upstream
+    padded = names("FROM base:1\n" + "".join(f"RUN echo {i}\n" for i in range(9)))
+    assert {"[stage-0  1/10] FROM base:1", "[stage-0 10/10] RUN echo 8"} <= padded, padded

@@ -141,7 +141,8 @@ def test_outline() -> None:
     assert (o.name, o.description) == ("release", "")
     assert [(a.name, a.value, a.description) for a in o.args] == [
         ("GO_VERSION", "1.22", "sets the Go toolchain version"),
-        ("LDFLAGS", '"-s -w"', "are passed to the linker"),
+        ("LDFLAGS", "-s -w", "are passed to the linker"),
+        ("NO_DEFAULT", "", ""),
     ]
     assert [(s.id, s.required) for s in o.secrets] == [("netrc", True)]
     assert [s.id for s in o.ssh] == ["default"]

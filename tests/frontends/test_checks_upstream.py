@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bale.frontends.dockerfile.checks import RULES, check
+from bale.frontends.dockerfile.outline import outline, targets
 from bale.frontends.dockerignore import DockerIgnore
 from bale.oci.platform import Platform
 
@@ -415,4 +416,129 @@ def test_copy_ignored_file_context_root() -> None:
     ok("\nFROM scratch\nCOPY . .\n", ignore="\n.*\n")
     assert lint("\nFROM scratch\nCOPY . .\n", ignore="\n*\n")[0] == [
         ("CopyIgnoredFile", 'Attempting to Copy file "." that is excluded by .dockerignore', 3)
+    ]
+
+
+# dockerfile_outline_test.go and dockerfile_targets_test.go
+
+
+def test_outline_args() -> None:
+    text = """
+ARG inherited=box
+ARG inherited2=box2
+ARG unused=abc${inherited2}
+# sfx is a suffix
+ARG sfx="usy${inherited}"
+
+FROM b${sfx} AS first
+# this is not assigned to anything
+ARG FOO=123
+# BAR is a number
+ARG BAR=456
+RUN true
+
+FROM alpine${unused} AS second
+ARG BAZ
+RUN true
+
+FROM scratch AS third
+ARG ABC=a
+# check=skip=all
+ARG password
+# alternate_password will show up in the outline
+# check=skip=all
+ARG alternate_password
+
+# target defines build target
+FROM third AS target
+COPY --from=first /etc/passwd /
+
+FROM second
+"""
+    o = outline(text, target="target", build_args={"BAR": "678"}, target_platform=AMD)
+    assert (o.name, o.description) == ("target", "defines build target")
+    assert [(a.name, a.value, a.description, a.source.start) for a in o.args] == [
+        ("inherited", "box", "", 2),
+        ("sfx", "usybox", "is a suffix", 6),
+        ("FOO", "123", "", 10),
+        ("BAR", "678", "is a number", 12),
+        ("ABC", "a", "", 20),
+        ("password", "", "", 22),
+        ("alternate_password", "", "will show up in the outline", 25),
+    ]
+
+
+def test_outline_secrets() -> None:
+    text = """
+FROM busybox AS first
+RUN --mount=type=secret,target=/etc/passwd,required=true --mount=type=ssh true
+
+FROM alpine AS second
+RUN --mount=type=secret,id=unused --mount=type=ssh,id=ssh2 true
+
+FROM scratch AS third
+ARG BAR
+RUN --mount=type=secret,id=second${BAR} true
+
+FROM third AS target
+COPY --from=first /foo /
+RUN --mount=type=ssh,id=ssh3,required true
+
+FROM second
+"""
+    o = outline(text, target="target", build_args={"BAR": "678"}, target_platform=AMD)
+    assert [(s.id, s.required, s.source.start) for s in o.secrets] == [
+        ("passwd", True, 3),
+        ("second678", False, 10),
+    ]
+    assert [(s.id, s.required, s.source.start) for s in o.ssh] == [
+        ("default", False, 3),
+        ("ssh3", True, 14),
+    ]
+
+
+def test_outline_recursive_args() -> None:
+    text = """
+ARG FOO=123
+ARG ABC=abc
+ARG DEF=def
+ARG FOO=${FOO}${ABC}
+ARG BAR=${FOO}456
+ARG FOO=${FOO}456${BAR}
+FROM scratch
+ARG FOO
+ARG INFOO=123
+ARG INBAR=${INFOO}456
+ARG INFOO=${INFOO}456${INBAR}
+"""
+    o = outline(text, target_platform=AMD)
+    assert [(a.name, a.value) for a in o.args] == [
+        ("ABC", "abc"),
+        ("BAR", "123abc456"),
+        ("FOO", "123abc456123abc456"),
+        ("INBAR", "123456"),
+        ("INFOO", "123456123456"),
+    ]
+
+
+def test_targets_list() -> None:
+    text = """
+# build defines stage for compiling the binary
+FROM alpine AS build
+RUN true
+
+FROM busybox as second
+RUN false
+
+FROM alpine
+RUN false
+
+# binary returns the compiled binary
+FROM second AS binary
+"""
+    assert [(t.name, t.base, t.description, t.default, t.source.start) for t in targets(text)] == [
+        ("build", "alpine", "defines stage for compiling the binary", False, 3),
+        ("second", "busybox", "", False, 6),
+        ("", "alpine", "", False, 9),
+        ("binary", "second", "returns the compiled binary", True, 13),
     ]

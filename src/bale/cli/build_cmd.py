@@ -269,31 +269,31 @@ def format_check(result: CheckResult) -> str:
 
 
 def format_outline(o: Outline) -> str:
-    out = [f"TARGET:      {o.name}"]
+    out = [f"TARGET:      {o.name or '(default)'}"]
     if o.description:
         out.append(f"DESCRIPTION: {o.description}")
     if o.args:
         out.append("")
         rows = [("BUILD ARG", "VALUE", "DESCRIPTION")]
-        rows += [(a.name, a.value if a.value is not None else "<null>", a.description)
-                 for a in o.args]
+        rows += [(a.name, a.value or "", a.description) for a in o.args]
         out.extend(table(rows).splitlines())
     if o.secrets:
         out.append("")
-        rows = [("SECRET", "REQUIRED", "DESCRIPTION")]
-        rows += [(s.id, "true" if s.required else "", "") for s in o.secrets]
-        out.extend(table(rows).splitlines())
+        pairs = [("SECRET", "REQUIRED")]
+        pairs += [(s.id, "true" if s.required else "") for s in o.secrets]
+        out.extend(table(pairs).splitlines())
     if o.ssh:
         out.append("")
-        rows = [("SSH", "REQUIRED", "DESCRIPTION")]
-        rows += [(s.id, "true" if s.required else "", "") for s in o.ssh]
-        out.extend(table(rows).splitlines())
+        pairs = [("SSH", "REQUIRED")]
+        pairs += [(s.id, "true" if s.required else "") for s in o.ssh]
+        out.extend(table(pairs).splitlines())
     return "\n".join(out)
 
 
 def format_targets(items: list[TargetInfo]) -> str:
     rows = [("TARGET", "DESCRIPTION")]
-    rows += [(t.name + (" (default)" if t.default else ""), t.description) for t in items]
+    rows += [(" ".join(filter(None, (t.name, "(default)" if t.default else ""))), t.description)
+             for t in items]
     return table(rows)
 
 

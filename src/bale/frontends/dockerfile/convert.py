@@ -88,7 +88,8 @@ def convert(
 ) -> BuildDefinition:
     """`graph`: the graph to add to (one shared by several builds); a new one when None."""
     graph = Graph() if graph is None else graph
-    targets = [_Platform(graph, build, resolver, options).convert() for build in builds]
+    multi = len(builds) > 1
+    targets = [_Platform(graph, build, resolver, options, multi).convert() for build in builds]
     return BuildDefinition(graph, tuple(targets))
 
 
@@ -112,7 +113,9 @@ def dest_path(workdir: str, dest: str) -> str:
 
 
 def _counted_steps(stage: ResolvedStage) -> int:
-    return 1 + sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
+    # As BuildKit: FROM counts only for a base that is neither scratch nor another stage.
+    own_base = not isinstance(stage.base, ScratchBase | StageBase)
+    return own_base + sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,10 @@ class _Platform:
         build: ResolvedBuild,
         resolver: ImageResolver,
         options: ConvertOptions,
+        multi: bool = False,
     ) -> None:
         self.graph = graph
+        self.multi = multi  # several platforms asked for: step names say which
         self.build = build
         self.resolver = resolver
         self.options = options
@@ -145,6 +150,16 @@ class _Platform:
         if isinstance(exc, DockerfileError):
             return exc
         return DockerfileError(str(exc), source=source, lines=self.build.lines, hint=exc.hint)
+
+    def prefix(self, stage: ResolvedStage, n: int, total: int) -> str:
+        """BuildKit's step prefix: `[base 2/3]`, with the platform first when several were
+        asked for (`[linux/arm64 base 2/3]`); none in a stage that counts no step."""
+        if total == 0:
+            return ""
+        platform = platform_label(stage.platform, self.build.target_platform)
+        name = stage.name or f"stage-{stage.index}"
+        count = f"{n:>{len(str(total))}}/{total}"
+        return f"[{platform} {name} {count}]" if self.multi else f"[{name} {count}]"
 
     def location(self, source: SourceRange) -> Location:
         return Location(source, self.build.lines)
@@ -179,12 +194,11 @@ class _Platform:
         fs, history, vertices = self.base(stage)
         total = _counted_steps(stage)
         label = stage.name or f"stage-{stage.index}"
-        n = 1
+        n = total - sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
         for position, step in enumerate(stage.steps, 1):
             n += isinstance(step.instruction, _COUNTED)
             self.step_id = f"{stage.platform}|{label}|{position}"
-            prefix = platform_label(stage.platform, self.build.target_platform)
-            fs, entry = self.step(stage, step, fs, f"[{prefix} {label} {n}/{total}]")
+            fs, entry = self.step(stage, step, fs, self.prefix(stage, n, total))
             history += (entry,)
             vertices += (fs,)
         return _StageOut(fs, history, vertices)
@@ -203,8 +217,7 @@ class _Platform:
         if linked is not None:
             return linked.vertex, linked.config.history, linked.history_vertices
         image = self.image(base.ref, stage, stage.from_.source)
-        label = f"{stage.name or f'stage-{stage.index}'} 1/{_counted_steps(stage)}"
-        vertex = self.image_vertex(image, stage, label)
+        vertex = self.image_vertex(image, stage, self.prefix(stage, 1, _counted_steps(stage)))
         return vertex, image.config.history, ("",) * len(image.config.history)
 
     def scratch(self) -> str:
@@ -257,8 +270,7 @@ class _Platform:
         op = ImageOp(image.ref, image.manifest, stage.platform, image.resolved)
         v = Vertex.make(
             op,
-            name=f"[{platform_label(stage.platform, self.build.target_platform)} {label}] "
-            f"FROM {image.ref}",
+            name=_named(label, f"FROM {image.ref}"),
             platform=str(stage.platform),
         )
         return self.graph.add(v)
@@ -284,7 +296,7 @@ class _Platform:
                 v = Vertex.make(
                     MkdirOp(path, step.user),
                     (fs,),
-                    name=f"{label} {inst.original.strip()}",
+                    name=_named(label, inst.original.strip()),
                     platform=str(stage.platform),
                     location=self.location(inst.source),
                     ignore_cache=self.ignore_cache(stage),
@@ -317,7 +329,9 @@ class _Platform:
         )
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
-            label = label.replace(f"[{stage.platform} ", f"[{stage.platform} emulated ", 1)
+            platform = f"[{stage.platform} "
+            label = (label.replace(platform, f"{platform}emulated ", 1) if self.multi
+                     else label.replace("[", f"{platform}emulated ", 1))
         local = any(
             isinstance(m, SecretMountSpec | SSHMountSpec)
             or (isinstance(m, BindMountSpec) and m.input is None)
@@ -326,7 +340,7 @@ class _Platform:
         v = Vertex.make(
             op,
             tuple(inputs),
-            name=f"{label} RUN {inst.original[4:].strip()}",
+            name=_named(label, f"RUN {inst.original[4:].strip()}"),
             platform=str(stage.platform),
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
@@ -435,7 +449,7 @@ class _Platform:
         v = Vertex.make(
             op,
             inputs,
-            name=f"{label} {inst.original.strip()}",
+            name=_named(label, inst.original.strip()),
             platform=str(stage.platform),
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
@@ -463,6 +477,10 @@ def _scan_enabled(build: ResolvedBuild, stage: ResolvedStage, name: str) -> bool
     if value in ("0", "f", "F", "FALSE", "false", "False"):
         return False
     return bool(stage.name) and stage.name in value.split(",")
+
+
+def _named(prefix: str, text: str) -> str:
+    return f"{prefix} {text}" if prefix else text
 
 
 def _with_labels(config: RuntimeConfig, labels: tuple[tuple[str, str], ...]) -> RuntimeConfig:
