@@ -20,7 +20,9 @@ from bale.registry import ensure_image, fetch_layers, pull, push_image
 from bale.registry.transfer import SOURCE_LABEL, ProgressEvent
 from bale.registry.transport import Registries
 from bale.store.check import check_store
+from bale.store.layers.chain import chain_ids
 from bale.store.local import Store
+from bale.store.snapshots import Snapshotter
 
 
 def skopeo_raw(ref: str) -> bytes:
@@ -172,6 +174,16 @@ def test_cli_push_pull_and_imagetools_inspect(
     assert f"Digest: {target.digest}" in out
     with Store(store.root.parent / "cli-store") as pulled:
         assert pulled.images().get(name).target.digest == target.digest
+        # Unpacked as it arrived: each platform's top snapshot is there, named by chain id.
+        tops = set()
+        for _, desc in pulled.platform_manifests(target):
+            diff_ids = pulled.config(pulled.manifest(desc).config).diff_ids
+            tops.add(str(chain_ids(list(diff_ids))[-1]))
+        snapshots = Snapshotter(pulled.root / "snapshots")
+        try:
+            assert all(snapshots.lookup(top) is not None for top in tops) and len(tops) == 2
+        finally:
+            snapshots.close()
 
     assert main(["imagetools", "inspect", "--raw", f"{plain_registry.host}/cli/app:2"]) == 0
     raw = capsys.readouterr().out

@@ -128,3 +128,19 @@ def test_broken_tars_are_clear_errors(tmp_path: Path, make: object, message: str
     with pytest.raises(InvalidArgument, match=message):
         apply_layer(io.BytesIO(make(raw)), tmp_path)
     assert threading.active_count() == before  # the read-ahead stopped with the error
+
+
+def test_global_pax_headers_apply_to_later_entries_and_are_bounded(tmp_path: Path) -> None:
+    def global_header(records: dict[str, str]) -> bytes:
+        info = tarfile.TarInfo("pax_global_header")
+        info.type = tarfile.XGLTYPE
+        return info._create_pax_generic_header(records, tarfile.XGLTYPE, "utf-8")
+
+    entry = _tar(tarfile.USTAR_FORMAT, [(_info("f"), b"data")])
+    raw = global_header({"comment": "git archive", "mtime": "1234567890"}) + entry
+    apply_layer(io.BytesIO(raw), tmp_path)
+    assert int(os.stat(tmp_path / "f").st_mtime) == 1234567890
+    many = {f"SCHILY.xattr.user.k{i}": "v" for i in range(300)}
+    (tmp_path / "g").mkdir()
+    with pytest.raises(InvalidArgument, match="global PAX header"):
+        apply_layer(io.BytesIO(global_header(many) + entry), tmp_path / "g")

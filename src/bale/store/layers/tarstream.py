@@ -27,6 +27,8 @@ _BUFFERS = 4  # chunks read ahead at most, plus the one being parsed
 # PAX records and GNU long names are read whole; a layer has no business with larger ones.
 MAX_EXTENSION = 8 << 20
 _ZERO_BLOCK = bytes(BLOCK)
+_PAX_FIELDS = frozenset(("path", "linkpath", "size", "uid", "gid", "mtime"))
+_MAX_GLOBAL = 256
 _POSIX_MAGIC = b"ustar\x0000"
 
 REG, LINK, SYMLINK, CHAR, BLOCKDEV, DIR, FIFO, OTHER = range(8)
@@ -231,7 +233,18 @@ class TarStream:
                 if flag == b"x":
                     pax = _pax_records(data, at)
                 elif flag == b"g":
-                    global_pax.update(_pax_records(data, at))
+                    # Kept only for what applies to entries, and bounded: every later entry
+                    # is merged with it.
+                    global_pax.update(
+                        (key, value)
+                        for key, value in _pax_records(data, at).items()
+                        if key in _PAX_FIELDS or key.startswith(("SCHILY.xattr.", "GNU.sparse."))
+                    )
+                    if len(global_pax) > _MAX_GLOBAL:
+                        raise InvalidArgument(
+                            f"invalid layer tar: global PAX header of over {_MAX_GLOBAL} "
+                            f"records at offset {at}"
+                        )
                 elif flag == b"L":
                     long_name = _text(data)
                 else:
