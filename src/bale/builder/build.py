@@ -281,12 +281,19 @@ def _plan(
     }
     resolved = resolve_all(options, _LinkedConfigs(bases, linked))
     platforms = {str(s.platform) for r in resolved for s in r.stages}
+    lines: dict[tuple[str, str], int] = {}
     for r in resolved:
         for stage in r.stages:
             if isinstance(stage.base, ImageBase) and stage.base.ref not in build.links:
                 bases.get(stage.base.ref, stage.platform)
-    for warning in dict.fromkeys(bases.warnings):
-        sink.emit(pg.Event("warning", "", "", message=f"WARNING: {warning}"))
+                lines.setdefault((stage.base.ref, str(stage.platform)), stage.from_.source.start)
+    for ref, pulled, wanted in dict.fromkeys(bases.mismatched):
+        # BuildKit's lint warning, as its progress prints it.
+        line = lines.get((ref, wanted))
+        where = f" (line {line})" if line else ""
+        sink.emit(pg.Event("warning", "", "", message=(
+            f"WARNING: InvalidBaseImagePlatform: Base image {ref} was pulled with platform "
+            f'"{pulled}", expected "{wanted}" for current build{where}')))
     before = set(graph.vertices)
     definition = convert(
         resolved,
