@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,50 @@ def test_base_image_platform_mismatch(store_root: Path, tmp_path: Path) -> None:
         'InvalidBaseImagePlatform: Base image armonly:1 was pulled with platform "linux/arm64", '
         'expected "linux/amd64" for current build (line 2)'
     ) in proc.stderr
+
+
+def _plain(root: Path, ctx: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return bale(
+        root,
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--progress",
+        "plain",
+        ".",
+        cwd=ctx,
+        check=check,
+    )
+
+
+@pytest.mark.root
+def test_a_build_prints_the_checks_of_the_stages_it_builds(
+    store_root: Path, tmp_path: Path
+) -> None:
+    # The progress half of testLegacyKeyValueFormat (an unbuilt stage is not reported) and of
+    # testStageName (every stage is), each once for two platforms.
+    (tmp_path / "Dockerfile").write_text(
+        "\nFROM scratch AS a\n\nFROM a AS b\nENV testkey value\n\nFROM a AS Cee\nENV k=v\n"
+    )
+    out = _plain(store_root, tmp_path).stderr
+    assert out.count("WARNING: ") == 1, out
+    assert "WARNING: StageNameCasing: Stage name 'Cee' should be lowercase (line 7)" in out
+
+
+@pytest.mark.root
+def test_check_error_fails_the_build(store_root: Path, tmp_path: Path) -> None:
+    # The progress half of testRuleCheckOption.
+    (tmp_path / "Dockerfile").write_text(
+        "#check=skip=ConsistentInstructionCasing;error=true\nFROM scratch as base\n"
+        "copy Dockerfile .\n"
+    )
+    failed = _plain(store_root, tmp_path, check=False)
+    assert failed.returncode == 1
+    assert "WARNING: FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)" in (
+        failed.stderr
+    )
+    assert failed.stderr.rstrip().endswith("ERROR: lint violation found for rules: FromAsCasing")
+    (tmp_path / "Dockerfile").write_text(
+        "#check=skip=all;error=true\nFROM scratch as base\ncopy Dockerfile .\n"
+    )
+    assert "WARNING" not in _plain(store_root, tmp_path).stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 
@@ -69,6 +69,12 @@ _ALLOWED = re.compile(r"(?i)(?:_|^)(?:public|file|version)(?:_|$)")
 RESERVED_STAGE_NAMES = ("context", "scratch")
 # The rules BuildKit runs while it parses instructions (the rest run on the parsed stages).
 PARSE_RULES = frozenset(("StageNameCasing", "FromAsCasing", "MaintainerDeprecated"))
+# The rules BuildKit runs as it builds a stage: a build reports them for its stages only.
+DISPATCH_RULES = frozenset((
+    "JSONArgsRecommended", "WorkdirRelativePath", "LegacyKeyValueFormat", "UndefinedVar",
+    "SecretsUsedInArgOrEnv", "MultipleInstructionsDisallowed", "ExposeProtoCasing",
+    "ExposeInvalidFormat", "CopyIgnoredFile",
+))
 
 
 def rule_url(rule: str) -> str:
@@ -81,6 +87,13 @@ class Finding:
     rule: str
     message: str
     source: SourceRange | None
+    stage: int | None = None  # the stage of a rule BuildKit runs only on the stages it builds
+
+    @property
+    def short(self) -> str:
+        """As BuildKit's progress prints it: `Rule: detail (line N)`."""
+        line = f" (line {self.source.start})" if self.source else ""
+        return f"{self.rule}: {self.message}{line}"
 
     @property
     def description(self) -> str:
@@ -201,6 +214,24 @@ def _copy_ignored(src: str, ignore: DockerIgnore) -> bool:
     return any(ignore.excluded("/".join(parts[: i + 1])) for i in range(len(parts)))
 
 
+def build_check(
+    parsed: ParsedDockerfile,
+    stages: Collection[int],
+    *,
+    target_platform: Platform,
+    build_platform: Platform | None = None,
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    dockerignore: DockerIgnore | None = None,
+) -> CheckResult:
+    """What a build reports, as BuildKit's: the findings of the whole file, but those of the
+    rules run while building a stage only for the stages built."""
+    result = check(parsed, target_platform=target_platform, build_platform=build_platform,
+                   build_args=build_args, target=target, dockerignore=dockerignore)
+    kept = tuple(f for f in result.findings if f.stage is None or f.stage in stages)
+    return dc_replace(result, findings=kept, error=None)
+
+
 def check(
     source: str | ParsedDockerfile,
     *,
@@ -253,9 +284,11 @@ def check(
 def _static(df: Dockerfile) -> list[Finding]:
     """The rules that read the instructions as written."""
     findings: list[Finding] = []
+    current: list[int | None] = [None]
 
     def add(rule: str, message: str, rng: SourceRange | None) -> None:
-        findings.append(Finding(rule, message, rng))
+        stage = current[0] if rule in DISPATCH_RULES else None
+        findings.append(Finding(rule, message, rng, stage))
 
     # As BuildKit: casing counts FROM and stage instructions, words of one case only.
     every: list[ins.Instruction] = []
@@ -278,6 +311,7 @@ def _static(df: Dockerfile) -> list[Finding]:
     shell_set: dict[int, bool] = {}
     workdir_set: dict[int, bool] = {}
     for stage in df.stages:
+        current[0] = stage.index
         frm = stage.from_
         written = _written_stage_name(frm)
         if written and written != written.lower():
@@ -436,7 +470,8 @@ def _resolved(
             hint = suggest(name, candidates, case_sensitive=True)
             hint = hint.replace("did you mean ", "did you mean $")
             findings.append(Finding("UndefinedVar",
-                                    f"Usage of undefined variable '${name}'{hint}", rng))
+                                    f"Usage of undefined variable '${name}'{hint}", rng,
+                                    resolved.index))
         if ignore is None or ignore.has_exclusions:
             continue  # exclusions make a static answer unreliable, as BuildKit says
         for step in resolved.steps:
@@ -451,7 +486,7 @@ def _resolved(
                     findings.append(Finding(
                         "CopyIgnoredFile",
                         f'Attempting to {verb} file "{_clean(src)}" that is excluded by '
-                        ".dockerignore", inst.source))
+                        ".dockerignore", inst.source, resolved.index))
     return findings, None
 
 
