@@ -542,3 +542,48 @@ FROM second AS binary
         ("", "alpine", "", False, 9),
         ("binary", "second", "returns the compiled binary", True, 13),
     ]
+
+
+def test_definition_description() -> None:
+    ok("""# check=skip=all;experimental=InvalidDefinitionDescription
+# foo this is the foo
+ARG foo=bar
+
+# base this is the base image
+FROM scratch AS base
+
+# version this is the version number
+ARG version=latest
+
+# baz this is the baz
+ARG foo=baz bar=qux baz=quux
+#
+ARG bit=bat
+
+# comment for something other than ARG or FROM
+COPY Dockerfile .
+""")
+    text = """# check=experimental=InvalidDefinitionDescription
+# bar this is the bar
+ARG foo=bar
+# BasE this is the BasE image
+FROM scratch AS base
+# definitely a bad comment
+ARG version=latest
+# definitely a bad comment
+ARG foo=baz bar=qux baz=quux
+"""
+    detail = "Comment for {} should follow the format: `# {} <description>`"
+    assert lint(text) == (
+        [
+            ("InvalidDefinitionDescription", detail.format("ARG", "foo"), 3),
+            ("InvalidDefinitionDescription", detail.format("FROM", "base"), 5),
+            ("InvalidDefinitionDescription", detail.format("ARG", "version"), 7),
+            ("InvalidDefinitionDescription", detail.format("ARG", "<arg_key>"), 9),
+        ],
+        None,
+    )
+    assert lint(text.replace("# check=experimental=InvalidDefinitionDescription\n", "\n")) == (
+        [],
+        None,
+    )

@@ -58,7 +58,12 @@ RULES = {
     "base image name",
     "CopyIgnoredFile": "Attempting to Copy file that is excluded by .dockerignore",
     "InvalidBaseImagePlatform": "Base image platform does not match expected target platform",
+    "InvalidDefinitionDescription": "Comment for build stage or argument should follow the "
+    "format: `# <arg/stage name> <description>`. If this is not intended to be a description "
+    "comment, add an empty line or comment between the instruction and the comment.",
 }
+# Rules that run only when `experimental=` names them (or says all).
+EXPERIMENTAL = frozenset(("InvalidDefinitionDescription",))
 # BuildKit's word rules: a secret word at either end of the name (or all of it), unless
 # an allowed word is there too (`PUBLIC_KEY`, `PASSWORD_FILE`, `AUTH_MODULE_VERSION`).
 _SECRET = re.compile(
@@ -68,7 +73,9 @@ _SECRET = re.compile(
 _ALLOWED = re.compile(r"(?i)(?:_|^)(?:public|file|version)(?:_|$)")
 RESERVED_STAGE_NAMES = ("context", "scratch")
 # The rules BuildKit runs while it parses instructions (the rest run on the parsed stages).
-PARSE_RULES = frozenset(("StageNameCasing", "FromAsCasing", "MaintainerDeprecated"))
+PARSE_RULES = frozenset((
+    "StageNameCasing", "FromAsCasing", "MaintainerDeprecated", "InvalidDefinitionDescription",
+))
 # The rules BuildKit runs as it builds a stage: a build reports them for its stages only.
 DISPATCH_RULES = frozenset((
     "JSONArgsRecommended", "WorkdirRelativePath", "LegacyKeyValueFormat", "UndefinedVar",
@@ -132,10 +139,12 @@ class CheckResult:
 class CheckConfig:
     skip: frozenset[str] = frozenset()
     error: bool = False
+    experimental: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, text: str) -> CheckConfig:
         skip: set[str] = set()
+        experimental: set[str] = set()
         error = False
         for part in text.split(";"):
             key, _, value = part.strip().partition("=")
@@ -145,14 +154,16 @@ class CheckConfig:
             elif key == "error":
                 error = value.strip().lower() == "true"
             elif key == "experimental":
-                continue  # bale has no experimental rules
+                experimental.update(v.strip() for v in value.split(",") if v.strip())
             elif key:
                 raise DockerfileError(
                     f"invalid check directive key {key!r}", hint="use skip=RULE,... or error=true"
                 )
-        return cls(frozenset(skip), error)
+        return cls(frozenset(skip), error, frozenset(experimental))
 
     def skips(self, rule: str) -> bool:
+        if rule in EXPERIMENTAL and not ({"all", rule} & self.experimental):
+            return True
         return "all" in self.skip or rule in self.skip
 
 
@@ -274,7 +285,7 @@ def check(
         if config.skips(f.rule):
             return False
         local = per_line.get(f.source.start) if f.source else None
-        return local is None or not local.skips(f.rule)
+        return local is None or not ("all" in local.skip or f.rule in local.skip)
 
     out = sorted(filter(kept, findings),
                  key=lambda f: (f.source.start if f.source else 0, f.rule, f.message))
@@ -307,6 +318,20 @@ def _static(df: Dockerfile) -> list[Finding]:
                 f"Command '{kw}' should match the case of the command majority ({majority})",
                 inst.source)
 
+    comments = {n.start: n.comments for n in df.parsed.nodes}
+
+    def described(kind: str, keys: list[str], inst: ins.Instruction) -> None:
+        # BuildKit reads the last comment line right above: it starts with the name.
+        above = comments.get(inst.source.start, ())
+        if not above or not keys or above[-1].split(" ")[0] in keys:
+            return
+        example = keys[0] if len(keys) == 1 else "<arg_key>"
+        add("InvalidDefinitionDescription",
+            f"Comment for {kind} should follow the format: `# {example} <description>`",
+            inst.source)
+
+    for meta in df.meta_args:
+        described("ARG", [d.key for d in meta.args], meta)
     seen_names: dict[str, int] = {}
     shell_set: dict[int, bool] = {}
     workdir_set: dict[int, bool] = {}
@@ -336,6 +361,8 @@ def _static(df: Dockerfile) -> list[Finding]:
                 add("FromPlatformFlagConstDisallowed",
                     f'FROM --platform flag should not use constant value "{frm.platform}"',
                     frm.source)
+        if stage.name:
+            described("FROM", [stage.name], frm)
         if stage.name in RESERVED_STAGE_NAMES:
             add("ReservedStageName",
                 f'Stage name should not use the same name as reserved stage "{stage.name}"',
@@ -390,6 +417,7 @@ def _static(df: Dockerfile) -> list[Finding]:
             kind = ""
             if isinstance(inst, ins.Arg):
                 names, kind = [d.key for d in inst.args], "ARG"
+                described("ARG", names, inst)
             elif isinstance(inst, ins.Env):
                 names, kind = [p.key for p in inst.pairs], "ENV"
             for name in names:
