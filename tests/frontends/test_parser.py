@@ -253,6 +253,16 @@ def test_heredoc_with_interpreter_and_fd() -> None:
     assert doc.content.startswith("#!/usr/bin/env python3\n")
 
 
+def test_heredoc_fd_out_of_range_is_the_largest_as_buildkit_reads_it() -> None:
+    # A 5,000-digit fd once overflowed int conversion; BuildKit's ParseUint saturates.
+    text = "FROM a\nRUN " + "5" * 5000 + "<<EOF cat\nx\nEOF\n"
+    doc = parse(text).nodes[1].heredocs[0]
+    assert doc.fd == 2**64 - 1 and doc.content == "x\n"
+    assert parse("FROM a\nRUN 007<<EOF\nEOF\n").nodes[1].heredocs[0].fd == 7
+    # Only ASCII digits name an fd (Go's \d): an Arabic-Indic three is part of the word.
+    assert parse("FROM a\nRUN \u0663<<EOF\nEOF\n").nodes[1].heredocs == ()
+
+
 def test_heredoc_name_after_blanks() -> None:
     # parser_heredoc_test.go: `RUN <<  EOF` is a heredoc named EOF, redirections after it too.
     nodes = parse("FROM a\nRUN <<  EOF\nEOF\n\nRUN <<  EOF  > foo\nEOF\nRUN <<- EOF\nEOF\n").nodes

@@ -209,6 +209,8 @@ def named_contexts(store: Store, contexts: dict[str, str], bases: StoreBases) ->
     """Apply --build-context: images become aliases of `bases`; directories are returned."""
     dirs: dict[str, Path] = {}
     for name, value in contexts.items():
+        if value == "docker-image://scratch":
+            continue  # the empty image: nothing to look up (the Dockerfile uses scratch)
         if value.startswith("docker-image://"):
             bases.aliases[name] = value.removeprefix("docker-image://")
         elif value.startswith("oci-layout://"):

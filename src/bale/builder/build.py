@@ -33,9 +33,16 @@ from bale.builder.runtime import Runtime, SolveEnv
 from bale.builder.solve import Engine
 from bale.emulation.modes import is_native
 from bale.errors import BaleError, DockerfileError, InvalidArgument
-from bale.frontends.dockerfile import ImageBase, ParsedDockerfile, ResolvedBuild, resolve
+from bale.frontends.dockerfile import (
+    ContextBase,
+    ImageBase,
+    ParsedDockerfile,
+    ResolvedBuild,
+    ScratchBase,
+    resolve,
+)
 from bale.frontends.dockerfile.convert import ConvertOptions, convert
-from bale.frontends.dockerfile.resolve import BaseConfigs
+from bale.frontends.dockerfile.resolve import Base, BaseConfigs
 from bale.frontends.dockerignore import load_ignore
 from bale.frontends.graph import BuildDefinition, CacheMountSpec, ExecOp, Graph, PlatformTarget
 from bale.oci import canonical
@@ -210,13 +217,33 @@ class _LinkedConfigs:
 
     def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
         if ref in self.names:
-            found = self.linked.get((ref, str(platform)))
+            results = [t for (name, _), t in self.linked.items() if name == ref]
+            found = self.linked.get((ref, str(platform)), results[0] if len(results) == 1 else None)
             return found.config.config if found is not None else RuntimeConfig()
         return self.bases.base_config(ref, platform)
 
 
-def resolve_all(options: BuildOptions, bases: BaseConfigs) -> list[ResolvedBuild]:
+def context_bases(options: BuildOptions, links: Sequence[str] = ()) -> dict[str, Base]:
+    """What each --build-context stands for in the Dockerfile: the empty image, a directory,
+    or an image (docker-image://, oci-layout://, another target's result) known by its name."""
+    out: dict[str, Base] = {name: ImageBase(name) for name in links}
+    for name, value in options.build_contexts.items():
+        if name in out:
+            continue
+        if value == "docker-image://scratch":
+            out[name] = ScratchBase()
+        elif "://" in value:
+            out[name] = ImageBase(name)
+        else:
+            out[name] = ContextBase(name)
+    return out
+
+
+def resolve_all(
+    options: BuildOptions, bases: BaseConfigs, links: Sequence[str] = ()
+) -> list[ResolvedBuild]:
     build_platform = host_platform()
+    contexts = context_bases(options, links)
     return [
         resolve(
             parsed,
@@ -226,6 +253,7 @@ def resolve_all(options: BuildOptions, bases: BaseConfigs) -> list[ResolvedBuild
             target=options.target,
             base_configs=bases,
             filename=parsed.filename,
+            contexts=contexts,
         )
         for platform, parsed in options.files.items()
     ]
@@ -307,7 +335,7 @@ def _plan(
         for context, name in build.links.items()
         for t in done[name].targets
     }
-    resolved = resolve_all(options, _LinkedConfigs(bases, linked))
+    resolved = resolve_all(options, _LinkedConfigs(bases, linked), tuple(build.links))
     platforms = {str(s.platform) for r in resolved for s in r.stages}
     _lint(options, resolved, sink)
     lines: dict[tuple[str, str], int] = {}
@@ -336,6 +364,9 @@ def _plan(
             shm_size=options.shm_size,
             ulimits=options.ulimits,
             local_contexts=frozenset(named_dirs),
+            scratch_contexts=frozenset(
+                k for k, v in options.build_contexts.items() if v == "docker-image://scratch"
+            ),
             native=frozenset(p for p in platforms if is_native(Platform.parse(p))),
             scope=scope,
             linked=linked,
@@ -351,7 +382,13 @@ def _plan(
         _prefix_names(graph, before, build.name)
     ignore = load_ignore(options.context, options.dockerfile_path)
     contexts = {"": BuildContext(options.context, ignore.excluded, hashes)}
-    contexts.update({name: BuildContext(path, hashes=hashes) for name, path in named_dirs.items()})
+    # A directory context leaves out what its own .dockerignore says, as BuildKit's local:.
+    contexts.update(
+        {
+            name: BuildContext(path, load_ignore(path).excluded, hashes)
+            for name, path in named_dirs.items()
+        }
+    )
     env = SolveEnv(
         contexts=contexts,
         secrets=options.secrets,
@@ -410,7 +447,7 @@ def _solve_all(
 ) -> list[tuple[_Planned, BuildResult]]:
     # One build's steps keep their plain identity; several builds' steps that read local
     # inputs are told apart by those inputs.
-    identities = {b.name: _identity(b.options) for b in builds}
+    identities = {b.name: _identity(b.options) for b in builds} if len(builds) > 1 else {}
     several = len(set(identities.values())) > 1
     graph = Graph()
     planned: dict[str, _Planned] = {}

@@ -21,6 +21,7 @@ from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
 from bale.cli import attest_flags, compat_flags, output_flags, run_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
+from bale.cli.tar_extract import extract_confined
 from bale.errors import DockerfileError, InvalidArgument
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
@@ -165,7 +166,7 @@ def stdin_context(file: str | None) -> tuple[Path, str | None]:
     if _is_tar(data):
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-                tar.extractall(directory, filter="data")  # no names outside, no devices
+                extract_confined(tar, directory)  # no names outside, no devices
         except (tarfile.TarError, OSError) as exc:
             raise InvalidArgument(f"unable to read the context tar from stdin: {exc}") from None
         return directory, None
@@ -318,8 +319,16 @@ def _build(
 
 def cmd_build(args: argparse.Namespace) -> int:
     request = request_from_args(args)
-    files = dockerfiles_for(request.dockerfile, request.platforms,
-                            build_args=request.build_args, template_vars=request.template_vars)
+    try:
+        files = dockerfiles_for(request.dockerfile, request.platforms,
+                                build_args=request.build_args,
+                                template_vars=request.template_vars)
+    except DockerfileError as exc:
+        if request.call == "build" and not request.verify_reproducible:
+            from bale.cli import build_run
+
+            build_run.record_failure(args, request, exc)
+        raise
     if request.call == "build":
         return _build(args, request, files)
     text, status, error = run_call(request, files)

@@ -14,6 +14,7 @@ Every failure is a `bale.errors.DockerfileError` carrying the source range and l
 from bale.frontends.dockerfile.parser import Heredoc, Node, ParsedDockerfile, parse
 from bale.frontends.dockerfile.resolve import (
     BaseConfigs,
+    ContextBase,
     ImageBase,
     ResolvedBuild,
     ResolvedStage,
@@ -28,6 +29,7 @@ from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
 
 __all__ = [
     "BaseConfigs",
+    "ContextBase",
     "Dockerfile",
     "Heredoc",
     "ImageBase",

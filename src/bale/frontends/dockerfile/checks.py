@@ -258,8 +258,23 @@ def check(
     raises DockerfileError."""
     parsed = source if isinstance(source, ParsedDockerfile) else parse(source, filename)
     args = dict(build_args or {})
-    config_text = args.get("BUILDKIT_DOCKERFILE_CHECK") or parsed.directive("check") or ""
-    config = CheckConfig.parse(config_text)
+    from_arg = args.get("BUILDKIT_DOCKERFILE_CHECK")
+    config_text = from_arg or parsed.directive("check") or ""
+    try:
+        config = CheckConfig.parse(config_text)
+    except DockerfileError as exc:
+        if from_arg:
+            raise DockerfileError(
+                f"BUILDKIT_DOCKERFILE_CHECK build-arg: {exc.message}", hint=exc.hint
+            ) from None
+        # Errors name the directive's line, as every other error in the file does.
+        line = next(n for key, _, n in parsed.directives if key == "check")
+        raise DockerfileError(
+            exc.message,
+            source=SourceRange(parsed.filename, line, line),
+            lines=parsed.lines,
+            hint=exc.hint,
+        ) from None
     error: DockerfileError | None = None
     df: Dockerfile | None
     try:

@@ -22,6 +22,7 @@ from bale.frontends.dockerfile.history import HISTORY_COMMENT, created_by, proxy
 from bale.frontends.dockerfile.mounts import Mount
 from bale.frontends.dockerfile.resolve import (
     SBOM_SCAN_ARGS,
+    ContextBase,
     ImageBase,
     ResolvedBuild,
     ResolvedStage,
@@ -69,6 +70,8 @@ class ConvertOptions:
     shm_size: int = 0  # --shm-size
     ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit
     local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
+    # Named contexts that are docker-image://scratch: the empty filesystem.
+    scratch_contexts: frozenset[str] = field(default_factory=frozenset)
     # Platforms RUN executes natively; other platforms' steps are labelled "emulated".
     native: frozenset[str] = field(default_factory=frozenset)
     # The identity of this build's contexts, secrets and ssh in a graph of several builds.
@@ -206,8 +209,9 @@ class _Platform:
             parent = self.stages[base.index]
             return parent.vertex, parent.history, parent.history_vertices
         if isinstance(base, ScratchBase):
-            v = Vertex.make(ScratchOp(), name="FROM scratch")
-            return self.graph.add(v), (), ()
+            return self.scratch(), (), ()
+        if isinstance(base, ContextBase):
+            return self.context_root(base.name, stage), (), ()
         assert isinstance(base, ImageBase)
         linked = self.linked(base.ref, stage, stage.from_.source)
         if linked is not None:
@@ -216,11 +220,30 @@ class _Platform:
         vertex = self.image_vertex(image, stage, self.prefix(stage, 1, _counted_steps(stage)))
         return vertex, image.config.history, ("",) * len(image.config.history)
 
+    def scratch(self) -> str:
+        return self.graph.add(Vertex.make(ScratchOp(), name="FROM scratch"))
+
+    def context_root(self, name: str, stage: ResolvedStage) -> str:
+        """A directory context as a filesystem: its files (less its .dockerignore's) at /."""
+        op = CopyOp(sources=(".",), dest="/", context=name)
+        v = Vertex.make(
+            op,
+            (self.scratch(),),
+            name=f"[context {name}] load from client",
+            platform=str(stage.platform),
+            scope=self.options.scope,
+        )
+        return self.graph.add(v)
+
     def linked(self, ref: str, stage: ResolvedStage, source: SourceRange) -> PlatformTarget | None:
-        """Another build's result for this stage's platform, when `ref` names one."""
-        if not any(name == ref for name, _ in self.options.linked):
+        """Another build's result for this stage's platform, when `ref` names one (a build
+        of one platform stands for every platform)."""
+        results = [t for (name, _), t in self.options.linked.items() if name == ref]
+        if not results:
             return None
-        found = self.options.linked.get((ref, str(stage.platform)))
+        # A single-platform result feeds every platform (as buildx uses it).
+        found = results[0] if len(results) == 1 else None
+        found = self.options.linked.get((ref, str(stage.platform)), found)
         if found is None:
             raise DockerfileError(
                 f"context {ref!r} is a target that is not built for {stage.platform}",
@@ -402,6 +425,8 @@ class _Platform:
             inputs = (fs, self.stages[step.from_stage].vertex)
         elif inst.from_ in self.options.local_contexts:
             context = inst.from_
+        elif inst.from_ and inst.from_ in self.options.scratch_contexts:
+            inputs = (fs, self.scratch())
         elif inst.from_ and (linked := self.linked(inst.from_, stage, inst.source)) is not None:
             inputs = (fs, linked.vertex)
         elif inst.from_:

@@ -18,7 +18,7 @@ from bale.frontends.dockerfile.shell import Lexer, ShellError
 
 DIRECTIVES = ("syntax", "escape", "check")
 _DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
-_HEREDOC = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
+_HEREDOC = re.compile(r"^([0-9]*)<<(-?)[ \t]*([^<]*)$")
 _HEREDOC_KEYWORDS = frozenset(("run", "copy", "add"))
 NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
 
@@ -615,12 +615,24 @@ _QUOTE_LEXER = Lexer("\\", skip_unset=True)
 _EMPTY: dict[str, str] = {}
 
 
+_MAX_FD = 2**64 - 1
+
+
+def _heredoc_fd(digits: str) -> int:
+    # BuildKit's ParseUint with its error ignored: a number too big for 64 bits is the
+    # largest one (and is never converted, whatever its length).
+    if not digits:
+        return 0
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 20 and int(digits) <= _MAX_FD else _MAX_FD
+
+
 def parse_heredoc(word: str) -> _HeredocName | None:
     """`<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF` → its name and switches; other words → None."""
     match = _HEREDOC.match(word)
     if match is None or match.group(3) == "":
         return None
-    fd = int(match.group(1)) if match.group(1) else 0
+    fd = _heredoc_fd(match.group(1))
     rest = match.group(3)
     try:
         words = _QUOTE_LEXER.process_words(rest, _EMPTY)

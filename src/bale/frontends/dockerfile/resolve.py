@@ -45,6 +45,7 @@ from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
 from bale.oci.config import Healthcheck, RuntimeConfig
 from bale.oci.platform import Platform
+from bale.oci.reference import Reference
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Passed to RUN without an ARG declaration, and never reported as unused (BuildKit's list).
@@ -57,7 +58,7 @@ PROXY_ARGS = frozenset(
 # nonEnvArgs), so they neither reach RUN nor change its cache key.
 SBOM_SCAN_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
 _SPECIFIER = re.compile(r"[A-Za-z0-9_.-]+")
-_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
+_PORT = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
 
 
 _SIGNALS = frozenset((
@@ -68,14 +69,26 @@ _SIGNALS = frozenset((
 ))
 
 
+def _number(text: str, above: int) -> int | None:
+    """An ASCII decimal (Go's Atoi: no other digits), or None; any number over `above` is
+    `above + 1`, so a hostile thousand-digit value is never converted."""
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(above)):
+        return above + 1
+    return min(int(digits), above + 1)
+
+
 def _valid_signal(text: str) -> bool:
     """A signal number, a name with or without SIG, or RTMIN+n / RTMAX-n (moby's rules)."""
-    if text.isdigit():
-        return 0 < int(text) < 65
+    number = _number(text, 64)
+    if number is not None:
+        return 0 < number < 65
     name = text.upper().removeprefix("SIG")
     if name in _SIGNALS:
         return True
-    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])(\d+))?", name)
+    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])([0-9]+))?", name)
     return match is not None
 
 
@@ -100,7 +113,26 @@ class StageBase:
     index: int
 
 
-Base = ImageBase | ScratchBase | StageBase
+@dataclass(frozen=True)
+class ContextBase:
+    """A named context that is a directory: its files are the stage's root, with the empty
+    image's config (BuildKit's `local:` context)."""
+
+    name: str
+
+
+Base = ImageBase | ScratchBase | StageBase | ContextBase
+
+
+def context_key(name: str) -> str:
+    """The name a `--build-context` is looked up by, as BuildKit: `docker.io/library/x:latest`,
+    `x:latest` and `x` are one name."""
+    try:
+        ref = Reference.parse(name, default_tag=False)
+    except BaleError:
+        return name
+    text = ref.familiar()
+    return text.removesuffix(":latest")
 
 
 @dataclass(frozen=True)
@@ -190,8 +222,13 @@ class _Resolver:
         build_platform: Platform,
         build_args: Mapping[str, str],
         base_configs: BaseConfigs | None,
+        contexts: Mapping[str, Base],
     ) -> None:
         self.df = df
+        # --build-context NAME: what replaces a stage or a base image of that name.
+        self.contexts = {context_key(k): v for k, v in contexts.items()}
+        # Stages a named context replaces: their instructions are not run (as BuildKit).
+        self.replaced: set[int] = set()
         self.lines = df.lines
         self.lexer = Lexer(df.parsed.escape)
         self.target_platform = target_platform
@@ -241,8 +278,13 @@ class _Resolver:
                 raise self.error(f"base name ({frm.image}) should not be blank", frm.source)
             platform_text = self.platform(frm)
             base: Base
-            if image.lower() in names:
+            if stage.name and context_key(stage.name) in self.contexts:
+                base = self.contexts[context_key(stage.name)]
+                self.replaced.add(stage.index)
+            elif image.lower() in names:
                 base = StageBase(names[image.lower()])
+            elif context_key(image) in self.contexts:
+                base = self.contexts[context_key(image)]
             elif image == "scratch":
                 base = ScratchBase()
             else:
@@ -298,8 +340,8 @@ class _Resolver:
         stage = self.df.stage_by_name(ref)
         if stage is not None:
             return stage.index
-        if ref.isdigit():
-            index = int(ref)
+        index = _number(ref, len(self.df.stages))
+        if index is not None:
             if index >= len(self.df.stages):
                 raise self.error(f"invalid stage index {ref}", inst.source,
                                  hint=f"the Dockerfile has {len(self.df.stages)} stages")
@@ -312,7 +354,7 @@ class _Resolver:
         if isinstance(base, StageBase):
             parent = self.done[base.index]
             return parent.config, parent.env_known
-        if isinstance(base, ScratchBase):
+        if isinstance(base, ScratchBase | ContextBase):
             return RuntimeConfig(env=(f"PATH={DEFAULT_PATH}",)), True
         if self.base_configs is not None:
             try:
@@ -351,6 +393,9 @@ class _Resolver:
     def resolve_stage(self, stage: Stage) -> ResolvedStage:
         platform = self.platforms[stage.index]
         config, env_known = self.base_config(stage)
+        if stage.index in self.replaced:
+            # The context is the stage as it stands: nothing of the stage's runs, no triggers.
+            return _StageState(self, stage, platform, config, env_known).finish()
         body = list(stage.instructions)
         if config.on_build:
             body = self.onbuild_triggers(config, stage) + body
@@ -552,8 +597,8 @@ class _StageState:
             proto = (match.group(3) or "tcp").lower()
             if proto not in ("tcp", "udp", "sctp"):
                 raise self.r.error(f"invalid proto: {match.group(3)}", inst.source)
-            low = int(match.group(1))
-            high = int(match.group(2)) if match.group(2) else low
+            low = _number(match.group(1), 65535) or 0
+            high = (_number(match.group(2), 65535) or 0) if match.group(2) else low
             if high < low or high > 65535:
                 raise self.r.error(f"invalid range specified for containerPort: {spec}",
                                    inst.source)
@@ -645,7 +690,9 @@ def undefined_in_from(
     build_args: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, SourceRange], ...]:
     """Undeclared names used in FROM lines, also those before a FROM that fails."""
-    r = _Resolver(df, target_platform, build_platform or target_platform, build_args or {}, None)
+    r = _Resolver(
+        df, target_platform, build_platform or target_platform, build_args or {}, None, {}
+    )
     try:
         r.global_args()
         r.bases_and_platforms()
@@ -664,16 +711,19 @@ def resolve(
     base_configs: BaseConfigs | None = None,
     filename: str = "Dockerfile",
     all_stages: bool = False,
+    contexts: Mapping[str, Base] | None = None,
 ) -> ResolvedBuild:
     """Resolve the stages `target` (default: the last stage) needs for one target platform.
 
     Raises DockerfileError (with the Dockerfile lines) for parse errors, expansion errors,
     an unknown target, an invalid stage index and dependency cycles. `all_stages` resolves
-    every stage (still in dependency order), as the checks need.
+    every stage (still in dependency order), as the checks need. `contexts` maps each
+    `--build-context` name to what it stands for: a stage of that name is replaced by it (its
+    instructions dropped), and a FROM of that name uses it.
     """
     df = load(dockerfile, filename)
     build = build_platform or target_platform
-    r = _Resolver(df, target_platform, build, build_args or {}, base_configs)
+    r = _Resolver(df, target_platform, build, build_args or {}, base_configs, contexts or {})
     r.global_args()
     r.bases_and_platforms()
     if target:

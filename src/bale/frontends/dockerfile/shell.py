@@ -66,6 +66,10 @@ class _Words:
 
 
 _MAX_NESTING = 100
+# What expansion may add to a word: the kernel's limit on one argument or environment string
+# (MAX_ARG_STRLEN). `ENV A=$A$A` repeated doubles A each line; without a bound a short file
+# asks for more memory than the machine has.
+MAX_EXPANSION = 128 * 1024
 
 
 class _Scan:
@@ -82,6 +86,7 @@ class _Scan:
         self.skip_quotes = lexer.skip_quotes
         self.unmatched: list[str] = []
         self.depth = 0
+        self.expanded = 0  # characters the substitutions produced so far
 
     def peek(self) -> str:
         return self.src[self.pos] if self.pos < len(self.src) else _EOF
@@ -270,9 +275,19 @@ class _Scan:
                 raise ShellError(
                     f"syntax error: substitutions nested more than {_MAX_NESTING} deep"
                 )
-            return self._dollar()
+            value = self._dollar()
         finally:
             self.depth -= 1
+        self.grow(len(value))
+        return value
+
+    def grow(self, size: int) -> None:
+        self.expanded += size
+        if self.expanded > max(MAX_EXPANSION, len(self.src)):
+            raise ShellError(
+                f"expanded value longer than {MAX_EXPANSION // 1024} KiB, the longest "
+                "argument or environment string a process can be given"
+            )
 
     def _dollar(self) -> str:
         self.pos += 1  # the `$`
@@ -349,9 +364,12 @@ class _Scan:
             if self.skip_unset and not is_set:
                 return "${" + name + "/" + pattern + "/" + replacement + "}"
             regex = re.compile(_pattern_to_regex(pattern, greedy=True))
-            if replace_all:
-                return regex.sub(lambda _m: replacement, value)
-            return regex.sub(lambda _m: replacement, value, count=1)
+
+            def substitute(_match: re.Match[str]) -> str:
+                self.grow(len(replacement))  # before a hostile ${A//?/$A} squares A's size
+                return replacement
+
+            return regex.sub(substitute, value, count=0 if replace_all else 1)
         raise ShellError(f"unsupported modifier ({mods}) in substitution")
 
 
