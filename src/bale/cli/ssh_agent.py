@@ -26,12 +26,17 @@ def agent_for(paths: list[str]) -> str:
             raise InvalidArgument(f"--ssh: {key} is neither an agent socket nor a key file")
     agent, add = shutil.which("ssh-agent"), shutil.which("ssh-add")
     if agent is None or add is None:
-        raise InvalidArgument("--ssh with a key file needs ssh-agent and ssh-add",
-                              hint="install openssh-client")
+        raise InvalidArgument(
+            "--ssh with a key file needs ssh-agent and ssh-add", hint="install openssh-client"
+        )
     directory = tempfile.mkdtemp(prefix="bale-agent-")
     sock = os.path.join(directory, "agent.sock")
-    proc = subprocess.Popen([agent, "-D", "-a", sock], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [agent, "-D", "-a", sock],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def stop() -> None:
         proc.terminate()
@@ -50,12 +55,20 @@ def agent_for(paths: list[str]) -> str:
         time.sleep(0.02)
     env = {**os.environ, "SSH_AUTH_SOCK": sock}
     for key in keys:
-        done = subprocess.run([add, "-q", key], env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [add, "-q", key],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "refused"
-            raise InvalidArgument(f"--ssh: cannot load key {key}: {reason}",
-                                  hint="a key with a passphrase must be in your own agent")
+            raise InvalidArgument(
+                f"--ssh: cannot load key {key}: {reason}",
+                hint="a key with a passphrase must be in your own agent",
+            )
     return sock
 
 
