@@ -207,6 +207,8 @@ def test_unmatched_vars() -> None:
     assert lint("\nFROM alpine\nENV PATH=$PAHT:/tmp/bin\n")[0] == [
         ("UndefinedVar", "Usage of undefined variable '$PAHT' (did you mean $PATH?)", 3)
     ]
+    # Not read, a base's env may hold what the stage extends or uses: no finding for those.
+    ok("\nFROM golang\nENV PATH=$PATH:/x GOPATH=$GOPATH:/y\nRUN echo $HOME\n")
     # testAllTargetUnmarshal: the check covers every stage.
     assert lint("\nFROM scratch AS first\nCOPY $foo .\n\nFROM scratch AS second\nCOPY $bar .\n")[
         0
