@@ -4,10 +4,11 @@ unchanged stage output staying cached, secrets as environment variables."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
-from buildhelp import build
+from buildhelp import build, require_tool
 
 ONE = ("linux/amd64",)
 
@@ -73,3 +74,18 @@ def test_secret_as_environ(store_root: Path, tmp_path: Path) -> None:
     failed = build(store_root, tmp_path, platforms=ONE, check=False)
     assert failed.returncode == 1
     assert "secret mysecret: not found" in failed.stderr
+
+
+@pytest.mark.root
+def test_ssh_socket_params(store_root: Path, tmp_path: Path) -> None:
+    # testSSHSocketParams: a key file given to --ssh, the socket made with the mount's owner
+    # and mode.
+    keygen = require_tool("ssh-keygen")
+    key = tmp_path / "key"
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (tmp_path / "Dockerfile").write_text(
+        "FROM base:1\n"
+        "RUN --mount=type=ssh,mode=741,uid=100,gid=102 "
+        '[ "$(stat -c "%u %g %f" $SSH_AUTH_SOCK)" = "100 102 c1e1" ]\n'
+    )
+    build(store_root, tmp_path, "--ssh", f"default={key}", platforms=ONE)

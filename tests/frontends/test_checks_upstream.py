@@ -207,6 +207,8 @@ def test_unmatched_vars() -> None:
     assert lint("\nFROM alpine\nENV PATH=$PAHT:/tmp/bin\n")[0] == [
         ("UndefinedVar", "Usage of undefined variable '$PAHT' (did you mean $PATH?)", 3)
     ]
+    # Not read, a base's env may hold what the stage extends or uses: no finding for those.
+    ok("\nFROM golang\nENV PATH=$PATH:/x GOPATH=$GOPATH:/y\nRUN echo $HOME\n")
     # testAllTargetUnmarshal: the check covers every stage.
     assert lint("\nFROM scratch AS first\nCOPY $foo .\n\nFROM scratch AS second\nCOPY $bar .\n")[
         0
@@ -542,3 +544,48 @@ FROM second AS binary
         ("", "alpine", "", False, 9),
         ("binary", "second", "returns the compiled binary", True, 13),
     ]
+
+
+def test_definition_description() -> None:
+    ok("""# check=skip=all;experimental=InvalidDefinitionDescription
+# foo this is the foo
+ARG foo=bar
+
+# base this is the base image
+FROM scratch AS base
+
+# version this is the version number
+ARG version=latest
+
+# baz this is the baz
+ARG foo=baz bar=qux baz=quux
+#
+ARG bit=bat
+
+# comment for something other than ARG or FROM
+COPY Dockerfile .
+""")
+    text = """# check=experimental=InvalidDefinitionDescription
+# bar this is the bar
+ARG foo=bar
+# BasE this is the BasE image
+FROM scratch AS base
+# definitely a bad comment
+ARG version=latest
+# definitely a bad comment
+ARG foo=baz bar=qux baz=quux
+"""
+    detail = "Comment for {} should follow the format: `# {} <description>`"
+    assert lint(text) == (
+        [
+            ("InvalidDefinitionDescription", detail.format("ARG", "foo"), 3),
+            ("InvalidDefinitionDescription", detail.format("FROM", "base"), 5),
+            ("InvalidDefinitionDescription", detail.format("ARG", "version"), 7),
+            ("InvalidDefinitionDescription", detail.format("ARG", "<arg_key>"), 9),
+        ],
+        None,
+    )
+    assert lint(text.replace("# check=experimental=InvalidDefinitionDescription\n", "\n")) == (
+        [],
+        None,
+    )

@@ -180,6 +180,7 @@ def test_simple_instructions() -> None:
         ("COPY --from=a --from=b a b", "duplicate flag specified: --from"),
         ("USER --x=1 root", "unknown flag: --x"),
         ("RUNN echo", "unknown instruction: RUNN (did you mean RUN?)"),
+        ("runn echo", "unknown instruction: runn (did you mean run?)"),
         ("CPY a b", "unknown instruction: CPY (did you mean COPY?)"),
         ("XYZZY a", "unknown instruction: XYZZY"),
         ("HEALTHCHECK", "HEALTHCHECK requires at least one argument"),

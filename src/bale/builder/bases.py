@@ -83,7 +83,8 @@ class StoreBases:
         self.found: dict[tuple[str, str], BaseImage] = {}
         # Named contexts standing for images: FROM NAME / COPY --from=NAME use their image.
         self.aliases: dict[str, str] = {}
-        self.warnings: list[str] = []
+        # (ref, platform pulled, platform asked for) of bases used for another platform
+        self.mismatched: list[tuple[str, str, str]] = []
         # Layer blob digest → how to bring the blobs of the image it belongs to.
         self._fetchers: dict[Digest, Callable[[], None]] = {}
         self._lock = threading.Lock()
@@ -163,10 +164,7 @@ class StoreBases:
             ) from None
         if not base.exact_platform:
             # BuildKit's InvalidBaseImagePlatform: a single-platform base is used anyway.
-            self.warnings.append(
-                f"InvalidBaseImagePlatform: Base image {ref} was pulled with platform "
-                f"{base.config.platform}, expected {platform} for current build"
-            )
+            self.mismatched.append((ref, str(base.config.platform), str(platform)))
         manifest = self.store.manifest(base.manifest)
         missing = [d for d in manifest.layers if not self.store.content.exists(d.digest)]
         if missing and self._registries is not None:

@@ -32,7 +32,7 @@ from bale.builder.rootfs import Rootfs
 from bale.builder.runtime import Runtime, SolveEnv
 from bale.builder.solve import Engine
 from bale.emulation.modes import is_native
-from bale.errors import BaleError, InvalidArgument
+from bale.errors import BaleError, DockerfileError, InvalidArgument
 from bale.frontends.dockerfile import (
     ContextBase,
     ImageBase,
@@ -286,6 +286,34 @@ def _identity(options: BuildOptions) -> str:
     return hashlib.sha256(canonical.dumps(doc)).hexdigest()[:16]
 
 
+def _lint(options: BuildOptions, resolved: Sequence[ResolvedBuild], sink: pg.ProgressSink) -> None:
+    """BuildKit's lint warnings for the stages built; with `# check=error=true` a finding
+    fails the build before any step runs."""
+    from bale.frontends.dockerfile.checks import build_check
+
+    ignore = load_ignore(options.context, options.dockerfile_path)
+    shown: dict[str, None] = {}
+    failure: DockerfileError | None = None
+    for r in resolved:
+        parsed = options.files.get(r.target_platform)
+        if parsed is None:
+            continue
+        result = build_check(
+            parsed, {s.index for s in r.stages}, target_platform=r.target_platform,
+            build_platform=r.build_platform, build_args=options.build_args,
+            target=options.target, dockerignore=ignore,
+        )
+        shown.update(dict.fromkeys(f.short for f in result.findings))
+        message = result.error_message
+        if failure is None and message is not None:
+            failure = DockerfileError(message, source=result.findings[0].source,
+                                      lines=result.lines)
+    for short in shown:
+        sink.emit(pg.Event("warning", "", "", message=f"WARNING: {short}"))
+    if failure is not None:
+        raise failure
+
+
 def _plan(
     store: Store,
     build: TargetBuild,
@@ -309,12 +337,20 @@ def _plan(
     }
     resolved = resolve_all(options, _LinkedConfigs(bases, linked), tuple(build.links))
     platforms = {str(s.platform) for r in resolved for s in r.stages}
+    _lint(options, resolved, sink)
+    lines: dict[tuple[str, str], int] = {}
     for r in resolved:
         for stage in r.stages:
             if isinstance(stage.base, ImageBase) and stage.base.ref not in build.links:
                 bases.get(stage.base.ref, stage.platform)
-    for warning in dict.fromkeys(bases.warnings):
-        sink.emit(pg.Event("warning", "", "", message=f"WARNING: {warning}"))
+                lines.setdefault((stage.base.ref, str(stage.platform)), stage.from_.source.start)
+    for ref, pulled, wanted in dict.fromkeys(bases.mismatched):
+        # BuildKit's lint warning, as its progress prints it.
+        line = lines.get((ref, wanted))
+        where = f" (line {line})" if line else ""
+        sink.emit(pg.Event("warning", "", "", message=(
+            f"WARNING: InvalidBaseImagePlatform: Base image {ref} was pulled with platform "
+            f'"{pulled}", expected "{wanted}" for current build{where}')))
     before = set(graph.vertices)
     definition = convert(
         resolved,

@@ -80,7 +80,9 @@ def ssh_socket(values: tuple[str, ...]) -> str:
     for value in values:
         name, _, path = value.partition("=")
         if name and path:
-            return path
+            from bale.cli.ssh_agent import agent_for
+
+            return agent_for(path.split(","))
         sock = os.environ.get("SSH_AUTH_SOCK", "")
         if not sock:
             raise InvalidArgument("--ssh default: SSH_AUTH_SOCK is not set")

@@ -28,6 +28,7 @@ from bale.builder.executor.spec import (
     StepOutput,
     TmpfsMount,
 )
+from bale.builder.executor.sshrelay import AgentRelay
 from bale.builder.users import Identity
 from bale.errors import InvalidArgument, NotFound, Unavailable
 from bale.mounts import mount, unmount
@@ -115,6 +116,7 @@ class Sandbox:
         self._stubs: list[str] = []
         self._locks: list[int] = []
         self._host_mounts: list[str] = []
+        self._relays: list[AgentRelay] = []
 
     def prepare(self) -> None:
         files = self.workdir / "files"
@@ -257,8 +259,10 @@ class Sandbox:
         if not stat.S_ISSOCK(st.st_mode):
             raise InvalidArgument(f"{m.socket} is not a socket")
         target = m.target or f"/run/buildkit/ssh_agent.{index}"
+        relay = AgentRelay(m.socket, m.uid, m.gid, m.mode)
+        self._relays.append(relay)
         self.mounts.append(
-            PlannedMount(self._target(target), "bind", m.socket, ("rbind", "rw"), True)
+            PlannedMount(self._target(target), "bind", relay.path, ("rbind", "rw"), True)
         )
         if not any(e.startswith("SSH_AUTH_SOCK=") for e in self.env):
             self.env.append(f"SSH_AUTH_SOCK={target}")
@@ -296,6 +300,9 @@ class Sandbox:
             _remove_stub(host)
 
     def close(self) -> None:
+        for relay in self._relays:
+            relay.close()
+        self._relays.clear()
         for path in reversed(self._host_mounts):
             with contextlib.suppress(Unavailable):
                 unmount(path, detach=True)

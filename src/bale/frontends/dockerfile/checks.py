@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 
@@ -58,7 +58,12 @@ RULES = {
     "base image name",
     "CopyIgnoredFile": "Attempting to Copy file that is excluded by .dockerignore",
     "InvalidBaseImagePlatform": "Base image platform does not match expected target platform",
+    "InvalidDefinitionDescription": "Comment for build stage or argument should follow the "
+    "format: `# <arg/stage name> <description>`. If this is not intended to be a description "
+    "comment, add an empty line or comment between the instruction and the comment.",
 }
+# Rules that run only when `experimental=` names them (or says all).
+EXPERIMENTAL = frozenset(("InvalidDefinitionDescription",))
 # BuildKit's word rules: a secret word at either end of the name (or all of it), unless
 # an allowed word is there too (`PUBLIC_KEY`, `PASSWORD_FILE`, `AUTH_MODULE_VERSION`).
 _SECRET = re.compile(
@@ -68,7 +73,15 @@ _SECRET = re.compile(
 _ALLOWED = re.compile(r"(?i)(?:_|^)(?:public|file|version)(?:_|$)")
 RESERVED_STAGE_NAMES = ("context", "scratch")
 # The rules BuildKit runs while it parses instructions (the rest run on the parsed stages).
-PARSE_RULES = frozenset(("StageNameCasing", "FromAsCasing", "MaintainerDeprecated"))
+PARSE_RULES = frozenset((
+    "StageNameCasing", "FromAsCasing", "MaintainerDeprecated", "InvalidDefinitionDescription",
+))
+# The rules BuildKit runs as it builds a stage: a build reports them for its stages only.
+DISPATCH_RULES = frozenset((
+    "JSONArgsRecommended", "WorkdirRelativePath", "LegacyKeyValueFormat", "UndefinedVar",
+    "SecretsUsedInArgOrEnv", "MultipleInstructionsDisallowed", "ExposeProtoCasing",
+    "ExposeInvalidFormat", "CopyIgnoredFile",
+))
 
 
 def rule_url(rule: str) -> str:
@@ -81,6 +94,13 @@ class Finding:
     rule: str
     message: str
     source: SourceRange | None
+    stage: int | None = None  # the stage of a rule BuildKit runs only on the stages it builds
+
+    @property
+    def short(self) -> str:
+        """As BuildKit's progress prints it: `Rule: detail (line N)`."""
+        line = f" (line {self.source.start})" if self.source else ""
+        return f"{self.rule}: {self.message}{line}"
 
     @property
     def description(self) -> str:
@@ -119,10 +139,12 @@ class CheckResult:
 class CheckConfig:
     skip: frozenset[str] = frozenset()
     error: bool = False
+    experimental: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, text: str) -> CheckConfig:
         skip: set[str] = set()
+        experimental: set[str] = set()
         error = False
         for part in text.split(";"):
             key, _, value = part.strip().partition("=")
@@ -132,14 +154,16 @@ class CheckConfig:
             elif key == "error":
                 error = value.strip().lower() == "true"
             elif key == "experimental":
-                continue  # bale has no experimental rules
+                experimental.update(v.strip() for v in value.split(",") if v.strip())
             elif key:
                 raise DockerfileError(
                     f"invalid check directive key {key!r}", hint="use skip=RULE,... or error=true"
                 )
-        return cls(frozenset(skip), error)
+        return cls(frozenset(skip), error, frozenset(experimental))
 
     def skips(self, rule: str) -> bool:
+        if rule in EXPERIMENTAL and not ({"all", rule} & self.experimental):
+            return True
         return "all" in self.skip or rule in self.skip
 
 
@@ -201,6 +225,24 @@ def _copy_ignored(src: str, ignore: DockerIgnore) -> bool:
     return any(ignore.excluded("/".join(parts[: i + 1])) for i in range(len(parts)))
 
 
+def build_check(
+    parsed: ParsedDockerfile,
+    stages: Collection[int],
+    *,
+    target_platform: Platform,
+    build_platform: Platform | None = None,
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    dockerignore: DockerIgnore | None = None,
+) -> CheckResult:
+    """What a build reports, as BuildKit's: the findings of the whole file, but those of the
+    rules run while building a stage only for the stages built."""
+    result = check(parsed, target_platform=target_platform, build_platform=build_platform,
+                   build_args=build_args, target=target, dockerignore=dockerignore)
+    kept = tuple(f for f in result.findings if f.stage is None or f.stage in stages)
+    return dc_replace(result, findings=kept, error=None)
+
+
 def check(
     source: str | ParsedDockerfile,
     *,
@@ -258,7 +300,7 @@ def check(
         if config.skips(f.rule):
             return False
         local = per_line.get(f.source.start) if f.source else None
-        return local is None or not local.skips(f.rule)
+        return local is None or not ("all" in local.skip or f.rule in local.skip)
 
     out = sorted(filter(kept, findings),
                  key=lambda f: (f.source.start if f.source else 0, f.rule, f.message))
@@ -268,9 +310,11 @@ def check(
 def _static(df: Dockerfile) -> list[Finding]:
     """The rules that read the instructions as written."""
     findings: list[Finding] = []
+    current: list[int | None] = [None]
 
     def add(rule: str, message: str, rng: SourceRange | None) -> None:
-        findings.append(Finding(rule, message, rng))
+        stage = current[0] if rule in DISPATCH_RULES else None
+        findings.append(Finding(rule, message, rng, stage))
 
     # As BuildKit: casing counts FROM and stage instructions, words of one case only.
     every: list[ins.Instruction] = []
@@ -289,10 +333,25 @@ def _static(df: Dockerfile) -> list[Finding]:
                 f"Command '{kw}' should match the case of the command majority ({majority})",
                 inst.source)
 
+    comments = {n.start: n.comments for n in df.parsed.nodes}
+
+    def described(kind: str, keys: list[str], inst: ins.Instruction) -> None:
+        # BuildKit reads the last comment line right above: it starts with the name.
+        above = comments.get(inst.source.start, ())
+        if not above or not keys or above[-1].split(" ")[0] in keys:
+            return
+        example = keys[0] if len(keys) == 1 else "<arg_key>"
+        add("InvalidDefinitionDescription",
+            f"Comment for {kind} should follow the format: `# {example} <description>`",
+            inst.source)
+
+    for meta in df.meta_args:
+        described("ARG", [d.key for d in meta.args], meta)
     seen_names: dict[str, int] = {}
     shell_set: dict[int, bool] = {}
     workdir_set: dict[int, bool] = {}
     for stage in df.stages:
+        current[0] = stage.index
         frm = stage.from_
         written = _written_stage_name(frm)
         if written and written != written.lower():
@@ -317,6 +376,8 @@ def _static(df: Dockerfile) -> list[Finding]:
                 add("FromPlatformFlagConstDisallowed",
                     f'FROM --platform flag should not use constant value "{frm.platform}"',
                     frm.source)
+        if stage.name:
+            described("FROM", [stage.name], frm)
         if stage.name in RESERVED_STAGE_NAMES:
             add("ReservedStageName",
                 f'Stage name should not use the same name as reserved stage "{stage.name}"',
@@ -371,6 +432,7 @@ def _static(df: Dockerfile) -> list[Finding]:
             kind = ""
             if isinstance(inst, ins.Arg):
                 names, kind = [d.key for d in inst.args], "ARG"
+                described("ARG", names, inst)
             elif isinstance(inst, ins.Env):
                 names, kind = [p.key for p in inst.pairs], "ENV"
             for name in names:
@@ -451,7 +513,8 @@ def _resolved(
             hint = suggest(name, candidates, case_sensitive=True)
             hint = hint.replace("did you mean ", "did you mean $")
             findings.append(Finding("UndefinedVar",
-                                    f"Usage of undefined variable '${name}'{hint}", rng))
+                                    f"Usage of undefined variable '${name}'{hint}", rng,
+                                    resolved.index))
         if ignore is None or ignore.has_exclusions:
             continue  # exclusions make a static answer unreliable, as BuildKit says
         for step in resolved.steps:
@@ -466,7 +529,7 @@ def _resolved(
                     findings.append(Finding(
                         "CopyIgnoredFile",
                         f'Attempting to {verb} file "{_clean(src)}" that is excluded by '
-                        ".dockerignore", inst.source))
+                        ".dockerignore", inst.source, resolved.index))
     return findings, None
 
 

@@ -508,7 +508,7 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
     builder = _BUILDERS.get(kw)
     if builder is None:
         raise _Fail(
-            f"unknown instruction: {node.keyword.upper()}{suggest(node.keyword, INSTRUCTIONS)}"
+            f"unknown instruction: {node.keyword}{suggest(node.keyword, INSTRUCTIONS)}"
         )
     common: _Common = {"source": rng, "keyword": node.keyword, "original": node.original}
     flags = parse_flags(kw, node.flags)
@@ -521,7 +521,7 @@ _KNOWN = frozenset(i.lower() for i in INSTRUCTIONS)
 def _build_checked(node: Node, rng: SourceRange) -> Instruction:
     if node.name not in _KNOWN:
         raise _Fail(
-            f"unknown instruction: {node.keyword.upper()}{suggest(node.keyword, INSTRUCTIONS)}"
+            f"unknown instruction: {node.keyword}{suggest(node.keyword, INSTRUCTIONS)}"
         )
     return _build(node, rng)
 

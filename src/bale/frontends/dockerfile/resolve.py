@@ -524,9 +524,14 @@ class _StageState:
             return
         ex = Expander(self.r.lexer, self.build_env, inst, self.r.lines)
         expanded = expand_instruction(inst, ex)
+        # With the base's env unknown, `ENV X=$X:…` extends the base's X, and PATH is there.
+        extended = {p.key for p in inst.pairs} if isinstance(inst, ins.Env) else set()
         for name in ex.unmatched:
             if name not in self.declared and name not in self.build_env:
-                (self.undefined if self.env_known else self.unsure).append((name, inst.source))
+                if self.env_known:
+                    self.undefined.append((name, inst.source))
+                elif name not in extended and name != "PATH":
+                    self.unsure.append((name, inst.source))
         handler = getattr(self, "on_" + type(expanded).__name__.lower(), None)
         if handler is not None:
             handler(expanded)
