@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 from nodehelp import PLATFORMS, Cluster
+from nodehelp import ran as _ran
+from nodehelp import statuses as _statuses
 
 from sshnodes import BALE
 
@@ -36,26 +38,6 @@ def _context(tmp: Path, base: str, extra: str = "") -> Path:
     (ctx / "ignored").write_text("not sent\n")
     (ctx / ".dockerignore").write_text("ignored\n")
     return ctx
-
-
-def _statuses(stderr: str) -> list[dict[str, Any]]:
-    out = []
-    for line in stderr.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass
-    return out
-
-
-def _ran(stderr: str) -> dict[str, bool]:
-    """Step name -> whether it executed (completed and not cached)."""
-    out: dict[str, bool] = {}
-    for status in _statuses(stderr):
-        for v in status.get("vertexes", []):
-            if "completed" in v:
-                out[v["name"]] = not v.get("cached", False)
-    return out
 
 
 def _warnings(stderr: str) -> list[str]:

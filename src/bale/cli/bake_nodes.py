@@ -169,6 +169,8 @@ def _build_all(
     if errors:
         name, exc = errors[0]
         if isinstance(exc, BaleError):
+            if f"target {name!r}" in exc.message:  # a node's failure names it already
+                raise exc
             raise exc.with_context(f"target {name}") from None
         raise exc
 
