@@ -81,6 +81,18 @@ def test_targets_and_platforms_are_spread_over_the_nodes(cluster: Cluster, tmp_p
     )
     text = {p: json.dumps(v) for p, v in prov.items()}
     assert '"node": "amd"' in text["linux/amd64"] and '"node": "arm"' in text["linux/arm64"]
+    # The coordinator keeps one record per target, with the steps the nodes relayed.
+    listed = cluster.bale("history", "ls", "--format", "json").stdout.splitlines()
+    records = {json.loads(line)["name"]: json.loads(line) for line in listed}
+    for target in ("a", "b"):
+        (name,) = [n for n in records if n.endswith(f"(bake {target})")]
+        assert records[name]["status"] == "Completed"
+        ref = records[name]["ref"]
+        record = json.loads(cluster.bale("history", "inspect", ref, "--format", "json").stdout)
+        steps = [s["name"] for s in record["steps"]]
+        for node in ("amd", "arm"):
+            assert any(n.startswith(f"[{node}] [{target}] ") and "RUN uname" in n for n in steps)
+        assert not any(f"] [{'b' if target == 'a' else 'a'}] " in n for n in steps), steps
     with tarfile.open(oci) as tar:
         member = tar.extractfile("index.json")
         assert member is not None

@@ -106,6 +106,14 @@ def test_push_gives_one_index_each_platform_built_on_its_node(
     )
     text = {p: json.dumps(v) for p, v in prov.items()}
     assert '"node": "amd"' in text["linux/amd64"] and '"node": "arm"' in text["linux/arm64"]
+    # The coordinator's build record holds the steps as the nodes relayed them.
+    record = json.loads(
+        cluster.bale("history", "inspect", "^0", "--format", "json", root=root).stdout
+    )
+    assert record["status"] == "completed", record["status"]
+    steps = [s["name"] for s in record["steps"]]
+    for node in ("amd", "arm"):
+        assert any(n.startswith(f"[{node}] ") and "RUN uname" in n for n in steps), steps
 
 
 def _layer_files(blobs: Path, manifest: dict[str, Any]) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +28,14 @@ from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import BaleError, InvalidArgument
 
 if TYPE_CHECKING:
+    from bale.builder.progress import ProgressSink
     from bale.cli.bake_build import _Target
+    from bale.cli.nodes import transport
     from bale.cli.nodes.coordinator import Job
     from bale.cli.nodes.schedule import Plan as NodePlan
-    from bale.cli.nodes.state import Builder
+    from bale.cli.nodes.state import Builder, Node
     from bale.frontends.bake.plan import Plan, PlanTarget
+    from bale.store.local import Lease, Store
 
 
 def _node_args(args: argparse.Namespace, t: PlanTarget) -> argparse.Namespace:
@@ -75,40 +78,25 @@ def run(args: argparse.Namespace, plan: Plan, targets: Sequence[_Target], builde
     metadata: dict[str, Any] = {}
     try:
         hellos, down = coordinator.probe(nodes)
-        plans: dict[str, NodePlan] = {}
-        busy: dict[str, int] = {}
-        for t in targets:
+        plans = _plan(targets, nodes, hellos, down, sink)
+        # The store is opened (and reclaimed) before any node starts: a `local` node may
+        # build in this same root.
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            recorders = {
+                t.name: coordinator.recorder_for(store, sink, record_lease, t.request)
+                for t in targets
+            }
+            images: dict[str, Any] = {}
             try:
-                p = coordinator.plan_without(
-                    t.request.platforms, nodes, hellos, down, strict=False, busy=busy
-                )
-            except BaleError as exc:
-                raise exc.with_context(f"target {t.name}") from None
-            for warning in p.warnings:
-                sink.emit(Event("warning", "", "", message=f"{warning} (target {t.name})"))
-            for a in p.assignments:
-                busy[a.node] = busy.get(a.node, 0) + len(a.platforms)
-            plans[t.name] = type(p)(p.assignments)
-        _build_all(jobs, plans, nodes, hellos, sink)
-        with open_store(args) as store, store.lease() as lease:
-            images = {}
-            for t in targets:
-                try:
-                    images[t.name] = coordinator.assemble(jobs[t.name], store, lease)
-                except BaleError as exc:
-                    raise exc.with_context(f"target {t.name}") from None
-            responses: dict[str, list[Any]] = {t.name: [] for t in targets}
-            for tags in (False, True):  # pushes and files first, store tags last
+                _build_all(jobs, plans, nodes, hellos, recorders)
+                with store.lease() as lease:
+                    metadata = _export(plan, targets, jobs, store, lease, images)
+            except BaseException as exc:
                 for t in targets:
-                    try:
-                        done = coordinator.publish(jobs[t.name], store, images[t.name], tags=tags)
-                        for response in done:
-                            if response.finalize is not None:
-                                response.finalize()
-                    except BaleError as exc:
-                        raise exc.with_context(f"target {t.name}") from None
-                    responses[t.name] += done
-            metadata = _metadata(plan, targets, images, responses)
+                    coordinator.record(recorders[t.name], jobs[t.name], None, exc, "bake")
+                raise
+            for t in targets:
+                coordinator.record(recorders[t.name], jobs[t.name], images[t.name], None, "bake")
     finally:
         for job in jobs.values():
             coordinator.close(job)
@@ -120,12 +108,69 @@ def run(args: argparse.Namespace, plan: Plan, targets: Sequence[_Target], builde
     return 0
 
 
+def _plan(
+    targets: Sequence[_Target],
+    nodes: Sequence[Node],
+    hellos: dict[str, transport.Hello],
+    down: dict[str, BaleError],
+    sink: ProgressSink,
+) -> dict[str, NodePlan]:
+    """Each target's platforms over the nodes, the load counted across targets."""
+    from bale.cli.nodes import coordinator, schedule
+
+    plans: dict[str, NodePlan] = {}
+    busy: dict[str, int] = {}
+    for t in targets:
+        try:
+            p = coordinator.plan_without(
+                t.request.platforms, nodes, hellos, down, strict=False, busy=busy
+            )
+        except BaleError as exc:
+            raise exc.with_context(f"target {t.name}") from None
+        for warning in p.warnings:
+            sink.emit(Event("warning", "", "", message=f"{warning} (target {t.name})"))
+        for a in p.assignments:
+            busy[a.node] = busy.get(a.node, 0) + len(a.platforms)
+        plans[t.name] = schedule.Plan(p.assignments)
+    return plans
+
+
+def _export(
+    plan: Plan,
+    targets: Sequence[_Target],
+    jobs: dict[str, Job],
+    store: Store,
+    lease: Lease,
+    images: dict[str, Any],
+) -> dict[str, Any]:
+    """Every target's image assembled, then pushes and files for all, store tags last."""
+    from bale.cli.nodes import coordinator
+
+    for t in targets:
+        try:
+            images[t.name] = coordinator.assemble(jobs[t.name], store, lease)
+        except BaleError as exc:
+            raise exc.with_context(f"target {t.name}") from None
+    responses: dict[str, list[Any]] = {t.name: [] for t in targets}
+    for tags in (False, True):
+        for t in targets:
+            try:
+                done = coordinator.publish(jobs[t.name], store, images[t.name], tags=tags)
+                for response in done:
+                    if response.finalize is not None:
+                        response.finalize()
+            except BaleError as exc:
+                raise exc.with_context(f"target {t.name}") from None
+            responses[t.name] += done
+    return _metadata(plan, targets, images, responses)
+
+
 def _build_all(
     jobs: dict[str, Job],
     plans: dict[str, NodePlan],
-    nodes: Sequence[Any],
-    hellos: dict[str, Any],
-    sink: Any,
+    nodes: Sequence[Node],
+    hellos: dict[str, transport.Hello],
+    sinks: Mapping[str, ProgressSink],
 ) -> None:
     """Every target's remote build, one thread each; a node is held by one target at a
     time (taken in name order, so two targets never wait on each other). The first
@@ -143,7 +188,7 @@ def _build_all(
         try:
             if not stop.is_set():
                 coordinator.build_remote(
-                    jobs[name], nodes, sink, plan=plans[name], known=hellos, stop=stop
+                    jobs[name], nodes, sinks[name], plan=plans[name], known=hellos, stop=stop
                 )
         except coordinator.Cancelled:
             pass

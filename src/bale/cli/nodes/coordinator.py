@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
+from bale.builder.history import Recorder, masker, secret_values
 from bale.builder.progress import Event, ProgressSink
 from bale.builder.state import LayerRef
 from bale.cli.build_run import output_specs, parse_secret, ssh_socket
@@ -921,6 +922,38 @@ def close(job: Job) -> None:
             _cancel([r])
 
 
+def recorder_for(store: Store, sink: ProgressSink, lease: Lease, request: BuildRequest) -> Recorder:
+    """The build record kept here of a build on nodes: the steps as the nodes relayed them
+    (named `[node] ...`), their logs and errors, secrets masked."""
+    values = dict(parse_secret(s) for s in request.secrets)
+    return Recorder(store, sink, lease, mask=masker(secret_values(values, request.build_args)))
+
+
+def record(
+    recorder: Recorder,
+    job: Job,
+    image: ImageOutcome | None,
+    error: BaseException | None = None,
+    command: str = "build",
+) -> None:
+    """Write the record; one that cannot be written never hides the build's own outcome."""
+    from bale.cli.build_run import image_summary, record_request
+
+    request = replace(record_request(job.request, job.specs), command=command)
+    if command == "bake":
+        request = replace(request, target=job.label)
+    try:
+        recorder.finish(
+            request,
+            error=error,
+            image=image_summary(image) if image is not None else None,
+        )
+    except BaleError:
+        recorder.abort()
+        if error is None:
+            raise
+
+
 def run(
     args: argparse.Namespace,
     request: BuildRequest,
@@ -938,12 +971,21 @@ def run(
     sink = renderer("quiet" if request.quiet else request.progress)
     try:
         nodes = [local_root(node, args) for node in builder.nodes]
-        build_remote(job, nodes, sink, strict=strict)
-        with open_store(args) as store, store.lease() as lease:
-            image = assemble(job, store, lease)
-            for response in publish(job, store, image):
-                if response.finalize is not None:
-                    response.finalize()
+        # The store is opened (and reclaimed) before any node starts: a `local` node may
+        # build in this same root.
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            recorder = recorder_for(store, sink, record_lease, request)
+            try:
+                build_remote(job, nodes, recorder, strict=strict)
+                with store.lease() as lease:
+                    image = assemble(job, store, lease)
+                    for response in publish(job, store, image):
+                        if response.finalize is not None:
+                            response.finalize()
+            except BaseException as exc:
+                record(recorder, job, None, exc)
+                raise
+            record(recorder, job, image)
     finally:
         close(job)
         if isinstance(sink, TtyRenderer):
