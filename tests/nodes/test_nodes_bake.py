@@ -155,3 +155,16 @@ def test_two_nodes_of_one_platform_build_one_target_each(cluster: Cluster, tmp_p
     assert on["x"] | on["y"] == {"amd", "arm"} and len(on["x"]) == len(on["y"]) == 1, on
     images = cluster.bale("images").stdout
     assert "bake-x" in images and "bake-y" in images
+
+
+def test_target_contexts_are_refused_before_any_work(cluster: Cluster, tmp_path: Path) -> None:
+    file = _bake_file(
+        tmp_path,
+        cluster.base,
+        {"base": 'tags = ["linked-base:1"]', "app": 'contexts = { b = "target:base" }'},
+    )
+    proc = _bake(cluster, "two", file, check=False)
+    assert proc.returncode == 1, proc
+    assert "target app: contexts from other targets (target:) are not supported" in proc.stderr
+    assert "builder 'two' of remote nodes" in proc.stderr and "Traceback" not in proc.stderr
+    assert "[amd]" not in proc.stderr and "[arm]" not in proc.stderr

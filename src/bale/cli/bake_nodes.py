@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 def _node_args(args: argparse.Namespace, t: PlanTarget) -> argparse.Namespace:
     """The `bale build` flags the coordinator reads, from the target's attributes."""
+    from bale.builder.entitlements import KNOWN
     from bale.cli.bake_build import _csv
 
     out = argparse.Namespace(**vars(args))
@@ -49,7 +50,8 @@ def _node_args(args: argparse.Namespace, t: PlanTarget) -> argparse.Namespace:
     out.add_host = [f"{k}={v}" for k, v in t.extra_hosts.items()]
     out.shm_size = t.shm_size or ""
     out.ulimit = list(t.ulimits)
-    out.allow = list(getattr(args, "allow", []) or [])
+    # Only the entitlements `bale build --allow` knows: bake's fs ones are its own.
+    out.allow = [a for a in getattr(args, "allow", []) or [] if a in KNOWN]
     return out
 
 
