@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sshnodes import NodeSet
 
@@ -54,3 +56,23 @@ class Cluster:
             text=True,
             env=self.env(),
         )
+
+
+def statuses(stderr: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stderr.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def ran(stderr: str) -> dict[str, bool]:
+    """Step name -> whether it executed (completed and not cached)."""
+    out: dict[str, bool] = {}
+    for status in statuses(stderr):
+        for v in status.get("vertexes", []):
+            if "completed" in v:
+                out[v["name"]] = not v.get("cached", False)
+    return out

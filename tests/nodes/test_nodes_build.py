@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 from nodehelp import PLATFORMS, Cluster
+from nodehelp import ran as _ran
+from nodehelp import statuses as _statuses
 
 from sshnodes import BALE
 
@@ -36,26 +38,6 @@ def _context(tmp: Path, base: str, extra: str = "") -> Path:
     (ctx / "ignored").write_text("not sent\n")
     (ctx / ".dockerignore").write_text("ignored\n")
     return ctx
-
-
-def _statuses(stderr: str) -> list[dict[str, Any]]:
-    out = []
-    for line in stderr.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass
-    return out
-
-
-def _ran(stderr: str) -> dict[str, bool]:
-    """Step name -> whether it executed (completed and not cached)."""
-    out: dict[str, bool] = {}
-    for status in _statuses(stderr):
-        for v in status.get("vertexes", []):
-            if "completed" in v:
-                out[v["name"]] = not v.get("cached", False)
-    return out
 
 
 def _warnings(stderr: str) -> list[str]:
@@ -124,6 +106,14 @@ def test_push_gives_one_index_each_platform_built_on_its_node(
     )
     text = {p: json.dumps(v) for p, v in prov.items()}
     assert '"node": "amd"' in text["linux/amd64"] and '"node": "arm"' in text["linux/arm64"]
+    # The coordinator's build record holds the steps as the nodes relayed them.
+    record = json.loads(
+        cluster.bale("history", "inspect", "^0", "--format", "json", root=root).stdout
+    )
+    assert record["status"] == "completed", record["status"]
+    steps = [s["name"] for s in record["steps"]]
+    for node in ("amd", "arm"):
+        assert any(n.startswith(f"[{node}] ") and "RUN uname" in n for n in steps), steps
 
 
 def _layer_files(blobs: Path, manifest: dict[str, Any]) -> dict[str, bytes]:

@@ -40,6 +40,18 @@ def test_plan_is_native_first_and_balanced() -> None:
     assert "linux/s390x" in plan.warnings[0] and emulated[0].node in plan.warnings[0]
 
 
+def test_plan_counts_the_load_of_other_targets() -> None:
+    nodes = [schedule.Capability("a", (AMD,)), schedule.Capability("b", (AMD,))]
+    busy: dict[str, int] = {}
+    on = []
+    for _ in range(3):  # bake's targets, planned one after the other
+        plan = schedule.plan([AMD], nodes, busy=busy)
+        (only,) = plan.assignments
+        busy[only.node] = busy.get(only.node, 0) + 1
+        on.append(only.node)
+    assert on == ["a", "b", "a"]
+
+
 def test_strict_refuses_what_no_node_serves_natively() -> None:
     nodes = [schedule.Capability("a", (AMD,), (S390X,))]
     with pytest.raises(FailedPrecondition, match=r"linux/s390x.*--strict-platforms"):
@@ -148,6 +160,18 @@ def test_relay_names_the_node_in_every_step() -> None:
         ("done", "arm/d1", "[arm] [linux/arm64 1/2] RUN x", ""),
     ]
     assert sink.events[-1].duration == 2.0
+    # In bake: the target beside the node, and the platform a one-platform node build
+    # leaves out of its names put back.
+    relay(
+        names,
+        "amd",
+        {"vertexes": [{"digest": "d1", "name": "[stage-0 1/2] RUN x"}]},
+        sink,
+        "app",
+        "linux/amd64",
+    )
+    last = sink.events[-1]
+    assert (last.vertex, last.name) == ("amd/app/d1", "[amd] [app] [linux/amd64 stage-0 1/2] RUN x")
 
 
 def test_an_unreachable_node_is_skipped_only_when_others_serve_its_platforms() -> None:

@@ -40,7 +40,7 @@ from bale.cli.common import open_store, store_root
 from bale.cli.output_checks import check_destinations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.cli.run_flags import RunFlags, parse_add_host, parse_size, parse_ulimit
-from bale.errors import BaleError, InvalidArgument, Unavailable
+from bale.errors import BaleError, InvalidArgument
 from bale.exporters.base import Exporter, ExportResponse
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome
@@ -200,12 +200,9 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
 
     builder = remote_builder(args, [p for t in targets for p in t.request.platforms])
     if builder is not None:
-        # Said plainly rather than building here behind the user's back.
-        raise Unavailable(
-            f"builder {builder.name!r} has remote nodes: bale bake builds on the local "
-            "builder only in this version",
-            hint="use --builder default, or `bale build --builder ...` per target",
-        )
+        from bale.cli import bake_nodes
+
+        return bake_nodes.run(args, plan, targets, builder)
     planned: dict[str, list[tuple[ImageFormat, Exporter]]] = {}
     attest: dict[str, AttestOptions] = {}
     for t in targets:

@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
+from bale.builder.history import Recorder, masker, secret_values
 from bale.builder.progress import Event, ProgressSink
 from bale.builder.state import LayerRef
 from bale.cli.build_run import output_specs, parse_secret, ssh_socket
@@ -73,6 +74,8 @@ class _Run:
     result: IO[bytes]
     text: list[str] = field(default_factory=list)  # stderr lines that were not progress
     names: dict[str, str] = field(default_factory=dict)  # vertex -> prefixed name
+    label: str = ""  # the bake target this session builds, if any
+    shown: str = ""  # the platform its step names lack (one of several the build makes)
     finished: threading.Event = field(default_factory=threading.Event)
     greeted: threading.Event = field(default_factory=threading.Event)
     hello: transport.Hello | None = None
@@ -241,13 +244,27 @@ def _when(stamp: Any) -> float | None:
         return None
 
 
-def relay(run_names: dict[str, str], node: str, status: dict[str, Any], sink: ProgressSink) -> None:
-    """One rawjson SolveStatus line from `node`, as events with the node in each name."""
-    prefix = f"[{node}] "
+def relay(
+    run_names: dict[str, str],
+    node: str,
+    status: dict[str, Any],
+    sink: ProgressSink,
+    label: str = "",
+    platform: str = "",
+) -> None:
+    """One rawjson SolveStatus line from `node`, as events with the node (and the bake
+    target, `label`) in each name. `platform`: the one the node builds of several the
+    build makes, put into its step names as BuildKit names a multi-platform build's."""
+    prefix = f"[{node}] " + (f"[{label}] " if label else "")
+    if label:
+        node = f"{node}/{label}"  # one target's vertices apart from another's on that node
     for v in status.get("vertexes", []) or []:
         digest = str(v.get("digest", ""))
         vertex = f"{node}/{digest}"
-        name = prefix + str(v.get("name", ""))
+        name = str(v.get("name", ""))
+        if platform and name.startswith("[") and not name.startswith(f"[{platform}"):
+            name = f"[{platform} {name[1:]}"
+        name = prefix + name
         run_names[vertex] = name
         started, completed = _when(v.get("started")), _when(v.get("completed"))
         if completed is None:
@@ -310,7 +327,7 @@ def _read_progress(run: _Run, sink: ProgressSink) -> None:
         elif isinstance(status, dict) and (
             {"vertexes", "logs", "statuses", "warnings"} & status.keys()
         ):
-            relay(run.names, run.node.name, status, sink)
+            relay(run.names, run.node.name, status, sink, run.label, run.shown)
         elif line.strip():
             run.text.append(line)
 
@@ -370,15 +387,18 @@ def _failure(run: _Run) -> BaleError:
             run.node,
             code,
             "\n".join(run.text),
-            "building " + ", ".join(str(p) for p in run.platforms),
+            "building "
+            + ", ".join(str(p) for p in run.platforms)
+            + (f" of target {run.label!r}" if run.label else ""),
         )
     text = "\n".join(run.text)
     if "ERROR:" in text:
         text = text[text.index("ERROR:") + len("ERROR:") :].lstrip()
-    return NodeFailed(f"ERROR: {transport.describe(run.node)} failed: {text}")
+    doing = f" building target {run.label!r}" if run.label else ""
+    return NodeFailed(f"ERROR: {transport.describe(run.node)} failed{doing}: {text}")
 
 
-def _local_root(node: Node, args: argparse.Namespace) -> Node:
+def local_root(node: Node, args: argparse.Namespace) -> Node:
     """A `local` node without `root=` builds in this bale's root: one store, one cache."""
     if node.endpoint.kind != "local" or "root" in node.opts:
         return node
@@ -393,11 +413,12 @@ def _open(
     sink: ProgressSink,
     agent: str = "",
     named: dict[str, str] | None = None,
+    label: str = "",
 ) -> _Run:
     """One session to the node, asked whether it holds context `digest`."""
     proc = transport.start_build(node, agent)
     result = tempfile.TemporaryFile(prefix=f"bale-node-{node.name}-")  # noqa: SIM115
-    run = _Run(node, (), proc, result)
+    run = _Run(node, (), proc, result, label=label)
     run.threads = [
         threading.Thread(target=_read_progress, args=(run, sink), daemon=True),
         threading.Thread(target=_read_result, args=(run,), daemon=True),
@@ -457,6 +478,7 @@ def plan_without(
     hellos: dict[str, transport.Hello],
     down: dict[str, BaleError],
     strict: bool,
+    busy: dict[str, int] | None = None,
 ) -> schedule.Plan:
     """The plan over the nodes that answered. An unreachable node is only skipped when the
     others serve natively every platform it declared; otherwise its error is raised."""
@@ -464,7 +486,7 @@ def plan_without(
     if down and not up:
         raise next(iter(down.values()))
     try:
-        plan = schedule.plan(wanted, capabilities(up, hellos), strict=strict)
+        plan = schedule.plan(wanted, capabilities(up, hellos), strict=strict, busy=busy)
     except FailedPrecondition:
         if down:
             raise next(iter(down.values())) from None  # what the missing node would serve
@@ -499,14 +521,25 @@ def _lost(run: _Run) -> bool:
     return code == transport.SSH_EXIT or (code is not None and code < 0)
 
 
-def _run_all(runs: list[_Run], retry: Callable[[_Run], _Run | None]) -> list[_Run]:
+class Cancelled(BaleError):
+    """The caller stopped this build (another build of the same run failed)."""
+
+
+def _run_all(
+    runs: list[_Run],
+    retry: Callable[[_Run], _Run | None],
+    stop: threading.Event | None = None,
+) -> list[_Run]:
     """Wait for every node. A node lost mid-build is retried once on another node that
-    serves its platforms natively (`retry`); any other failure cancels the rest and is
-    raised. Returns the runs that produced the result."""
+    serves its platforms natively (`retry`); any other failure, or `stop` being set,
+    cancels the rest and is raised. Returns the runs that produced the result."""
     active = list(runs)
     retried: set[str] = set()
     try:
         while True:
+            if stop is not None and stop.is_set():
+                _cancel(active)
+                raise Cancelled("cancelled")
             failed = [
                 r
                 for r in active
@@ -616,19 +649,46 @@ def _tag(
                 repo.put_manifest(tag, data, image.target.media_type)
 
 
-def run(
+@dataclass
+class Job:
+    """One build's remote part and what exporting its result takes: made by `prepare`
+    (every check that needs no node), run by `build_remote`, ended by `export` and
+    `close`. A caller may run several jobs' remote parts before exporting any."""
+
+    args: argparse.Namespace
+    request: BuildRequest
+    specs: list[OutputSpec]
+    exporters: list[Any]
+    names: list[str]
+    artifact: bool
+    format_attrs: dict[str, str]
+    image_format: ImageFormat
+    push_only: bool
+    secrets: dict[str, str]
+    agent: str
+    local_contexts: dict[str, Path]
+    label: str = ""  # the bake target, shown beside the node in the progress
+    packed: IO[bytes] | None = None
+    named_packs: dict[str, tuple[str, IO[bytes], int]] = field(default_factory=dict)
+    runs: list[_Run] = field(default_factory=list)
+    busy: list[_Run] = field(default_factory=list)
+
+
+def prepare(
     args: argparse.Namespace,
     request: BuildRequest,
     files: dict[Platform, ParsedDockerfile],
-    builder: Builder,
-) -> int:
+    label: str = "",
+    specs: list[OutputSpec] | None = None,
+) -> Job:
+    """Everything about one build that can be refused before any node is contacted
+    (`specs`: its outputs, when not the request's own)."""
     from bale.cli.attest_flags import oci_artifact
-    from bale.cli.build_run import _write_files
     from bale.exporters.outputs import image_names
 
     local_contexts = _local_contexts(request)
     agent = _agent(request)
-    specs = output_specs(request)
+    specs = output_specs(request) if specs is None else specs
     if len(files) > 1 and any(s.type == "docker" and s.dest for s in specs):
         raise InvalidArgument(
             "docker exporter does not currently support exporting manifest lists",
@@ -647,159 +707,287 @@ def run(
     names: list[str] = []
     for spec in specs:
         names += [n for n in image_names(spec, list(request.tags)) if n not in names]
-    artifact = oci_artifact(specs)
     format_attrs, image_format = format_of(specs)
-    # Only registry outputs: each node pushes its part by digest, layers never come here.
-    push_only = all(spec.type == "registry" for spec in specs)
     secrets = {
         k: base64.b64encode(v).decode() for k, v in (parse_secret(s) for s in request.secrets)
     }
+    return Job(
+        args,
+        request,
+        specs,
+        exporters,
+        names,
+        oci_artifact(specs),
+        format_attrs,
+        image_format,
+        # Only registry outputs: each node pushes its part by digest, layers never come here.
+        bool(specs) and all(spec.type == "registry" for spec in specs),
+        secrets,
+        agent,
+        local_contexts,
+        label,
+    )
+
+
+def probe(nodes: Sequence[Node]) -> tuple[dict[str, transport.Hello], dict[str, BaleError]]:
+    """Every node's hello, asked in parallel, before any build is planned over them."""
+    hellos: dict[str, transport.Hello] = {}
+    down: dict[str, BaleError] = {}
+
+    def ask(node: Node) -> None:
+        try:
+            info = transport.hello(node)
+        except BaleError as exc:
+            down[node.name] = exc
+            return
+        hellos[node.name] = info
+
+    threads = [threading.Thread(target=ask, args=(n,), daemon=True) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for node in nodes:
+        if node.name in hellos:
+            transport.require_version(node, hellos[node.name])
+    return hellos, down
+
+
+def build_remote(
+    job: Job,
+    nodes: Sequence[Node],
+    sink: ProgressSink,
+    *,
+    strict: bool = False,
+    plan: schedule.Plan | None = None,
+    known: dict[str, transport.Hello] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Pack the contexts, run the build on the nodes and wait for every node's result
+    (kept in `job.busy`). Given a `plan`, only its nodes are contacted; otherwise every
+    node is greeted and the platforms planned over those that answered. `stop`, set by
+    the caller, cancels the nodes' builds."""
+    args, request = job.args, job.request
+    digest, job.packed = pack(request.context, request.dockerfile.path)
+    packed = job.packed
+    size = os.fstat(packed.fileno()).st_size
+    for name, path in job.local_contexts.items():
+        d, f = pack(path, None)
+        job.named_packs[name] = (d, f, os.fstat(f.fileno()).st_size)
+    named_packs = job.named_packs
+    named_digests = {name: d for name, (d, _, _) in named_packs.items()}
+    runs = job.runs
+    if plan is None:
+        # One session per node, opened at once: whatever fails below cancels them all.
+        runs += [_open(node, digest, sink, job.agent, named_digests, job.label) for node in nodes]
+        hellos, down = _greet(runs)
+        plan = plan_without(request.platforms, nodes, hellos, down, strict=strict)
+    else:
+        used = {a.node for a in plan.assignments}
+        runs += [
+            _open(node, digest, sink, job.agent, named_digests, job.label)
+            for node in nodes
+            if node.name in used
+        ]
+        hellos, down = _greet(runs)
+        if down:
+            raise next(iter(down.values()))
+        hellos = {**(known or {}), **hellos}
+    for warning in plan.warnings:
+        sink.emit(Event("warning", "", "", message=warning))
+    by_run = {r.node.name: r for r in runs}
+    env = {k: os.environ[k] for k in ("SOURCE_DATE_EPOCH",) if k in os.environ}
+    where = f" ({job.label})" if job.label else ""
+
+    def dispatch(run_: _Run, platforms: tuple[Platform, ...], hello: transport.Hello) -> None:
+        node = run_.node
+        has_context = hello.has_context
+        packs: list[tuple[IO[bytes], int]] = [] if has_context else [(packed, size)]
+        named = []
+        for name, (d, f, n) in named_packs.items():
+            sent = name not in hello.has_named
+            named.append({"name": name, "digest": d, "size": n if sent else 0})
+            if sent:
+                packs.append((f, n))
+        header = {
+            "node": node.name,
+            "argv": _node_argv(
+                args,
+                request,
+                platforms,
+                job.artifact,
+                job.names,
+                job.push_only,
+                job.format_attrs,
+                agent=bool(job.agent),
+            ),
+            "push": job.push_only,
+            "context": digest,
+            "context_size": 0 if has_context else size,
+            "dockerfile": request.dockerfile.text,
+            "dockerfile_name": request.dockerfile.path.name
+            if request.dockerfile.path
+            else "Dockerfile",
+            "secrets": job.secrets,
+            "env": env,
+            "named": named,
+        }
+        note = "" if not has_context else " (context cached on the node)"
+        message = f"[{node.name}] building {', '.join(str(p) for p in platforms)}{where}{note}"
+        sink.emit(Event("warning", "", "", message=message))
+        run_.platforms = platforms
+        if len(platforms) == 1 and len(request.platforms) > 1:
+            run_.shown = str(platforms[0])
+        _dispatch(run_, header, packs)
+
+    def retry(lost: _Run) -> _Run | None:
+        """A new session, on the least busy other node serving every lost platform."""
+        able = [
+            n
+            for n in nodes
+            if n.name != lost.node.name
+            and n.name in hellos
+            and all(p in (n.platforms or hellos[n.name].native) for p in lost.platforms)
+        ]
+        if not able:
+            return None
+        busy_on = {n.name: sum(1 for r in runs if r.node.name == n.name) for n in able}
+        node = min(able, key=lambda n: busy_on[n.name])
+        sink.emit(
+            Event(
+                "warning",
+                "",
+                "",
+                message=(
+                    f"WARNING: {transport.describe(lost.node)} was lost while building "
+                    f"{', '.join(str(p) for p in lost.platforms)}{where}: "
+                    f"retrying on node {node.name!r}"
+                ),
+            )
+        )
+        again = _open(node, digest, sink, job.agent, named_digests, job.label)
+        runs.append(again)
+        try:
+            fresh, _ = _greet([again])
+        except BaleError:
+            return None
+        if node.name not in fresh:
+            return None
+        dispatch(again, lost.platforms, fresh[node.name])
+        return again
+
+    for a in plan.assignments:
+        dispatch(by_run[a.node], a.platforms, hellos[a.node])
+    for idle in list(runs):
+        if not idle.platforms:
+            _release(idle)
+    job.busy = _run_all([r for r in runs if r.platforms], retry, stop)
+
+
+def assemble(job: Job, store: Store, lease: Lease) -> ImageOutcome:
+    """The nodes' results in the store under `lease`, as one image; nothing named yet."""
+    results = [r.result for r in job.busy]
+    order = job.request.platforms
+    if job.push_only:
+        return assemble_nodes(store, lease, results, order, ingest_documents, job.image_format)
+    return assemble_nodes(store, lease, results, order, image_format=job.image_format)
+
+
+def publish(job: Job, store: Store, image: ImageOutcome, *, tags: bool | None = None) -> list[Any]:
+    """Run the job's outputs on its assembled image: all of them (`tags` None), only those
+    that leave the store's names alone (False: pushes, files), or only the store tags
+    (True). Returns the responses to finalize."""
+    from bale.exporters.store_image import StoreImageExporter
+
+    if job.push_only:
+        if tags is not True:
+            _tag(job.args, store, image, job.specs, list(job.request.tags))
+        return []
+    return [
+        exporter.export(store, image)
+        for exporter in job.exporters
+        if tags is None or isinstance(exporter, StoreImageExporter) == tags
+    ]
+
+
+def close(job: Job) -> None:
+    """Close the job's files and end whatever node session still runs."""
+    if job.packed is not None:
+        job.packed.close()
+    for _, f, _ in job.named_packs.values():
+        f.close()
+    for r in job.runs:
+        r.result.close()
+        if r.proc.poll() is None:
+            _cancel([r])
+
+
+def recorder_for(store: Store, sink: ProgressSink, lease: Lease, request: BuildRequest) -> Recorder:
+    """The build record kept here of a build on nodes: the steps as the nodes relayed them
+    (named `[node] ...`), their logs and errors, secrets masked."""
+    values = dict(parse_secret(s) for s in request.secrets)
+    return Recorder(store, sink, lease, mask=masker(secret_values(values, request.build_args)))
+
+
+def record(
+    recorder: Recorder,
+    job: Job,
+    image: ImageOutcome | None,
+    error: BaseException | None = None,
+    command: str = "build",
+) -> None:
+    """Write the record; one that cannot be written never hides the build's own outcome."""
+    from bale.cli.build_run import image_summary, record_request
+
+    request = replace(record_request(job.request, job.specs), command=command)
+    if command == "bake":
+        request = replace(request, target=job.label)
+    try:
+        recorder.finish(
+            request,
+            error=error,
+            image=image_summary(image) if image is not None else None,
+        )
+    except BaleError:
+        recorder.abort()
+        if error is None:
+            raise
+
+
+def run(
+    args: argparse.Namespace,
+    request: BuildRequest,
+    files: dict[Platform, ParsedDockerfile],
+    builder: Builder,
+) -> int:
+    from bale.cli.build_run import _write_files
+
+    job = prepare(args, request, files)
     strict = bool(getattr(args, "strict_platforms", False))
     if strict and all(n.platforms for n in builder.nodes):
         # Every node declares its platforms: refused without contacting any.
         declared = [schedule.Capability(n.name, n.platforms) for n in builder.nodes]
         schedule.plan(request.platforms, declared, strict=True)
     sink = renderer("quiet" if request.quiet else request.progress)
-    packed: IO[bytes] | None = None
-    named_packs: dict[str, tuple[str, IO[bytes], int]] = {}
-    runs: list[_Run] = []
     try:
-        digest, packed = pack(request.context, request.dockerfile.path)
-        size = os.fstat(packed.fileno()).st_size
-        for name, path in local_contexts.items():
-            d, f = pack(path, None)
-            named_packs[name] = (d, f, os.fstat(f.fileno()).st_size)
-        # One session per node, opened at once: whatever fails below cancels them all.
-        nodes = [_local_root(node, args) for node in builder.nodes]
-        named_digests = {name: d for name, (d, _, _) in named_packs.items()}
-        runs = [_open(node, digest, sink, agent, named_digests) for node in nodes]
-        hellos, down = _greet(runs)
-        plan = plan_without(
-            request.platforms,
-            nodes,
-            hellos,
-            down,
-            strict=strict,
-        )
-        for warning in plan.warnings:
-            sink.emit(Event("warning", "", "", message=warning))
-        by_run = {r.node.name: r for r in runs}
-        env = {k: os.environ[k] for k in ("SOURCE_DATE_EPOCH",) if k in os.environ}
-
-        def dispatch(run_: _Run, platforms: tuple[Platform, ...], hello: transport.Hello) -> None:
-            node = run_.node
-            has_context = hello.has_context
-            assert packed is not None
-            packs: list[tuple[IO[bytes], int]] = [] if has_context else [(packed, size)]
-            named = []
-            for name, (d, f, n) in named_packs.items():
-                sent = name not in hello.has_named
-                named.append({"name": name, "digest": d, "size": n if sent else 0})
-                if sent:
-                    packs.append((f, n))
-            header = {
-                "node": node.name,
-                "argv": _node_argv(
-                    args,
-                    request,
-                    platforms,
-                    artifact,
-                    names,
-                    push_only,
-                    format_attrs,
-                    agent=bool(agent),
-                ),
-                "push": push_only,
-                "context": digest,
-                "context_size": 0 if has_context else size,
-                "dockerfile": request.dockerfile.text,
-                "dockerfile_name": request.dockerfile.path.name
-                if request.dockerfile.path
-                else "Dockerfile",
-                "secrets": secrets,
-                "env": env,
-                "named": named,
-            }
-            note = "" if not has_context else " (context cached on the node)"
-            message = f"[{node.name}] building {', '.join(str(p) for p in platforms)}{note}"
-            sink.emit(Event("warning", "", "", message=message))
-            run_.platforms = platforms
-            _dispatch(run_, header, packs)
-
-        def retry(lost: _Run) -> _Run | None:
-            """A new session, on the least busy other node serving every lost platform."""
-            able = [
-                n
-                for n in nodes
-                if n.name != lost.node.name
-                and n.name in hellos
-                and all(p in (n.platforms or hellos[n.name].native) for p in lost.platforms)
-            ]
-            if not able:
-                return None
-            busy_on = {n.name: sum(1 for r in runs if r.node.name == n.name) for n in able}
-            node = min(able, key=lambda n: busy_on[n.name])
-            sink.emit(
-                Event(
-                    "warning",
-                    "",
-                    "",
-                    message=(
-                        f"WARNING: {transport.describe(lost.node)} was lost while building "
-                        f"{', '.join(str(p) for p in lost.platforms)}: "
-                        f"retrying on node {node.name!r}"
-                    ),
-                )
-            )
-            again = _open(node, digest, sink, agent, named_digests)
-            runs.append(again)
+        nodes = [local_root(node, args) for node in builder.nodes]
+        # The store is opened (and reclaimed) before any node starts: a `local` node may
+        # build in this same root.
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            recorder = recorder_for(store, sink, record_lease, request)
             try:
-                fresh, _ = _greet([again])
-            except BaleError:
-                return None
-            if node.name not in fresh:
-                return None
-            dispatch(again, lost.platforms, fresh[node.name])
-            return again
-
-        for a in plan.assignments:
-            dispatch(by_run[a.node], a.platforms, hellos[a.node])
-        for idle in list(runs):
-            if not idle.platforms:
-                _release(idle)
-        busy = _run_all([r for r in runs if r.platforms], retry)
-        with open_store(args) as store, store.lease() as lease:
-            if push_only:
-                image = assemble_nodes(
-                    store,
-                    lease,
-                    [r.result for r in busy],
-                    request.platforms,
-                    ingest_documents,
-                    image_format,
-                )
-                _tag(args, store, image, specs, list(request.tags))
-            else:
-                image = assemble_nodes(
-                    store,
-                    lease,
-                    [r.result for r in busy],
-                    request.platforms,
-                    image_format=image_format,
-                )
-                responses = [exporter.export(store, image) for exporter in exporters]
-                for response in responses:
-                    if response.finalize is not None:
-                        response.finalize()
+                build_remote(job, nodes, recorder, strict=strict)
+                with store.lease() as lease:
+                    image = assemble(job, store, lease)
+                    for response in publish(job, store, image):
+                        if response.finalize is not None:
+                            response.finalize()
+            except BaseException as exc:
+                record(recorder, job, None, exc)
+                raise
+            record(recorder, job, image)
     finally:
-        if packed is not None:
-            packed.close()
-        for _, f, _ in named_packs.values():
-            f.close()
-        for r in runs:
-            r.result.close()
-            if r.proc.poll() is None:
-                _cancel([r])
+        close(job)
         if isinstance(sink, TtyRenderer):
             sink.close()
     _write_files(request, image)

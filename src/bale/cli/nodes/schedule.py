@@ -6,7 +6,7 @@ Pure: the nodes' capabilities come in, a plan comes out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bale.errors import FailedPrecondition
@@ -35,18 +35,26 @@ class Plan:
     warnings: tuple[str, ...] = ()
 
 
-def plan(wanted: Sequence[Platform], nodes: Sequence[Capability], *, strict: bool = False) -> Plan:
+def plan(
+    wanted: Sequence[Platform],
+    nodes: Sequence[Capability],
+    *,
+    strict: bool = False,
+    busy: Mapping[str, int] | None = None,
+) -> Plan:
     """Each platform goes to the least-loaded node serving it natively, in node order on a
     tie; otherwise to the least-loaded node that can emulate it (with a warning), unless
-    `strict`, which refuses the whole build before any work."""
+    `strict`, which refuses the whole build before any work. `busy`: platforms each node
+    builds already for other builds of the same run (bake's other targets)."""
     load: dict[str, list[Platform]] = {n.node: [] for n in nodes}
+    before = busy or {}
     emulated: dict[str, list[Platform]] = {n.node: [] for n in nodes}
     warnings: list[str] = []
     missing: list[Platform] = []
     for platform in wanted:
         native = [n for n in nodes if platform in n.native]
         if native:
-            best = min(native, key=lambda n: len(load[n.node]))
+            best = min(native, key=lambda n: before.get(n.node, 0) + len(load[n.node]))
             load[best.node].append(platform)
             continue
         if strict:
@@ -56,7 +64,7 @@ def plan(wanted: Sequence[Platform], nodes: Sequence[Capability], *, strict: boo
         if not able:
             missing.append(platform)
             continue
-        best = min(able, key=lambda n: len(load[n.node]))
+        best = min(able, key=lambda n: before.get(n.node, 0) + len(load[n.node]))
         load[best.node].append(platform)
         emulated[best.node].append(platform)
         warnings.append(
