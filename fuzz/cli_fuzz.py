@@ -44,7 +44,7 @@ def _env() -> dict[str, str]:
 class CliResult:
     mode: str
     code: int | None  # None: killed at the time limit
-    stderr: str
+    output: str  # stdout and stderr
 
 
 def run_cli(text: str, mode: str, work: Path, timeout: float = 60) -> CliResult:
@@ -74,18 +74,19 @@ def run_cli(text: str, mode: str, work: Path, timeout: float = 60) -> CliResult:
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
         return CliResult(mode, None, err)
-    return CliResult(mode, proc.returncode, proc.stderr)
+    # `--call check` prints its findings (with their lines) on stdout, then fails on stderr.
+    return CliResult(mode, proc.returncode, proc.stdout + proc.stderr)
 
 
 def problem(result: CliResult) -> str | None:
     """What is wrong with a CLI run, or None."""
     if result.code is None:
         return "hang: killed at the time limit"
-    if "internal error" in result.stderr or "Traceback" in result.stderr:
+    if "internal error" in result.output or "Traceback" in result.output:
         return "internal error"
     if result.code == 0:
         return None
-    if not _LOCATED.search(result.stderr):
+    if not _LOCATED.search(result.output):
         return "error without a line"
     return None
 
@@ -118,7 +119,7 @@ def cli_fuzz(
                 report = (
                     f"FINDING cli case {index} (seed {seed}, {mode}): {what}\n"
                     f"Dockerfile: {text[:2000]!r}\n"
-                    f"stderr (last 3000 chars):\n{result.stderr[-3000:]}"
+                    f"output (last 3000 chars):\n{result.output[-3000:]}"
                 )
                 summary.findings.append(report)
                 say(report)

@@ -98,6 +98,7 @@ def rounds(
             if left:
                 summary.failures.append(f"round {n}: left behind:\n  " + "\n  ".join(left))
             summary.rounds += 1
+            say(f"  round {n + 1}: {len(summary.failures)} failures so far")
     summary.seconds = time.monotonic() - start
     for failure in summary.failures:
         say(f"FAILURE {failure}")

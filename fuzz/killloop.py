@@ -173,6 +173,8 @@ def kill_loop(
         loop.prepare()
         for _ in range(kills):
             loop.kill_once(summary)
+            if summary.kills % 20 == 0:
+                say(f"  {summary.kills} kills, {len(summary.failures)} failures")
             if summary.failures and len(summary.failures) > 20:
                 break
         bale(loop.root, "store", "check")  # the last reclaim before the directory goes

@@ -1,18 +1,71 @@
-"""Removing a directory tree without recursion.
+"""Walking and removing directory trees without recursion.
 
-`shutil.rmtree` recurses once per level (Python 3.11), so a tree a hostile layer, context or
-WORKDIR made a few thousand levels deep raises RecursionError, even with ignore_errors.
-This walks with an explicit stack; its depth costs memory, never the interpreter's stack.
+`shutil.rmtree` and `os.walk` recurse once per level (Python 3.11), so a tree a hostile
+layer, context or WORKDIR made a few thousand levels deep raises RecursionError, even with
+ignore_errors. These walk with an explicit stack; depth costs memory, never the
+interpreter's stack.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+WalkEntry = tuple[str, list[str], list[str]]
+
+
+def walk(
+    top: str | os.PathLike[str],
+    topdown: bool = True,
+    onerror: Callable[[OSError], object] | None = None,
+) -> Iterator[WalkEntry]:
+    """`os.walk` (links to directories listed, never followed) without recursion: yields
+    (dirpath, dirnames, filenames); top-down, editing dirnames prunes the walk."""
+    # Frames: a directory to list, or (bottom-up) an entry to yield once its subtree is done.
+    stack: list[str | WalkEntry] = [os.fspath(top)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            yield item
+            continue
+        dirs: list[str] = []
+        files: list[str] = []
+        links: set[str] = set()  # links to directories: listed as directories, not entered
+        try:
+            with os.scandir(item) as it:
+                for entry in it:
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    (dirs if is_dir else files).append(entry.name)
+                    if is_dir and entry.is_symlink():
+                        links.add(entry.name)
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            continue
+        if topdown:
+            yield item, dirs, files
+        else:
+            stack.append((item, dirs, files))
+        stack.extend(os.path.join(item, d) for d in reversed(dirs) if d not in links)
+
+
+@contextlib.contextmanager
+def temporary_directory(prefix: str, dir: str | Path | None = None) -> Iterator[str]:
+    """`tempfile.TemporaryDirectory` whose clean-up survives any depth (it uses remove_tree)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=dir)
+    try:
+        yield path
+    finally:
+        remove_tree(path, ignore_errors=True)
 
 
 def remove_tree(path: str | Path, *, ignore_errors: bool = False) -> None:

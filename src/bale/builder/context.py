@@ -14,6 +14,7 @@ are copied as links, never followed.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
@@ -27,6 +28,7 @@ from typing import Protocol
 
 from bale.errors import InvalidArgument, NotFound
 from bale.store.layers.rootpath import resolve
+from bale.trees import walk
 
 _GLOB = set("*?[")
 
@@ -107,7 +109,7 @@ class BuildContext:
         if rel not in self._under:
             out: set[str] = set()
             start = self.host(rel)
-            for dirpath, dirnames, filenames in os.walk(start):
+            for dirpath, dirnames, filenames in walk(start, onerror=self._walk_error):
                 dirnames.sort()
                 here = os.path.relpath(dirpath, self.root)
                 for name in dirnames + filenames:
@@ -120,6 +122,18 @@ class BuildContext:
                             parent = posixpath.dirname(parent)
             self._under[rel] = sorted(out)
         return self._under[rel]
+
+    def _walk_error(self, exc: OSError) -> None:
+        # A directory that cannot be listed is left out (as before), but one nested deeper
+        # than a path can name would be left out silently with all below it: say so.
+        if exc.errno == errno.ENAMETOOLONG:
+            rel = os.path.relpath(str(exc.filename), self.root)
+            shown = rel if len(rel) <= 80 else f"{rel[:40]}...{rel[-20:]}"
+            raise InvalidArgument(
+                f"build context path too long: '{shown}' ({len(rel)} characters)",
+                hint="a path, with the directory the context is in, must be shorter than "
+                "4096 characters",
+            )
 
     def match(self, pattern: str) -> list[Source]:
         """Sources a COPY/ADD source pattern names (globs match one path level per part)."""
@@ -194,7 +208,7 @@ class BuildContext:
         out: list[str] = []
         start = self.host(rel)
         prefix = "" if rel == "." else rel + "/"
-        for dirpath, dirnames, filenames in os.walk(start):
+        for dirpath, dirnames, filenames in walk(start, onerror=self._walk_error):
             here = os.path.relpath(dirpath, start).replace(os.sep, "/")
             here = "" if here == "." else here + "/"
             keep = []

@@ -12,6 +12,7 @@ from bale.errors import FailedPrecondition, NotFound
 from bale.store import gc
 from bale.store.local import Store
 from bale.store.snapshots import Snapshotter
+from bale.trees import walk
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class PruneReport:
 
 def _disk_usage(path: Path) -> int:
     total = 0
-    for dirpath, _dirs, files in os.walk(path):
+    for dirpath, _dirs, files in walk(path):
         for name in files:
             try:
                 total += os.lstat(os.path.join(dirpath, name)).st_size

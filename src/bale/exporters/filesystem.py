@@ -10,7 +10,6 @@ import json
 import os
 import stat
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,7 +18,7 @@ from bale.exporters.archive_writer import atomic_output
 from bale.exporters.base import ExportResponse
 from bale.exporters.image import ImageOutcome, PlatformImage
 from bale.store.local import Store
-from bale.trees import remove_tree
+from bale.trees import remove_tree, temporary_directory
 
 
 def write_local(store: Store, image: ImageOutcome, dest: Path, split: bool | None = None) -> None:
@@ -102,13 +101,24 @@ class TarExporter:
         self.split = split
 
     def export(self, store: Store, image: ImageOutcome) -> ExportResponse:
-        with tempfile.TemporaryDirectory(prefix="bale-tar-") as tmp:
+        with temporary_directory(prefix="bale-tar-") as tmp:
             root = Path(tmp) / "root"
             write_local(store, image, root, self.split)
             with (
                 atomic_output(self.dest, self.stdout) as out,
                 tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
             ):
-                for entry in sorted(os.listdir(root)):
-                    tar.add(root / entry, arcname=entry)
+                _add_tree(tar, root)
         return ExportResponse()
+
+
+def _add_tree(tar: tarfile.TarFile, root: Path) -> None:
+    """What `tar.add` of each entry of `root` writes, in the same order, without its
+    recursion (one level per call: a deep tree would exhaust the stack)."""
+    stack = [(str(root / name), name) for name in sorted(os.listdir(root), reverse=True)]
+    while stack:
+        path, arcname = stack.pop()
+        tar.add(path, arcname=arcname, recursive=False)
+        if os.path.isdir(path) and not os.path.islink(path):
+            for name in sorted(os.listdir(path), reverse=True):
+                stack.append((f"{path}/{name}", f"{arcname}/{name}"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bale.errors import InvalidArgument
+from bale.trees import walk
 
 _REGEX_SPECIAL = set(".+()|{}$^")
 
@@ -142,7 +143,7 @@ class DockerIgnore:
 
         An excluded directory is skipped whole unless a `!` pattern could re-include
         something inside it, as Docker does."""
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in walk(root):
             rel_dir = os.path.relpath(dirpath, root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
             keep: list[str] = []

@@ -33,7 +33,7 @@ from bale.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotF
 from bale.mounts import Mount, mount, unmount
 from bale.store.overlay import is_opaque
 from bale.store.sqlite import Database
-from bale.trees import remove_tree
+from bale.trees import remove_tree, walk
 
 Kind = Literal["active", "view", "committed"]
 Driver = Literal["overlay", "copy"]
@@ -366,7 +366,7 @@ class Snapshotter:
             lowers = self._chain(info.parent) if info.parent else []
         upper = self._dir(sid) / "fs"
         removed = 0
-        for dirpath, dirnames, filenames in os.walk(upper, topdown=False):
+        for dirpath, dirnames, filenames in walk(upper, topdown=False):
             here = Path(dirpath)
             if here == upper or filenames or any((here / d).exists() for d in dirnames):
                 continue

@@ -13,7 +13,7 @@ from bale.builder.remotecache.format import MOUNT_ID_ANNOTATION, MOUNT_MEDIA_TYP
 from bale.errors import InvalidArgument
 from bale.oci.descriptor import Descriptor
 from bale.store.local import Lease, Store
-from bale.trees import remove_tree
+from bale.trees import remove_tree, walk
 
 # A cache mount larger than this is not exported (stated in a warning).
 MAX_MOUNT = 4 << 30
@@ -33,7 +33,7 @@ def export_mount(store: Store, mount_id: str, lease: Lease) -> Descriptor | None
     if not root.is_dir():
         return None
     total = sum(
-        os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(root) for f in files
+        os.lstat(os.path.join(d, f)).st_size for d, _, files in walk(root) for f in files
     )
     if total > MAX_MOUNT:
         raise InvalidArgument(
@@ -45,7 +45,7 @@ def export_mount(store: Store, mount_id: str, lease: Lease) -> Descriptor | None
             compressor.stream_writer(spool, closefd=False) as out,
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
         ):
-            for dirpath, dirnames, filenames in os.walk(root):
+            for dirpath, dirnames, filenames in walk(root):
                 dirnames.sort()
                 for name in ["", *sorted(filenames)] if dirpath == str(root) else sorted(filenames):
                     path = os.path.join(dirpath, name) if name else dirpath

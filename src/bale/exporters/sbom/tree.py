@@ -23,6 +23,7 @@ from typing import IO, BinaryIO, Literal, Protocol, cast
 
 from bale.errors import BaleError
 from bale.store.compression import Readable, decompressed
+from bale.trees import walk
 
 Kind = Literal["file", "dir", "symlink", "other"]
 LayerOpener = Callable[[], BinaryIO | Readable]
@@ -401,7 +402,7 @@ class DirectoryTree(_IndexedTree):
 
     def _build(self) -> dict[str, Entry]:
         index: dict[str, Entry] = {}
-        for top, dirs, files in os.walk(self.root, onerror=lambda e: self.problem(str(e))):
+        for top, dirs, files in walk(self.root, onerror=lambda e: self.problem(str(e))):
             dirs.sort()
             for name in sorted(dirs) + sorted(files):
                 full = os.path.join(top, name)
