@@ -399,6 +399,8 @@ class _Platform:
             )
         try:
             parse_chmod(inst.chmod)
+            if inst.checksum:
+                _check_checksum(inst, urls)
         except InvalidArgument as exc:
             raise self.error(exc, inst.source) from None
         inputs: tuple[str, ...] = (fs,)
@@ -419,7 +421,7 @@ class _Platform:
             dest=dest_path(step.workdir, inst.dest),
             chown=inst.chown,
             chmod=inst.chmod or ("600" if urls else ""),
-            add=inst.is_add,
+            add=inst.is_add and inst.unpack is not False,
             contents=tuple(InlineFile(c.path, c.data.encode(), 0o644) for c in inst.contents),
             urls=tuple(UrlSource(u, inst.checksum) for u in urls),
             parents=inst.parents,
@@ -427,6 +429,7 @@ class _Platform:
             link=inst.link,
             context=context,
             from_input=len(inputs) > 1,
+            unpack_urls=inst.unpack is True,
         )
         v = Vertex.make(
             op,
@@ -439,6 +442,32 @@ class _Platform:
             scope="" if op.from_input else self.options.scope,
         )
         return self.graph.add(v)
+
+
+def _check_checksum(inst: ins.Copy, urls: list[str]) -> None:
+    """ADD --checksum as BuildKit takes it: one HTTP(S) source, an `algorithm:hex` digest
+    of an algorithm it knows (go-digest's words)."""
+    if len(inst.sources) != 1:
+        raise InvalidArgument("checksum can't be specified for multiple sources")
+    if not urls:
+        raise InvalidArgument(
+            "checksum requires HTTP(S) or Git sources",
+            hint="compare a local file's digest in a RUN step instead",
+        )
+    algorithm, colon, hexpart = inst.checksum.partition(":")
+    if not colon or not algorithm or not hexpart:
+        raise InvalidArgument(
+            f"invalid checksum digest format: {inst.checksum}", hint="use sha256:<hex>"
+        )
+    sizes = {"sha256": 64, "sha384": 96, "sha512": 128}
+    if algorithm not in sizes:
+        raise InvalidArgument(
+            f"unsupported digest algorithm: {inst.checksum}", hint="use sha256, sha384 or sha512"
+        )
+    if len(hexpart) != sizes[algorithm] or not all(c in "0123456789abcdef" for c in hexpart):
+        raise InvalidArgument(
+            f"invalid checksum digest length: {inst.checksum}", hint="use sha256:<hex>"
+        )
 
 
 def _scan_enabled(build: ResolvedBuild, stage: ResolvedStage, name: str) -> bool:

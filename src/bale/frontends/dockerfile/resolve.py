@@ -628,6 +628,21 @@ class _StageState:
         return resolved
 
 
+def _copies_from_earlier_stages(r: _Resolver, stage: ResolvedStage) -> None:
+    """BuildKit builds stages in file order: COPY --from a later stage is refused (once no
+    cycle was found, which is reported first)."""
+    for step in stage.steps:
+        inst = step.instruction
+        later = step.from_stage is not None and step.from_stage > stage.index
+        if isinstance(inst, ins.Copy) and later:
+            raise r.error(
+                f'cannot copy from stage "{inst.from_}", it needs to be defined before '
+                f'current stage "{stage.name or f"stage-{stage.index}"}"',
+                inst.source,
+                hint=f"move the stage {inst.from_!r} above this one",
+            )
+
+
 def resolve(
     dockerfile: ParsedDockerfile | Dockerfile | str,
     *,
@@ -672,6 +687,8 @@ def resolve(
         for index in range(len(df.stages)):
             order.extend(i for i in r.order(index) if i not in order)
     stages = tuple(r.done[i] for i in order)
+    for done in stages:
+        _copies_from_earlier_stages(r, done)
     unused = sorted(
         k for k in r.build_args if k not in r.used and k not in PROXY_ARGS
         and not k.startswith("BUILDKIT_")

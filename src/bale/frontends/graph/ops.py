@@ -160,6 +160,8 @@ class InlineFile:
     path: str
     data: bytes = field(repr=False)
     mode: int = 0o755
+    # A downloaded file's Last-Modified (seconds), which it keeps as its mtime, as BuildKit.
+    mtime: float | None = None
 
     def definition(self) -> list[Any]:
         return [self.path, self.mode, _sha(self.data)]
@@ -236,11 +238,13 @@ class CopyOp:
     link: bool = False
     context: str = ""
     from_input: bool = False
+    unpack_urls: bool = False  # ADD --unpack=true: downloaded archives are extracted too
 
     kind = "copy"
 
     def definition(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {"unpack_urls": True} if self.unpack_urls else {}
+        return extra | {
             "sources": list(self.sources),
             "dest": self.dest,
             "chown": self.chown,
