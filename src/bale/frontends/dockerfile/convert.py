@@ -69,6 +69,7 @@ class ConvertOptions:
     extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host
     shm_size: int = 0  # --shm-size
     ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit
+    hostname: str = ""  # BUILDKIT_SANDBOX_HOSTNAME: RUN's host name
     local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
     # Named contexts that are docker-image://scratch: the empty filesystem.
     scratch_contexts: frozenset[str] = field(default_factory=frozenset)
@@ -310,6 +311,7 @@ class _Platform:
             extra_hosts=self.options.extra_hosts,
             shm_size=self.options.shm_size,
             ulimits=self.options.ulimits,
+            hostname=self.options.hostname,
         )
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".

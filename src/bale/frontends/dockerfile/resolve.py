@@ -313,7 +313,9 @@ class _Resolver:
             parent = self.done[base.index]
             return parent.config, parent.env_known
         if isinstance(base, ScratchBase | ContextBase):
-            return RuntimeConfig(env=(f"PATH={DEFAULT_PATH}",)), True
+            # BuildKit's empty image: WorkingDir /, and PATH except on Windows.
+            env = () if platform.os == "windows" else (f"PATH={DEFAULT_PATH}",)
+            return RuntimeConfig(env=env, working_dir="/"), True
         if self.base_configs is not None:
             try:
                 found = self.base_configs.base_config(base.ref, platform)
@@ -628,6 +630,29 @@ class _StageState:
         return resolved
 
 
+_BUILTIN_FRONTENDS = ("docker/dockerfile", "docker/dockerfile-upstream")
+
+
+def _builtin_syntax(df: Dockerfile) -> None:
+    """`# syntax=` may name only the Dockerfile frontend, which is built in; another frontend
+    image cannot be run here (BuildKit fails at that line when it cannot have it)."""
+    for key, value, line in df.parsed.directives:
+        if key != "syntax":
+            continue
+        name = value.split("@", 1)[0]
+        if ":" in name.rsplit("/", 1)[-1]:
+            name = name.rsplit(":", 1)[0]
+        name = name.removeprefix("docker.io/")
+        if name not in _BUILTIN_FRONTENDS:
+            raise DockerfileError(
+                f"failed to solve: unsupported frontend {value}: only the Dockerfile frontend "
+                "(docker/dockerfile) is built in",
+                source=SourceRange(df.filename, line, line),
+                lines=df.lines,
+                hint="remove the syntax directive, or use # syntax=docker/dockerfile:1",
+            )
+
+
 def _copies_from_earlier_stages(r: _Resolver, stage: ResolvedStage) -> None:
     """BuildKit builds stages in file order: COPY --from a later stage is refused (once no
     cycle was found, which is reported first)."""
@@ -664,10 +689,9 @@ def resolve(
     instructions dropped), and a FROM of that name uses it.
     """
     df = load(dockerfile, filename)
+    _builtin_syntax(df)
     build = build_platform or target_platform
     r = _Resolver(df, target_platform, build, build_args or {}, base_configs, contexts or {})
-    r.global_args()
-    r.bases_and_platforms()
     if target:
         stage = df.stage_by_name(target)
         if stage is None:
@@ -682,6 +706,11 @@ def resolve(
         target_index = stage.index
     else:
         target_index = len(df.stages) - 1
+    # BuildKit's TARGETSTAGE: the target's name, "default" for an unnamed last stage.
+    r.meta["TARGETSTAGE"] = df.stages[target_index].name or "default"
+    r.meta_declared.add("TARGETSTAGE")
+    r.global_args()
+    r.bases_and_platforms()
     order = r.order(target_index)
     if all_stages:
         for index in range(len(df.stages)):

@@ -200,6 +200,7 @@ class ExecOp:
     extra_hosts: tuple[tuple[str, str], ...] = ()
     shm_size: int = 0
     ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard)
+    hostname: str = ""  # BUILDKIT_SANDBOX_HOSTNAME; "" is the sandbox's default name
 
     kind = "exec"
 
@@ -218,6 +219,7 @@ class ExecOp:
             **({"extraHosts": [list(h) for h in self.extra_hosts]} if self.extra_hosts else {}),
             **({"shmSize": self.shm_size} if self.shm_size else {}),
             **({"ulimits": [list(u) for u in self.ulimits]} if self.ulimits else {}),
+            **({"hostname": self.hostname} if self.hostname else {}),
         }
 
 
