@@ -190,3 +190,21 @@ def test_default_shell_and_path(store_root: Path, tmp_path: Path) -> None:
             ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
         ),
     }
+
+
+def test_no_cache_results_are_kept(store_root: Path, tmp_path: Path) -> None:
+    """testNoCache: --no-cache runs everything again, and what it ran is what a later
+    --no-cache-filter build finds for the stages it does not filter."""
+    ctx = context_dir(tmp_path)
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1 AS s0\nRUN cat /dev/urandom | head -c 100 | sha256sum | tee unique\n"
+        "FROM base:1 AS s1\nRUN cat /dev/urandom | head -c 100 | sha256sum | tee unique2\n"
+        "FROM scratch\nCOPY --from=s0 unique /\nCOPY --from=s1 unique2 /\n"
+    )
+    outs = [tmp_path / f"out{i}" for i in range(3)]
+    for out, args in zip(outs, ((), ("--no-cache",), ("--no-cache-filter", "s1")), strict=True):
+        local_output(store_root, ctx, out, *args)
+    first, second, third = ({n: (o / n).read_text() for n in ("unique", "unique2")} for o in outs)
+    assert first["unique"] != second["unique"] and first["unique2"] != second["unique2"]
+    assert third["unique"] == second["unique"]
+    assert third["unique2"] not in (first["unique2"], second["unique2"])
