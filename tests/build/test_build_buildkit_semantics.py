@@ -208,3 +208,24 @@ def test_no_cache_results_are_kept(store_root: Path, tmp_path: Path) -> None:
     assert first["unique"] != second["unique"] and first["unique2"] != second["unique2"]
     assert third["unique"] == second["unique"]
     assert third["unique2"] not in (first["unique2"], second["unique2"])
+
+
+def test_cache_mount_mode_no_cache(store_root: Path, tmp_path: Path) -> None:
+    """testCacheMountModeNoCache: under --no-cache a cache mount starts empty, and what the
+    step left becomes the cache a later build sees."""
+    ctx = context_dir(tmp_path)
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1 AS base\nARG FOO=abc\n"
+        "RUN --mount=type=cache,target=/cache,mode=0773 touch /cache/$FOO && "
+        "ls -l /cache | wc -l > /out\nFROM scratch\nCOPY --from=base /out /\n"
+    )
+    got = []
+    for i, args in enumerate(
+        (("--no-cache",), ("--no-cache", "--build-arg", "FOO=def"), ("--build-arg", "FOO=ghi"))
+    ):
+        local_output(store_root, ctx, tmp_path / f"o{i}", *args)
+        got.append((tmp_path / f"o{i}" / "out").read_text())
+    assert got == ["2\n", "2\n", "3\n"]
+    # Nothing but the cache's own directory (and its locks) is left beside it.
+    cache = store_root / "executor" / "cache"
+    assert not [p for p in cache.iterdir() if ".fresh-" in p.name or ".old-" in p.name]

@@ -137,6 +137,7 @@ def _mounts(
                     mode=m.mode,
                     uid=m.uid,
                     gid=m.gid,
+                    fresh=v.ignore_cache,
                 )
             )
         elif isinstance(m, TmpfsMountSpec):
