@@ -57,6 +57,19 @@ def test_named_image_context_scratch(store_root: Path, tmp_path: Path) -> None:
     local_output(store_root, ctx, out, "--build-context", "busybox=docker-image://scratch")
     assert sorted(p.name for p in out.iterdir()) == ["out"]
     assert (out / "out").read_text() == "hello world!\n"
+    # Also as an image, with the provenance buildx attaches by default.
+    bale(
+        store_root,
+        "build",
+        "--progress",
+        "quiet",
+        "--build-context",
+        "busybox=docker-image://scratch",
+        "-t",
+        "fromscratch:1",
+        ".",
+        cwd=ctx,
+    )
 
 
 def test_named_local_context(store_root: Path, tmp_path: Path) -> None:
