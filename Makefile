@@ -10,7 +10,7 @@ export BALE_FIXTURES := $(CACHE)/busybox
 BALE := $(VENV)/bin/bale
 PLATFORMS ?= linux/amd64,linux/arm64
 
-.PHONY: all setup host venv fixtures lint unit test demo bench clean \
+.PHONY: all setup host venv fixtures lint unit test demo bench fuzz clean \
 	examples example-hello example-cross-compile example-jinja example-python-app python-base
 
 all: test
@@ -33,7 +33,7 @@ fixtures: host
 setup: host venv fixtures
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks fuzz
 	$(VENV)/bin/mypy
 
 unit: venv
@@ -72,6 +72,17 @@ example-python-app: python-base
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+# The long adversarial runs (docs/fuzzing.md); `make test` runs short ones. FUZZ_SEED=N
+# repeats a run; by default each suite draws a seed and prints it.
+FUZZ_SEED ?=
+FUZZ_ARGS = $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+fuzz: setup
+	$(PY) -m fuzz.dockerfile_fuzz --cases 100000 $(FUZZ_ARGS)
+	$(PY) -m fuzz.cli_fuzz --cases 10000 $(FUZZ_ARGS)
+	$(PY) -m fuzz.killloop --kills 200 $(FUZZ_ARGS)
+	$(PY) -m fuzz.concurrency --rounds 20 $(FUZZ_ARGS)
+	$(PY) -m fuzz.secrets_scan
 
 clean:
 	rm -rf $(VENV) $(CACHE) .mypy_cache .pytest_cache .ruff_cache

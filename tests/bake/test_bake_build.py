@@ -135,6 +135,14 @@ def test_bake_builds_every_target_for_two_platforms_in_one_graph(
     assert sorted(doc) == ["app", "flavour-a", "flavour-b", "worker"]
     assert doc["flavour-a"]["image.name"] == "flavour-a:v2"
     assert doc["app"]["containerimage.digest"].startswith("sha256:")
+    # One history record per target, each with the steps its images depend on.
+    records = [
+        json.loads(line)
+        for line in bale(root, "history", "ls", "--format", "json", cwd=proj).stdout.splitlines()
+    ]
+    assert sorted(r["name"] for r in records) == ["proj", "proj", "proj (app)", "proj (worker)"]
+    steps = {r["name"]: r["total_steps"] for r in records}
+    assert steps["proj (worker)"] < steps["proj (app)"], records
 
 
 def test_set_overrides_and_target_context_reach_the_image(

@@ -3,6 +3,7 @@ build writes, and a bad key or value refused before any step runs."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import sqlite3
@@ -117,6 +118,25 @@ def test_compression_level_changes_the_gzip_bytes(
 
 
 @pytest.mark.root
+def test_zstd_level_is_recorded_in_provenance(
+    store_root: Path, context: Path, tmp_path: Path
+) -> None:
+    dest = _oci(store_root, context, tmp_path, ",compression=zstd,compression-level=7")
+    index, blob = _layout(dest)
+    top = blob(index["manifests"][0])
+    (att,) = [
+        m
+        for m in top["manifests"]
+        if m.get("annotations", {}).get("vnd.docker.reference.type") == "attestation-manifest"
+    ]
+    (layer,) = blob(att)["layers"]
+    statement = json.loads(_blob(dest, layer))
+    recorded = statement["predicate"]["buildDefinition"]["internalParameters"]
+    assert recorded["layerCompression"]["type"] == "zstd"
+    assert recorded["layerCompression"]["level"] == 7
+
+
+@pytest.mark.root
 def test_force_compression_recompresses_base_layers(
     store_root: Path, context: Path, tmp_path: Path
 ) -> None:
@@ -145,7 +165,10 @@ def test_estargz_layers_pass_the_spec_reader(
 def test_oci_mediatypes_false_writes_docker_media_types(
     store_root: Path, context: Path, tmp_path: Path
 ) -> None:
-    dest = _oci(store_root, context, tmp_path, ",oci-mediatypes=false", platforms=TWO_PLATFORMS)
+    dest = _oci(
+        store_root, context, tmp_path, ",oci-mediatypes=false", "--provenance=false",
+        platforms=TWO_PLATFORMS,
+    )  # fmt: skip
     index, blob = _layout(dest)
     top = blob(index["manifests"][0])
     assert top["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -155,6 +178,23 @@ def test_oci_mediatypes_false_writes_docker_media_types(
         assert {x["mediaType"] for x in manifest["layers"]} == {
             "application/vnd.docker.image.rootfs.diff.tar.gzip"
         }
+
+
+@pytest.mark.root
+def test_oci_mediatypes_false_with_attestations_turns_oci(
+    store_root: Path, context: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "layout"
+    proc = build(store_root, context, "-o", f"type=oci,dest={dest},tar=false,oci-mediatypes=false",
+                 platforms=ONE)  # fmt: skip
+    warnings = [
+        base64.b64decode(w["short"]).decode()
+        for line in proc.stderr.splitlines() if line.startswith("{")
+        for w in json.loads(line).get("warnings", [])
+    ]  # fmt: skip
+    assert "WARNING: forcibly turning on oci-mediatype mode for attestations" in warnings
+    (manifest,) = _manifests(dest)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
 
 
 TWO_PLATFORMS = ("linux/amd64", "linux/arm64")

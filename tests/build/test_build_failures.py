@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -107,6 +108,10 @@ def test_sigint_mid_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
     assert not [e for e in events(rest) if e["kind"] == "done" and "sleep" in e["name"]]
     _assert_untouched(root, before)
     assert "interrupted" not in bale(root, "images").stdout
+    # The build's record says so: canceled, its running steps too.
+    record = json.loads(bale(root, "history", "inspect", "--format", "json").stdout)
+    assert record["status"] == "canceled"
+    assert {s["status"] for s in record["steps"] if "sleep 30" in s["name"]} == {"canceled"}
 
 
 def test_one_failing_platform_stops_the_others(tmp_path: Path) -> None:
@@ -125,6 +130,11 @@ def test_one_failing_platform_stops_the_others(tmp_path: Path) -> None:
     assert [e["kind"] for e in sleeping if e["kind"] in ("start", "done", "cached")] == ["start"]
     assert not [e for e in evs if e["kind"] == "start" and "RUN true" in e["name"]]
     _assert_untouched(root, before)
+    # In the record: amd64's step failed with its exit code, arm64's was stopped.
+    record = json.loads(bale(root, "history", "inspect", "--format", "json").stdout)
+    ran = {s["platform"]: s for s in record["steps"] if "sleep 30" in s["name"]}
+    assert ran["linux/amd64"]["status"] == "error" and ran["linux/amd64"]["exit_code"] == 5
+    assert ran["linux/arm64"]["status"] == "canceled"
 
 
 @pytest.mark.parametrize(

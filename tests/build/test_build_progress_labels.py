@@ -44,11 +44,14 @@ def test_tty_at_80_columns_keeps_every_time(store_root: Path, tmp_path: Path) ->
         )
         + f"; echo $? > {done}; sleep 60"
     )
-    session = f"bale-tty-{tmp_path.name}"[:40]
+    session = "bale-tty"
+    socket = tmp_path / "tmux.sock"  # a server of its own, whatever else runs tmux here
     environment = [f"{k}={v}" for k, v in env().items() if k in ("PATH", "BALE_FIXTURES")]
     subprocess.run(
         [
             tmux,
+            "-S",
+            str(socket),
             "new-session",
             "-d",
             "-s",
@@ -71,13 +74,13 @@ def test_tty_at_80_columns_keeps_every_time(store_root: Path, tmp_path: Path) ->
         while not done.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         screen = subprocess.run(
-            [tmux, "capture-pane", "-p", "-t", session],
+            [tmux, "-S", str(socket), "capture-pane", "-p", "-t", session],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
     finally:
-        subprocess.run([tmux, "kill-session", "-t", session], check=False)
+        subprocess.run([tmux, "-S", str(socket), "kill-server"], check=False)
     assert done.read_text().strip() == "0", screen
     rows = [line for line in screen.splitlines() if line.startswith(" => ")]
     assert rows, screen
@@ -144,8 +147,33 @@ def test_a_step_stopped_by_another_failure_is_canceled(store_root: Path, tmp_pat
     )
     assert proc.returncode == 1
     out = proc.stderr
-    slow = re.search(r"^#(\d+) \[linux/amd64 slow 2/2\] RUN sleep 30$", out, re.M)
+    slow = re.search(r"^#(\d+) \[slow 2/2\] RUN sleep 30$", out, re.M)
     assert slow, out
     assert f"#{slow.group(1)} CANCELED" in out, out
     assert "exit code: 137" not in out
     assert "exit code: 3" in out.splitlines()[-1], out
+
+
+@pytest.mark.root
+def test_step_names(store_root: Path, tmp_path: Path) -> None:
+    # testStepNames: one platform asked for, no platform in the names; FROM counts only for
+    # an image; numbers are padded to the total's width.
+    def names(dockerfile: str) -> set[str]:
+        (tmp_path / "Dockerfile").write_text(dockerfile)
+        proc = build(store_root, tmp_path, platforms=("linux/amd64",))
+        return {e["name"] for e in events(proc.stderr)}
+
+    upstream = names(
+        "FROM base:1 AS base\n"
+        "WORKDIR /out\n"
+        'RUN echo "base" > base\n'
+        "FROM scratch\n"
+        "COPY --from=base --chmod=0644 /out /out\n"
+    )
+    assert {
+        "[base 1/3] FROM base:1",
+        '[base 3/3] RUN echo "base" > base',
+        "[stage-1 1/1] COPY --from=base --chmod=0644 /out /out",
+    } <= upstream, upstream
+    padded = names("FROM base:1\n" + "".join(f"RUN echo {i}\n" for i in range(9)))
+    assert {"[stage-0  1/10] FROM base:1", "[stage-0 10/10] RUN echo 8"} <= padded, padded

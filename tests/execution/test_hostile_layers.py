@@ -143,3 +143,28 @@ def test_opaque_marker_through_symlink_stays_inside(sandbox: tuple[Path, Path]) 
     ])
     apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
+
+
+def test_directory_swapped_for_a_link_mid_layer_is_not_written_through(
+    sandbox: tuple[Path, Path],
+) -> None:
+    target, outside = sandbox
+    # Resolved parents are remembered while a layer is applied; replacing a directory or a
+    # link with a link to the host must make its children resolve again, inside the root.
+    os.mkdir(target / "one")
+    os.symlink("one", target / "hop")
+    layer = make_tar([
+        (member("dir", tarfile.DIRTYPE, mode=0o755), None),
+        (member("dir/a"), b"a"),
+        (member("dir", tarfile.SYMTYPE, str(outside)), None),
+        (member("dir/precious"), b"through a swapped dir"),
+        (member("hop/b"), b"b"),
+        (member("hop", tarfile.SYMTYPE, str(outside)), None),
+        (member("hop/precious"), b"through a swapped link"),
+    ])
+    apply_layer(layer, target)
+    assert_outside_untouched(outside, target.parent)
+    inside = target / str(outside).lstrip("/")
+    assert (inside / "precious").read_bytes() == b"through a swapped link"
+    assert (target / "one" / "b").read_bytes() == b"b"
+    assert os.readlink(target / "dir") == str(outside)

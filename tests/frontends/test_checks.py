@@ -73,8 +73,9 @@ def test_clean_dockerfile_has_no_findings() -> None:
          ("WorkdirRelativePath",
           'Relative workdir "app" can have unexpected results if the base image changes', 2)),
         ("FROM alpine AS scratch\n",
-         ("ReservedStageName", "'scratch' is reserved and should not be used as a stage name", 1)),
-        ("FROM alpine\nRUN a \\\n\n  b\n", ("NoEmptyContinuation", "Empty continuation line", 2)),
+         ("ReservedStageName",
+          'Stage name should not use the same name as reserved stage "scratch"', 1)),
+        ("FROM alpine\nRUN a \\\n\n  b\n", ("NoEmptyContinuation", "Empty continuation line", 4)),
         ("FROM --platform=$TARGETPLATFORM alpine\n",
          ("RedundantTargetPlatform",
           "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the "
@@ -140,7 +141,8 @@ def test_outline() -> None:
     assert (o.name, o.description) == ("release", "")
     assert [(a.name, a.value, a.description) for a in o.args] == [
         ("GO_VERSION", "1.22", "sets the Go toolchain version"),
-        ("LDFLAGS", '"-s -w"', "are passed to the linker"),
+        ("LDFLAGS", "-s -w", "are passed to the linker"),
+        ("NO_DEFAULT", "", ""),
     ]
     assert [(s.id, s.required) for s in o.secrets] == [("netrc", True)]
     assert [s.id for s in o.ssh] == ["default"]

@@ -24,13 +24,15 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_check_reports_warnings_and_exits_zero(tmp_path: Path) -> None:
+def test_check_reports_warnings_and_exits_one(tmp_path: Path) -> None:
+    # As buildx: the lint result's status code (1 when anything is found) is the exit status.
     write(tmp_path / "Dockerfile", "FROM alpine as Build\nCMD echo hi\n")
     result = bale("--check", ".", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""
     out = result.stdout
     assert out.startswith("Check complete, 3 warnings have been found!")
-    assert "WARN: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/" in out
+    assert "WARNING: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/" in out
     assert "Stage name 'Build' should be lowercase" in out
     assert "Dockerfile:2\n" in out and " >>> CMD echo hi" in out
     assert "Traceback" not in result.stderr
@@ -49,6 +51,23 @@ def test_check_with_error_directive_exits_one(tmp_path: Path) -> None:
     assert "StageNameCasing" in result.stdout
     assert "ERROR: lint violation found for rules: StageNameCasing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_keeps_warnings_before_a_parse_error_and_reads_dockerignore(tmp_path: Path) -> None:
+    write(tmp_path / ".dockerignore", "secret.txt\n")
+    write(tmp_path / "Dockerfile", "FROM scratch AS Bad\nCOPY secret.txt /\nBADCMD\n")
+    result = bale("--call", "check", ".", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.startswith("Check complete, 1 warning has been found!")
+    assert "Stage name 'Bad' should be lowercase" in result.stdout
+    assert "CopyIgnoredFile" not in result.stdout  # the stage failed before it was checked
+    assert result.stderr.splitlines()[-1] == (
+        "ERROR: dockerfile parse error on line 3: unknown instruction: BADCMD")
+    write(tmp_path / "Dockerfile", "FROM scratch\nCOPY secret.txt /\n")
+    result = bale("--call", "check", ".", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr == ""
+    assert ('Attempting to Copy file "secret.txt" that is excluded by .dockerignore'
+            in result.stdout)
 
 
 def test_malformed_dockerfile(tmp_path: Path) -> None:
@@ -107,7 +126,7 @@ def test_template_with_platforms(tmp_path: Path) -> None:
     ))
     result = bale("-f", "Dockerfile.j2", "--platform", "linux/amd64,linux/arm64", "--check", ".",
                   cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and result.stderr == ""
     assert result.stdout.count("Check complete") == 2
     assert "Stage name 'Arm' should be lowercase" in result.stdout
     bad = write(tmp_path / "bad.j2", "FROM alpine\nRUN {{ nope }}\n")

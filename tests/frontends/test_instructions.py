@@ -39,8 +39,8 @@ def test_from_forms() -> None:
         ("FROM a AS\n", "FROM requires either one or three arguments"),
         ("FROM a AS 1x\n", 'invalid name for build stage: "1x", name can\'t start with a number or contain symbols'),
         ("FROM a AS b$c\n", 'invalid name for build stage: "b$c", name can\'t start with a number or contain symbols'),
-        ("FROM --plat=x a\n", "unknown flag: plat"),
-        ("FROM --platform a\n", "Missing a value on flag: platform"),
+        ("FROM --plat=x a\n", "unknown flag: --plat"),
+        ("FROM --platform a\n", "missing a value on flag: --platform"),
     ],
 )
 def test_from_errors(text: str, message: str) -> None:
@@ -100,7 +100,7 @@ def test_run_mounts() -> None:
         ("--mount=type=cache,target=/x,bogus", "invalid field 'bogus' must be a key=value pair"),
         ("--network=bridge", 'network mode "bridge" not supported'),
         ("--security=weird", 'security "weird" is not valid'),
-        ("--networks=none", "unknown flag: networks"),
+        ("--networks=none", "unknown flag: --networks (did you mean network?)"),
     ],
 )
 def test_run_flag_errors(flag: str, message: str) -> None:
@@ -175,10 +175,10 @@ def test_simple_instructions() -> None:
         ("ENV =x", "ENV names can not be blank"),
         ("ARG =x", "ARG names can not be blank"),
         ("HEALTHCHECK --interval=0s CMD x", 'Interval "interval" cannot be less than 1ms'),
-        ("ADD --from=x a b", "unknown flag: from"),
-        ("COPY --link=maybe a b", "expecting boolean value for flag link, not: maybe"),
-        ("COPY --from=a --from=b a b", "Duplicate flag specified: from"),
-        ("USER --x=1 root", "unknown flag: x"),
+        ("ADD --from=x a b", "unknown flag: --from"),
+        ("COPY --link=maybe a b", "expecting boolean value for flag --link, not: maybe"),
+        ("COPY --from=a --from=b a b", "duplicate flag specified: --from"),
+        ("USER --x=1 root", "unknown flag: --x"),
         ("RUNN echo", "unknown instruction: RUNN (did you mean RUN?)"),
         ("CPY a b", "unknown instruction: CPY (did you mean COPY?)"),
         ("XYZZY a", "unknown instruction: XYZZY"),

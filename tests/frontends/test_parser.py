@@ -253,6 +253,24 @@ def test_heredoc_with_interpreter_and_fd() -> None:
     assert doc.content.startswith("#!/usr/bin/env python3\n")
 
 
+def test_heredoc_fd_out_of_range_is_the_largest_as_buildkit_reads_it() -> None:
+    # A 5,000-digit fd once overflowed int conversion; BuildKit's ParseUint saturates.
+    text = "FROM a\nRUN " + "5" * 5000 + "<<EOF cat\nx\nEOF\n"
+    doc = parse(text).nodes[1].heredocs[0]
+    assert doc.fd == 2**64 - 1 and doc.content == "x\n"
+    assert parse("FROM a\nRUN 007<<EOF\nEOF\n").nodes[1].heredocs[0].fd == 7
+    # Only ASCII digits name an fd (Go's \d): an Arabic-Indic three is part of the word.
+    assert parse("FROM a\nRUN \u0663<<EOF\nEOF\n").nodes[1].heredocs == ()
+
+
+def test_heredoc_name_after_blanks() -> None:
+    # parser_heredoc_test.go: `RUN <<  EOF` is a heredoc named EOF, redirections after it too.
+    nodes = parse("FROM a\nRUN <<  EOF\nEOF\n\nRUN <<  EOF  > foo\nEOF\nRUN <<- EOF\nEOF\n").nodes
+    assert [(h.name, h.content, h.expand) for h in nodes[1].heredocs] == [("EOF", "", True)]
+    assert [(h.name, h.content, h.expand) for h in nodes[2].heredocs] == [("EOF", "", True)]
+    assert nodes[3].heredocs == () and nodes[4].keyword == "EOF"  # `<<-` then a blank is no heredoc
+
+
 def test_heredoc_not_in_json_form_or_other_instructions() -> None:
     nodes = parse('FROM a\nRUN ["cat", "<<EOF"]\nENV X=<<EOF\n').nodes
     assert nodes[1].heredocs == () and nodes[2].heredocs == ()

@@ -12,7 +12,7 @@ import pytest
 from nodehelp import PLATFORMS, Cluster
 
 from sshnodes import BALE, sshd_available, start_nodes
-from support import busybox_path, start_registry
+from support import busybox_path, start_containerd, start_registry
 
 
 def _rootfs(tmp: Path, platform: str) -> Path:
@@ -64,3 +64,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         nodes.stop()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """A real containerd with its own root, state and socket; yields the ctr prefix."""
+    service = start_containerd(tmp_path_factory.mktemp("containerd"))
+    try:
+        yield service.ctr
+    finally:
+        service.stop()

@@ -148,3 +148,23 @@ def test_relay_names_the_node_in_every_step() -> None:
         ("done", "arm/d1", "[arm] [linux/arm64 1/2] RUN x", ""),
     ]
     assert sink.events[-1].duration == 2.0
+
+
+def test_an_unreachable_node_is_skipped_only_when_others_serve_its_platforms() -> None:
+    from bale.cli.nodes.coordinator import plan_without
+    from bale.cli.nodes.transport import Hello
+    from bale.errors import Unavailable
+
+    amd = Node("amd", Endpoint.parse("ssh://a"), (AMD,))
+    arm = Node("arm", Endpoint.parse("ssh://b"), (ARM,))
+    spare = Node("spare", Endpoint.parse("ssh://c"), (AMD,))
+    hellos = {"amd": Hello("1", (AMD,), (ARM,))}
+    down = {"arm": Unavailable("node 'arm' (ssh://b) is unreachable")}
+    with pytest.raises(Unavailable, match="node 'arm'"):
+        plan_without([AMD, ARM], [amd, arm], hellos, down, strict=False)
+    with pytest.raises(Unavailable, match="node 'arm'"):
+        plan_without([AMD, ARM], [amd, arm], hellos, down, strict=True)
+    down = {"spare": Unavailable("node 'spare' (ssh://c) is unreachable")}
+    plan = plan_without([AMD], [amd, spare], hellos, down, strict=False)
+    assert [a.node for a in plan.assignments] == ["amd"]
+    assert "node 'spare'" in plan.warnings[0] and "without it" in plan.warnings[0]

@@ -27,7 +27,23 @@ def _record(store: Store, record_id: str, created: float, log: bytes) -> History
             "status": "completed",
             "created": created,
             "completed": created + 1,
-            "steps": [{"n": 1, "log": {"digest": str(blob.digest), "size": blob.size}}],
+            "request": {},
+            "warnings": [],
+            "results": {},
+            "error": None,
+            "steps": [
+                {
+                    "n": 1,
+                    "vertex": "sha256:" + "0" * 64,
+                    "name": "[linux/amd64 1/1] RUN make",
+                    "platform": "linux/amd64",
+                    "status": "executed",
+                    "started": created,
+                    "completed": created + 1,
+                    "inputs": [],
+                    "log": {"digest": str(blob.digest), "size": blob.size},
+                }
+            ],
         }
         entry = HistoryEntry(
             record_id, created, created + 1, "completed", "ctx", json.dumps(record)
@@ -91,5 +107,16 @@ def test_retention_drops_oldest_and_gc_frees_only_their_logs(
 def test_import_refuses_a_damaged_archive(tmp_path: Path) -> None:
     bad = tmp_path / "bad.dockerbuild"
     bad.write_bytes(b"\x1f\x8bnot really gzip")
-    with Store(tmp_path / "root") as store, pytest.raises(InvalidArgument, match="not a build"):
-        import_records(store, bad)
+    with Store(tmp_path / "root") as store:
+        with pytest.raises(InvalidArgument, match="not a build"):
+            import_records(store, bad)
+        # A record of the wrong shape is refused, and what its archive brought is removed.
+        record = {"id": "x1", "name": 5, "status": "completed", "steps": []}
+        out = io.BytesIO()
+        export_records(
+            store, [HistoryEntry("x1", 1.0, 2.0, "completed", "x", json.dumps(record))], out
+        )
+        bad.write_bytes(out.getvalue())
+        with pytest.raises(InvalidArgument, match="build record: name"):
+            import_records(store, bad)
+        assert list(store.content.walk()) == [] and History(store).entries() == []

@@ -217,7 +217,8 @@ class _LinkedConfigs:
 
     def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
         if ref in self.names:
-            found = self.linked.get((ref, str(platform)))
+            results = [t for (name, _), t in self.linked.items() if name == ref]
+            found = self.linked.get((ref, str(platform)), results[0] if len(results) == 1 else None)
             return found.config.config if found is not None else RuntimeConfig()
         return self.bases.base_config(ref, platform)
 
@@ -411,7 +412,7 @@ def _solve_all(
 ) -> list[tuple[_Planned, BuildResult]]:
     # One build's steps keep their plain identity; several builds' steps that read local
     # inputs are told apart by those inputs.
-    identities = {b.name: _identity(b.options) for b in builds}
+    identities = {b.name: _identity(b.options) for b in builds} if len(builds) > 1 else {}
     several = len(set(identities.values())) > 1
     graph = Graph()
     planned: dict[str, _Planned] = {}

@@ -2,9 +2,10 @@
 its times, cache use, miss reason, emulation and exit code, its whole log, the warnings, the
 results and, for a failed build, the error with its Dockerfile lines.
 
-    recorder = Recorder(store, sink, lease, secrets=...)   a ProgressSink passing events on
+    mask = masker(secret_values(options.secrets, options.build_args))
+    recorder = Recorder(store, sink, lease, mask=mask)    a ProgressSink passing events on
     run_build(store, options, recorder, ...)
-    record_id = recorder.finish(request, result=..., error=...)
+    record_id = recorder.finish(request, result=..., error=...)   success or failure
 
 Records never hold a secret: the request keeps build-arg and label names only (what
 provenance `mode=min` would show is even less) and secret ids, never values; secret values
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -125,12 +126,20 @@ class Recorder:
         self._steps: dict[str, _Step] = {}
         self._warnings: list[str] = []
         self._lock = threading.Lock()
+        self._broken = ""
+        self._failed = False
+        self._done = False
         self.started = time.time()
 
     def emit(self, event: pg.Event) -> None:
         try:
             with self._lock:
-                self._keep(event)
+                # Events of steps still stopping after the record was written are not kept.
+                if not self._broken and not self._done:
+                    self._keep(event)
+        except (OSError, BaleError) as exc:
+            # Keeping the record must never fail the build: the record says what was lost.
+            self._broken = f"the record stopped being kept: {exc}"
         finally:
             self._sink.emit(event)
 
@@ -157,11 +166,16 @@ class Recorder:
             else:  # a base image resolved: no process, no cache lookup
                 step.status, step.started, step.completed = "resolved", event.time, event.time
         elif kind == "error":
-            cancelled = event.message.endswith("cancelled") and event.exit_code is None
+            # A step's process stopped by a signal once another step has failed was stopped
+            # with the build: canceled, as BuildKit shows it, not a failure of its own.
+            code = event.exit_code
+            killed = code is not None and (code < 0 or code > 128)
+            cancelled = killed and self._failed
             step.status = "canceled" if cancelled else "error"
+            self._failed = self._failed or not cancelled
             step.completed = event.time
             step.error = self._mask(event.message)
-            step.exit_code = event.exit_code
+            step.exit_code = code
         elif kind == "log":
             if step.log is None:
                 step.log = LogWriter(self.store, self._lease)
@@ -177,20 +191,39 @@ class Recorder:
         request: RecordRequest,
         *,
         result: BuildResult | None = None,
+        results: Mapping[str, BuildResult] | None = None,
         error: BaseException | None = None,
         image: Mapping[str, Any] | None = None,
+        vertices: Collection[str] | None = None,
     ) -> str:
-        """Write the record (success or failure) and return its id."""
+        """Write the record (success or failure) and return its id; `results` are a bake
+        run's, by target. `vertices`: only these steps are this build's (one of several
+        builds solved together)."""
+        if result is not None:
+            results = {"": result}
         completed = time.time()
         with self._lock:
-            steps = list(self._steps.values())
+            self._done = True
+            steps = []
+            for step in self._steps.values():
+                if vertices is None or step.vertex in vertices:
+                    steps.append(step)
+                elif step.log is not None:
+                    step.log.abort()
+                    step.log = None
             for step in steps:
                 if step.log is not None:
                     step.blob = step.log.finish()
                     step.log = None
                 if step.status == "running":
                     step.status, step.completed = "canceled", completed
+                elif isinstance(error, KeyboardInterrupt) and step.status == "error":
+                    code = step.exit_code
+                    if code is not None and (code < 0 or code > 128):
+                        step.status = "canceled"  # stopped by the interrupt
             warnings = list(self._warnings)
+            if self._broken:
+                warnings.append(f"WARNING: {self._broken}")
         status = "completed"
         if error is not None:
             status = "canceled" if isinstance(error, KeyboardInterrupt) else "error"
@@ -204,7 +237,7 @@ class Recorder:
             "request": asdict(request),
             "steps": [_step_json(s) for s in steps],
             "warnings": warnings,
-            "results": _results(result, steps, image),
+            "results": _results(results or {}, steps, image),
             "error": _error_json(error, self._mask) if error is not None else None,
         }
         blobs = [s.blob.digest for s in steps if s.blob is not None]
@@ -217,6 +250,7 @@ class Recorder:
     def abort(self) -> None:
         """Drop the logs of a record that will not be written."""
         with self._lock:
+            self._done = True
             for step in self._steps.values():
                 if step.log is not None:
                     step.log.abort()
@@ -225,7 +259,9 @@ class Recorder:
 
 def record_name(request: RecordRequest) -> str:
     """buildx's NAME column: the context directory's name, with the target when one was set."""
-    base = request.context.rstrip("/").rsplit("/", 1)[-1] or request.context
+    base = request.context.split(", ")[0].rstrip("/").rsplit("/", 1)[-1] or request.context
+    if request.command == "bake":
+        return f"{base} (bake {request.target})"
     return f"{base} ({request.target})" if request.target else base
 
 
@@ -261,25 +297,38 @@ def _step_json(s: _Step) -> dict[str, Any]:
 
 
 def _results(
-    result: BuildResult | None, steps: Sequence[_Step], image: Mapping[str, Any] | None
+    results: Mapping[str, BuildResult], steps: Sequence[_Step], image: Mapping[str, Any] | None
 ) -> dict[str, Any]:
+    """Layers per platform (and per target, for bake: `results` is keyed by target name,
+    "" for a plain build), each credited to the step that made it."""
     out: dict[str, Any] = dict(image or {})
-    if result is None:
+    if not results:
         return out
-    layers_by_vertex = {r.vertex: r.layer for r in result.steps if r.layer is not None}
-    made_by = {str(layer.descriptor.digest): v for v, layer in layers_by_vertex.items()}
-    numbers = {s.vertex: s.n for s in steps}
+    layers_by_vertex = {
+        r.vertex: r.layer for res in results.values() for r in res.steps if r.layer is not None
+    }
+    by_vertex = {s.vertex: s for s in steps}
+    # A layer's bytes may be the same on two platforms: credit the step of the platform.
+    made_by: dict[tuple[str, str], int] = {}
+    for vertex, layer in layers_by_vertex.items():
+        step = by_vertex.get(vertex)
+        if step is not None:
+            made_by[(str(layer.descriptor.digest), step.platform)] = step.n
     platforms = []
-    for p in result.platforms:
-        layers = []
-        for layer in p.layers:
-            digest = str(layer.descriptor.digest)
-            item: dict[str, Any] = {"digest": digest, "size": layer.descriptor.size}
-            vertex = made_by.get(digest)
-            if vertex is not None and vertex in numbers:
-                item["step"] = numbers[vertex]
-            layers.append(item)
-        platforms.append({"platform": str(p.platform), "layers": layers})
+    for target, result in results.items():
+        for p in result.platforms:
+            layers = []
+            for layer in p.layers:
+                digest = str(layer.descriptor.digest)
+                item: dict[str, Any] = {"digest": digest, "size": layer.descriptor.size}
+                n = made_by.get((digest, str(p.platform)))
+                if n is not None:
+                    item["step"] = n
+                layers.append(item)
+            entry = {"platform": str(p.platform), "layers": layers}
+            if target:
+                entry["target"] = target
+            platforms.append(entry)
     out["platforms"] = platforms
     for s in steps:
         made = layers_by_vertex.get(s.vertex)

@@ -115,6 +115,7 @@ class BuildResult:
     finished: float | None = None
     contexts: tuple[ContextInput, ...] = ()
     compression: str = "gzip"  # of the layers the build wrote
+    compression_level: int | None = None  # None: the writer's default for `compression`
     # Every step solved (hit or executed), for cache export.
     steps: tuple[StepRecord, ...] = ()
 

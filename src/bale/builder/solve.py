@@ -13,12 +13,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bale.builder import progress as pg
 from bale.builder.cache import CacheSource, StepHistory
 from bale.builder.cachekey import layers_key, state_key, step_key
-from bale.builder.context import entries_checksum
+from bale.builder.context import BuildContext, entries_checksum
 from bale.builder.explain import KeyParts, explain
 from bale.builder.ops.copy import copy_content_key, copy_to_layer, run_copy
 from bale.builder.ops.exec import run_exec
@@ -148,7 +149,7 @@ class Engine:
         except BaleError as exc:
             self._fail(v)
             raise located(exc, v.location) from None
-        key = step_key(v, inputs, content)
+        key = step_key(v, inputs, content, self._content_inputs(v))
         parent = v.inputs[0] if v.inputs else ""
         if not v.ignore_cache:
             hit = self.cache.lookup(key)
@@ -234,6 +235,18 @@ class Engine:
             return explain(v, parts, None, False, graph_kinds)
         return explain(v, parts, last[1], last[0] == key, graph_kinds)
 
+    def _content_inputs(self, v: Vertex) -> frozenset[int]:
+        """The inputs a RUN reads only through bind mounts of a stage's files (not an image,
+        whose layers already name its content, nor the step's own root)."""
+        op = v.op
+        if not isinstance(op, ExecOp):
+            return frozenset()
+        return frozenset(
+            m.input for m in op.mounts
+            if isinstance(m, BindMountSpec) and m.input not in (None, 0) and m.target != "/"
+            and self._kinds.get(v.inputs[m.input]) != ImageOp.kind
+        )
+
     @staticmethod
     def _state(parent: FsState, key: str, layer: LayerRef | None, when: float) -> FsState:
         layers = parent.layers + ((layer,) if layer else ())
@@ -257,15 +270,27 @@ class Engine:
         if isinstance(op, CopyOp):
             return copy_content_key(rt, op, inputs, self._downloads)
         if isinstance(op, ExecOp):
-            # Context files a RUN bind-mounts: editing them re-runs the step.
+            # Context files a RUN bind-mounts: editing them re-runs the step. A stage's files
+            # it bind-mounts count by content too, as BuildKit's content-based cache of
+            # mounts: a stage rebuilt into the same files keeps the step cached.
             parts = []
             files: list[tuple[str, str]] = []
+            by_content = self._content_inputs(v)
             for m in op.mounts:
-                if isinstance(m, BindMountSpec) and m.input is None:
+                if not isinstance(m, BindMountSpec):
+                    continue
+                if m.input is None:
                     ctx = rt.env.context(m.context)
                     entries = ctx.entries(ctx.match(m.source or "."))
-                    parts.append(entries_checksum(entries))
-                    files += entries
+                elif m.input in by_content:
+                    with rt.rootfs.view(inputs[m.input]) as root:
+                        ctx = BuildContext(Path(root))
+                        entries = ctx.entries(ctx.match(m.source or "."), owners=True)
+                    parts.append(f"mount{m.input}")
+                else:
+                    continue
+                parts.append(entries_checksum(entries))
+                files += entries
             return "\0".join(parts), files
         return "", []
 

@@ -12,21 +12,39 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import TargetBuild, run_builds
+from bale.builder.entitlements import KNOWN, parse_allow
+from bale.builder.history import Recorder, masker, secret_values
+from bale.builder.progress import ProgressSink
 from bale.builder.remotecache.spec import parse_cache_spec
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.build_cmd import BuildRequest, parse_platforms, run_call
-from bale.cli.build_run import build_options, image_metadata, output_specs
-from bale.cli.common import open_registries, open_store
+from bale.cli.build_run import (
+    build_options,
+    check_annotations,
+    check_formats,
+    image_metadata,
+    image_summary,
+    images_for,
+    output_specs,
+    planned_exporters,
+    record_request,
+)
+from bale.cli.common import open_store, store_root
+from bale.cli.output_checks import check_destinations
 from bale.cli.progress_render import TtyRenderer, renderer
-from bale.errors import BaleError, DockerfileError, InvalidArgument
+from bale.cli.run_flags import RunFlags, parse_add_host, parse_size, parse_ulimit
+from bale.errors import BaleError, InvalidArgument, Unavailable
 from bale.exporters.base import Exporter, ExportResponse
-from bale.exporters.image import ImageOutcome, assemble
-from bale.exporters.outputs import OutputSpec, exporter_for
+from bale.exporters.export_options import ImageFormat
+from bale.exporters.image import ImageOutcome
+from bale.exporters.outputs import OutputSpec
 from bale.exporters.store_image import StoreImageExporter
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
@@ -89,7 +107,7 @@ def _dockerfile(t: PlanTarget) -> DockerfileSource:
     return read_dockerfile(Path(_local(t.context)), path)
 
 
-def request_for(t: PlanTarget, progress: str) -> BuildRequest:
+def request_for(t: PlanTarget, progress: str, allow: tuple[str, ...] = ()) -> BuildRequest:
     """The `bale build` request the target's attributes stand for."""
     for tag in t.tags:
         try:
@@ -129,12 +147,33 @@ def request_for(t: PlanTarget, progress: str) -> BuildRequest:
         attest=tuple(_csv(a) for a in t.attest),
         cache_from=tuple(parse_cache_spec(_csv(c), "cache-from") for c in t.cache_from),
         cache_to=tuple(parse_cache_spec(_csv(c), "cache-to") for c in t.cache_to),
+        annotations=t.annotations,
+        run=RunFlags(
+            extra_hosts=tuple(parse_add_host(f"{k}={v}") for k, v in t.extra_hosts.items()),
+            shm_size=parse_size(t.shm_size) if t.shm_size else 0,
+            ulimits=tuple(parse_ulimit(u) for u in t.ulimits),
+            allow=_entitlements(t, allow),
+        ),
     )
 
 
-def _target(t: PlanTarget, progress: str) -> _Target:
+def _entitlements(t: PlanTarget, allow: tuple[str, ...]) -> frozenset[str]:
+    """What the target's RUN steps may do: what `--allow` grants. A target that asks for
+    more fails as buildx's does; bake's own fs entitlements are not checked here."""
+    granted = parse_allow(tuple(a for a in allow if a in KNOWN))
+    wanted = [e for e in t.entitlements if e in KNOWN and e not in granted]
+    if wanted:
+        raise InvalidArgument(
+            "additional privileges requested: pass "
+            + " ".join(f'"--allow={e}"' for e in wanted)
+            + " to grant requested privileges"
+        )
+    return granted
+
+
+def _target(t: PlanTarget, progress: str, allow: tuple[str, ...]) -> _Target:
     try:
-        request = request_for(t, progress)
+        request = request_for(t, progress, allow)
         files = dockerfiles_for(
             request.dockerfile, request.platforms, build_args=request.build_args
         )
@@ -152,26 +191,29 @@ def _target(t: PlanTarget, progress: str) -> _Target:
 
 def run(args: argparse.Namespace, plan: Plan) -> int:
     progress = "quiet" if args.progress == "none" else args.progress
-    targets = [_target(plan.targets[name], progress) for name in sorted(plan.targets)]
+    allow = tuple(args.allow)
+    targets = [_target(plan.targets[name], progress, allow) for name in sorted(plan.targets)]
     calls = [t for t in targets if t.request.call != "build"]
     if calls:
         return _calls(plan, calls)
-    exporters: dict[str, list[Exporter]] = {}
+    from bale.cli.nodes.select import remote_builder
+
+    builder = remote_builder(args, [p for t in targets for p in t.request.platforms])
+    if builder is not None:
+        # Said plainly rather than building here behind the user's back.
+        raise Unavailable(
+            f"builder {builder.name!r} has remote nodes: bale bake builds on the local "
+            "builder only in this version",
+            hint="use --builder default, or `bale build --builder ...` per target",
+        )
+    planned: dict[str, list[tuple[ImageFormat, Exporter]]] = {}
+    attest: dict[str, AttestOptions] = {}
     for t in targets:
-        try:
-            exporters[t.name] = [
-                exporter
-                for spec in t.specs
-                for exporter in exporter_for(
-                    spec,
-                    list(t.request.tags),
-                    stdout=sys.stdout.buffer,
-                    registries=lambda: open_registries(args),
-                )
-            ]
-        except BaleError as exc:
-            raise exc.with_context(f"target {t.name}") from None
-    attest = {t.name: attest_options(t.request, t.specs) for t in targets}
+        with _named(t.name):
+            planned[t.name] = planned_exporters(args, t.request, t.specs)
+            attest[t.name] = attest_options(t.request, t.specs)
+            check_formats(t.request, planned[t.name])
+            check_destinations(t.specs, None, None, store_root(args))
     sink = renderer(progress)
     quiet = progress == "quiet"
     for t in targets:
@@ -179,41 +221,31 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     builds = [TargetBuild(t.name, build_options(t.request, t.files), t.links) for t in targets]
     metadata: dict[str, Any] = {}
     try:
-        with open_store(args) as store, store.lease() as lease:
-            results = run_builds(store, builds, sink, lease)
-            images: dict[str, ImageOutcome] = {}
-            for t in targets:
-                if not exporters[t.name] and not args.metadata_file:
-                    continue
-                inline = any(spec.kind == "inline" for spec in t.request.cache_to)
-                images[t.name] = _assemble(store, results[t.name], lease, attest[t.name], inline, t)
-            # Every target built: outputs now, store tags last (see the module's docstring).
-            responses: dict[str, list[ExportResponse]] = {t.name: [] for t in targets}
-            ordered = sorted(
-                ((t, e) for t in targets for e in exporters[t.name]),
-                key=lambda te: isinstance(te[1], StoreImageExporter),
-            )
-            finalized = False
-            for t, exporter in ordered:
-                if isinstance(exporter, StoreImageExporter) and not finalized:
-                    _finalize(responses)
-                    finalized = True
-                try:
-                    responses[t.name].append(exporter.export(store, images[t.name]))
-                except BaleError as exc:
-                    raise exc.with_context(f"target {t.name}") from None
-            if not finalized:
-                _finalize(responses)
-            for t in targets:
-                if t.name in images and not plan.targets[t.name].linked:
-                    meta = (
-                        image_metadata(images[t.name], t.request.tags)
-                        if any(s.type in _IMAGE_TYPES for s in t.specs)
-                        else {}
+        with open_store(args) as store, store.lease(rollback=False) as record_lease:
+            recorders = _recorders(store, sink, record_lease, targets, builds)
+            results: dict[str, BuildResult] = {}
+            images: dict[str, dict[ImageFormat, ImageOutcome]] = {}
+            try:
+                with store.lease() as lease:
+                    _build_and_export(
+                        store,
+                        lease,
+                        recorders[0][1] if recorders else sink,
+                        plan,
+                        targets,
+                        builds,
+                        planned,
+                        attest,
+                        results,
+                        images,
+                        metadata,
                     )
-                    for response in responses[t.name]:
-                        meta.update(response.metadata)
-                    metadata[t.name] = meta
+            except BaseException as exc:
+                for t, recorder in recorders:
+                    _record(recorder, t, results.get(t.name), None, planned[t.name], exc)
+                raise
+            for t, recorder in recorders:
+                _record(recorder, t, results.get(t.name), images.get(t.name), planned[t.name])
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -223,28 +255,135 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     return 0
 
 
-def _assemble(
-    store: Store, result: BuildResult, lease: Lease, attest: AttestOptions, inline: bool, t: _Target
-) -> ImageOutcome:
+def _build_and_export(
+    store: Store,
+    lease: Lease,
+    sink: ProgressSink,
+    plan: Plan,
+    targets: list[_Target],
+    builds: list[TargetBuild],
+    planned: dict[str, list[tuple[ImageFormat, Exporter]]],
+    attest: dict[str, AttestOptions],
+    results: dict[str, BuildResult],
+    images: dict[str, dict[ImageFormat, ImageOutcome]],
+    metadata: dict[str, Any],
+) -> None:
+    """Build every target, then export them all (see the module's docstring)."""
+    for t in targets:
+        with _named(t.name):
+            check_annotations(store, planned[t.name], t.files)
+    results.update(run_builds(store, builds, sink, lease))
+    for t in targets:
+        if planned[t.name]:
+            inline = any(spec.kind == "inline" for spec in t.request.cache_to)
+            with _named(t.name):
+                images[t.name] = images_for(
+                    store, lease, results[t.name], planned[t.name], attest[t.name], inline
+                )
+    # Files and pushes first, store tags last.
+    ordered = sorted(
+        ((t, fmt, e) for t in targets for fmt, e in planned[t.name]),
+        key=lambda item: isinstance(item[2], StoreImageExporter),
+    )
+    responses: dict[str, list[ExportResponse]] = {t.name: [] for t in targets}
+    finalized = False
+    for t, fmt, exporter in ordered:
+        if isinstance(exporter, StoreImageExporter) and not finalized:
+            _finalize(responses)
+            finalized = True
+        with _named(t.name):
+            responses[t.name].append(exporter.export(store, images[t.name][fmt]))
+    if not finalized:
+        _finalize(responses)
+    for t in targets:
+        if t.name in images and not plan.targets[t.name].linked:
+            metadata[t.name] = _metadata(t, images[t.name], planned[t.name], responses)
+
+
+def _recorders(
+    store: Store,
+    sink: ProgressSink,
+    lease: Lease,
+    targets: list[_Target],
+    builds: list[TargetBuild],
+) -> list[tuple[_Target, Recorder]]:
+    """One history record per target, as buildx keeps them: the recorders are chained, each
+    passing every event on, the first one given to the build."""
+    mask = masker(
+        [v for b in builds for v in secret_values(b.options.secrets, b.options.build_args)]
+    )
+    out: list[tuple[_Target, Recorder]] = []
+    inner = sink
+    for t in reversed(targets):
+        recorder = Recorder(store, inner, lease, mask=mask)
+        out.insert(0, (t, recorder))
+        inner = recorder
+    return out
+
+
+def _record(
+    recorder: Recorder,
+    t: _Target,
+    result: BuildResult | None,
+    images: dict[ImageFormat, ImageOutcome] | None,
+    planned: list[tuple[ImageFormat, Exporter]],
+    error: BaseException | None = None,
+) -> None:
+    """Keep the target's record; a record that cannot be written never hides the build's
+    own outcome. A target's record holds the steps its images depend on (all the steps
+    when the build failed before they were known)."""
+    vertices = (
+        {s.digest for p in result.platforms for s in p.usage.steps} if result is not None else None
+    )
+    image = images[planned[0][0]] if images and planned else None
     try:
-        return assemble(store, result, lease, attest, inline_cache=inline)
+        recorder.finish(
+            record_request(t.request, t.specs),
+            result=result,
+            error=error,
+            image=image_summary(image) if image is not None else None,
+            vertices=vertices,
+        )
+    except BaleError:
+        recorder.abort()
+        if error is None:
+            raise
+
+
+def _metadata(
+    t: _Target,
+    images: dict[ImageFormat, ImageOutcome],
+    planned: list[tuple[ImageFormat, Exporter]],
+    responses: dict[str, list[ExportResponse]],
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if any(s.type in _IMAGE_TYPES for s in t.specs):
+        meta = image_metadata(images[planned[0][0]], t.request.tags)
+    for response in responses[t.name]:
+        meta.update(response.metadata)
+    return meta
+
+
+@contextmanager
+def _named(name: str) -> Iterator[None]:
+    """A failure while handling one target names it, as buildx does."""
+    try:
+        yield
     except BaleError as exc:
-        raise exc.with_context(f"target {t.name}") from None
+        raise exc.with_context(f"target {name}") from None
 
 
 def _finalize(responses: dict[str, list[ExportResponse]]) -> None:
     for name, items in responses.items():
         for response in items:
             if response.finalize is not None:
-                try:
+                with _named(name):
                     response.finalize()
-                except BaleError as exc:
-                    raise exc.with_context(f"target {name}") from None
 
 
 def _calls(plan: Plan, calls: list[_Target]) -> int:
     """`--call check|outline|targets`: each target's answer under its name, as buildx."""
-    failing: set[str] = set()
+    status, error = 0, None
     out: list[str] = []
     for t in calls:
         if out:
@@ -254,13 +393,12 @@ def _calls(plan: Plan, calls: list[_Target]) -> int:
         if description:
             out.append(description)
         out.append("")
-        try:
-            text, failed = run_call(t.request, t.files)
-        except BaleError as exc:
-            raise exc.with_context(f"target {t.name}") from None
+        with _named(t.name):
+            text, code, failed = run_call(t.request, t.files)
         out.append(text)
-        failing |= failed
+        status = status or code
+        error = error or failed
     print("\n".join(out))
-    if failing:
-        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-    return 0
+    if error is not None:
+        raise error
+    return status

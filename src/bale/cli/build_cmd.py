@@ -21,6 +21,7 @@ from bale.builder.remotecache.spec import CacheSpec, parse_cache_spec
 from bale.cli import attest_flags, compat_flags, output_flags, run_flags
 from bale.cli.common import table
 from bale.cli.render_error import snippet
+from bale.cli.tar_extract import extract_confined
 from bale.errors import DockerfileError, InvalidArgument
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.frontends.load import DockerfileSource, dockerfiles_for, read_dockerfile
@@ -165,7 +166,7 @@ def stdin_context(file: str | None) -> tuple[Path, str | None]:
     if _is_tar(data):
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-                tar.extractall(directory, filter="data")  # no names outside, no devices
+                extract_confined(tar, directory)  # no names outside, no devices
         except (tarfile.TarError, OSError) as exc:
             raise InvalidArgument(f"unable to read the context tar from stdin: {exc}") from None
         return directory, None
@@ -259,7 +260,7 @@ def format_check(result: CheckResult) -> str:
     noun = "warning has" if count == 1 else "warnings have"
     out = [f"Check complete, {count} {noun} been found!", ""]
     for finding in result.findings:
-        out.append(f"WARN: {finding.rule} - {finding.url}")
+        out.append(f"WARNING: {finding.rule} - {finding.url}")
         out.append(finding.message)
         if finding.source is not None and finding.source.start <= len(result.lines):
             out.extend(snippet(finding.source, result.lines))
@@ -268,31 +269,31 @@ def format_check(result: CheckResult) -> str:
 
 
 def format_outline(o: Outline) -> str:
-    out = [f"TARGET:      {o.name}"]
+    out = [f"TARGET:      {o.name or '(default)'}"]
     if o.description:
         out.append(f"DESCRIPTION: {o.description}")
     if o.args:
         out.append("")
         rows = [("BUILD ARG", "VALUE", "DESCRIPTION")]
-        rows += [(a.name, a.value if a.value is not None else "<null>", a.description)
-                 for a in o.args]
+        rows += [(a.name, a.value or "", a.description) for a in o.args]
         out.extend(table(rows).splitlines())
     if o.secrets:
         out.append("")
-        rows = [("SECRET", "REQUIRED", "DESCRIPTION")]
-        rows += [(s.id, "true" if s.required else "", "") for s in o.secrets]
-        out.extend(table(rows).splitlines())
+        pairs = [("SECRET", "REQUIRED")]
+        pairs += [(s.id, "true" if s.required else "") for s in o.secrets]
+        out.extend(table(pairs).splitlines())
     if o.ssh:
         out.append("")
-        rows = [("SSH", "REQUIRED", "DESCRIPTION")]
-        rows += [(s.id, "true" if s.required else "", "") for s in o.ssh]
-        out.extend(table(rows).splitlines())
+        pairs = [("SSH", "REQUIRED")]
+        pairs += [(s.id, "true" if s.required else "") for s in o.ssh]
+        out.extend(table(pairs).splitlines())
     return "\n".join(out)
 
 
 def format_targets(items: list[TargetInfo]) -> str:
     rows = [("TARGET", "DESCRIPTION")]
-    rows += [(t.name + (" (default)" if t.default else ""), t.description) for t in items]
+    rows += [(" ".join(filter(None, (t.name, "(default)" if t.default else ""))), t.description)
+             for t in items]
     return table(rows)
 
 
@@ -318,42 +319,58 @@ def _build(
 
 def cmd_build(args: argparse.Namespace) -> int:
     request = request_from_args(args)
-    files = dockerfiles_for(request.dockerfile, request.platforms,
-                            build_args=request.build_args, template_vars=request.template_vars)
+    try:
+        files = dockerfiles_for(request.dockerfile, request.platforms,
+                                build_args=request.build_args,
+                                template_vars=request.template_vars)
+    except DockerfileError as exc:
+        if request.call == "build" and not request.verify_reproducible:
+            from bale.cli import build_run
+
+            build_run.record_failure(args, request, exc)
+        raise
     if request.call == "build":
         return _build(args, request, files)
-    text, failing = run_call(request, files)
+    text, status, error = run_call(request, files)
     print(text)
-    if failing:
-        raise DockerfileError("lint violation found for rules: " + ", ".join(sorted(failing)))
-    return 0
+    if error is not None:
+        raise error
+    return status
 
 
 def run_call(
     request: BuildRequest, files: dict[Platform, ParsedDockerfile]
-) -> tuple[str, set[str]]:
-    """`--call check|outline|targets`: what it prints, and the lint rules that failed."""
+) -> tuple[str, int, DockerfileError | None]:
+    """`--call check|outline|targets`: what it prints, its exit status (1 when the check
+    finds something, as buildx) and the error to end with."""
     # Lint and introspection modules are imported only for the calls that use them.
     from bale.frontends.dockerfile.checks import check
     from bale.frontends.dockerfile.outline import outline, targets
 
     if request.call == "check":
-        failing: set[str] = set()
+        from bale.frontends.dockerignore import load_ignore
+
+        ignore = load_ignore(request.context, request.dockerfile.path)
         shown: set[tuple[str, ...]] = set()
-        out = []
+        out, status, error = [], 0, None
         for platform, parsed in files.items():
             if parsed.lines in shown:  # a template that renders alike is checked once
                 continue
             shown.add(parsed.lines)
             result = check(parsed, target_platform=platform, build_args=request.build_args,
-                           target=request.target)
-            out.append(format_check(result))
-            if result.failed:
-                failing.update(f.rule for f in result.findings)
-        return "\n".join(out), failing
+                           target=request.target, dockerignore=ignore)
+            if result.findings or result.error is None:
+                out.append(format_check(result))
+            status = 1 if result.findings else status
+            message = result.error_message
+            if error is None and message is not None:
+                first = result.findings[0].source if result.findings else None
+                error = result.error or DockerfileError(message, source=first,
+                                                        lines=result.lines)
+        return "\n".join(out), status, error
     platform = request.platforms[0]
     parsed = files[platform]
     if request.call == "targets":
-        return format_targets(targets(parsed)), set()
+        return format_targets(targets(parsed)), 0, None
     return format_outline(outline(parsed, target=request.target, build_args=request.build_args,
-                                  target_platform=platform)), set()
+                                  target_platform=platform)), 0, None

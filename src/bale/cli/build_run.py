@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bale.builder.build import BuildOptions, run_build
 from bale.builder.history import Recorder, RecordRequest, masker, secret_values
+from bale.builder.progress import Event, ProgressSink
 from bale.builder.result import BuildResult
 from bale.cli.attest_flags import attest_options, warn_attestations
 from bale.cli.common import open_registries, open_store, store_root
@@ -18,6 +20,7 @@ from bale.cli.output_checks import check_destinations
 from bale.cli.output_flags import with_annotations
 from bale.cli.progress_render import TtyRenderer, renderer
 from bale.errors import BaleError, InvalidArgument
+from bale.exporters.archives import DockerExporter
 from bale.exporters.base import Exporter
 from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome, assemble
@@ -115,8 +118,10 @@ def output_specs(request: BuildRequest) -> list[OutputSpec]:
     for text in request.outputs:
         spec = parse_output(text)
         if spec.type == "docker" and not spec.dest:
-            # buildx: `type=docker` without dest (what --load stands for) loads the image.
-            spec = OutputSpec("image", spec.attrs)
+            # buildx: `type=docker` without dest (what --load stands for) loads the image;
+            # the docker archive's own keys have nothing to say about the store.
+            attrs = {k: v for k, v in spec.attrs.items() if k not in ("context", "tar")}
+            spec = OutputSpec("image", attrs)
         specs.append(spec)
     if request.load and not any(s.type == "image" for s in specs):
         specs.append(OutputSpec("image"))
@@ -138,18 +143,10 @@ def run(
             "docker exporter does not currently support exporting manifest lists",
             hint="build one platform, or use -o type=oci",
         )
-    tags = list(request.tags)
-    # Made before any step runs: a bad output fails first.
-    planned = [
-        (spec.options.format, exporter)
-        for spec in specs
-        for exporter in exporter_for(
-            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
-        )
-    ]
+    planned = planned_exporters(args, request, specs)
     options = build_options(request, files)
     attest = attest_options(request, specs)
-    _check_formats(request, planned, files)
+    check_formats(request, planned)
     check_destinations(specs, request.iidfile, request.metadata_file, store_root(args))
     sink = renderer("quiet" if request.quiet else request.progress)
     try:
@@ -164,10 +161,10 @@ def run(
             result = None
             try:
                 with store.lease() as lease:
-                    check_annotations(store, planned, files, attest)
+                    check_annotations(store, planned, files)
                     result = run_build(store, options, recorder, lease)
                     inline = any(spec.kind == "inline" for spec in request.cache_to)
-                    images = _images(store, lease, result, planned, attest, inline)
+                    images = images_for(store, lease, result, planned, attest, inline, recorder)
                     responses = [exporter.export(store, images[fmt]) for fmt, exporter in planned]
                     for response in responses:
                         if response.finalize is not None:
@@ -176,7 +173,8 @@ def run(
             except BaseException as exc:
                 _record(store, recorder, request, specs, result, None, exc)
                 raise
-            _record(store, recorder, request, specs, result, image, None)
+            exported = {k: v for r in responses for k, v in r.metadata.items()}
+            _record(store, recorder, request, specs, result, image, None, exported)
     finally:
         if isinstance(sink, TtyRenderer):
             sink.close()
@@ -186,11 +184,22 @@ def run(
     return 0
 
 
-def _check_formats(
-    request: BuildRequest,
-    planned: list[tuple[ImageFormat, Exporter]],
-    files: dict[Platform, ParsedDockerfile],
-) -> None:
+def planned_exporters(
+    args: argparse.Namespace, request: BuildRequest, specs: list[OutputSpec]
+) -> list[tuple[ImageFormat, Exporter]]:
+    """The exporters of the outputs, each with the image format it exports; made before any
+    step runs, so a bad output fails first."""
+    tags = list(request.tags)
+    return [
+        (spec.options.format, exporter)
+        for spec in specs
+        for exporter in exporter_for(
+            spec, tags, stdout=sys.stdout.buffer, registries=lambda: open_registries(args)
+        )
+    ]
+
+
+def check_formats(request: BuildRequest, planned: list[tuple[ImageFormat, Exporter]]) -> None:
     if any(fmt.rewrite_timestamp for fmt, _ in planned) and not (
         os.environ.get("SOURCE_DATE_EPOCH") or request.build_args.get("SOURCE_DATE_EPOCH")
     ):
@@ -204,10 +213,9 @@ def check_annotations(
     store: Store,
     planned: list[tuple[ImageFormat, Exporter]],
     files: dict[Platform, ParsedDockerfile],
-    attest: AttestOptions,
 ) -> None:
     """What BuildKit refuses about annotations, known before any step: whether the export is
-    an index depends on the store's mode and on attestations."""
+    an index depends on the store's mode (containerd mode always writes one)."""
     from bale.oci.annotations import check
     from bale.store.images import StoreMode
 
@@ -217,23 +225,37 @@ def check_annotations(
         check(fmt.annotations, platforms, index=index, oci_media_types=fmt.oci_media_types)
 
 
-def _images(
+def images_for(
     store: Store,
     lease: Lease,
     result: BuildResult,
     planned: list[tuple[ImageFormat, Exporter]],
     attest: AttestOptions,
     inline: bool,
+    sink: ProgressSink | None = None,
 ) -> dict[ImageFormat, ImageOutcome]:
     """One image per distinct format the outputs ask for (layers converted once each)."""
     from bale.exporters.layer_convert import Memo, convert_result
+    from bale.store.images import StoreMode
 
     memo: Memo = {}
     images: dict[ImageFormat, ImageOutcome] = {}
+    indexed = len(result.platforms) > 1 or store.mode() is not StoreMode.CLASSIC
+    # A docker archive holds no index nor attestations: its media types never matter.
+    with_index = {fmt for fmt, exporter in planned if not isinstance(exporter, DockerExporter)}
     for fmt, _ in planned:
-        if fmt not in images:
-            converted = convert_result(store, lease, result, fmt, memo)
-            images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=fmt)
+        if fmt in images:
+            continue
+        effective = fmt
+        if not fmt.oci_media_types and attest.any and indexed and fmt in with_index:
+            # Attestation manifests are OCI documents: BuildKit switches the whole image to
+            # OCI media types rather than leave them out, and says so.
+            if sink is not None:
+                message = "WARNING: forcibly turning on oci-mediatype mode for attestations"
+                sink.emit(Event("warning", "", "", message=message))
+            effective = dataclasses.replace(fmt, oci_media_types=True)
+        converted = convert_result(store, lease, result, effective, memo)
+        images[fmt] = assemble(store, converted, lease, attest, inline_cache=inline, fmt=effective)
     return images
 
 
@@ -281,6 +303,7 @@ def _record(
     result: BuildResult | None,
     image: ImageOutcome | None,
     error: BaseException | None,
+    exported: dict[str, str] | None = None,
 ) -> None:
     """Keep the build's record; with --report, write the report too. A record that cannot
     be written never hides the build's own outcome."""
@@ -289,7 +312,9 @@ def _record(
             record_request(request, specs),
             result=result,
             error=error,
-            image=image_summary(image) if image is not None else None,
+            image={**image_summary(image), "exporter_response": exported or {}}
+            if image is not None
+            else None,
         )
     except BaleError:
         recorder.abort()
@@ -299,7 +324,26 @@ def _record(
     if request.report:
         from bale.cli.history_cmd import write_report
 
-        write_report(store, record_id, Path(request.report), error is None)
+        write_report(store, record_id, Path(request.report))
+
+
+class _Quiet:
+    def emit(self, event: object) -> None:
+        pass
+
+
+def record_failure(args: argparse.Namespace, request: BuildRequest, error: BaleError) -> None:
+    """A build that failed before any step (a Dockerfile that does not parse) is recorded
+    too, as BuildKit records a frontend error."""
+    try:
+        specs = output_specs(request)
+    except BaleError:
+        specs = []
+    try:
+        with open_store(args) as store, store.lease(rollback=False) as lease:
+            _record(store, Recorder(store, _Quiet(), lease), request, specs, None, None, error)
+    except (BaleError, OSError):
+        pass  # the Dockerfile's error is the one to report
 
 
 def _write_files(request: BuildRequest, image: ImageOutcome) -> None:

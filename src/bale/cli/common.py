@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from bale.store.local import Store, default_root
 
 if TYPE_CHECKING:
+    from bale.oci.descriptor import Descriptor
     from bale.registry.transport import Registries
 
 
@@ -76,3 +77,41 @@ def table(rows: Sequence[Sequence[str]]) -> str:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("   ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _flag_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {value!r} (use true or false)")
+
+
+def add_unpack_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--unpack",
+        nargs="?",
+        const=True,
+        default=None,
+        type=_flag_bool,
+        metavar="BOOL",
+        help="--unpack=false leaves the layers packed until a build needs them (default: "
+        "unpack now, so a build from the image starts at once; or $BALE_UNPACK)",
+    )
+
+
+def unpack_arrived(store: Store, args: argparse.Namespace, targets: Sequence[Descriptor]) -> None:
+    """Unpack what a command stored, unless --unpack=false or BALE_UNPACK=0 says not to."""
+    import sys
+
+    from bale.store.unpacking import unpack_arrived as unpack
+    from bale.store.unpacking import unpack_wanted
+
+    if not unpack_wanted(getattr(args, "unpack", None)):
+        return
+
+    def warn(message: str) -> None:
+        print(f"WARNING: {message}", file=sys.stderr)
+
+    unpack(store, list(targets), warn)

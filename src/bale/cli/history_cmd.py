@@ -371,13 +371,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(store: Store, ref: str, target: Path, _ok: bool = True, compare: str = "") -> None:
+def write_report(store: Store, ref: str, target: Path, compare: str = "") -> None:
     from bale.exporters.history_report import render_report
 
     history = History(store)
     entry = history.resolve(ref)
     other = load(history.resolve(compare)) if compare else None
-    html = render_report(load(entry), other, lambda d: b"".join(read_log(store, d)))
+    try:
+        html = render_report(load(entry), other, lambda d: b"".join(read_log(store, d)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidArgument(f"build record {entry.id} is damaged: {exc!r}") from None
     partial = target.with_name(target.name + ".partial")
     try:
         partial.write_text(html, encoding="utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bale.cli import gotemplate
-from bale.cli.common import ago, open_store, table
+from bale.cli.common import add_unpack_flag, ago, open_store, table, unpack_arrived
 from bale.errors import BaleError, InvalidArgument, NotFound
 from bale.exporters.archive_writer import atomic_output
 from bale.exporters.oci_archive import SaveEntry, write_docker_archive, write_oci_archive
@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     load = sub.add_parser("load", help="load images from an OCI or docker archive")
     load.add_argument("-i", "--input", help="archive file (default: stdin)")
     load.add_argument("-q", "--quiet", action="store_true")
+    add_unpack_flag(load)
     load.set_defaults(func=cmd_load)
 
     imp = sub.add_parser("import", help="import a root filesystem tarball as an image")
@@ -76,6 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("--created", metavar="TIME",
                      help="the image's creation time, RFC 3339 or seconds since 1970 "
                      "(default: $SOURCE_DATE_EPOCH, else now)")
+    add_unpack_flag(imp)
     imp.set_defaults(func=cmd_import)
 
 
@@ -504,6 +506,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         finally:
             if args.input:
                 stream.close()
+        unpack_arrived(store, args, [item.target for item in loaded])
     if not args.quiet:
         for item in loaded:
             if item.name:
@@ -547,5 +550,6 @@ def cmd_import(args: argparse.Namespace) -> int:
                 target = import_rootfs(
                     store, f, name, platform, message=args.message, created=created
                 )
+        unpack_arrived(store, args, [target])
     print(target.digest)
     return 0

@@ -9,7 +9,7 @@ import sys
 import threading
 
 from bale.cli import gotemplate, imagetools_format
-from bale.cli.common import open_registries, open_store
+from bale.cli.common import add_unpack_flag, open_registries, open_store, unpack_arrived
 from bale.errors import InvalidArgument, NotFound
 from bale.oci import mediatype
 from bale.oci.manifest import Index
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--platform", help="platforms to fetch, comma-separated (default: host)")
     group.add_argument("-a", "--all-platforms", action="store_true", help="fetch every platform")
+    add_unpack_flag(p)
     _common(p)
     p.set_defaults(func=cmd_pull)
 
@@ -108,6 +109,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
             store, ref, registries=registries, platforms=platforms,
             all_platforms=args.all_platforms, progress=_Printer("pull", args.quiet),
         )
+        unpack_arrived(store, args, [result.target])
     if not args.quiet:
         print(f"Digest: {result.target.digest}")
         if before is not None and before.target.digest == result.target.digest:

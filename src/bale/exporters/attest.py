@@ -183,8 +183,24 @@ def _when(seconds: float | None, epoch: int | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def layer_compressor(kind: str) -> Compression:
-    """The compressor of the layers a build writes, with what pins its output bytes."""
+def layer_compressor(kind: str, level: int | None = None) -> Compression:
+    """The compressor of the layers a build writes, with what pins its output bytes; a
+    `level` asked for by the output (compression-level) is zlib's for gzip and estargz."""
+    if kind in ("gzip", "estargz") and (level is not None or kind == "estargz"):
+        import zlib
+
+        from bale.store import estargz
+
+        settings: tuple[tuple[str, str], ...] = (("header", "mtime=0,no-name"),)
+        if kind == "estargz":
+            settings += (("chunkSize", str(estargz.DEFAULT_CHUNK_SIZE)),)
+        return Compression(
+            kind,
+            estargz.DEFAULT_LEVEL if level is None else level,
+            "zlib",
+            zlib.ZLIB_RUNTIME_VERSION,
+            settings,
+        )
     if kind == "gzip":
         import isal
 
@@ -205,7 +221,7 @@ def layer_compressor(kind: str) -> Compression:
         libzstd = ".".join(str(n) for n in zstandard.ZSTD_VERSION)
         return Compression(
             "zstd",
-            layer_compression.ZSTD_LEVEL,
+            layer_compression.ZSTD_LEVEL if level is None else level,
             "libzstd",
             libzstd,
             (("checksum", "true"), ("pythonZstandard", _version("zstandard"))),
@@ -297,7 +313,7 @@ def provenance_input(
         if _timed(options, result)
         else None,
         invocation_id=invocation_id,
-        compression=layer_compressor(result.compression),
+        compression=layer_compressor(result.compression, result.compression_level),
         network_access=r.usage.network or bool(r.usage.downloads),
         steps=_steps(r),
         node=attest.node,

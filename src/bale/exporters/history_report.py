@@ -104,13 +104,14 @@ def _timeline(record: Mapping[str, Any]) -> tuple[list[PlatformView], float]:
             took,
             int(step["n"]) in critical and step.get("status") != "cached",
         )
-        # First lane free at the step's start (cached steps take no time: they share).
-        lane = next((la for la in view.lanes if la.end <= start), None)
+        # The first lane free at the step's start: a chain stays on one lane, steps that
+        # ran at once get one each (cached steps take no time, they share).
+        lane = next((la for la in view.lanes if la.end <= start + 1e-6), None)
         if lane is None:
             lane = Lane()
             view.lanes.append(lane)
         lane.bars.append(bar)
-        lane.end = start + max(took, total * _MIN_WIDTH / 100)
+        lane.end = start + took
         if bar.kind == "cached":
             view.cached += 1
         elif bar.kind in ("native", "emulated", "error"):
@@ -224,6 +225,7 @@ def render_report(
         ),
         total=total,
         ticks=_ticks(total),
+        busy=sum(p.busy for p in platforms),
         platforms=platforms,
         steps=steps,
         counts=_counts(steps),
@@ -266,7 +268,7 @@ def _layers(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         ]
         out.append(
             {
-                "platform": p["platform"],
+                "platform": f"{p['target']} {p['platform']}" if p.get("target") else p["platform"],
                 "layers": layers,
                 "total": sum(la["size"] for la in layers),
                 "biggest": max((la["size"] for la in layers), default=1) or 1,

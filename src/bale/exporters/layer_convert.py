@@ -57,7 +57,13 @@ def convert_result(
         platforms.append(dataclasses.replace(r, layers=layers))
     if not changed:
         return result
-    return dataclasses.replace(result, platforms=tuple(platforms))
+    # Provenance records the compressor of the layers the build made: now this output's.
+    return dataclasses.replace(
+        result,
+        platforms=tuple(platforms),
+        compression=fmt.compression,
+        compression_level=fmt.level,
+    )
 
 
 def _convert(

@@ -64,6 +64,9 @@ class _Peeked(io.RawIOBase):
             view[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        readinto = getattr(self._rest, "readinto", None)
+        if readinto is not None:  # straight into the caller's buffer, no new object
+            return int(readinto(view))
         data = self._rest.read(len(view))
         view[: len(data)] = data
         return len(data)
@@ -92,6 +95,19 @@ class _Wrapped:
     def read(self, n: int = -1, /) -> bytes:
         try:
             return self._stream.read(n)
+        except EOFError:
+            raise InvalidArgument(f"truncated {self._what} stream") from None
+        except (OSError, lzma.LZMAError, zstandard.ZstdError, ValueError, _ZLIB_ERROR) as exc:
+            raise InvalidArgument(f"corrupt {self._what} stream: {exc}") from None
+
+    def readinto(self, buffer: Any, /) -> int:
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is None:
+            data = self.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        try:
+            return int(readinto(buffer))
         except EOFError:
             raise InvalidArgument(f"truncated {self._what} stream") from None
         except (OSError, lzma.LZMAError, zstandard.ZstdError, ValueError, _ZLIB_ERROR) as exc:

@@ -106,10 +106,11 @@ def import_records(store: Store, path: Path) -> list[str]:
 
 
 def _import(store: Store, path: Path) -> list[str]:
-    documents: dict[str, bytes] = {}
     index: Any = None
     history = History(store)
     ids: list[str] = []
+    # Every blob streams into the store (verified, leased); documents are read back with a
+    # size limit, so an archive of any size costs no memory. A failure removes what came.
     with store.lease() as lease, tarfile.open(path, mode="r:*") as tar:
         for count, member in enumerate(tar):
             if count > _MAX_MEMBERS:
@@ -124,24 +125,18 @@ def _import(store: Store, path: Path) -> list[str]:
                 index = json.loads(_read(stream, member.size))
             elif m := re.fullmatch(r"blobs/sha256/([0-9a-f]{64})", name):
                 digest = Digest("sha256", m.group(1))
-                if member.size <= _MAX_DOCUMENT:
-                    data = _read(stream, member.size)
-                    if hashlib.sha256(data).hexdigest() != digest.hex:
-                        raise InvalidArgument(f"{path}: {name} does not match its digest")
-                    documents[str(digest)] = data
-                    store.put_blob(data, lease)
-                else:
-                    store.ingest(stream, expected=digest, size=member.size, lease=lease)  # type: ignore[arg-type]
-        if not isinstance(index, dict):
-            raise InvalidArgument(f"{path}: no index.json")
-        for desc in index.get("manifests", []):
+                store.ingest(stream, expected=digest, size=member.size, lease=lease)  # type: ignore[arg-type]
+        if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+            raise InvalidArgument(f"{path}: no index.json listing records")
+        for desc in index["manifests"]:
             record_id = str(desc.get("annotations", {}).get(REFERENCE_ANNOTATION, ""))
-            manifest = json.loads(documents[str(Digest.parse(desc["digest"]))])
-            text = documents[str(Digest.parse(manifest["config"]["digest"]))].decode()
+            manifest = json.loads(_document(store, desc["digest"]))
+            text = _document(store, manifest["config"]["digest"]).decode()
             record = json.loads(text)
             if not _ID.fullmatch(record_id) or record.get("id") != record_id:
                 raise InvalidArgument(f"{path}: record {record_id!r} has a bad reference")
-            blobs = [Digest.parse(layer["digest"]) for layer in manifest.get("layers", [])]
+            check_record(record)
+            blobs = [Digest.parse(s["log"]["digest"]) for s in record["steps"] if "log" in s]
             for digest in blobs:
                 if not store.content.exists(digest):
                     raise InvalidArgument(f"{path}: record {record_id} lacks log {digest}")
@@ -159,6 +154,57 @@ def _import(store: Store, path: Path) -> list[str]:
                 raise exc.with_context(f"importing {record_id}") from None
             ids.append(record_id)
     return ids
+
+
+def _document(store: Store, digest: object) -> bytes:
+    return store.content.read_bytes(Digest.parse(str(digest)), limit=_MAX_DOCUMENT)
+
+
+_STEP_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "n": int,
+    "vertex": str,
+    "name": str,
+    "platform": str,
+    "status": str,
+    "started": (int, float, type(None)),
+    "completed": (int, float, type(None)),
+    "inputs": list,
+}
+
+
+def check_record(record: Any) -> None:
+    """An imported record has the shape `bale history` reads (it is untrusted input)."""
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise InvalidArgument(f"build record: {what}")
+
+    need(isinstance(record, dict), "not an object")
+    top: list[tuple[str, type | tuple[type, ...]]] = [
+        ("name", str),
+        ("status", str),
+        ("created", (int, float)),
+        ("completed", (int, float)),
+        ("steps", list),
+        ("request", dict),
+        ("warnings", list),
+        ("results", dict),
+    ]
+    for key, kind in top:
+        need(isinstance(record.get(key), kind), f"{key} is missing or of the wrong type")
+    need(record.get("error") is None or isinstance(record["error"], dict), "bad error")
+    for step in record["steps"]:
+        need(isinstance(step, dict), "a step is not an object")
+        for key, kind in _STEP_FIELDS.items():
+            need(isinstance(step.get(key), kind), f"step field {key} is missing or wrong")
+        log = step.get("log")
+        if log is not None:
+            need(
+                isinstance(log, dict)
+                and isinstance(log.get("digest"), str)
+                and isinstance(log.get("size"), int),
+                "bad step log",
+            )
 
 
 def _read(stream: IO[bytes], size: int) -> bytes:

@@ -140,6 +140,8 @@ class SandboxExecutor:
         return scratch_dir(self.state_dir)
 
     def _dispatch(self, step: PreparedStep, emulation: Emulation) -> int:
+        if emulation.mode == "proot" or self._runc is None:
+            _refuse_runc_only(step.spec)
         if emulation.mode == "proot":
             proot = shutil.which("proot")
             if self._unshare is None or proot is None:
@@ -161,3 +163,21 @@ class SandboxExecutor:
                 f"complete successfully: exit code: {code}",
                 exit_code=code,
             )
+
+
+def _refuse_runc_only(spec: RunSpec) -> None:
+    """What only the runc runner applies must not be dropped silently by the other one."""
+    asked = [
+        what
+        for what, given in (
+            ("--shm-size", spec.shm_size > 0),
+            ("--ulimit", bool(spec.ulimits)),
+            ("RUN --security=insecure", spec.security == "insecure"),
+        )
+        if given
+    ]
+    if asked:
+        raise Unavailable(
+            " and ".join(asked) + " need the runc runner, and this step runs without it",
+            hint="install runc; proot emulation cannot apply them either",
+        )

@@ -147,7 +147,7 @@ def _mounts(
             if data is None:
                 if m.required:
                     raise _error(
-                        v, f"secret {m.id} not found", f"pass it with --secret id={m.id},src=FILE"
+                        v, f"secret {m.id}: not found", f"pass it with --secret id={m.id},src=FILE"
                     )
                 continue
             out.append(

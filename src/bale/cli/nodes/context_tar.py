@@ -16,6 +16,7 @@ from typing import IO, Any, BinaryIO
 
 import zstandard
 
+from bale.cli.tar_extract import extract_confined
 from bale.errors import DigestMismatch, InvalidArgument
 from bale.frontends.dockerignore import load_ignore
 
@@ -102,7 +103,7 @@ def unpack(root: Path, digest: str, stream: BinaryIO, size: int) -> Path:
         reader = zstandard.ZstdDecompressor().stream_reader(limited, closefd=False)  # type: ignore[arg-type]
         hashing = _HashingReader(reader)
         with tarfile.open(fileobj=hashing, mode="r|") as tar:  # type: ignore[call-overload]
-            tar.extractall(tmp, filter="tar")
+            extract_confined(tar, tmp, "tar")
         while hashing.read(1 << 16):
             pass  # the tar's end padding counts in its digest
         got = "sha256:" + hashing.hash.hexdigest()

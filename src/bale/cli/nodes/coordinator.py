@@ -16,35 +16,41 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
+import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from bale.builder.progress import Event, ProgressSink
 from bale.builder.state import LayerRef
-from bale.cli.build_run import output_specs, parse_secret
+from bale.cli.build_run import output_specs, parse_secret, ssh_socket
 from bale.cli.common import open_registries, open_store
 from bale.cli.nodes import schedule, transport
 from bale.cli.nodes.context_tar import pack
 from bale.cli.nodes.state import Builder, Node
 from bale.cli.progress_render import TtyRenderer, renderer
-from bale.errors import BaleError, InvalidArgument, Unavailable
+from bale.errors import BaleError, FailedPrecondition, InvalidArgument, Unavailable
+from bale.exporters.export_options import ImageFormat
 from bale.exporters.image import ImageOutcome, PlatformImage
-from bale.exporters.outputs import exporter_for
+from bale.exporters.outputs import OutputSpec, exporter_for
 from bale.frontends.dockerfile.parser import ParsedDockerfile
 from bale.oci import mediatype
+from bale.oci.annotations import INDEX
 from bale.oci.descriptor import Descriptor
 from bale.oci.manifest import Index
 from bale.oci.platform import Platform
-from bale.store.archive_load import ingest_layout
+from bale.store.archive_load import ingest_documents, ingest_layout
 from bale.store.images import StoreMode
 from bale.store.local import Lease, Store
 
@@ -74,18 +80,40 @@ class _Run:
     threads: list[threading.Thread] = field(default_factory=list)
 
 
-def _refuse_unsupported(request: BuildRequest) -> None:
-    if request.ssh:
-        raise InvalidArgument(
-            "--ssh is not supported with remote nodes",
-            hint="build with the default builder (--builder default) to forward an agent",
-        )
+def _agent(request: BuildRequest) -> str:
+    """The ssh-agent socket `--ssh` names (forwarded to every node), or ""."""
+    if not request.ssh:
+        return ""
+    for value in request.ssh:
+        _, _, path = value.partition("=")
+        for one in path.split(","):
+            if one and not stat.S_ISSOCK(_mode(one)):
+                raise InvalidArgument(
+                    f"--ssh {value}: only agent sockets are forwarded to nodes, not key files",
+                    hint="add the key to an ssh-agent and use --ssh default",
+                )
+    return ssh_socket(request.ssh)
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        raise InvalidArgument(f"--ssh: cannot use {path}: no such socket") from None
+
+
+def _local_contexts(request: BuildRequest) -> dict[str, Path]:
+    """The named build contexts that are directories here: sent to the nodes like the
+    main context (image, oci-layout and URL contexts the nodes resolve themselves)."""
+    out: dict[str, Path] = {}
     for name, value in request.build_contexts.items():
-        if "://" not in value:
-            raise InvalidArgument(
-                f"--build-context {name}={value}: local directories are not sent to nodes",
-                hint="use docker-image://, oci-layout:// or a URL, or the default builder",
-            )
+        if "://" in value:
+            continue
+        path = Path(value)
+        if not path.is_dir():
+            raise InvalidArgument(f"--build-context {name}={value}: not a directory")
+        out[name] = path
+    return out
 
 
 def _node_argv(
@@ -94,6 +122,9 @@ def _node_argv(
     platforms: Sequence[Platform],
     oci_artifact: bool,
     names: Sequence[str],
+    push: bool = False,
+    format_attrs: dict[str, str] | None = None,
+    agent: bool = False,
 ) -> list[str]:
     """`bale build` flags for the node: its platforms, the request's options, output OCI."""
     argv = ["--platform", ",".join(str(p) for p in platforms), "--progress", "rawjson"]
@@ -104,7 +135,8 @@ def _node_argv(
     for key, value in request.labels.items():
         argv += ["--label", f"{key}={value}"]
     for key, value in request.build_contexts.items():
-        argv += ["--build-context", f"{key}={value}"]
+        if "://" in value:  # local directories are sent; the node names them itself
+            argv += ["--build-context", f"{key}={value}"]
     if request.target:
         argv += ["--target", request.target]
     if args.frontend:
@@ -129,10 +161,61 @@ def _node_argv(
         argv += ["--cache-to", value]
     if request.jobs:
         argv += ["--jobs", str(request.jobs)]
-    output = f"type=oci,dest=-,oci-artifact={str(oci_artifact).lower()}"
+    for host in getattr(args, "add_host", []) or []:
+        argv += ["--add-host", host]
+    if getattr(args, "shm_size", ""):
+        argv += ["--shm-size", args.shm_size]
+    for limit in getattr(args, "ulimit", []) or []:
+        argv += ["--ulimit", limit]
+    for entitlement in getattr(args, "allow", []) or []:
+        argv += ["--allow", entitlement]
+    if agent:  # the forwarded agent is the node session's SSH_AUTH_SOCK
+        argv += ["--ssh", "default"]
+    fields = [f"oci-artifact={str(oci_artifact).lower()}"]
+    fields += [f"{k}={v}" for k, v in sorted((format_attrs or {}).items())]
+    if push:  # the node pushes by digest; the coordinator tags the one index at the end
+        fields = ["type=registry", "push-by-digest=true", *fields, "name=" + ",".join(names)]
+        return [*argv, "-o", _csv(fields)]
+    output = _csv(["type=oci", "dest=-", *fields])
     if names:
-        output += ',"name=' + ",".join(names) + '"'
+        output += "," + _csv(["name=" + ",".join(names)])
     return [*argv, "-o", output]
+
+
+def _csv(fields: Sequence[str]) -> str:
+    """One `-o` value, quoted as buildx's CSV reader wants (names hold commas)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+_FORMAT_KEYS = (
+    "compression",
+    "compression-level",
+    "force-compression",
+    "oci-mediatypes",
+    "rewrite-timestamp",
+)
+_IMAGE_OUTPUTS = ("image", "registry", "oci", "docker")
+
+
+def format_of(specs: Sequence[OutputSpec]) -> tuple[dict[str, str], ImageFormat]:
+    """The image format every image output asks for (nodes build one), as `-o` attributes
+    for the node and as parsed; outputs that disagree are refused before any work."""
+    images = [s for s in specs if s.type in _IMAGE_OUTPUTS]
+    formats = {s.options.format for s in images}
+    if len(formats) > 1:
+        raise InvalidArgument(
+            "outputs with different image formats (compression, media types, annotations) "
+            "cannot share one build on nodes",
+            hint="give every output the same attributes, or build with --builder default",
+        )
+    if not images:
+        return {}, ImageFormat()
+    attrs = {
+        k: v for k, v in images[0].attrs.items() if k in _FORMAT_KEYS or k.startswith("annotation")
+    }
+    return attrs, formats.pop()
 
 
 def capabilities(
@@ -239,12 +322,12 @@ def _read_result(run: _Run) -> None:
     run.result.flush()
 
 
-def _send(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
+def _send(run: _Run, header: dict[str, Any], packs: Sequence[tuple[IO[bytes], int]]) -> None:
     stdin = run.proc.stdin
     assert stdin is not None
     try:
         transport.send_header(stdin, header)
-        if packed is not None:
+        for packed, size in packs:
             offset = 0
             fd = packed.fileno()
             while offset < size:
@@ -295,9 +378,24 @@ def _failure(run: _Run) -> BaleError:
     return NodeFailed(f"ERROR: {transport.describe(run.node)} failed: {text}")
 
 
-def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
+def _local_root(node: Node, args: argparse.Namespace) -> Node:
+    """A `local` node without `root=` builds in this bale's root: one store, one cache."""
+    if node.endpoint.kind != "local" or "root" in node.opts:
+        return node
+    from bale.cli.nodes.select import state_root
+
+    return replace(node, opts={**node.opts, "root": str(state_root(args))})
+
+
+def _open(
+    node: Node,
+    digest: str,
+    sink: ProgressSink,
+    agent: str = "",
+    named: dict[str, str] | None = None,
+) -> _Run:
     """One session to the node, asked whether it holds context `digest`."""
-    proc = transport.start_build(node)
+    proc = transport.start_build(node, agent)
     result = tempfile.TemporaryFile(prefix=f"bale-node-{node.name}-")  # noqa: SIM115
     run = _Run(node, (), proc, result)
     run.threads = [
@@ -309,41 +407,81 @@ def _open(node: Node, digest: str, sink: ProgressSink) -> _Run:
     threading.Thread(target=_wait, args=(run,), daemon=True).start()
     assert proc.stdin is not None
     try:
-        transport.send_header(proc.stdin, {"context": digest})
+        transport.send_header(proc.stdin, {"context": digest, "named": named or {}})
         proc.stdin.flush()
     except OSError:
         pass  # the node is gone already: greeting it says why
     return run
 
 
-def _greet(runs: Sequence[_Run]) -> dict[str, transport.Hello]:
-    """Every node's hello; the first node that does not say it is raised, named."""
+def _greet(
+    runs: Sequence[_Run],
+) -> tuple[dict[str, transport.Hello], dict[str, BaleError]]:
+    """Every node's hello, and the nodes that could not be reached (by name, with the
+    error). A node that answers but is not this bale's version is raised at once."""
     deadline = time.monotonic() + transport.HELLO_TIMEOUT
     out: dict[str, transport.Hello] = {}
+    down: dict[str, BaleError] = {}
     for run in runs:
         while not run.greeted.is_set() and not run.finished.is_set():
             if time.monotonic() > deadline:
-                raise Unavailable(
-                    f"{transport.describe(run.node)} did not answer within "
-                    f"{transport.HELLO_TIMEOUT:.0f}s"
-                )
+                break
             run.greeted.wait(0.05)
-        if run.hello is None:
-            if run.proc.returncode not in (0, None):
-                raise transport.failure(
-                    run.node, run.proc.returncode, "\n".join(run.text), "connecting"
-                )
+        if run.hello is not None:
+            transport.require_version(run.node, run.hello)
+            out[run.node.name] = run.hello
+        elif not run.finished.is_set():
+            down[run.node.name] = Unavailable(
+                f"{transport.describe(run.node)} did not answer within "
+                f"{transport.HELLO_TIMEOUT:.0f}s"
+            )
+        elif run.proc.returncode == transport.SSH_EXIT:
+            down[run.node.name] = transport.failure(
+                run.node, run.proc.returncode, "\n".join(run.text), "connecting"
+            )
+        elif run.proc.returncode != 0:
+            raise transport.failure(
+                run.node, run.proc.returncode, "\n".join(run.text), "connecting"
+            )
+        else:
             # Not this protocol: an older or other bale; its `node hello` says which.
             info = transport.hello(run.node)
             transport.require_version(run.node, info)
             raise Unavailable(f"{transport.describe(run.node)} did not start a node build")
-        transport.require_version(run.node, run.hello)
-        out[run.node.name] = run.hello
-    return out
+    return out, down
 
 
-def _dispatch(run: _Run, header: dict[str, Any], packed: IO[bytes] | None, size: int) -> None:
-    threading.Thread(target=_send, args=(run, header, packed, size), daemon=True).start()
+def plan_without(
+    wanted: Sequence[Platform],
+    nodes: Sequence[Node],
+    hellos: dict[str, transport.Hello],
+    down: dict[str, BaleError],
+    strict: bool,
+) -> schedule.Plan:
+    """The plan over the nodes that answered. An unreachable node is only skipped when the
+    others serve natively every platform it declared; otherwise its error is raised."""
+    up = [n for n in nodes if n.name in hellos]
+    if down and not up:
+        raise next(iter(down.values()))
+    try:
+        plan = schedule.plan(wanted, capabilities(up, hellos), strict=strict)
+    except FailedPrecondition:
+        if down:
+            raise next(iter(down.values())) from None  # what the missing node would serve
+        raise
+    emulated = {p for a in plan.assignments for p in a.emulated}
+    warnings = list(plan.warnings)
+    for node in nodes:
+        if node.name not in down:
+            continue
+        if any(p in emulated for p in node.platforms):
+            raise down[node.name]
+        warnings.insert(0, f"WARNING: {down[node.name].message}; building without it")
+    return schedule.Plan(plan.assignments, tuple(warnings))
+
+
+def _dispatch(run: _Run, header: dict[str, Any], packs: Sequence[tuple[IO[bytes], int]]) -> None:
+    threading.Thread(target=_send, args=(run, header, packs), daemon=True).start()
 
 
 def _release(run: _Run) -> None:
@@ -355,30 +493,47 @@ def _release(run: _Run) -> None:
             pass
 
 
-def _run_all(runs: list[_Run]) -> None:
-    """Wait for every node; the first failure cancels the rest and is raised."""
+def _lost(run: _Run) -> bool:
+    """Whether a finished node session broke (connection, kill) rather than failed a step."""
+    code = run.proc.returncode
+    return code == transport.SSH_EXIT or (code is not None and code < 0)
+
+
+def _run_all(runs: list[_Run], retry: Callable[[_Run], _Run | None]) -> list[_Run]:
+    """Wait for every node. A node lost mid-build is retried once on another node that
+    serves its platforms natively (`retry`); any other failure cancels the rest and is
+    raised. Returns the runs that produced the result."""
+    active = list(runs)
+    retried: set[str] = set()
     try:
         while True:
             failed = [
                 r
-                for r in runs
+                for r in active
                 if r.finished.is_set() and (r.proc.returncode != 0 or r.result.tell() == 0)
             ]
-            if failed:
-                _cancel(runs)
-                raise _failure(failed[0])
-            if all(r.finished.is_set() for r in runs):
+            for run in failed:
+                again = None
+                if _lost(run) and run.node.name not in retried:
+                    retried.add(run.node.name)
+                    again = retry(run)
+                if again is None:
+                    _cancel(active)
+                    raise _failure(run)
+                active[active.index(run)] = again
+            if all(r.finished.is_set() for r in active):
                 break
             time.sleep(0.05)
     except KeyboardInterrupt:
-        _cancel(runs)
+        _cancel(active)
         raise
-    for run in runs:
+    for run in active:
         if run.proc.stdin is not None:
             try:
                 run.proc.stdin.close()
             except OSError:
                 pass
+    return active
 
 
 def _platform_images(store: Store, manifests: Sequence[Descriptor]) -> tuple[PlatformImage, ...]:
@@ -395,7 +550,12 @@ def _platform_images(store: Store, manifests: Sequence[Descriptor]) -> tuple[Pla
 
 
 def assemble_nodes(
-    store: Store, lease: Lease, results: Sequence[IO[bytes]], order: Sequence[Platform]
+    store: Store,
+    lease: Lease,
+    results: Sequence[IO[bytes]],
+    order: Sequence[Platform],
+    ingest: Callable[[Store, BinaryIO, Lease], list[Descriptor]] = ingest_layout,
+    image_format: ImageFormat | None = None,
 ) -> ImageOutcome:
     """One index of every node's platform manifests (in the requested platform order) and
     attestation manifests; the nodes' layouts verified into the store under `lease`."""
@@ -403,7 +563,7 @@ def assemble_nodes(
     attestations: list[Descriptor] = []
     for result in results:
         result.seek(0)
-        for top in ingest_layout(store, result, lease):  # type: ignore[arg-type]
+        for top in ingest(store, result, lease):  # type: ignore[arg-type]
             if mediatype.is_index(top.media_type):
                 index = store.index(top)
                 images += index.image_manifests()
@@ -424,9 +584,36 @@ def assemble_nodes(
         only = images[0]
         target = Descriptor(only.media_type, only.digest, only.size)
     else:
-        index = Index(manifests=(*images, *attestations))
-        target = store.put_document(index.encode(), mediatype.OCI_INDEX, lease)
+        fmt = image_format or ImageFormat()
+        media_type = mediatype.OCI_INDEX if fmt.oci_media_types else mediatype.DOCKER_MANIFEST_LIST
+        notes = tuple(sorted((a.key, a.value) for a in fmt.annotations if a.type == INDEX))
+        index = Index(manifests=(*images, *attestations), media_type=media_type, annotations=notes)
+        target = store.put_document(index.encode(), media_type, lease)
     return ImageOutcome(target, tuple(images), configs, platforms)
+
+
+def _tag(
+    args: argparse.Namespace,
+    store: Store,
+    image: ImageOutcome,
+    specs: Sequence[OutputSpec],
+    tags: list[str],
+) -> None:
+    """Push the one index (its children are in the registry already, by digest) under
+    every name: the only tag a build on nodes moves."""
+    from bale.exporters.outputs import image_names
+    from bale.oci.reference import Reference
+    from bale.registry.client import Repository
+
+    data = store.read_json_blob(image.target)
+    with open_registries(args) as registries:
+        for spec in specs:
+            by_digest = spec.flag("push-by-digest")
+            for name in image_names(spec, tags):
+                ref = Reference.parse(name)
+                repo = Repository(registries.session(ref.domain), ref.path, push=True)
+                tag = ref.tag if ref.tag and not by_digest else str(image.target.digest)
+                repo.put_manifest(tag, data, image.target.media_type)
 
 
 def run(
@@ -439,7 +626,8 @@ def run(
     from bale.cli.build_run import _write_files
     from bale.exporters.outputs import image_names
 
-    _refuse_unsupported(request)
+    local_contexts = _local_contexts(request)
+    agent = _agent(request)
     specs = output_specs(request)
     if len(files) > 1 and any(s.type == "docker" and s.dest for s in specs):
         raise InvalidArgument(
@@ -460,70 +648,154 @@ def run(
     for spec in specs:
         names += [n for n in image_names(spec, list(request.tags)) if n not in names]
     artifact = oci_artifact(specs)
+    format_attrs, image_format = format_of(specs)
+    # Only registry outputs: each node pushes its part by digest, layers never come here.
+    push_only = all(spec.type == "registry" for spec in specs)
     secrets = {
         k: base64.b64encode(v).decode() for k, v in (parse_secret(s) for s in request.secrets)
     }
+    strict = bool(getattr(args, "strict_platforms", False))
+    if strict and all(n.platforms for n in builder.nodes):
+        # Every node declares its platforms: refused without contacting any.
+        declared = [schedule.Capability(n.name, n.platforms) for n in builder.nodes]
+        schedule.plan(request.platforms, declared, strict=True)
     sink = renderer("quiet" if request.quiet else request.progress)
     packed: IO[bytes] | None = None
+    named_packs: dict[str, tuple[str, IO[bytes], int]] = {}
     runs: list[_Run] = []
     try:
         digest, packed = pack(request.context, request.dockerfile.path)
         size = os.fstat(packed.fileno()).st_size
+        for name, path in local_contexts.items():
+            d, f = pack(path, None)
+            named_packs[name] = (d, f, os.fstat(f.fileno()).st_size)
         # One session per node, opened at once: whatever fails below cancels them all.
-        runs = [_open(node, digest, sink) for node in builder.nodes]
-        hellos = _greet(runs)
-        plan = schedule.plan(
+        nodes = [_local_root(node, args) for node in builder.nodes]
+        named_digests = {name: d for name, (d, _, _) in named_packs.items()}
+        runs = [_open(node, digest, sink, agent, named_digests) for node in nodes]
+        hellos, down = _greet(runs)
+        plan = plan_without(
             request.platforms,
-            capabilities(builder.nodes, hellos),
-            strict=bool(getattr(args, "strict_platforms", False)),
+            nodes,
+            hellos,
+            down,
+            strict=strict,
         )
         for warning in plan.warnings:
             sink.emit(Event("warning", "", "", message=warning))
         by_run = {r.node.name: r for r in runs}
         env = {k: os.environ[k] for k in ("SOURCE_DATE_EPOCH",) if k in os.environ}
-        for a in plan.assignments:
-            run_ = by_run[a.node]
+
+        def dispatch(run_: _Run, platforms: tuple[Platform, ...], hello: transport.Hello) -> None:
             node = run_.node
-            send = not hellos[node.name].has_context
+            has_context = hello.has_context
+            assert packed is not None
+            packs: list[tuple[IO[bytes], int]] = [] if has_context else [(packed, size)]
+            named = []
+            for name, (d, f, n) in named_packs.items():
+                sent = name not in hello.has_named
+                named.append({"name": name, "digest": d, "size": n if sent else 0})
+                if sent:
+                    packs.append((f, n))
             header = {
                 "node": node.name,
-                "argv": _node_argv(args, request, a.platforms, artifact, names),
+                "argv": _node_argv(
+                    args,
+                    request,
+                    platforms,
+                    artifact,
+                    names,
+                    push_only,
+                    format_attrs,
+                    agent=bool(agent),
+                ),
+                "push": push_only,
                 "context": digest,
-                "context_size": size if send else 0,
+                "context_size": 0 if has_context else size,
                 "dockerfile": request.dockerfile.text,
                 "dockerfile_name": request.dockerfile.path.name
                 if request.dockerfile.path
                 else "Dockerfile",
                 "secrets": secrets,
                 "env": env,
+                "named": named,
             }
+            note = "" if not has_context else " (context cached on the node)"
+            message = f"[{node.name}] building {', '.join(str(p) for p in platforms)}{note}"
+            sink.emit(Event("warning", "", "", message=message))
+            run_.platforms = platforms
+            _dispatch(run_, header, packs)
+
+        def retry(lost: _Run) -> _Run | None:
+            """A new session, on the least busy other node serving every lost platform."""
+            able = [
+                n
+                for n in nodes
+                if n.name != lost.node.name
+                and n.name in hellos
+                and all(p in (n.platforms or hellos[n.name].native) for p in lost.platforms)
+            ]
+            if not able:
+                return None
+            busy_on = {n.name: sum(1 for r in runs if r.node.name == n.name) for n in able}
+            node = min(able, key=lambda n: busy_on[n.name])
             sink.emit(
                 Event(
                     "warning",
                     "",
                     "",
                     message=(
-                        f"[{node.name}] building {', '.join(str(p) for p in a.platforms)}"
-                        + ("" if send else " (context cached on the node)")
+                        f"WARNING: {transport.describe(lost.node)} was lost while building "
+                        f"{', '.join(str(p) for p in lost.platforms)}: "
+                        f"retrying on node {node.name!r}"
                     ),
                 )
             )
-            run_.platforms = a.platforms
-            _dispatch(run_, header, packed if send else None, size)
-        for idle in runs:
+            again = _open(node, digest, sink, agent, named_digests)
+            runs.append(again)
+            try:
+                fresh, _ = _greet([again])
+            except BaleError:
+                return None
+            if node.name not in fresh:
+                return None
+            dispatch(again, lost.platforms, fresh[node.name])
+            return again
+
+        for a in plan.assignments:
+            dispatch(by_run[a.node], a.platforms, hellos[a.node])
+        for idle in list(runs):
             if not idle.platforms:
                 _release(idle)
-        busy = [r for r in runs if r.platforms]
-        _run_all(busy)
+        busy = _run_all([r for r in runs if r.platforms], retry)
         with open_store(args) as store, store.lease() as lease:
-            image = assemble_nodes(store, lease, [r.result for r in busy], request.platforms)
-            responses = [exporter.export(store, image) for exporter in exporters]
-            for response in responses:
-                if response.finalize is not None:
-                    response.finalize()
+            if push_only:
+                image = assemble_nodes(
+                    store,
+                    lease,
+                    [r.result for r in busy],
+                    request.platforms,
+                    ingest_documents,
+                    image_format,
+                )
+                _tag(args, store, image, specs, list(request.tags))
+            else:
+                image = assemble_nodes(
+                    store,
+                    lease,
+                    [r.result for r in busy],
+                    request.platforms,
+                    image_format=image_format,
+                )
+                responses = [exporter.export(store, image) for exporter in exporters]
+                for response in responses:
+                    if response.finalize is not None:
+                        response.finalize()
     finally:
         if packed is not None:
             packed.close()
+        for _, f, _ in named_packs.values():
+            f.close()
         for r in runs:
             r.result.close()
             if r.proc.poll() is None:

@@ -112,6 +112,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     digest = str(hello.get("context", ""))
     native, emulated = _platforms()
     has = bool(digest) and cached(root, digest) is not None
+    named = {str(k): str(v) for k, v in dict(hello.get("named", {})).items()}
+    has_named = {k: cached(root, v) is not None for k, v in named.items()}
     sys.stderr.write(
         json.dumps(
             {
@@ -120,6 +122,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                     "native": native,
                     "emulated": emulated,
                     "context": has,
+                    "named": has_named,
                 }
             }
         )
@@ -135,13 +138,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     context = unpack(root, digest, sys.stdin.buffer, size) if size else cached(root, digest)
     if context is None:
         raise InvalidArgument(f"context {digest} is neither sent nor cached on this node")
+    contexts: list[str] = []
+    for item in list(header.get("named", [])):  # named build contexts, in header order
+        name, named_digest, named_size = str(item["name"]), str(item["digest"]), int(item["size"])
+        where = (
+            unpack(root, named_digest, sys.stdin.buffer, named_size)
+            if named_size
+            else cached(root, named_digest)
+        )
+        if where is None:
+            raise InvalidArgument(f"build context {name} is neither sent nor cached here")
+        contexts += ["--build-context", f"{name}={where}"]
     done = threading.Event()
     threading.Thread(target=_watch_stdin, args=(done,), daemon=True).start()
     workdir = Path(tempfile.mkdtemp(prefix="bale-node-"))
     try:
         dockerfile = workdir / Path(str(header.get("dockerfile_name") or "Dockerfile")).name
         dockerfile.write_text(str(header.get("dockerfile", "")))
-        argv = [str(a) for a in header.get("argv", [])]
+        argv = [str(a) for a in header.get("argv", [])] + contexts
         for i, (secret_id, value) in enumerate(dict(header.get("secrets", {})).items()):
             var = f"BALE_NODE_SECRET_{i}"
             os.environ[var] = base64.b64decode(str(value)).decode("utf-8", "surrogateescape")
@@ -150,8 +164,68 @@ def cmd_build(args: argparse.Namespace) -> int:
             os.environ[str(key)] = str(value)
         os.environ[NODE_ENV] = str(header.get("node", ""))
         root_args = ["--root", str(root)]
-        code = main([*root_args, "build", *argv, "-f", str(dockerfile), str(context)])
+        pushed = bool(header.get("push"))
+        meta = workdir / "metadata.json"
+        if pushed:
+            argv += ["--metadata-file", str(meta)]
+        # `--builder default`: this node's own in-process build, never its current builder
+        # (a node whose root has a builder of nodes must not fan the build out again).
+        build = ["build", "--builder", "default", *argv, "-f", str(dockerfile), str(context)]
+        code = main([*root_args, *build])
+        if code == 0 and pushed:
+            _send_documents(root, meta)
     finally:
         done.set()
         shutil.rmtree(workdir, ignore_errors=True)
     return code
+
+
+def _send_documents(root: Path, meta: Path) -> None:
+    """After a push by digest: the image's documents (index, manifests, configs and the
+    attestations' statements) as an OCI layout on stdout, without the layers, which the
+    registry has already."""
+    import tarfile
+
+    from bale.oci import mediatype
+    from bale.oci.descriptor import Descriptor
+    from bale.oci.manifest import Index, Manifest, is_attestation
+    from bale.store.local import Store
+
+    target = Descriptor.from_json(json.loads(meta.read_text())["containerimage.descriptor"])
+    store = Store(root)
+    blobs: dict[str, Descriptor] = {}
+    todo = [(target, False)]
+    while todo:
+        desc, statements = todo.pop()
+        blobs[str(desc.digest)] = desc
+        if mediatype.is_index(desc.media_type):
+            todo += [
+                (m, is_attestation(m)) for m in Index.parse(store.read_json_blob(desc)).manifests
+            ]
+        elif mediatype.is_manifest(desc.media_type):
+            manifest = Manifest.parse(store.read_json_blob(desc))
+            todo.append((manifest.config, False))
+            if statements:
+                todo += [(layer, False) for layer in manifest.layers]
+    layout = {"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX, "manifests": [target.to_json()]}
+    out = sys.stdout.buffer
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        for name, data in (
+            ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+            ("index.json", json.dumps(layout).encode()),
+        ):
+            _add(tar, name, data)
+        for digest, desc in sorted(blobs.items()):
+            with store.content.open(desc.digest, desc.size) as f:
+                _add(tar, "blobs/" + digest.replace(":", "/"), f.read())
+    out.flush()
+
+
+def _add(tar: Any, name: str, data: bytes) -> None:
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))

@@ -169,14 +169,13 @@ class BuilderState:
         write_atomic(self.path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o600)
 
     def all(self) -> list[Builder]:
-        out = [default_builder()] if DEFAULT not in self.builders else []
-        return out + [self.builders[n] for n in sorted(self.builders)]
+        return [default_builder()] + [self.builders[n] for n in sorted(self.builders)]
 
     def get(self, name: str) -> Builder:
+        if name == DEFAULT:
+            return default_builder()  # always this process: what a node's own build uses
         if name in self.builders:
             return self.builders[name]
-        if name == DEFAULT:
-            return default_builder()
         raise NotFound(
             f"no builder {name!r} found",
             hint="bale builder ls lists them; bale builder create makes one",
@@ -204,7 +203,7 @@ class BuilderState:
         return builder
 
     def remove(self, name: str) -> None:
-        if name == DEFAULT and DEFAULT not in self.builders:
+        if name == DEFAULT:
             raise InvalidArgument("the default builder cannot be removed")
         self.get(name)
         self.builders.pop(name, None)

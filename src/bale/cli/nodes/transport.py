@@ -8,14 +8,15 @@ PATH) with its root (`root=PATH`), running the hidden `bale node` command. Envir
 - `BALE_SSH_COMMAND`: the ssh program and leading options (default `ssh`).
 
 Wire format of `bale node build`, one session per node and build:
-1. coordinator -> stdin: `{"context": DIGEST}` (one JSON line);
+1. coordinator -> stdin: `{"context": DIGEST, "named": {NAME: DIGEST}}` (one JSON line);
 2. node -> stderr: `{"bale-node-hello": {"bale": VERSION, "native": [...], "emulated":
-   [...], "context": HAS_IT}}`;
-3. coordinator -> stdin: the header (one JSON line: flags, Dockerfile, secrets), then the
-   compressed context when the node lacks it; or EOF, when the plan gave it nothing to do.
-   Stdin then stays open for as long as the coordinator wants the build (EOF cancels it);
-4. node -> stdout: the result as an OCI layout tar; -> stderr: the build's rawjson
-   progress lines and, on failure, its error text.
+   [...], "context": HAS_IT, "named": {NAME: HAS_IT}}}`;
+3. coordinator -> stdin: the header (one JSON line: flags, Dockerfile, secrets, the
+   sizes of what follows), then the compressed context and named contexts the node lacks,
+   in header order; or EOF, when the plan gave it nothing to do. Stdin then stays open
+   for as long as the coordinator wants the build (EOF cancels it);
+4. node -> stdout: the result as an OCI layout tar (only its documents after a push by
+   digest); -> stderr: the build's rawjson progress lines and, on failure, its error text.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def remote_words(node: Node, *words: str) -> list[str]:
     return [*head, *(["--root", root] if root else []), "node", *words]
 
 
-def command(node: Node, *words: str) -> list[str]:
-    """The argv that runs `bale node WORDS...` on the node."""
+def command(node: Node, *words: str, agent: str = "") -> list[str]:
+    """The argv that runs `bale node WORDS...` on the node; `agent`, an ssh-agent socket
+    to forward (`--ssh`), is the node build's SSH_AUTH_SOCK there."""
     remote = remote_words(node, *words)
     if node.endpoint.kind == "local":
         return remote
@@ -67,6 +69,9 @@ def command(node: Node, *words: str) -> list[str]:
         "ServerAliveInterval=5",
         "-o",
         "ServerAliveCountMax=3",
+        "-o",
+        # The agent to forward is the ssh client's SSH_AUTH_SOCK (start_build sets it).
+        "ForwardAgent=yes" if agent else "ForwardAgent=no",
     ]
     endpoint = node.endpoint
     if endpoint.port is not None:
@@ -88,6 +93,7 @@ class Hello:
     native: tuple[Platform, ...]
     emulated: tuple[Platform, ...]
     has_context: bool = False
+    has_named: frozenset[str] = frozenset()  # named build contexts it holds already
 
 
 def _tail(text: str, lines: int = 3) -> str:
@@ -146,12 +152,14 @@ def parse_hello(data: dict[str, object]) -> Hello:
     """A node's hello object (ValueError, KeyError, TypeError when it is not one)."""
     native = data.get("native", [])
     emulated = data.get("emulated", [])
-    assert isinstance(native, list) and isinstance(emulated, list)
+    named = data.get("named") or {}
+    assert isinstance(native, list) and isinstance(emulated, list) and isinstance(named, dict)
     return Hello(
         version=str(data["bale"]),
         native=tuple(Platform.parse(str(p)) for p in native),
         emulated=tuple(Platform.parse(str(p)) for p in emulated),
         has_context=bool(data.get("context", False)),
+        has_named=frozenset(str(k) for k, v in named.items() if v),
     )
 
 
@@ -163,11 +171,13 @@ def require_version(node: Node, info: Hello) -> None:
         )
 
 
-def start_build(node: Node) -> subprocess.Popen[bytes]:
-    argv = command(node, "build")
+def start_build(node: Node, agent: str = "") -> subprocess.Popen[bytes]:
+    argv = command(node, "build", agent=agent)
+    env = {**os.environ, "SSH_AUTH_SOCK": agent} if agent else None
     try:
         return subprocess.Popen(
             argv,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -3,6 +3,9 @@
 Variables, global attributes and user functions resolve lazily with cycle detection; target
 and group blocks expand their matrix, take their names, and evaluate attribute by attribute
 so that `target.other.attr` references work in any order.
+
+Beside it: `env_values` (variable values from the environment), `userfuncs` (`function`
+blocks), `blockrefs` (block instances, and blocks as values in expressions).
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from bale.frontends.bake import buildflags as bf
 from bale.frontends.bake import values as V
+from bale.frontends.bake.blockrefs import BlockNamespace, Instance
+from bale.frontends.bake.env_values import from_env
 from bale.frontends.bake.evaluate import EMPTY, EvalError, Evaluator, Scope, force
 from bale.frontends.bake.funcs import REGISTRY
 from bale.frontends.bake.syntax import (
@@ -26,11 +30,11 @@ from bale.frontends.bake.syntax import (
     ObjectCons,
     Range,
     Template,
-    TupleCons,
-    Variable,
+    body_attr,
 )
-from bale.frontends.bake.target import ATTRIBUTES, DecodeError, Group, Target, decode, to_value
+from bale.frontends.bake.target import ATTRIBUTES, DecodeError, Group, Target, decode
 from bale.frontends.bake.typeexpr import is_null_literal, type_of
+from bale.frontends.bake.userfuncs import UserFunction, define
 
 # A matrix may expand one block into at most this many targets.
 MAX_MATRIX = 10_000
@@ -54,52 +58,10 @@ class VariableInfo:
 
 
 @dataclass
-class Instance:
-    """One target or group produced by a block (one per matrix combination)."""
-
-    block: Block
-    scope: Scope
-    name: str
-    values: dict[str, Any] = field(default_factory=dict)
-    in_progress: set[str] = field(default_factory=set)
-
-
-@dataclass
 class Parsed:
     items: list[tuple[str, Target | Group]]
     renamed: dict[str, list[str]]
     variables: list[VariableInfo]
-
-
-class UserFunction:
-    def __init__(
-        self, cfg: Config, name: str, params: list[str], variadic: str | None, result: Expr
-    ) -> None:
-        self.cfg, self.name, self.params, self.variadic, self.result = (
-            cfg,
-            name,
-            params,
-            variadic,
-            result,
-        )
-
-    def call(self, ev: Evaluator, args: list[Any], rng: Range) -> Any:
-        if len(args) < len(self.params):
-            raise EvalError(
-                "Not enough function arguments",
-                f'Function "{self.name}" expects {len(self.params)} argument(s). Missing value for "{self.params[len(args)]}".',
-                rng,
-            )
-        if len(args) > len(self.params) and self.variadic is None:
-            raise EvalError(
-                "Too many function arguments",
-                f'Function "{self.name}" expects only {len(self.params)} argument(s).',
-                rng,
-            )
-        names: dict[str, Any] = dict(zip(self.params, args, strict=False))
-        if self.variadic is not None:
-            names[self.variadic] = list(args[len(self.params) :])
-        return ev.value(self.result, Scope(names))
 
 
 class Config:
@@ -169,9 +131,9 @@ class Config:
         if attr is not None:
             default = attr.expr
         elif var is not None:
-            spec = _attr(var.body, "default")
+            spec = body_attr(var.body, "default")
             default = spec.expr if spec is not None else None
-            type_attr = _attr(var.body, "type")
+            type_attr = body_attr(var.body, "type")
             if type_attr is not None and not is_null_literal(type_attr.expr):
                 typ = type_of(_json_type_expr(type_attr.expr))
                 typed = True
@@ -199,7 +161,7 @@ class Config:
             return value
         where = var.rng if var is not None else None
         try:
-            return self._from_env(name, env, is_json, typ, typed, has_default, value)
+            return from_env(name, env, is_json, typ, typed, has_default, value)
         except V.ConversionError as exc:
             raise EvalError("Invalid value", str(exc), where) from None
 
@@ -216,47 +178,6 @@ class Config:
     def lookup_env(self, name: str) -> str | None:
         return self.env_lookup(name)
 
-    def _from_env(
-        self,
-        name: str,
-        env: str,
-        is_json: bool,
-        typ: V.Type,
-        typed: bool,
-        has_default: bool,
-        default: Any,
-    ) -> Any:
-        if typed and is_json:
-            try:
-                return V.convert(V.json_decode(env), typ)
-            except V.ConversionError as exc:
-                raise V.ConversionError(
-                    f"failed to convert variable {name} from JSON: {exc}"
-                ) from None
-        if typ.kind in ("list", "set", "tuple", "map"):
-            try:
-                return _from_csv(name, env, typ)
-            except V.ConversionError as exc:
-                raise V.ConversionError(
-                    f"failed to convert variable {name} from CSV: {exc}"
-                ) from None
-        if typed and typ.is_primitive():
-            return _primitive(name, env, typ)
-        if typed and typ.kind != "any":
-            raise V.ConversionError(f"unsupported type {typ.friendly()} for variable {name}")
-        if not has_default or default is None:
-            return env
-        if isinstance(default, (list, dict)):
-            raise V.ConversionError(f"unsupported type {V.type_name(default)} for variable {name}")
-        kind = (
-            V.BOOL
-            if isinstance(default, bool)
-            else V.NUMBER
-            if isinstance(default, Decimal)
-            else V.STRING
-        )
-        return _primitive(name, env, kind)
-
     # Functions ------------------------------------------------------------------
 
     def user_function(self, name: str) -> UserFunction | None:
@@ -265,38 +186,7 @@ class Config:
         blk = self.funcs.get(name)
         if blk is None:
             return None
-        return self._define(name, blk)
-
-    def _define(self, name: str, blk: Block) -> UserFunction:
-        params_attr = _attr(blk.body, "params")
-        result = _attr(blk.body, "result")
-        for a in blk.body.attributes:
-            if a.name not in ("params", "variadic_params", "result"):
-                raise EvalError(
-                    "Unsupported argument",
-                    f'An argument named "{a.name}" is not expected here.',
-                    a.name_rng,
-                )
-        if result is None:
-            raise EvalError(
-                "Invalid function", f"empty result not allowed for {name}", blk.label_rngs[0]
-            )
-        if params_attr is None:
-            raise EvalError(
-                "Invalid function", f"empty params not allowed for {name}", blk.label_rngs[0]
-            )
-        if not isinstance(params_attr.expr, TupleCons):
-            raise EvalError(
-                "Invalid param element",
-                "Each parameter name must be an identifier.",
-                params_attr.expr.rng,
-            )
-        params = [_keyword(e) for e in params_attr.expr.items]
-        variadic_attr = _attr(blk.body, "variadic_params")
-        variadic = _keyword(variadic_attr.expr) if variadic_attr is not None else None
-        fn = UserFunction(self, name, params, variadic, result.expr)
-        self.user_funcs[name] = fn
-        return fn
+        return define(self, name, blk)
 
     # Blocks ---------------------------------------------------------------------
 
@@ -309,7 +199,7 @@ class Config:
             variables.append(self._info(name))
         self._validate()
         for name, blk in self.funcs.items():
-            self._define(name, blk)
+            define(self, name, blk)
         renamed: dict[str, list[str]] = {}
         for blk in self.blocks:
             if len(blk.labels) != 1:
@@ -331,7 +221,7 @@ class Config:
 
     def _info(self, name: str) -> VariableInfo:
         blk = self.vars[name]
-        desc_attr = _attr(blk.body, "description")
+        desc_attr = body_attr(blk.body, "description")
         desc = V.to_string(self.ev.value(desc_attr.expr)) if desc_attr is not None else ""
         tc = self.constraints.get(name)
         value = self.values.get(name)
@@ -350,7 +240,7 @@ class Config:
     def _validate(self) -> None:
         for name in sorted(self.vars):
             for rule in (b for b in self.vars[name].body.blocks if b.type == "validation"):
-                cond_attr = _attr(rule.body, "condition")
+                cond_attr = body_attr(rule.body, "condition")
                 rng = cond_attr.expr.rng if cond_attr else rule.rng
                 result = self.ev.value(cond_attr.expr) if cond_attr else None
                 if result is None:
@@ -372,7 +262,7 @@ class Config:
                         rng,
                     ) from None
                 if not ok:
-                    msg_attr = _attr(rule.body, "error_message")
+                    msg_attr = body_attr(rule.body, "error_message")
                     msg = self.ev.value(msg_attr.expr) if msg_attr else None
                     text = (
                         V.to_string(msg)
@@ -382,8 +272,8 @@ class Config:
                     raise EvalError("Validation failed", text, rng)
 
     def _instances(self, blk: Block) -> list[Instance]:
-        matrix = _attr(blk.body, "matrix")
-        name_attr = _attr(blk.body, "name")
+        matrix = body_attr(blk.body, "matrix")
+        name_attr = body_attr(blk.body, "name")
         label = blk.labels[0]
         if blk.type == "group":
             if matrix is not None:
@@ -455,7 +345,7 @@ class Config:
                 f"reference cycle not allowed for {inst.block.type}.{inst.name}.{attr}",
                 rng,
             )
-        node = _attr(inst.block.body, attr)
+        node = body_attr(inst.block.body, attr)
         if node is None:
             inst.values[attr] = None
             return None
@@ -494,7 +384,7 @@ class Config:
                 "Unsupported block type", f'Blocks of type "{b.type}" are not expected here.', b.rng
             )
         if inst.block.type == "group":
-            if _attr(body, "targets") is None:
+            if body_attr(body, "targets") is None:
                 raise EvalError(
                     "Missing required argument",
                     'The argument "targets" is required, but no definition was found.',
@@ -509,7 +399,7 @@ class Config:
                 t.description = value or ""
             elif value is not None:
                 t.set(name, value)
-            node = _attr(body, name)
+            node = body_attr(body, name)
             if node is not None:
                 t.ranges[name] = node.rng
         return t
@@ -523,88 +413,6 @@ def _group_attr(attr: str, raw: Any) -> Any:
     if attr == "targets":
         return decode("tags", raw)
     return None
-
-
-class BlockNamespace:
-    """`target` / `group` as a value: blocks are looked up (and evaluated) on access."""
-
-    def __init__(self, cfg: Config, kind: str) -> None:
-        self.cfg, self.kind = cfg, kind
-
-    def get(self, name: str, rng: Range) -> Any:
-        insts = self.cfg.instances[self.kind].get(name)
-        if not insts:
-            raise EvalError(
-                "Unsupported attribute",
-                f'This object does not have an attribute named "{name}".',
-                rng,
-            )
-        return BlockRef(self.cfg, insts)
-
-    def materialize(self) -> Any:
-        return V.obj(
-            {
-                n: BlockRef(self.cfg, i).materialize()
-                for n, i in self.cfg.instances[self.kind].items()
-            }
-        )
-
-
-class BlockRef:
-    def __init__(self, cfg: Config, insts: list[Instance]) -> None:
-        self.cfg, self.insts = cfg, insts
-
-    def attrs(self) -> tuple[str, ...]:
-        return (
-            ("name", *ATTRIBUTES)
-            if self.insts[0].block.type == "target"
-            else ("name", "description", "targets")
-        )
-
-    def get(self, attr: str, rng: Range) -> Any:
-        if attr not in self.attrs():
-            raise EvalError(
-                "Unsupported attribute",
-                f'This object does not have an attribute named "{attr}".',
-                rng,
-            )
-        if attr == "name":
-            return self.insts[-1].name
-        chosen = self.insts[-1]
-        for inst in self.insts:
-            if _attr(inst.block.body, attr) is not None:
-                chosen = inst
-        value = self.cfg.attribute(chosen, attr, rng)
-        if chosen.block.type == "target":
-            probe = Target(chosen.name)
-            if value is not None:
-                probe.set(attr, value)
-            return to_value(probe, attr)
-        return list(value) if isinstance(value, list) else value
-
-    def materialize(self) -> Any:
-        return V.obj({a: self.get(a, self.insts[-1].block.rng) for a in self.attrs()})
-
-
-def _attr(body: Body, name: str) -> Attribute | None:
-    found = None
-    for a in body.attributes:
-        if a.name == name:
-            found = a
-    return found
-
-
-def _keyword(expr: Expr) -> str:
-    if isinstance(expr, Variable):
-        return expr.name
-    if (
-        isinstance(expr, Template)
-        and len(expr.parts) == 1
-        and isinstance(expr.parts[0], str)
-        and expr.parts[0].isidentifier()
-    ):
-        return expr.parts[0]
-    raise EvalError("Invalid param element", "Each parameter name must be an identifier.", expr.rng)
 
 
 def _json_type_expr(expr: Expr) -> Expr:
@@ -624,84 +432,3 @@ def _json_type_expr(expr: Expr) -> Expr:
 def _check_name(name: str, rng: Range) -> None:
     if not _NAME_RE.match(name):
         raise EvalError("Invalid name", f'only "{NAME_CHARS}" are allowed', rng)
-
-
-def _primitive(name: str, text: str, t: V.Type) -> Any:
-    if t.kind == "string":
-        return text
-    if t.kind == "bool":
-        try:
-            return bf.parse_bool(text, text)
-        except bf.FlagError:
-            raise V.ConversionError(
-                f'failed to parse {name} as bool: strconv.ParseBool: parsing "{text}": invalid syntax'
-            ) from None
-    if t.kind == "number":
-        n = V.parse_number(text)
-        if n is None:
-            raise V.ConversionError(
-                f'failed to parse {name} as number: strconv.ParseFloat: parsing "{text}": invalid syntax'
-            )
-        return n
-    raise V.ConversionError(f"{name} of type {t.friendly()} is not a primitive")
-
-
-def _from_csv(name: str, text: str, t: V.Type) -> Any:
-    try:
-        fields = bf.csv_fields(text)
-    except bf.FlagError as exc:
-        raise V.ConversionError(f"failed to parse {text} as CSV: {exc}") from None
-    if t.kind in ("list", "set"):
-        assert t.elem is not None
-        if not t.elem.is_primitive():
-            raise V.ConversionError(f"unsupported type {t.friendly()} for CSV specification")
-        try:
-            items = [_primitive(name, f, t.elem) for f in fields]
-        except V.ConversionError as exc:
-            raise V.ConversionError(
-                f"failed to parse element of type {t.friendly()}: {exc}"
-            ) from None
-        return V.set_of(items) if t.kind == "set" else items
-    if t.kind == "tuple":
-        if len(t.elems) != len(fields):
-            raise V.ConversionError(
-                f"{t.friendly()} expects {len(t.elems)} elements but only {len(fields)} provided"
-            )
-        out = []
-        for f, et in zip(fields, t.elems, strict=True):
-            if not et.is_primitive():
-                raise V.ConversionError(f"unsupported type {t.friendly()} for CSV specification")
-            try:
-                out.append(_primitive(name, f, et))
-            except V.ConversionError as exc:
-                raise V.ConversionError(
-                    f"failed to parse element of type {t.friendly()}: {exc}"
-                ) from None
-        return out
-    assert t.elem is not None
-    if not t.elem.is_primitive():
-        raise V.ConversionError(f"unsupported type {t.friendly()} for CSV specification")
-    m: dict[str, Any] = {}
-    for f in fields:
-        try:
-            kv = _colon_fields(f)
-        except bf.FlagError as exc:
-            raise V.ConversionError(
-                f"failed to parse {f} as k/v for variable {name}: {exc}"
-            ) from None
-        if len(kv) != 2:
-            raise V.ConversionError(f"expected one k/v pair but got {len(kv)} pieces from {f}")
-        try:
-            m[kv[0]] = _primitive(name, kv[1], t.elem)
-        except V.ConversionError as exc:
-            raise V.ConversionError(
-                f"failed to parse element from type {t.friendly()}: {exc}"
-            ) from None
-    return V.obj(m)
-
-
-def _colon_fields(text: str) -> list[str]:
-    """Split `k:v` as a CSV record with ':' for the separator."""
-    swap: dict[str, str | int | None] = {",": ":", ":": ","}
-    table = str.maketrans(swap)
-    return [f.translate(table) for f in bf.csv_fields(text.translate(table))]

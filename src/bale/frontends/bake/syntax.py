@@ -209,3 +209,12 @@ def traversal_root(expr: Expr) -> tuple[str, list[str]] | None:
             return node.name, names
         else:
             return None
+
+
+def body_attr(body: Body, name: str) -> Attribute | None:
+    """The body's attribute of that name (the last one, as merged files override)."""
+    found = None
+    for a in body.attributes:
+        if a.name == name:
+            found = a
+    return found

@@ -89,7 +89,8 @@ def convert(
 ) -> BuildDefinition:
     """`graph`: the graph to add to (one shared by several builds); a new one when None."""
     graph = Graph() if graph is None else graph
-    targets = [_Platform(graph, build, resolver, options).convert() for build in builds]
+    multi = len(builds) > 1
+    targets = [_Platform(graph, build, resolver, options, multi).convert() for build in builds]
     return BuildDefinition(graph, tuple(targets))
 
 
@@ -113,7 +114,9 @@ def dest_path(workdir: str, dest: str) -> str:
 
 
 def _counted_steps(stage: ResolvedStage) -> int:
-    return 1 + sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
+    # As BuildKit: FROM counts only for a base that is neither scratch nor another stage.
+    own_base = not isinstance(stage.base, ScratchBase | StageBase)
+    return own_base + sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,10 @@ class _Platform:
         build: ResolvedBuild,
         resolver: ImageResolver,
         options: ConvertOptions,
+        multi: bool = False,
     ) -> None:
         self.graph = graph
+        self.multi = multi  # several platforms asked for: step names say which
         self.build = build
         self.resolver = resolver
         self.options = options
@@ -146,6 +151,16 @@ class _Platform:
         if isinstance(exc, DockerfileError):
             return exc
         return DockerfileError(str(exc), source=source, lines=self.build.lines, hint=exc.hint)
+
+    def prefix(self, stage: ResolvedStage, n: int, total: int) -> str:
+        """BuildKit's step prefix: `[base 2/3]`, with the platform first when several were
+        asked for (`[linux/arm64 base 2/3]`); none in a stage that counts no step."""
+        if total == 0:
+            return ""
+        platform = platform_label(stage.platform, self.build.target_platform)
+        name = stage.name or f"stage-{stage.index}"
+        count = f"{n:>{len(str(total))}}/{total}"
+        return f"[{platform} {name} {count}]" if self.multi else f"[{name} {count}]"
 
     def location(self, source: SourceRange) -> Location:
         return Location(source, self.build.lines)
@@ -180,12 +195,11 @@ class _Platform:
         fs, history, vertices = self.base(stage)
         total = _counted_steps(stage)
         label = stage.name or f"stage-{stage.index}"
-        n = 1
+        n = total - sum(isinstance(s.instruction, _COUNTED) for s in stage.steps)
         for position, step in enumerate(stage.steps, 1):
             n += isinstance(step.instruction, _COUNTED)
             self.step_id = f"{stage.platform}|{label}|{position}"
-            prefix = platform_label(stage.platform, self.build.target_platform)
-            fs, entry = self.step(stage, step, fs, f"[{prefix} {label} {n}/{total}]")
+            fs, entry = self.step(stage, step, fs, self.prefix(stage, n, total))
             history += (entry,)
             vertices += (fs,)
         return _StageOut(fs, history, vertices)
@@ -204,8 +218,7 @@ class _Platform:
         if linked is not None:
             return linked.vertex, linked.config.history, linked.history_vertices
         image = self.image(base.ref, stage, stage.from_.source)
-        label = f"{stage.name or f'stage-{stage.index}'} 1/{_counted_steps(stage)}"
-        vertex = self.image_vertex(image, stage, label)
+        vertex = self.image_vertex(image, stage, self.prefix(stage, 1, _counted_steps(stage)))
         return vertex, image.config.history, ("",) * len(image.config.history)
 
     def scratch(self) -> str:
@@ -224,10 +237,14 @@ class _Platform:
         return self.graph.add(v)
 
     def linked(self, ref: str, stage: ResolvedStage, source: SourceRange) -> PlatformTarget | None:
-        """Another build's result for this stage's platform, when `ref` names one."""
-        if not any(name == ref for name, _ in self.options.linked):
+        """Another build's result for this stage's platform, when `ref` names one (a build
+        of one platform stands for every platform)."""
+        results = [t for (name, _), t in self.options.linked.items() if name == ref]
+        if not results:
             return None
-        found = self.options.linked.get((ref, str(stage.platform)))
+        # A single-platform result feeds every platform (as buildx uses it).
+        found = results[0] if len(results) == 1 else None
+        found = self.options.linked.get((ref, str(stage.platform)), found)
         if found is None:
             raise DockerfileError(
                 f"context {ref!r} is a target that is not built for {stage.platform}",
@@ -254,8 +271,7 @@ class _Platform:
         op = ImageOp(image.ref, image.manifest, stage.platform, image.resolved)
         v = Vertex.make(
             op,
-            name=f"[{platform_label(stage.platform, self.build.target_platform)} {label}] "
-            f"FROM {image.ref}",
+            name=_named(label, f"FROM {image.ref}"),
             platform=str(stage.platform),
         )
         return self.graph.add(v)
@@ -281,7 +297,7 @@ class _Platform:
                 v = Vertex.make(
                     MkdirOp(path, step.user),
                     (fs,),
-                    name=f"{label} {inst.original.strip()}",
+                    name=_named(label, inst.original.strip()),
                     platform=str(stage.platform),
                     location=self.location(inst.source),
                     ignore_cache=self.ignore_cache(stage),
@@ -315,7 +331,9 @@ class _Platform:
         )
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
-            label = label.replace(f"[{stage.platform} ", f"[{stage.platform} emulated ", 1)
+            platform = f"[{stage.platform} "
+            label = (label.replace(platform, f"{platform}emulated ", 1) if self.multi
+                     else label.replace("[", f"{platform}emulated ", 1))
         local = any(
             isinstance(m, SecretMountSpec | SSHMountSpec)
             or (isinstance(m, BindMountSpec) and m.input is None)
@@ -324,7 +342,7 @@ class _Platform:
         v = Vertex.make(
             op,
             tuple(inputs),
-            name=f"{label} RUN {inst.original[4:].strip()}",
+            name=_named(label, f"RUN {inst.original[4:].strip()}"),
             platform=str(stage.platform),
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
@@ -436,7 +454,7 @@ class _Platform:
         v = Vertex.make(
             op,
             inputs,
-            name=f"{label} {inst.original.strip()}",
+            name=_named(label, inst.original.strip()),
             platform=str(stage.platform),
             location=self.location(inst.source),
             ignore_cache=self.ignore_cache(stage),
@@ -490,6 +508,10 @@ def _scan_enabled(build: ResolvedBuild, stage: ResolvedStage, name: str) -> bool
     if value in ("0", "f", "F", "FALSE", "false", "False"):
         return False
     return bool(stage.name) and stage.name in value.split(",")
+
+
+def _named(prefix: str, text: str) -> str:
+    return f"{prefix} {text}" if prefix else text
 
 
 def _with_labels(config: RuntimeConfig, labels: tuple[tuple[str, str], ...]) -> RuntimeConfig:

@@ -68,25 +68,32 @@ def parse_flags(keyword: str, words: Sequence[str]) -> Flags:
     lists: dict[str, list[str]] = {}
     seen: set[str] = set()
     for word in words:
+        if word == "--":
+            break  # the end of the flags, as POSIX utilities
         if not word.startswith("--"):
-            raise FlagError(f"Arg {word!r} must start with '--'")
-        name, has_value, value = word[2:].partition("=")
+            raise FlagError(f"arg should start with -- : {word}")
+        flag, has_value, value = word.partition("=")
+        name = flag[2:]
         kind = known.get(name)
         if kind is None:
-            raise FlagError(f"unknown flag: {name}")
+            from bale.frontends.dockerfile.parser import suggest
+
+            raise FlagError(
+                f"unknown flag: {flag}{suggest(name, sorted(known), case_sensitive=True)}"
+            )
         if kind != "strings":
             if name in seen:
-                raise FlagError(f"Duplicate flag specified: {name}")
+                raise FlagError(f"duplicate flag specified: {flag}")
             seen.add(name)
         if kind == "bool":
-            if not has_value:
-                bools[name] = True
-            elif value.lower() in ("true", "false"):
-                bools[name] = value.lower() == "true"
+            if has_value and value == "":
+                raise FlagError(f"missing a value on flag: {flag}")
+            if value.lower() in ("true", "", "false"):
+                bools[name] = value.lower() != "false"
             else:
-                raise FlagError(f"expecting boolean value for flag {name}, not: {value}")
+                raise FlagError(f"expecting boolean value for flag {flag}, not: {value}")
         elif not has_value:
-            raise FlagError(f"Missing a value on flag: {name}")
+            raise FlagError(f"missing a value on flag: {flag}")
         elif kind == "string":
             strings[name] = value
         else:

@@ -14,7 +14,7 @@ from typing import TypedDict, TypeVar
 
 from bale.errors import DockerfileError, SourceRange
 from bale.frontends.dockerfile.flags import FlagError, Flags, parse_flags
-from bale.frontends.dockerfile.mounts import Mount, MountError, parse_mount
+from bale.frontends.dockerfile.mounts import Mount, MountError, parse_mount_as_written
 from bale.frontends.dockerfile.parser import (
     Heredoc,
     Node,
@@ -316,7 +316,7 @@ def _run(
         raise _Fail(f'security "{security}" is not valid')
     specs = flags.many("mount")
     try:
-        mounts = tuple(parse_mount(s, None, i) for i, s in enumerate(specs))
+        mounts = tuple(parse_mount_as_written(s, i) for i, s in enumerate(specs))
     except MountError as exc:
         raise _Fail(str(exc)) from None
     return Run(**common, command=node.args, prepend_shell=not node.json,

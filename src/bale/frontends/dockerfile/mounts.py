@@ -181,3 +181,24 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None, index: in
     if mtype == "cache" and not values.get("id"):
         values["id"] = values["target"]
     return Mount(**values)  # type: ignore[arg-type]
+
+
+def parse_mount_as_written(spec: str, index: int = 0) -> Mount:
+    """A `--mount` value at parse time, before build args and ENV are known: `from` cannot
+    use a variable; a value that does is checked once expanded (BuildKit defers them all)."""
+    try:
+        fields = next(csv.reader([spec]), [])
+    except csv.Error:
+        fields = []
+    for item in fields:
+        key, _, value = item.partition("=")
+        if key.lower() == "from" and "$" in value[:-1]:
+            raise MountError(
+                "'from' doesn't support variable expansion, define alias stage instead"
+            )
+    try:
+        return parse_mount(spec, None, index)
+    except MountError:
+        if "$" not in spec:
+            raise
+        return Mount()

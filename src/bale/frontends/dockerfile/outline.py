@@ -6,13 +6,15 @@ starts with the stage or arg name and a space, without the name (`# GO_VERSION s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bale.errors import DockerfileError, SourceRange
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.parser import ParsedDockerfile, suggest
-from bale.frontends.dockerfile.resolve import platform_args, resolve
+from bale.frontends.dockerfile.resolve import StageBase, platform_args, resolve
+from bale.frontends.dockerfile.shell import Lexer
 from bale.frontends.dockerfile.stages import Dockerfile, load
 from bale.oci.platform import Platform, host_platform
 
@@ -20,7 +22,7 @@ from bale.oci.platform import Platform, host_platform
 @dataclass(frozen=True)
 class OutlineArg:
     name: str
-    value: str | None  # the default (after --build-arg), None when there is none
+    value: str  # the default (after --build-arg, expanded), "" when there is none
     description: str
     source: SourceRange
 
@@ -43,10 +45,12 @@ class Outline:
 
 @dataclass(frozen=True)
 class TargetInfo:
-    name: str
+    name: str  # "" for an unnamed stage
     description: str
     default: bool
     source: SourceRange
+    base: str = ""  # the FROM image as written
+    platform: str = ""  # FROM --platform as written
 
 
 def _description(comments: tuple[str, ...], name: str) -> str:
@@ -66,17 +70,39 @@ def _comments(parsed: ParsedDockerfile) -> dict[int, tuple[str, ...]]:
 def targets(source: str | ParsedDockerfile | Dockerfile, filename: str = "Dockerfile") -> list[
     TargetInfo
 ]:
-    """Named stages (and the default, last stage) with their descriptions."""
+    """Every stage, as BuildKit lists them (unnamed ones too), with their descriptions; the
+    last is the default."""
     df = load(source, filename)
     comments = _comments(df.parsed)
     last = df.stages[-1].index
     out: list[TargetInfo] = []
     for stage in df.stages:
-        if not stage.name and stage.index != last:
-            continue
-        desc = _description(comments.get(stage.from_.source.start, ()), stage.name)
-        out.append(TargetInfo(stage.display_name, desc, stage.index == last, stage.from_.source))
+        frm = stage.from_
+        desc = _description(comments.get(frm.source.start, ()), stage.name)
+        out.append(TargetInfo(stage.name, desc, stage.index == last, frm.source, frm.image,
+                              frm.platform))
     return out
+
+
+@dataclass
+class _Capture:
+    """BuildKit's outlineCapture for one stage: every arg it knows (name → definition and
+    the names its default used) and the names it uses."""
+
+    args: dict[str, tuple[OutlineArg, frozenset[str]]]
+    used: set[str]
+    secrets: dict[str, OutlineSecret]
+    ssh: dict[str, OutlineSecret]
+
+    def clone(self) -> _Capture:
+        return _Capture(dict(self.args), set(self.used), dict(self.secrets), dict(self.ssh))
+
+
+_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _refs(word: str, env: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(n for n in _REF.findall(word) if n in env)
 
 
 def outline(
@@ -87,57 +113,119 @@ def outline(
     build_args: Mapping[str, str] | None = None,
     target_platform: Platform | None = None,
 ) -> Outline:
-    """The target's args (global ones it uses and those of the stages it needs), secrets and
-    ssh mounts."""
+    """What the target needs, as BuildKit's outline: the args its stages (and the stages
+    they build on or copy from) declare or use, global ones those depend on, expanded and
+    in file order; secrets and ssh mounts likewise."""
     df = load(source, filename)
     platform = target_platform or host_platform()
     build = resolve(df, target_platform=platform, build_args=build_args or {}, target=target)
+    lexer = Lexer(df.parsed.escape)
     comments = _comments(df.parsed)
-    automatic = set(platform_args(platform, platform))
     overrides = dict(build_args or {})
-    args: dict[str, OutlineArg] = {}
-    used_names: set[str] = set()
-    secrets: dict[str, OutlineSecret] = {}
-    ssh: dict[str, OutlineSecret] = {}
-    for stage in build.stages:
-        used_names.update(_referenced(df.stages[stage.index].from_))
-        for inst in df.stages[stage.index].instructions:
-            if isinstance(inst, ins.Arg):
-                for d in inst.args:
-                    if d.key in automatic or d.key in args:
-                        continue
-                    if d.value is None:
-                        used_names.add(d.key)
-                        continue
+    env = platform_args(platform, platform)
+    top = _Capture({}, set(), {}, {})
+    for arg in df.meta_args:
+        for d in arg.args:
+            deps: frozenset[str] = frozenset()
+            value: str | None = None
+            if d.key in overrides:
+                value = overrides[d.key]
+            elif d.value is not None:
+                deps = _refs(d.value, env)
+                value = lexer.process_word(d.value, env)
+                if d.key in deps:  # `ARG FOO=${FOO}x` keeps what the earlier FOO used
+                    old = top.args.get(d.key)
+                    deps = (deps - {d.key}) | (old[1] if old else frozenset())
+            if value is not None:
+                env[d.key] = value
+            desc = _description(comments.get(arg.source.start, ()), d.key)
+            top.args[d.key] = (OutlineArg(d.key, value or "", desc, arg.source), deps)
+    captures: dict[int, _Capture] = {}
+    for stage in sorted(build.stages, key=lambda s: s.index):
+        base = df.stages[stage.index]
+        parent = stage.base.index if isinstance(stage.base, StageBase) else None
+        cap = (captures.get(parent, top) if parent is not None else top).clone()
+        frm = base.from_
+        cap.used.update(_refs(f"{frm.image} {frm.platform}", env))
+        local: dict[str, str] = {}
+        for inst in base.instructions:
+            if isinstance(inst, ins.Env):
+                for pair in inst.pairs:
+                    local[pair.key] = lexer.process_word(pair.value, {**env, **local})
+            if not isinstance(inst, ins.Arg):
+                continue
+            for d in inst.args:
+                inherited = d.value is None and d.key not in overrides and d.key in env
+                if d.key in overrides:
+                    value = overrides[d.key]
+                elif d.value is not None:
+                    value = lexer.process_word(d.value, {**env, **local})
+                else:
+                    value = env.get(d.key)
+                if not inherited:
                     desc = _description(comments.get(inst.source.start, ()), d.key)
-                    args[d.key] = OutlineArg(d.key, overrides.get(d.key, d.value), desc,
-                                             inst.source)
+                    cap.args[d.key] = (OutlineArg(d.key, value or "", desc, inst.source),
+                                       frozenset())
+                cap.used.add(d.key)
+                if value is not None:
+                    local[d.key] = value
         for step in stage.steps:
             if isinstance(step.instruction, ins.Run):
                 for mount in step.instruction.mounts:
-                    if mount.type == "secret":
-                        secrets.setdefault(mount.id, OutlineSecret(mount.id, mount.required,
-                                                                   step.source))
-                    elif mount.type == "ssh":
-                        ssh.setdefault(mount.id, OutlineSecret(mount.id, mount.required,
-                                                               step.source))
-    meta: list[OutlineArg] = []
-    for arg in df.meta_args:
-        for d in arg.args:
-            if d.key in used_names and d.key not in args and d.key not in automatic:
-                desc = _description(comments.get(arg.source.start, ()), d.key)
-                meta.append(OutlineArg(d.key, overrides.get(d.key, d.value), desc, arg.source))
+                    if mount.type in ("secret", "ssh"):
+                        found = cap.secrets if mount.type == "secret" else cap.ssh
+                        found.setdefault(mount.id, OutlineSecret(mount.id, mount.required,
+                                                                 step.source))
+        captures[stage.index] = cap
+    deps_of = {s.index: s.dependencies for s in build.stages}
+    args: list[OutlineArg] = []
+    secrets: list[OutlineSecret] = []
+    ssh: list[OutlineSecret] = []
+    seen_args: set[str] = set()
+    seen_secrets: set[str] = set()
+    seen_ssh: set[str] = set()
+    visited: set[int] = set()
+
+    def walk(index: int) -> None:
+        # The target first, then what it builds on and copies from; a name seen is kept.
+        if index in visited or index not in captures:
+            return
+        visited.add(index)
+        cap = captures[index]
+        used = _all_used(cap)
+        for name in sorted(used):
+            if name in cap.args and name not in seen_args:
+                seen_args.add(name)
+                args.append(cap.args[name][0])
+        for found, out, seen in ((cap.secrets, secrets, seen_secrets),
+                                 (cap.ssh, ssh, seen_ssh)):
+            for key, item in found.items():
+                if key not in seen:
+                    seen.add(key)
+                    out.append(item)
+        for dep in deps_of.get(index, ()):
+            walk(dep)
+
+    walk(build.target.index)
+    order = lambda item: item.source.start  # noqa: E731 - file order, as BuildKit sorts
     stage = build.target
     desc = _description(comments.get(stage.from_.source.start, ()), stage.name)
-    return Outline(stage.display_name, desc, (*meta, *args.values()),
-                   tuple(secrets.values()), tuple(ssh.values()))
+    return Outline(stage.name, desc, tuple(sorted(args, key=order)),
+                   tuple(sorted(secrets, key=order)), tuple(sorted(ssh, key=order)))
 
 
-def _referenced(frm: ins.From) -> set[str]:
-    import re
-
-    text = f"{frm.image} {frm.platform}"
-    return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+def _all_used(cap: _Capture) -> set[str]:
+    """The names used, with the global args their defaults used, transitively."""
+    used: set[str] = set()
+    pending = list(cap.used)
+    while pending:
+        name = pending.pop()
+        if name in used:
+            continue
+        used.add(name)
+        if name in cap.args:
+            pending.extend(cap.args[name][1])
+    return used
 
 
 def unknown_call(name: str) -> DockerfileError:

@@ -9,7 +9,6 @@ with BuildKit's fallback to shell form and its error for non-string arrays.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from bale.frontends.dockerfile.shell import Lexer, ShellError
 
 DIRECTIVES = ("syntax", "escape", "check")
 _DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
-_HEREDOC = re.compile(r"^(\d*)<<(-?)([^<]*)$")
+_HEREDOC = re.compile(r"^([0-9]*)<<(-?)[ \t]*([^<]*)$")
 _HEREDOC_KEYWORDS = frozenset(("run", "copy", "add"))
 NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
 
@@ -235,7 +234,8 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
         logical = "".join(parts)
         if empty_continuation:
             warnings.append(
-                Warning("NoEmptyContinuation", "Empty continuation line", start, i)
+                # BuildKit places it on the instruction's last line.
+                Warning("NoEmptyContinuation", "Empty continuation line", i, i)
             )
         try:
             node = _node_from_line(logical, d.escape, start, i, tuple(comments))
@@ -292,11 +292,43 @@ class ParseFailure(Exception):
     """A parse problem without a location yet; callers attach the node's lines."""
 
 
-def suggest(word: str, candidates: list[str] | tuple[str, ...]) -> str:
-    """` (did you mean X?)` when one candidate is close, else an empty string."""
-    lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[close[0]]}?)" if close else ""
+def suggest(
+    word: str, candidates: list[str] | tuple[str, ...], *, case_sensitive: bool = False
+) -> str:
+    """` (did you mean X?)` for the nearest candidate within two edits, else ""; BuildKit's
+    suggest.Search (an exact match means the word was not the problem)."""
+    value = word if case_sensitive else word.lower()
+    match, best = "", 3
+    for candidate in candidates:
+        option = candidate if case_sensitive else candidate.lower()
+        if option == value:
+            return ""
+        if abs(len(option) - len(value)) >= best or len(value) > 256:
+            continue
+        distance = _levenshtein(value, option, best)
+        if distance < best:
+            match, best = (candidate if case_sensitive else _match_case(option, word)), distance
+    return f" (did you mean {match}?)" if match else ""
+
+
+def _match_case(option: str, original: str) -> str:
+    if original == original.lower():
+        return option.lower()
+    if original == original.upper():
+        return option.upper()
+    return option
+
+
+def _levenshtein(a: str, b: str, limit: int) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) >= limit:
+            return limit
+        previous = current
+    return previous[-1]
 
 
 _WHITESPACE = re.compile(r"[ \t\r\n\v\f]+")
@@ -583,12 +615,24 @@ _QUOTE_LEXER = Lexer("\\", skip_unset=True)
 _EMPTY: dict[str, str] = {}
 
 
+_MAX_FD = 2**64 - 1
+
+
+def _heredoc_fd(digits: str) -> int:
+    # BuildKit's ParseUint with its error ignored: a number too big for 64 bits is the
+    # largest one (and is never converted, whatever its length).
+    if not digits:
+        return 0
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 20 and int(digits) <= _MAX_FD else _MAX_FD
+
+
 def parse_heredoc(word: str) -> _HeredocName | None:
     """`<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF` → its name and switches; other words → None."""
     match = _HEREDOC.match(word)
     if match is None or match.group(3) == "":
         return None
-    fd = int(match.group(1)) if match.group(1) else 0
+    fd = _heredoc_fd(match.group(1))
     rest = match.group(3)
     try:
         words = _QUOTE_LEXER.process_words(rest, _EMPTY)

@@ -40,7 +40,7 @@ from bale.errors import BaleError, DockerfileError, InvalidArgument, SourceRange
 from bale.frontends.dockerfile import instructions as ins
 from bale.frontends.dockerfile.expand import Expander, expand_instruction
 from bale.frontends.dockerfile.instructions import evolve
-from bale.frontends.dockerfile.parser import ParsedDockerfile, parse
+from bale.frontends.dockerfile.parser import ParsedDockerfile, parse, suggest
 from bale.frontends.dockerfile.shell import Lexer, ShellError
 from bale.frontends.dockerfile.stages import Dockerfile, Stage, load
 from bale.oci.config import Healthcheck, RuntimeConfig
@@ -57,7 +57,8 @@ PROXY_ARGS = frozenset(
 # Build arguments that only steer the SBOM scanner: never in a step's environment (BuildKit's
 # nonEnvArgs), so they neither reach RUN nor change its cache key.
 SBOM_SCAN_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
-_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
+_SPECIFIER = re.compile(r"[A-Za-z0-9_.-]+")
+_PORT = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
 
 
 _SIGNALS = frozenset((
@@ -68,14 +69,26 @@ _SIGNALS = frozenset((
 ))
 
 
+def _number(text: str, above: int) -> int | None:
+    """An ASCII decimal (Go's Atoi: no other digits), or None; any number over `above` is
+    `above + 1`, so a hostile thousand-digit value is never converted."""
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(above)):
+        return above + 1
+    return min(int(digits), above + 1)
+
+
 def _valid_signal(text: str) -> bool:
     """A signal number, a name with or without SIG, or RTMIN+n / RTMAX-n (moby's rules)."""
-    if text.isdigit():
-        return 0 < int(text) < 65
+    number = _number(text, 64)
+    if number is not None:
+        return 0 < number < 65
     name = text.upper().removeprefix("SIG")
     if name in _SIGNALS:
         return True
-    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])(\d+))?", name)
+    match = re.fullmatch(r"RT(MIN|MAX)(?:([+-])([0-9]+))?", name)
     return match is not None
 
 
@@ -224,7 +237,8 @@ class _Resolver:
         self.base_configs = base_configs
         self.used: set[str] = set()
         self.meta: dict[str, str] = platform_args(target_platform, build_platform)
-        self.meta_declared: set[str] = set(self.meta)
+        # TARGETSTAGE is automatic too; resolve() gives it its value once the target is known.
+        self.meta_declared: set[str] = {*self.meta, "TARGETSTAGE"}
         self.undefined_in_from: list[tuple[str, SourceRange]] = []
         self.bases: list[Base] = []
         self.platforms: list[Platform] = []
@@ -263,7 +277,7 @@ class _Resolver:
             image = self.expand_meta(frm.image, frm)
             if image == "":
                 raise self.error(f"base name ({frm.image}) should not be blank", frm.source)
-            platform_text = self.expand_meta(frm.platform, frm) if frm.platform else ""
+            platform_text = self.platform(frm)
             base: Base
             if stage.name and context_key(stage.name) in self.contexts:
                 base = self.contexts[context_key(stage.name)]
@@ -277,12 +291,7 @@ class _Resolver:
             else:
                 base = ImageBase(image)
             if platform_text:
-                try:
-                    platform = Platform.parse(platform_text)
-                except InvalidArgument as exc:
-                    raise self.error(
-                        f"failed to parse platform {platform_text}: {exc.message}", frm.source
-                    ) from None
+                platform = self.parse_platform(frm, platform_text)
             elif isinstance(base, StageBase):
                 platform = self.platforms[base.index]
             else:
@@ -293,13 +302,47 @@ class _Resolver:
             if stage.name:
                 names[stage.name] = stage.index
 
+    def platform(self, frm: ins.From) -> str:
+        if not frm.platform:
+            return ""
+        before = len(self.undefined_in_from)
+        text = self.expand_meta(frm.platform, frm)
+        if text == "":
+            raise self.error(
+                f"empty platform value from expression {frm.platform}"
+                + self.suggest_meta(before), frm.source)
+        return text
+
+    def suggest_meta(self, since: int) -> str:
+        # BuildKit's wrapSuggestAny: the first undefined name close to a declared one.
+        for name, _ in self.undefined_in_from[since:]:
+            hint = suggest(name, sorted(self.meta), case_sensitive=True)
+            if hint:
+                return hint
+        return ""
+
+    def parse_platform(self, frm: ins.From, text: str) -> Platform:
+        bad = next((p for p in text.split("/") if not _SPECIFIER.fullmatch(p)), None)
+        hint = self.suggest_meta(0)
+        if bad is not None:
+            # containerd's wording, which BuildKit passes on.
+            raise self.error(
+                f'failed to parse platform {frm.platform}: "{bad}" is an invalid component of '
+                f'"{text}": platform specifier component must match "^[A-Za-z0-9_.-]+$": '
+                f"invalid argument{hint}", frm.source)
+        try:
+            return Platform.parse(text)
+        except InvalidArgument as exc:
+            raise self.error(f"failed to parse platform {text}: {exc.message}{hint}",
+                             frm.source) from None
+
     def stage_ref(self, ref: str, inst: ins.Instruction) -> int | None:
         """A `--from` value as a stage index, or None for an image reference."""
         stage = self.df.stage_by_name(ref)
         if stage is not None:
             return stage.index
-        if ref.isdigit():
-            index = int(ref)
+        index = _number(ref, len(self.df.stages))
+        if index is not None:
             if index >= len(self.df.stages):
                 raise self.error(f"invalid stage index {ref}", inst.source,
                                  hint=f"the Dockerfile has {len(self.df.stages)} stages")
@@ -448,9 +491,21 @@ class _StageState:
         if isinstance(base, StageBase):
             self.deps.add(base.index)
         self.undefined: list[tuple[str, SourceRange]] = []
+        # With the base's env unknown, a name is surely undefined only where it is used
+        # before this stage declares it.
+        self.unsure: list[tuple[str, SourceRange]] = []
 
     def workdir(self) -> str:
         return self.config.working_dir or "/"
+
+    def surely_undefined(self) -> tuple[tuple[str, SourceRange], ...]:
+        # The base may define what the stage does not: only a name the stage declares later,
+        # or one within two edits of a name it declares (a typo), is reported.
+        known = sorted(self.declared | set(self.build_env))
+        return tuple(
+            (n, rng) for n, rng in self.unsure
+            if n in self.declared or n in self.build_env or suggest(n, known, case_sensitive=True)
+        )
 
     def record(self, inst: ins.Instruction, from_stage: int | None = None,
                mount_stages: tuple[int | None, ...] = ()) -> None:
@@ -472,10 +527,9 @@ class _StageState:
             return
         ex = Expander(self.r.lexer, self.build_env, inst, self.r.lines)
         expanded = expand_instruction(inst, ex)
-        if self.env_known:
-            for name in ex.unmatched:
-                if name not in self.declared and name not in self.build_env:
-                    self.undefined.append((name, inst.source))
+        for name in ex.unmatched:
+            if name not in self.declared and name not in self.build_env:
+                (self.undefined if self.env_known else self.unsure).append((name, inst.source))
         handler = getattr(self, "on_" + type(expanded).__name__.lower(), None)
         if handler is not None:
             handler(expanded)
@@ -546,8 +600,8 @@ class _StageState:
             proto = (match.group(3) or "tcp").lower()
             if proto not in ("tcp", "udp", "sctp"):
                 raise self.r.error(f"invalid proto: {match.group(3)}", inst.source)
-            low = int(match.group(1))
-            high = int(match.group(2)) if match.group(2) else low
+            low = _number(match.group(1), 65535) or 0
+            high = (_number(match.group(2), 65535) or 0) if match.group(2) else low
             if high < low or high > 65535:
                 raise self.r.error(f"invalid range specified for containerPort: {spec}",
                                    inst.source)
@@ -625,7 +679,8 @@ class _StageState:
         resolved = ResolvedStage(
             self.stage.index, self.stage.name, self.r.bases[self.stage.index], self.platform,
             self.r.froms[self.stage.index], tuple(self.steps), self.config,
-            tuple(sorted(self.deps)), tuple(self.undefined), self.env_known,
+            tuple(sorted(self.deps)), tuple(self.undefined) or self.surely_undefined(),
+            self.env_known,
         )
         return resolved
 
@@ -668,6 +723,25 @@ def _copies_from_earlier_stages(r: _Resolver, stage: ResolvedStage) -> None:
             )
 
 
+def undefined_in_from(
+    df: Dockerfile,
+    *,
+    target_platform: Platform,
+    build_platform: Platform | None = None,
+    build_args: Mapping[str, str] | None = None,
+) -> tuple[tuple[str, SourceRange], ...]:
+    """Undeclared names used in FROM lines, also those before a FROM that fails."""
+    r = _Resolver(
+        df, target_platform, build_platform or target_platform, build_args or {}, None, {}
+    )
+    try:
+        r.global_args()
+        r.bases_and_platforms()
+    except DockerfileError:
+        pass
+    return tuple(r.undefined_in_from)
+
+
 def resolve(
     dockerfile: ParsedDockerfile | Dockerfile | str,
     *,
@@ -708,7 +782,6 @@ def resolve(
         target_index = len(df.stages) - 1
     # BuildKit's TARGETSTAGE: the target's name, "default" for an unnamed last stage.
     r.meta["TARGETSTAGE"] = df.stages[target_index].name or "default"
-    r.meta_declared.add("TARGETSTAGE")
     r.global_args()
     r.bases_and_platforms()
     order = r.order(target_index)

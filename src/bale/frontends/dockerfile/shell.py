@@ -66,6 +66,10 @@ class _Words:
 
 
 _MAX_NESTING = 100
+# What expansion may add to a word: the kernel's limit on one argument or environment string
+# (MAX_ARG_STRLEN). `ENV A=$A$A` repeated doubles A each line; without a bound a short file
+# asks for more memory than the machine has.
+MAX_EXPANSION = 128 * 1024
 
 
 class _Scan:
@@ -82,6 +86,7 @@ class _Scan:
         self.skip_quotes = lexer.skip_quotes
         self.unmatched: list[str] = []
         self.depth = 0
+        self.expanded = 0  # characters the substitutions produced so far
 
     def peek(self) -> str:
         return self.src[self.pos] if self.pos < len(self.src) else _EOF
@@ -118,7 +123,7 @@ class _Scan:
         key = (self.escape, self.skip_quotes, stop)
         pattern = _SPECIAL_CACHE.get(key)
         if pattern is None:
-            chars = "$" + self.escape + stop + ("" if self.skip_quotes else "'\"")
+            chars = "$<" + self.escape + stop + ("" if self.skip_quotes else "'\"")
             pattern = re.compile("[" + re.escape(chars) + "]")
             _SPECIAL_CACHE[key] = pattern
         return pattern
@@ -148,6 +153,13 @@ class _Scan:
                 result.append(tmp)
                 if words is not None:
                     words.add_string(tmp)
+            elif ch == "<":
+                tmp = self.angle()
+                result.append(tmp)
+                if words is not None and tmp == "<":
+                    words.add_string(tmp)
+                elif words is not None:
+                    words.add_raw(tmp)
             elif not self.skip_quotes and ch == "'":
                 tmp = self.single_quote()
                 result.append(tmp)
@@ -174,6 +186,18 @@ class _Scan:
         if stop:
             raise ShellError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(result), words.result() if words is not None else []
+
+    def angle(self) -> str:
+        # `<<` keeps the blanks after it in its word, so `<<  EOF` names a heredoc EOF.
+        self.pos += 1
+        if self.pos >= len(self.src) or self.src[self.pos] != "<":
+            return "<"
+        end = self.pos + 1
+        while end < len(self.src) and self.src[end] in " \t\r":
+            end += 1
+        text = "<" + self.src[self.pos : end]
+        self.pos = end
+        return text
 
     def single_quote(self) -> str:
         # All chars between single quotes are taken as-is.
@@ -251,9 +275,19 @@ class _Scan:
                 raise ShellError(
                     f"syntax error: substitutions nested more than {_MAX_NESTING} deep"
                 )
-            return self._dollar()
+            value = self._dollar()
         finally:
             self.depth -= 1
+        self.grow(len(value))
+        return value
+
+    def grow(self, size: int) -> None:
+        self.expanded += size
+        if self.expanded > max(MAX_EXPANSION, len(self.src)):
+            raise ShellError(
+                f"expanded value longer than {MAX_EXPANSION // 1024} KiB, the longest "
+                "argument or environment string a process can be given"
+            )
 
     def _dollar(self) -> str:
         self.pos += 1  # the `$`
@@ -330,9 +364,12 @@ class _Scan:
             if self.skip_unset and not is_set:
                 return "${" + name + "/" + pattern + "/" + replacement + "}"
             regex = re.compile(_pattern_to_regex(pattern, greedy=True))
-            if replace_all:
-                return regex.sub(lambda _m: replacement, value)
-            return regex.sub(lambda _m: replacement, value, count=1)
+
+            def substitute(_match: re.Match[str]) -> str:
+                self.grow(len(replacement))  # before a hostile ${A//?/$A} squares A's size
+                return replacement
+
+            return regex.sub(substitute, value, count=0 if replace_all else 1)
         raise ShellError(f"unsupported modifier ({mods}) in substitution")
 
 
@@ -411,7 +448,7 @@ class Lexer:
 
     def expand(self, word: str, env: Mapping[str, str], *, split: bool = False) -> Expansion:
         """Expand `word`; `words` is filled only when `split` is true."""
-        if self.is_plain(word):
+        if self.is_plain(word) and not (split and "<<" in word):
             if split:
                 return Expansion(word, word.split())
             return Expansion(word)

@@ -17,8 +17,14 @@ _MAX_LINKS = 40
 
 def clean(name: str) -> str:
     """A tar member name as a relative path with `.`, `..` and slashes resolved lexically."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    parts = name.split("/")
+    if "" not in parts and "." not in parts and ".." not in parts:
+        return name  # already clean, as nearly every name is
     out: list[str] = []
-    for part in name.split("/"):
+    for part in parts:
         if part in ("", "."):
             continue
         if part == "..":
