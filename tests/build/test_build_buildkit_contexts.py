@@ -57,6 +57,19 @@ def test_named_image_context_scratch(store_root: Path, tmp_path: Path) -> None:
     local_output(store_root, ctx, out, "--build-context", "busybox=docker-image://scratch")
     assert sorted(p.name for p in out.iterdir()) == ["out"]
     assert (out / "out").read_text() == "hello world!\n"
+    # Also as an image, with the provenance buildx attaches by default.
+    bale(
+        store_root,
+        "build",
+        "--progress",
+        "quiet",
+        "--build-context",
+        "busybox=docker-image://scratch",
+        "-t",
+        "fromscratch:1",
+        ".",
+        cwd=ctx,
+    )
 
 
 def test_named_local_context(store_root: Path, tmp_path: Path) -> None:
@@ -116,3 +129,30 @@ def test_named_oci_layout_context(store_root: Path, tmp_path: Path) -> None:
     assert (out / "out").read_text() == "first"
     assert (out / "out2").read_text() == "second"
     assert (out / "outfoo").read_text() == "bar"
+
+
+def test_named_image_context_timestamps(store_root: Path, tmp_path: Path, alt_image: str) -> None:
+    """testNamedImageContextTimestamps: an image built on a named context is newer than it."""
+    from bale.store.local import Store
+
+    ctx = context_dir(tmp_path)
+    (ctx / "Dockerfile").write_text("FROM alpine\nRUN echo foo >> /test\n")
+    bale(
+        store_root,
+        "build",
+        "--progress",
+        "quiet",
+        "--build-context",
+        f"alpine=docker-image://{alt_image}",
+        "-t",
+        "derived:1",
+        ".",
+        cwd=ctx,
+    )
+
+    def created(ref: str) -> str:
+        with Store(store_root) as store:
+            manifest = store.manifest(store.select_platform(store.resolve(ref), None))
+            return str(json.loads(store.config(manifest.config).encode())["created"])
+
+    assert created("derived:1") > created(alt_image)

@@ -358,7 +358,7 @@ def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_pat
         ("WORKDIR /srv/app # buildkit", False),  # made /srv/app
         ("WORKDIR /srv/app/sub # buildkit", False),  # made /srv/app/sub (absolute, as BuildKit)
         ("WORKDIR /bin # buildkit", True),  # already there
-        ("RUN /bin/sh -c true # buildkit", True),  # changed nothing
+        ("RUN /bin/sh -c true # buildkit", False),  # changed nothing: still a layer
         ("ENV A=b", True),
         ("RUN /bin/sh -c touch /x # buildkit", False),
         ('CMD ["pwd"]', True),

@@ -79,7 +79,9 @@ def test_global_args_visible_to_from_only_until_redeclared() -> None:
 
 
 def test_build_args_override_defaults_everywhere() -> None:
-    text = "ARG VERSION=1\nFROM alpine:$VERSION\nARG VERSION\nARG OTHER=x\nENV V=$VERSION O=$OTHER\n"
+    text = (
+        "ARG VERSION=1\nFROM alpine:$VERSION\nARG VERSION\nARG OTHER=x\nENV V=$VERSION O=$OTHER\n"
+    )
     b = build(text, build_args={"VERSION": "2", "OTHER": "y", "UNUSED": "z"})
     assert b.target.base == ImageBase("alpine:2")
     env = b.target.steps[-1].instruction
@@ -128,14 +130,14 @@ def test_expansion_where_buildkit_expands() -> None:
     text = (
         "FROM scratch\n"
         "ARG D=/opt P=8080 U=app S=SIGTERM F=build CH=1000\n"
-        "COPY --from=$F --chown=$CH:$CH --chmod=0644 --exclude=$D/*.md $D/src ${D}/dst\n"
+        "COPY --from=build --chown=$CH:$CH --chmod=0644 --exclude=$D/*.md $D/src ${D}/dst\n"
         "EXPOSE $P ${P}/udp\n"
         "USER $U\n"
         "VOLUME $D/data\n"
         "STOPSIGNAL $S\n"
         "WORKDIR $D\n"
         "CMD echo $D\n"
-        "ENTRYPOINT [\"$D\"]\n"
+        'ENTRYPOINT ["$D"]\n'
         "HEALTHCHECK CMD check $D\n"
         "ONBUILD RUN echo $D\n"
     )
@@ -143,7 +145,11 @@ def test_expansion_where_buildkit_expands() -> None:
     copy = out[1]
     assert isinstance(copy, ins.Copy)
     assert (copy.from_, copy.chown, copy.sources, copy.dest, copy.excludes) == (
-        "build", "1000:1000", ("/opt/src",), "/opt/dst", ("/opt/*.md",)
+        "build",
+        "1000:1000",
+        ("/opt/src",),
+        "/opt/dst",
+        ("/opt/*.md",),
     )
     expose = out[2]
     assert isinstance(expose, ins.Expose) and expose.ports == ("8080/tcp", "8080/udp")
@@ -158,7 +164,9 @@ def test_expansion_where_buildkit_expands() -> None:
 
 
 def test_copy_heredoc_content_expansion() -> None:
-    text = "FROM scratch\nARG NAME=world\nCOPY <<EOF <<'RAW' /\nhi $NAME \"q\" \\$x\nEOF\n$NAME\nRAW\n"
+    text = (
+        "FROM scratch\nARG NAME=world\nCOPY <<EOF <<'RAW' /\nhi $NAME \"q\" \\$x\nEOF\n$NAME\nRAW\n"
+    )
     copy = steps(text)[1]
     assert isinstance(copy, ins.Copy)
     assert [c.data for c in copy.contents] == ['hi world "q" $x\n', "$NAME\n"]
@@ -232,6 +240,18 @@ def test_cycles_are_errors() -> None:
     assert info.value.message == "circular dependency detected on stage: self"
 
 
+def test_copy_from_is_not_expanded_and_must_come_earlier() -> None:
+    with pytest.raises(DockerfileError) as info:
+        build("ARG F=a\nFROM a AS b\nCOPY --from=$F /x /x\n")
+    assert info.value.message.startswith("variable expansion is not supported for --from")
+    with pytest.raises(DockerfileError) as info:
+        build("FROM a AS one\nCOPY --from=two /x /x\nFROM b AS two\nFROM one\n")
+    assert info.value.message == (
+        'cannot copy from stage "two", it needs to be defined before current stage "one"'
+    )
+    assert info.value.source is not None and info.value.source.start == 2
+
+
 def test_invalid_stage_index() -> None:
     with pytest.raises(DockerfileError) as info:
         build("FROM a\nCOPY --from=3 /x /x\n")
@@ -254,7 +274,9 @@ def test_stage_platforms() -> None:
     )
     b = build(text)
     assert {s.name or "final": str(s.platform) for s in b.stages} == {
-        "build": "linux/amd64", "child": "linux/amd64", "fixed": "linux/s390x",
+        "build": "linux/amd64",
+        "child": "linux/amd64",
+        "fixed": "linux/s390x",
         "final": "linux/arm64",
     }
 
@@ -285,7 +307,10 @@ def test_runtime_config_is_folded() -> None:
     assert config.labels == (("a", "3"), ("b", "2"))
     assert config.exposed_ports == ("80/tcp", "8000/udp", "8001/udp")
     assert (config.volumes, config.user, config.working_dir, config.stop_signal) == (
-        ("/data",), "app", "/srv", "SIGINT"
+        ("/data",),
+        "app",
+        "/srv",
+        "SIGINT",
     )
     assert config.cmd == ("/bin/bash", "-c", "run --fast")
     assert config.shell == ("/bin/bash", "-c")
@@ -332,8 +357,11 @@ class Configs:
 
     def base_config(self, ref: str, platform: Platform) -> RuntimeConfig | None:
         self.asked.append((ref, str(platform)))
-        return RuntimeConfig(env=("GOPATH=/go", "PATH=/go/bin:/usr/bin"), working_dir="/go",
-                             on_build=("LABEL from=onbuild",))
+        return RuntimeConfig(
+            env=("GOPATH=/go", "PATH=/go/bin:/usr/bin"),
+            working_dir="/go",
+            on_build=("LABEL from=onbuild",),
+        )
 
 
 def test_base_image_config_from_a_resolver() -> None:

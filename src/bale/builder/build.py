@@ -363,6 +363,7 @@ def _plan(
             extra_hosts=options.extra_hosts,
             shm_size=options.shm_size,
             ulimits=options.ulimits,
+            hostname=options.build_args.get("BUILDKIT_SANDBOX_HOSTNAME", ""),
             local_contexts=frozenset(named_dirs),
             scratch_contexts=frozenset(
                 k for k, v in options.build_contexts.items() if v == "docker-image://scratch"

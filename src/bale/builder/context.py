@@ -20,7 +20,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +135,48 @@ class BuildContext:
                 "4096 characters",
             )
 
-    def match(self, pattern: str) -> list[Source]:
+    def sources(self, patterns: Sequence[str], *, parents: bool = False) -> list[Source]:
+        """What a COPY/ADD's source patterns name. A wildcard may match nothing (BuildKit's
+        AllowEmptyWildcard); a plain path must exist."""
+        out: list[Source] = []
+        for pattern in patterns:
+            if parents and ("/./" in pattern or "**" in pattern):
+                out.extend(self._match_pivot(pattern))
+            else:
+                out.extend(self.match(pattern, allow_empty=True))
+        return out
+
+    def _match_pivot(self, pattern: str) -> list[Source]:
+        """COPY --parents `PARENT/./PATTERN`: what PATTERN (`**` for any number of
+        directories) names below each directory PARENT matches, kept as the path below
+        PARENT; without `/./` the whole path is kept."""
+        from bale.frontends.dockerignore import DockerIgnore
+
+        head, pivot, tail = pattern.partition("/./")
+        if not pivot:
+            head, tail = ".", pattern
+        rules = DockerIgnore.parse(clean(tail))
+        out: list[Source] = []
+        for parent in self.match(head, allow_empty=True):
+            if not parent.is_dir:
+                continue
+            prefix = "" if parent.rel == "." else parent.rel + "/"
+            taken: set[str] = set()
+            for rel in self.below(parent.rel):
+                inner = rel[len(prefix) :]
+                up = posixpath.dirname(inner)
+                while up and up not in taken:
+                    up = posixpath.dirname(up)
+                if up or not rules.excluded(inner):
+                    continue  # under a directory already taken, or not named
+                taken.add(inner)
+                host = self.host(rel)
+                out.append(Source(rel, os.path.isdir(host) and not os.path.islink(host), inner))
+        if not out and not _GLOB & set(pattern):
+            raise NotFound(f'failed to compute cache key: "/{clean(head + "/" + tail)}": not found')
+        return out
+
+    def match(self, pattern: str, *, allow_empty: bool = False) -> list[Source]:
         """Sources a COPY/ADD source pattern names (globs match one path level per part)."""
         rel = clean(pattern)
         if not _GLOB & set(rel):
@@ -161,7 +202,7 @@ class BuildContext:
                 found = self._resolved(candidate)
                 if found is not None:
                     matched.append(found)
-        if not matched:
+        if not matched and not allow_empty:
             raise NotFound(
                 f"failed to compute cache key: no source files were specified for {pattern!r}"
             )

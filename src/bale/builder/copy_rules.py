@@ -3,10 +3,12 @@ rootfs, or the layer itself (see copy_tree)."""
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import stat
 import tarfile
+from typing import BinaryIO, cast
 
 from bale.builder.context import BuildContext, Source
 from bale.builder.copy_tree import RootfsTree, Tree
@@ -29,14 +31,16 @@ class _Copier:
         self.mode = mode
 
     def make_dirs(self, path: str) -> str:
-        """The directory `path` (image path), made with its missing parents: 0755 and owned
-        like the copied files, as BuildKit's copy makes them. Returns it resolved."""
+        """The directory `path` (image path), made with its missing parents: 0755 (or the
+        --chmod mode) and owned like the copied files, as BuildKit's copy makes them. Returns
+        it resolved."""
+        perm = self.mode(0o040755, True) if self.mode is not None else 0o755
         current = "/"
         for part in (p for p in path.split("/") if p):
             current = self.tree.resolve(posixpath.join(current, part), follow_final=True)
             kind = self.tree.kind(current)
             if kind is None:
-                self.tree.mkdir(current, self.owner or (0, 0))
+                self.tree.mkdir(current, self.owner or (0, 0), perm)
             elif kind != "dir":
                 raise InvalidArgument(f"cannot copy to non-directory: {current}")
         return current
@@ -56,10 +60,10 @@ class _Copier:
     def _perm(self, st: os.stat_result, is_dir: bool) -> int:
         return self.mode(st.st_mode, is_dir) if self.mode is not None else stat.S_IMODE(st.st_mode)
 
-    def write_bytes(self, target: str, data: bytes) -> None:
+    def write_bytes(self, target: str, item: InlineFile) -> None:
         self._replaceable(target, directory=False)
         perm = self.mode(0o100644, False) if self.mode is not None else 0o644
-        self.tree.put_bytes(target, data, perm, self.owner or (0, 0))
+        self.tree.put_bytes(target, item.data, perm, self.owner or (0, 0), item.mtime)
 
     def _replaceable(self, target: str, *, directory: bool) -> None:
         """Clear the way for an entry, with BuildKit's errors where it refuses."""
@@ -86,7 +90,11 @@ class _Copier:
         elif stat.S_ISREG(st.st_mode):
             self._replaceable(target, directory=False)
             self.tree.put(target, host, st, self._perm(st, False), owner)
-        # Sockets, fifos and devices in a context are not copied, as with Docker.
+        elif stat.S_ISSOCK(st.st_mode):
+            # BuildKit's context transfer sends a socket as an empty regular file.
+            self._replaceable(target, directory=False)
+            self.tree.put_bytes(target, b"", self._perm(st, False), owner, st.st_mtime)
+        # Fifos and devices in a context are not copied, as with Docker.
 
     def directory(self, source: BuildContext, src: Source, target_root: str) -> None:
         """The contents of a source directory (not the directory itself) into `target_root`."""
@@ -115,11 +123,12 @@ def apply_copy(
     """Copy what `op` names from `source` into `rootfs` (a directory or a Tree);
     `downloads` are its URLs' files."""
     tree = RootfsTree(rootfs) if isinstance(rootfs, str) else rootfs
-    matched: list[Source] = []
-    for pattern in op.sources:
-        matched.extend(source.match(pattern))
+    matched = source.sources(op.sources, parents=op.parents)
     contents = (*op.contents, *downloads)
-    count = len(matched) + len(contents)
+    # Directories (their contents) and extracted archives always land in the destination
+    # as a directory; only several files need it to be written as one.
+    files = [s for s in matched if not s.is_dir and not (op.add and is_archive(source.host(s.rel)))]
+    count = len(files) + len(contents)
     into_dir = op.dest.endswith("/")
     if count > 1 and not into_dir:
         raise InvalidArgument(
@@ -128,8 +137,16 @@ def apply_copy(
         )
     dest = op.dest.rstrip("/") or "/"
     copier = _Copier(tree, owner, parse_chmod(op.chmod))
+    if not matched and not contents:
+        # Wildcards that matched nothing (or only excluded paths): the destination is still
+        # made, as BuildKit's copy creates its destination path.
+        copier.make_dirs(dest)
     for item in contents:
-        copier.write_bytes(copier.dest_file(dest, item.path, into_dir), item.data)
+        if op.unpack_urls and item in downloads and _is_archive_head(item.data[:512]):
+            chown = owner if op.chown else None
+            _extract_to(tree, copier.make_dirs(dest), item.data, chown)
+            continue
+        copier.write_bytes(copier.dest_file(dest, item.path, into_dir), item)
     for src in matched:
         host = source.host(src.rel)
         if op.parents and src.rel != ".":
@@ -143,9 +160,8 @@ def apply_copy(
         elif src.is_dir:
             copier.directory(source, src, copier.make_dirs(dest))
         elif op.add and is_archive(host):
-            if not isinstance(tree, RootfsTree):
-                raise InvalidArgument("an archive can only be extracted into a filesystem")
-            _extract(host, tree.host(copier.make_dirs(dest)))
+            chown = owner if op.chown else None
+            _extract_to(tree, copier.make_dirs(dest), host, chown)
         else:
             copier.entry(host, copier.dest_file(dest, src.basename, into_dir))
 
@@ -156,17 +172,37 @@ def is_archive(path: str) -> bool:
             head = f.read(512)
     except OSError:
         return False
+    return _is_archive_head(head)
+
+
+def _is_archive_head(head: bytes) -> bool:
     if sniff(head[:8]):
         return True
     return len(head) == 512 and head[257:262] == b"ustar"
 
 
-def _extract(archive: str, target_dir: str) -> None:
-    """ADD of a local tar: unpacked with every path kept inside the rootfs."""
-    from bale.store.layers.apply import apply_layer  # only ADD of a tar needs it
+def _open(archive: bytes | str) -> BinaryIO:
+    return io.BytesIO(archive) if isinstance(archive, bytes) else open(archive, "rb")
 
-    with open(archive, "rb") as raw:
-        try:
-            apply_layer(raw, target_dir)
-        except tarfile.TarError as exc:
-            raise InvalidArgument(f"ADD could not extract {archive}: {exc}") from None
+
+def _extract_to(tree: Tree, target: str, archive: bytes | str, owner: Owner) -> None:
+    """ADD of an archive (its bytes, or its host path): unpacked with every path kept inside
+    the rootfs; with --chown (`owner`) what it unpacked is owned so, as BuildKit."""
+    from bale.store.compression import decompressed
+    from bale.store.layers.apply import apply_layer  # only ADD of a tar needs it
+    from bale.store.layers.rootpath import resolve
+
+    if not isinstance(tree, RootfsTree):
+        raise InvalidArgument("an archive can only be extracted into a filesystem")
+    host = tree.host(target)
+    with _open(archive) as raw:
+        apply_layer(raw, host)
+    if owner is None:
+        return
+    with _open(archive) as raw:
+        plain = cast(BinaryIO, decompressed(raw)[1])
+        with tarfile.open(fileobj=plain, mode="r|") as tar:
+            for info in tar:
+                path = resolve(host, posixpath.normpath("/" + info.name).lstrip("/"))
+                if path != host and os.path.lexists(path):
+                    os.lchown(path, *owner)

@@ -36,7 +36,7 @@ class Tree(Protocol):
         """What is at a resolved `path` (a link is not followed), or None."""
         ...
 
-    def mkdir(self, path: str, owner: tuple[int, int]) -> None: ...
+    def mkdir(self, path: str, owner: tuple[int, int], perm: int = 0o755) -> None: ...
 
     def unlink(self, path: str) -> None: ...
 
@@ -46,7 +46,14 @@ class Tree(Protocol):
         """Copy the file, directory or link at `host` (lstat `st`) to `path`."""
         ...
 
-    def put_bytes(self, path: str, data: bytes, perm: int, owner: tuple[int, int]) -> None: ...
+    def put_bytes(
+        self,
+        path: str,
+        data: bytes,
+        perm: int,
+        owner: tuple[int, int],
+        mtime: float | None = None,
+    ) -> None: ...
 
     def finish_dir(self, path: str, st: os.stat_result) -> None:
         """A copied directory takes its source's times once everything is in it."""
@@ -82,10 +89,12 @@ class RootfsTree:
         except FileNotFoundError:
             return None
 
-    def mkdir(self, path: str, owner: tuple[int, int]) -> None:
+    def mkdir(self, path: str, owner: tuple[int, int], perm: int = 0o755) -> None:
         host = self.host(path)
         os.mkdir(host, 0o755)
         set_owner(host, *owner)
+        if perm != 0o755:
+            os.chmod(host, perm)
 
     def unlink(self, path: str) -> None:
         os.unlink(self.host(path))
@@ -107,12 +116,21 @@ class RootfsTree:
         os.chmod(target, perm)  # after chown, which clears set-uid bits
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
-    def put_bytes(self, path: str, data: bytes, perm: int, owner: tuple[int, int]) -> None:
+    def put_bytes(
+        self,
+        path: str,
+        data: bytes,
+        perm: int,
+        owner: tuple[int, int],
+        mtime: float | None = None,
+    ) -> None:
         target = self.host(path)
         with open(target, "wb") as f:
             f.write(data)
         set_owner(target, *owner)
         os.chmod(target, perm)
+        if mtime is not None:
+            os.utime(target, (mtime, mtime))
 
     def finish_dir(self, path: str, st: os.stat_result) -> None:
         os.utime(self.host(path), ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -185,8 +203,8 @@ class LayerTree:
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
         return "/" + "/".join(done)
 
-    def mkdir(self, path: str, owner: tuple[int, int]) -> None:
-        self.pending[path] = _Pending("dir", 0o755, owner, mtime=self._now)
+    def mkdir(self, path: str, owner: tuple[int, int], perm: int = 0o755) -> None:
+        self.pending[path] = _Pending("dir", perm, owner, mtime=self._now)
 
     def unlink(self, path: str) -> None:
         self.pending.pop(path, None)
@@ -199,8 +217,16 @@ class LayerTree:
         link = os.readlink(host) if kind == "link" else ""
         self.pending[path] = _Pending(kind, perm, owner, host, st, link=link, mtime=st.st_mtime)
 
-    def put_bytes(self, path: str, data: bytes, perm: int, owner: tuple[int, int]) -> None:
-        self.pending[path] = _Pending("file", perm, owner, data=data, mtime=self._now)
+    def put_bytes(
+        self,
+        path: str,
+        data: bytes,
+        perm: int,
+        owner: tuple[int, int],
+        mtime: float | None = None,
+    ) -> None:
+        when = self._now if mtime is None else mtime
+        self.pending[path] = _Pending("file", perm, owner, data=data, mtime=when)
 
     def finish_dir(self, path: str, st: os.stat_result) -> None:
         found = self.pending.get(path)

@@ -313,7 +313,8 @@ class Engine:
                     elif isinstance(op, CopyOp):
                         run_copy(rt, op, rootfs, inputs, self._downloads)
             rt.snapshots.drop_copied_up_dirs(key)
-            layer = self._diff(key)
+            # A RUN is a layer even when it changed nothing, as BuildKit exports it.
+            layer = self._diff(key, keep_empty=isinstance(op, ExecOp))
             if layer is not None:
                 name = FsState((*parent.layers, layer)).chain_id()
                 lease = rt.rootfs.lease
@@ -325,22 +326,25 @@ class Engine:
                         rt.snapshots.lookup(name, lease=lease)
         return layer
 
-    def _diff(self, key: str) -> LayerRef | None:
+    def _diff(self, key: str, *, keep_empty: bool = False) -> LayerRef | None:
         # The tar machinery loads only when a step runs: a cached build never needs it.
         from bale.store.layers.diff import diff_trees, diff_upperdir
 
         source = self.rt.snapshots.diff_source(key)
         if source.kind == "upperdir":
-            return self._layer(lambda w, o: diff_upperdir(source.upper, w, o))
-        return self._layer(lambda w, o: diff_trees(source.lower, source.upper, w, o))
+            return self._layer(lambda w, o: diff_upperdir(source.upper, w, o), keep_empty)
+        return self._layer(lambda w, o: diff_trees(source.lower, source.upper, w, o), keep_empty)
 
     def _write_layer(self, emit: Callable[[TarEmitter], None]) -> LayerRef | None:
         from bale.store.layers.diff import write_layer
 
         return self._layer(lambda w, o: write_layer(w, o, emit))
 
-    def _layer(self, make: Callable[[Writer, DiffOptions], LayerBlob]) -> LayerRef | None:
-        """A layer into the content store (leased), or None when it holds nothing."""
+    def _layer(
+        self, make: Callable[[Writer, DiffOptions], LayerBlob], keep_empty: bool = False
+    ) -> LayerRef | None:
+        """A layer into the content store (leased), or None when it holds nothing (unless
+        `keep_empty`)."""
         from bale.store.layers.diff import DiffOptions
 
         rt = self.rt
@@ -350,7 +354,7 @@ class Engine:
         )
         try:
             blob = make(writer, options)
-            if blob.diff_id == EMPTY_TAR:
+            if blob.diff_id == EMPTY_TAR and not keep_empty:
                 writer.abort()
                 return None
             rt.lease.add(blob.digest)

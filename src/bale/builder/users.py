@@ -97,13 +97,15 @@ def resolve_user(rootfs: str, user: str) -> Identity:
             )
     if gid is None:
         gid = 0
-    extra: list[int] = []
+    # The primary group is always among the process's groups (containerd's
+    # WithAdditionalGIDs, which BuildKit uses): `id` shows groups=0(root),10(wheel).
+    extra: list[int] = [gid]
     if not group and entry is not None:
         # Supplementary groups listing the user by name, as login would set them.
         for row in groups_table:
             if len(row) >= 4 and entry[0] in row[3].split(","):
                 g = int(row[2])
-                if g != gid and g not in extra:
+                if g not in extra:
                     extra.append(g)
     return Identity(uid=uid, gid=gid, groups=tuple(extra), home=home)
 

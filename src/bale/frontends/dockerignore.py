@@ -107,8 +107,12 @@ class DockerIgnore:
             exclusion = line.startswith("!")
             if exclusion:
                 line = line[1:].strip()
-            if not line:
-                continue
+                if not line:
+                    # moby/patternmatcher refuses it; BuildKit fails the build.
+                    raise InvalidArgument(
+                        'failed parsing .dockerignore: illegal exclusion pattern: "!"',
+                        hint="a `!` line re-includes a pattern: write `!pattern`",
+                    )
             line = _clean(line)
             if line in (".", "/"):
                 continue

@@ -28,7 +28,7 @@ def read_dockerfile(
     context: Path, file: str | None = None, frontend: str | None = None
 ) -> DockerfileSource:
     """`-f` as buildx reads it: a path relative to the working directory, `-` for stdin, or
-    `<context>/Dockerfile` when not given."""
+    `<context>/Dockerfile` (else `<context>/dockerfile`) when not given."""
     if frontend and frontend.lower() not in ("dockerfile", "jinja", "jinja2"):
         raise InvalidArgument(
             f"unknown frontend {frontend!r}", hint="use --frontend dockerfile or jinja"
@@ -37,6 +37,8 @@ def read_dockerfile(
         text = sys.stdin.read()
         return DockerfileSource(text, "Dockerfile", None, jinja.is_template("-", frontend))
     path = Path(file) if file else context / "Dockerfile"
+    if not file and not path.exists() and (context / "dockerfile").is_file():
+        path = context / "dockerfile"  # BuildKit's fallback to the lowercase name
     try:
         data = path.read_bytes()
     except FileNotFoundError:

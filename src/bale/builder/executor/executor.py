@@ -123,7 +123,10 @@ class SandboxExecutor:
                         output=progress,
                         linux32=_linux32(emulation),
                     )
-                    return self._dispatch(step, emulation)
+                    code = self._dispatch(step, emulation)
+                    if code == 0:
+                        sandbox.keep_fresh()
+                    return code
                 finally:
                     sandbox.remove_stubs()
                     sandbox.close()

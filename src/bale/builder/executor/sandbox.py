@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import stat
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -117,6 +118,9 @@ class Sandbox:
         self._locks: list[int] = []
         self._host_mounts: list[str] = []
         self._relays: list[AgentRelay] = []
+        # (new empty directory, the cache directory it replaces once the step succeeds,
+        # the descriptor of that cache's use lock)
+        self._fresh: list[tuple[Path, Path, int]] = []
 
     def prepare(self) -> None:
         files = self.workdir / "files"
@@ -217,6 +221,14 @@ class Sandbox:
                     continue
                 self._locks.append(fd)
                 break
+        # Every step using a cache holds its use lock shared: an old directory is removed
+        # only when no step has it mounted.
+        use = os.open(self.cache_root / f"{key}.use", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._locks.append(use)
+        fcntl.flock(use, fcntl.LOCK_SH)
+        if m.fresh:
+            shared, directory = directory, self.cache_root / f"{key}.fresh-{uuid.uuid4().hex}"
+            self._fresh.append((directory, shared, use))
         try:
             directory.mkdir(mode=m.mode)
         except FileExistsError:
@@ -299,10 +311,30 @@ class Sandbox:
         for host in sorted(self._stubs, key=len, reverse=True):
             _remove_stub(host)
 
+    def keep_fresh(self) -> None:
+        """After a successful step: its fresh cache directories replace the shared ones. A
+        step still using an old one keeps its bind mount; the old directory goes after."""
+        for fresh, shared, use in self._fresh:
+            old = shared.with_name(f"{shared.name}.old-{uuid.uuid4().hex}")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(shared, old)
+            os.rename(fresh, shared)
+            try:
+                fcntl.flock(use, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # in use: a later --no-cache step of this cache removes it
+            for stale in self.cache_root.glob(f"{shared.name}.old-*"):
+                remove_tree(stale, ignore_errors=True)
+            fcntl.flock(use, fcntl.LOCK_SH)
+        self._fresh.clear()
+
     def close(self) -> None:
         for relay in self._relays:
             relay.close()
         self._relays.clear()
+        for fresh, _, _ in self._fresh:
+            remove_tree(fresh, ignore_errors=True)
+        self._fresh.clear()
         for path in reversed(self._host_mounts):
             with contextlib.suppress(Unavailable):
                 unmount(path, detach=True)

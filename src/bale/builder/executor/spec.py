@@ -37,6 +37,9 @@ class CacheMount:
     mode: int = 0o755
     uid: int = 0
     gid: int = 0
+    # --no-cache: the step starts from an empty directory, which becomes the cache's
+    # content once the step succeeds (BuildKit gives an ignored-cache step a new ref).
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ owners unless --chown says otherwise.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,13 +36,18 @@ def excluder(patterns: tuple[str, ...], sources: tuple[str, ...]) -> DockerIgnor
 class DockerIgnoreMatch:
     def __init__(self, rules: DockerIgnore, sources: tuple[str, ...]) -> None:
         self._rules = rules
-        self._prefixes = [clean(s) + "/" for s in sources if clean(s) != "."]
+        # Each source as path parts (wildcards allowed: `dir*` is every directory it matches).
+        self._prefixes = [clean(s).split("/") for s in sources if clean(s) != "."]
 
     def __call__(self, rel: str) -> bool:
         if self._rules.excluded(rel):
             return True
+        parts = rel.split("/")
         return any(
-            rel.startswith(p) and self._rules.excluded(rel[len(p) :]) for p in self._prefixes
+            len(parts) > len(p)
+            and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, p, strict=False))
+            and self._rules.excluded("/".join(parts[len(p) :]))
+            for p in self._prefixes
         )
 
 
@@ -67,7 +73,7 @@ def copy_content_key(
 
 
 def _entries(ctx: BuildContext, op: CopyOp, *, owners: bool) -> list[tuple[str, str]]:
-    return ctx.entries([m for s in op.sources for m in ctx.match(s)], owners=owners)
+    return ctx.entries(ctx.sources(op.sources, parents=op.parents), owners=owners)
 
 
 def run_copy(

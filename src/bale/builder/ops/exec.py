@@ -74,6 +74,7 @@ def run_exec(
     inputs: Sequence[FsState],
 ) -> None:
     from bale.builder import executor as ex
+    from bale.builder.executor.spec import DEFAULT_HOSTNAME
 
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(
@@ -90,7 +91,8 @@ def run_exec(
         mounts = _mounts(rt, v, op, inputs, stack)
         spec = ex.RunSpec(
             argv=op.argv,
-            env=(*op.env, *op.proxy_env),
+            # As containerd's WithHostname, which BuildKit uses: HOSTNAME in the env.
+            env=(*op.env, *op.proxy_env, *((f"HOSTNAME={op.hostname}",) if op.hostname else ())),
             cwd=op.cwd,
             user=op.user,
             platform=op.platform,
@@ -100,6 +102,7 @@ def run_exec(
             shm_size=op.shm_size,
             ulimits=tuple(ex.Ulimit(name, soft, hard) for name, soft, hard in op.ulimits),
             security=op.security,
+            hostname=op.hostname or DEFAULT_HOSTNAME,
         )
         code = rt.executor().run(spec, rootfs_mounts, StepOutput(rt.sink, v))
     if code != 0:
@@ -134,6 +137,7 @@ def _mounts(
                     mode=m.mode,
                     uid=m.uid,
                     gid=m.gid,
+                    fresh=v.ignore_cache,
                 )
             )
         elif isinstance(m, TmpfsMountSpec):

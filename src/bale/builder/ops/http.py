@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import posixpath
 import threading
+import urllib.parse
 
 from bale.errors import InvalidArgument
 from bale.frontends.graph import InlineFile, UrlSource
@@ -21,8 +24,8 @@ class Downloads:
         with self._lock:
             found = self._files.get(source)
         if found is None:
-            name, data = download(source.url, source.checksum)
-            found = InlineFile(name, data, 0o600)
+            name, data, mtime = download(source.url, source.checksum)
+            found = InlineFile(name, data, 0o600, mtime)
             with self._lock:
                 self._files[source] = found
         return found
@@ -33,8 +36,9 @@ class Downloads:
             return self._files.get(source)
 
 
-def download(url: str, checksum: str) -> tuple[str, bytes]:
-    """The file's name (the URL's last path part) and its verified bytes."""
+def download(url: str, checksum: str) -> tuple[str, bytes, float | None]:
+    """The file's name (the URL path's last part, else `__unnamed__`, as BuildKit), its
+    verified bytes and the server's Last-Modified time."""
     import httpx
 
     try:
@@ -55,5 +59,14 @@ def download(url: str, checksum: str) -> tuple[str, bytes]:
             raise InvalidArgument(
                 f"digest mismatch for {url}: expected {checksum}, got {algorithm}:{actual}"
             )
-    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
-    return name, data
+    name = posixpath.basename(urllib.parse.urlsplit(url).path.rstrip("/")) or "__unnamed__"
+    return name, data, _last_modified(response.headers.get("last-modified"))
+
+
+def _last_modified(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError):
+        return None

@@ -69,6 +69,7 @@ class ConvertOptions:
     extra_hosts: tuple[tuple[str, str], ...] = ()  # --add-host
     shm_size: int = 0  # --shm-size
     ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit
+    hostname: str = ""  # BUILDKIT_SANDBOX_HOSTNAME: RUN's host name
     local_contexts: frozenset[str] = field(default_factory=frozenset)  # named directories
     # Named contexts that are docker-image://scratch: the empty filesystem.
     scratch_contexts: frozenset[str] = field(default_factory=frozenset)
@@ -326,6 +327,7 @@ class _Platform:
             extra_hosts=self.options.extra_hosts,
             shm_size=self.options.shm_size,
             ulimits=self.options.ulimits,
+            hostname=self.options.hostname,
         )
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
@@ -417,6 +419,8 @@ class _Platform:
             )
         try:
             parse_chmod(inst.chmod)
+            if inst.checksum:
+                _check_checksum(inst, urls)
         except InvalidArgument as exc:
             raise self.error(exc, inst.source) from None
         inputs: tuple[str, ...] = (fs,)
@@ -437,7 +441,7 @@ class _Platform:
             dest=dest_path(step.workdir, inst.dest),
             chown=inst.chown,
             chmod=inst.chmod or ("600" if urls else ""),
-            add=inst.is_add,
+            add=inst.is_add and inst.unpack is not False,
             contents=tuple(InlineFile(c.path, c.data.encode(), 0o644) for c in inst.contents),
             urls=tuple(UrlSource(u, inst.checksum) for u in urls),
             parents=inst.parents,
@@ -445,6 +449,7 @@ class _Platform:
             link=inst.link,
             context=context,
             from_input=len(inputs) > 1,
+            unpack_urls=inst.unpack is True,
         )
         v = Vertex.make(
             op,
@@ -457,6 +462,32 @@ class _Platform:
             scope="" if op.from_input else self.options.scope,
         )
         return self.graph.add(v)
+
+
+def _check_checksum(inst: ins.Copy, urls: list[str]) -> None:
+    """ADD --checksum as BuildKit takes it: one HTTP(S) source, an `algorithm:hex` digest
+    of an algorithm it knows (go-digest's words)."""
+    if len(inst.sources) != 1:
+        raise InvalidArgument("checksum can't be specified for multiple sources")
+    if not urls:
+        raise InvalidArgument(
+            "checksum requires HTTP(S) or Git sources",
+            hint="compare a local file's digest in a RUN step instead",
+        )
+    algorithm, colon, hexpart = inst.checksum.partition(":")
+    if not colon or not algorithm or not hexpart:
+        raise InvalidArgument(
+            f"invalid checksum digest format: {inst.checksum}", hint="use sha256:<hex>"
+        )
+    sizes = {"sha256": 64, "sha384": 96, "sha512": 128}
+    if algorithm not in sizes:
+        raise InvalidArgument(
+            f"unsupported digest algorithm: {inst.checksum}", hint="use sha256, sha384 or sha512"
+        )
+    if len(hexpart) != sizes[algorithm] or not all(c in "0123456789abcdef" for c in hexpart):
+        raise InvalidArgument(
+            f"invalid checksum digest length: {inst.checksum}", hint="use sha256:<hex>"
+        )
 
 
 def _scan_enabled(build: ResolvedBuild, stage: ResolvedStage, name: str) -> bool:

@@ -76,6 +76,26 @@ class Expander:
             raise self._fail(text, exc) from None
 
 
+def _plain_from(inst: Copy, ex: Expander) -> str:
+    """COPY --from is never expanded: BuildKit refuses a value that expansion would change
+    (the stage graph is known before any ARG has a value)."""
+    if not inst.from_ or ex.lexer.is_plain(inst.from_):
+        return inst.from_
+    try:
+        plain = ex.lexer.process_word(inst.from_, {})
+    except ShellError as exc:
+        raise ex._fail(inst.from_, exc) from None
+    if plain != inst.from_:
+        raise DockerfileError(
+            "variable expansion is not supported for --from, define a new stage with FROM "
+            "using ARG from global scope as a workaround",
+            source=inst.source,
+            lines=ex.lines,
+            hint="ARG NAME=stage before the first FROM, then FROM ${NAME} AS src; COPY --from=src",
+        )
+    return plain
+
+
 def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
     """The instruction with its expandable words expanded (others returned unchanged)."""
     if isinstance(inst, Env | Label):
@@ -90,7 +110,7 @@ def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
             "sources": tuple(ex.word(s) for s in inst.sources),
             "dest": ex.word(inst.dest),
             "contents": contents,
-            "from_": ex.word(inst.from_),
+            "from_": _plain_from(inst, ex),
             "chown": ex.word(inst.chown),
             "chmod": ex.word(inst.chmod),
             "excludes": tuple(ex.word(e) for e in inst.excludes),

@@ -24,6 +24,7 @@ FLAGS: dict[str, dict[str, str]] = {
         "keep-git-dir": "bool",
         "checksum": "string",
         "exclude": "strings",
+        "unpack": "bool",
     },
     "healthcheck": {
         "interval": "string",

@@ -39,6 +39,9 @@ def created_by(step: Step) -> str:
         return f"{inst.name} [" + " ".join(go_quote(a) for a in argv) + "]"
     if isinstance(inst, ins.User):
         return f"USER {inst.user}"
+    if isinstance(inst, ins.Expose):
+        # BuildKit formats the parsed ports as a Go slice: EXPOSE [80/tcp 53/udp].
+        return "EXPOSE [" + " ".join(inst.ports) + "]"
     body = inst.original.strip()
     keyword, _, rest = body.partition(" ")
     return f"{keyword.upper()} {rest.strip()}"

@@ -171,6 +171,8 @@ class Copy(Instruction):
     excludes: tuple[str, ...] = ()
     keep_git_dir: bool = False
     checksum: str = ""
+    # ADD --unpack: None extracts local archives only; True remote ones too; False neither.
+    unpack: bool | None = None
 
     @property
     def is_add(self) -> bool:
@@ -427,7 +429,7 @@ def _copy_add(
                 chown=flags.string("chown") or "", chmod=flags.string("chmod") or "",
                 link=flags.flag("link"), parents=flags.flag("parents"),
                 excludes=flags.many("exclude"), keep_git_dir=flags.flag("keep-git-dir"),
-                checksum=flags.string("checksum") or "")
+                checksum=flags.string("checksum") or "", unpack=flags.bools.get("unpack"))
 
 
 def _healthcheck(

@@ -237,7 +237,8 @@ class _Resolver:
         self.base_configs = base_configs
         self.used: set[str] = set()
         self.meta: dict[str, str] = platform_args(target_platform, build_platform)
-        self.meta_declared: set[str] = set(self.meta)
+        # TARGETSTAGE is automatic too; resolve() gives it its value once the target is known.
+        self.meta_declared: set[str] = {*self.meta, "TARGETSTAGE"}
         self.undefined_in_from: list[tuple[str, SourceRange]] = []
         self.bases: list[Base] = []
         self.platforms: list[Platform] = []
@@ -355,7 +356,9 @@ class _Resolver:
             parent = self.done[base.index]
             return parent.config, parent.env_known
         if isinstance(base, ScratchBase | ContextBase):
-            return RuntimeConfig(env=(f"PATH={DEFAULT_PATH}",)), True
+            # BuildKit's empty image: WorkingDir /, and PATH except on Windows.
+            env = () if platform.os == "windows" else (f"PATH={DEFAULT_PATH}",)
+            return RuntimeConfig(env=env, working_dir="/"), True
         if self.base_configs is not None:
             try:
                 found = self.base_configs.base_config(base.ref, platform)
@@ -687,6 +690,44 @@ class _StageState:
         return resolved
 
 
+_BUILTIN_FRONTENDS = ("docker/dockerfile", "docker/dockerfile-upstream")
+
+
+def _builtin_syntax(df: Dockerfile) -> None:
+    """`# syntax=` may name only the Dockerfile frontend, which is built in; another frontend
+    image cannot be run here (BuildKit fails at that line when it cannot have it)."""
+    for key, value, line in df.parsed.directives:
+        if key != "syntax":
+            continue
+        name = value.split("@", 1)[0]
+        if ":" in name.rsplit("/", 1)[-1]:
+            name = name.rsplit(":", 1)[0]
+        name = name.removeprefix("docker.io/")
+        if name not in _BUILTIN_FRONTENDS:
+            raise DockerfileError(
+                f"failed to solve: unsupported frontend {value}: only the Dockerfile frontend "
+                "(docker/dockerfile) is built in",
+                source=SourceRange(df.filename, line, line),
+                lines=df.lines,
+                hint="remove the syntax directive, or use # syntax=docker/dockerfile:1",
+            )
+
+
+def _copies_from_earlier_stages(r: _Resolver, stage: ResolvedStage) -> None:
+    """BuildKit builds stages in file order: COPY --from a later stage is refused (once no
+    cycle was found, which is reported first)."""
+    for step in stage.steps:
+        inst = step.instruction
+        later = step.from_stage is not None and step.from_stage > stage.index
+        if isinstance(inst, ins.Copy) and later:
+            raise r.error(
+                f'cannot copy from stage "{inst.from_}", it needs to be defined before '
+                f'current stage "{stage.name or f"stage-{stage.index}"}"',
+                inst.source,
+                hint=f"move the stage {inst.from_!r} above this one",
+            )
+
+
 def undefined_in_from(
     df: Dockerfile,
     *,
@@ -727,10 +768,9 @@ def resolve(
     instructions dropped), and a FROM of that name uses it.
     """
     df = load(dockerfile, filename)
+    _builtin_syntax(df)
     build = build_platform or target_platform
     r = _Resolver(df, target_platform, build, build_args or {}, base_configs, contexts or {})
-    r.global_args()
-    r.bases_and_platforms()
     if target:
         stage = df.stage_by_name(target)
         if stage is None:
@@ -745,11 +785,17 @@ def resolve(
         target_index = stage.index
     else:
         target_index = len(df.stages) - 1
+    # BuildKit's TARGETSTAGE: the target's name, "default" for an unnamed last stage.
+    r.meta["TARGETSTAGE"] = df.stages[target_index].name or "default"
+    r.global_args()
+    r.bases_and_platforms()
     order = r.order(target_index)
     if all_stages:
         for index in range(len(df.stages)):
             order.extend(i for i in r.order(index) if i not in order)
     stages = tuple(r.done[i] for i in order)
+    for done in stages:
+        _copies_from_earlier_stages(r, done)
     unused = sorted(
         k for k in r.build_args if k not in r.used and k not in PROXY_ARGS
         and not k.startswith("BUILDKIT_")

@@ -78,9 +78,9 @@ def load(source: ParsedDockerfile | Dockerfile | str, filename: str = "Dockerfil
             )
         body.append(inst)
     if current is None:
-        last = parsed.nodes[-1]
+        # Only ARGs (or nothing): BuildKit's words for a file without any stage.
         raise DockerfileError(
-            f"dockerfile parse error on line {last.start}: no build stage in current context",
+            "dockerfile contains no stages to build",
             source=meta[-1].source if meta else None,
             lines=parsed.lines,
             hint="a Dockerfile needs at least one FROM",

@@ -19,7 +19,14 @@ def parse_chmod(text: str) -> Mode | None:
     """--chmod: octal (`755`) or symbolic (`u+x`, `a=rX,go-w`), as Dockerfile 1.14 reads it."""
     if not text:
         return None
-    if re.fullmatch(r"[0-7]{1,4}", text):
+    if text[0].isdigit():
+        # BuildKit's wording for anything that looks numeric and is not a mode.
+        if not re.fullmatch(r"[0-7]+", text) or int(text, 8) > 0o7777:
+            raise InvalidArgument(
+                f"invalid chmod parameter: '{text}'. it should be octal string and between "
+                "0 and 07777",
+                hint="use an octal mode (0755) or a symbolic one (u+x, a=rX, go-w)",
+            )
         fixed = int(text, 8)
         return lambda _mode, _is_dir: fixed
     clauses = []

@@ -160,6 +160,8 @@ class InlineFile:
     path: str
     data: bytes = field(repr=False)
     mode: int = 0o755
+    # A downloaded file's Last-Modified (seconds), which it keeps as its mtime, as BuildKit.
+    mtime: float | None = None
 
     def definition(self) -> list[Any]:
         return [self.path, self.mode, _sha(self.data)]
@@ -198,6 +200,7 @@ class ExecOp:
     extra_hosts: tuple[tuple[str, str], ...] = ()
     shm_size: int = 0
     ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard)
+    hostname: str = ""  # BUILDKIT_SANDBOX_HOSTNAME; "" is the sandbox's default name
 
     kind = "exec"
 
@@ -216,6 +219,7 @@ class ExecOp:
             **({"extraHosts": [list(h) for h in self.extra_hosts]} if self.extra_hosts else {}),
             **({"shmSize": self.shm_size} if self.shm_size else {}),
             **({"ulimits": [list(u) for u in self.ulimits]} if self.ulimits else {}),
+            **({"hostname": self.hostname} if self.hostname else {}),
         }
 
 
@@ -236,11 +240,13 @@ class CopyOp:
     link: bool = False
     context: str = ""
     from_input: bool = False
+    unpack_urls: bool = False  # ADD --unpack=true: downloaded archives are extracted too
 
     kind = "copy"
 
     def definition(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {"unpack_urls": True} if self.unpack_urls else {}
+        return extra | {
             "sources": list(self.sources),
             "dest": self.dest,
             "chown": self.chown,
