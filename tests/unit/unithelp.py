@@ -4,6 +4,7 @@ whose RUN steps are a tiny script language acting on the step's rootfs directory
 Script commands (joined with `&&`, each `/bin/sh -c` text of a RUN):
   write PATH TEXT   a file with TEXT            mkdir PATH     a directory
   rm PATH           remove a file               exit N         stop with status N
+  ln TARGET PATH    a symlink
   wait NAME         block until release(NAME)   hold NAME      block until the build cancels
   meet N            block until N steps meet (fails when they cannot run at once)
 Anything else is recorded and does nothing.
@@ -99,6 +100,8 @@ class FakeExecutor:
                 path.write_text(" ".join(args[1:]))
             elif verb == "mkdir":
                 (root / args[0].lstrip("/")).mkdir(parents=True, exist_ok=True)
+            elif verb == "ln":
+                os.symlink(args[0], root / args[1].lstrip("/"))
             elif verb == "rm":
                 (root / args[0].lstrip("/")).unlink()
             elif verb == "exit":
@@ -221,7 +224,7 @@ def layer_entries(project: Project, layer: LayerRef) -> dict[str, Entry]:
     out: dict[str, Entry] = {}
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
         for info in tar:
-            name = info.name.lstrip("./").rstrip("/")
+            name = info.name.removeprefix("./").lstrip("/").rstrip("/")
             base = os.path.basename(name)
             if base.startswith(".wh."):
                 kind = "whiteout"
