@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from buildhelp import build
 
+pytestmark = pytest.mark.root
+
 ONE = ("linux/amd64",)
 
 
