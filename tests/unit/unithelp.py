@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
 import tarfile
 import threading
@@ -83,7 +84,8 @@ class FakeExecutor:
             self.running += 1
             self.peak = max(self.peak, self.running)
         try:
-            return self._script(spec.argv[-1], root)
+            env = dict(e.partition("=")[::2] for e in spec.env)
+            return self._script(_expand(spec.argv[-1], env), root)
         finally:
             with self._lock:
                 self.running -= 1
@@ -124,6 +126,11 @@ class FakeExecutor:
         return 0
 
 
+def _expand(text: str, env: dict[str, str]) -> str:
+    """$NAME and ${NAME} from the step's environment, as its shell would."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), text)
+
+
 def stop_running_hook(executor: FakeExecutor) -> Any:
     """A replacement for bale.builder.executor.process.stop_running that ends held steps."""
 
@@ -152,7 +159,7 @@ class Project:
 
     def __post_init__(self) -> None:
         self.context = self.tmp / "context"
-        self.context.mkdir(exist_ok=True)
+        self.context.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.tmp / "root")
         # The copy driver: plain directories, no mounts; what a non-root user gets.
         Snapshotter(self.store.root / "snapshots", driver="copy").close()
