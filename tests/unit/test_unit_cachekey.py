@@ -37,7 +37,7 @@ def app(project: Project) -> Project:
 def test_the_same_build_in_another_checkout_and_store_has_the_same_keys(
     app: Project, tmp_path: Path
 ) -> None:
-    elsewhere = tmp_path / "other" / "checkout"
+    elsewhere = app.tmp / "other" / "checkout"
     elsewhere.mkdir(parents=True)
     copy = Project(elsewhere)
     shutil.rmtree(copy.context)
@@ -51,7 +51,7 @@ def test_the_same_build_in_another_checkout_and_store_has_the_same_keys(
 def test_a_copy_from_the_context_has_the_same_key_in_another_checkout(
     app: Project, tmp_path: Path
 ) -> None:
-    copy = Project(tmp_path / "elsewhere")
+    copy = Project(app.tmp / "elsewhere")
     shutil.rmtree(copy.context)
     shutil.copytree(app.context, copy.context, symlinks=True)
     for path in (copy.context / "app").rglob("*"):
