@@ -137,3 +137,37 @@ def test_docker_archive_of_two_platforms_is_refused_before_any_step(
     assert "docker exporter does not currently support exporting manifest lists" in proc.stderr
     assert events(proc.stderr) == []
     assert not dest.exists()
+
+
+def test_local_output_leaves_out_device_nodes_and_keeps_set_uid(tmp_path: Path) -> None:
+    """A base's device nodes are not recreated in a user's directory (anyone who can reach
+    it could open the host's device); set-uid bits stay, as BuildKit writes them."""
+    import io
+    import tarfile
+
+    require_root()
+    base = tmp_path / "base.tar"
+    with tarfile.open(base, "w") as tar:
+        for name, kind, mode in (
+            ("dev", tarfile.DIRTYPE, 0o755),
+            ("dev/null", tarfile.CHRTYPE, 0o666),
+            ("usr", tarfile.DIRTYPE, 0o755),
+            ("usr/su", tarfile.REGTYPE, 0o4755),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, mode
+            if kind == tarfile.CHRTYPE:
+                info.devmajor, info.devminor = 1, 3
+            data = b"#!/bin/sh\n" if kind == tarfile.REGTYPE else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    root = tmp_path / "root"
+    bale(root, "import", "--platform", "linux/amd64", str(base), "devbase:1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM devbase:1\nLABEL x=1\n")
+    out = tmp_path / "out"
+    bale(root, "build", "--progress", "quiet", "--platform", "linux/amd64", "-o",
+         f"type=local,dest={out}", str(ctx))
+    assert (out / "dev").is_dir() and not (out / "dev" / "null").exists()
+    assert (out / "usr" / "su").stat().st_mode & 0o7777 == 0o4755

@@ -46,11 +46,14 @@ def test_tty_at_80_columns_keeps_every_time(store_root: Path, tmp_path: Path) ->
         )
         + f"; echo $? > {done}; sleep 60"
     )
-    session = f"bale-tty-{tmp_path.name}"[:40]
+    session = "bale-tty"
+    socket = tmp_path / "tmux.sock"  # a server of its own, whatever else runs tmux here
     environment = [f"{k}={v}" for k, v in env().items() if k in ("PATH", "BALE_FIXTURES")]
     subprocess.run(
         [
             tmux,
+            "-S",
+            str(socket),
             "new-session",
             "-d",
             "-s",
@@ -73,13 +76,13 @@ def test_tty_at_80_columns_keeps_every_time(store_root: Path, tmp_path: Path) ->
         while not done.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         screen = subprocess.run(
-            [tmux, "capture-pane", "-p", "-t", session],
+            [tmux, "-S", str(socket), "capture-pane", "-p", "-t", session],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
     finally:
-        subprocess.run([tmux, "kill-session", "-t", session], check=False)
+        subprocess.run([tmux, "-S", str(socket), "kill-server"], check=False)
     assert done.read_text().strip() == "0", screen
     rows = [line for line in screen.splitlines() if line.startswith(" => ")]
     assert rows, screen

@@ -36,7 +36,7 @@ def write_local(store: Store, image: ImageOutcome, dest: Path, split: bool | Non
         target.mkdir(parents=True, exist_ok=True)
         for layer in result.layers:
             with store.content.open(layer.descriptor.digest, layer.descriptor.size) as blob:
-                apply_layer(blob, target, expect_diff_id=layer.diff_id)
+                apply_layer(blob, target, expect_diff_id=layer.diff_id, devices=False)
         if result.attestations:
             # Merged platforms name theirs apart: provenance.linux_amd64.json.
             suffix = "" if multi or len(image.platforms) == 1 else result.platform.dirname

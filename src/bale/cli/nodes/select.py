@@ -26,7 +26,7 @@ def selected(args: argparse.Namespace) -> Builder:
         or os.environ.get("BUILDX_BUILDER")
         or state.current
     )
-    if name == "bale":  # what `bale builder ls` calls the local builder too
+    if name == "bale":  # bale itself: the local builder, listed as `default`
         name = "default"
     return state.get(name)
 

@@ -43,7 +43,7 @@ class ApplyResult:
 
 
 class _Extractor:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, devices: bool = True) -> None:
         self.root = root
         self.created: set[str] = set()
         # Directories already resolved inside the root (real directories, no symlink left
@@ -52,6 +52,7 @@ class _Extractor:
         self.dirs: dict[str, str] = {"": root}
         self.dir_times: list[tuple[str, int]] = []
         self.may_mknod = os.geteuid() == 0
+        self.devices = devices and self.may_mknod
 
     def parent_of(self, name: str) -> tuple[str, str]:
         parent, _, base = name.rpartition("/")
@@ -117,7 +118,7 @@ class _Extractor:
             self.hardlink(entry, target, name)
             return  # a hardlink shares its source's metadata
         elif kind in (CHAR, BLOCKDEV):
-            if not self.may_mknod:
+            if not self.devices:
                 self.remove(target)
                 return
             mode = (stat.S_IFCHR if kind == CHAR else stat.S_IFBLK) | 0o600
@@ -226,9 +227,16 @@ class _Extractor:
 
 
 def apply_layer(
-    stream: Readable, target: str | os.PathLike[str], *, expect_diff_id: Digest | None = None
+    stream: Readable,
+    target: str | os.PathLike[str],
+    *,
+    expect_diff_id: Digest | None = None,
+    devices: bool = True,
 ) -> ApplyResult:
     """Extract the layer read from `stream` onto the directory `target`.
+
+    Device nodes are made only as root, and never with `devices=False` (what a user's output
+    directory gets: a node there would open the host's device to whoever can reach it).
 
     With `expect_diff_id`, a layer whose uncompressed tar hashes differently raises
     DigestMismatch (after extraction: the caller discards the snapshot).
@@ -238,7 +246,7 @@ def apply_layer(
         raise InvalidArgument(f"cannot apply a layer to {root}: not a directory")
     kind, plain = decompressed(stream)
     tar = TarStream(plain)
-    extractor = _Extractor(root)
+    extractor = _Extractor(root, devices)
     try:
         for entry in tar.entries():
             extractor.member(tar, entry)
