@@ -36,8 +36,9 @@ lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks fuzz
 	$(VENV)/bin/mypy
 
+# The tests that need neither root nor more than a few seconds: any user, any machine.
 unit: venv
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not root and not slow"
 
 test: setup lint
 	$(VENV)/bin/pytest -q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,22 @@ def root(tmp_path: Path) -> Path:
     path = tmp_path / "bale-root"
     path.mkdir()
     return path
+
+
+ROOT_REASON = "needs root (mounts, namespaces, binfmt_misc): run `make test` as root"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `root` are skipped, all for one reason, when not running as root."""
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason=ROOT_REASON)
+    for item in items:
+        if item.get_closest_marker("root") is not None:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if os.geteuid() == 0:
+        return "root tests: run (running as root)"
+    return f"root tests: skipped, {ROOT_REASON}"

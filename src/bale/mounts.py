@@ -180,11 +180,18 @@ def plain_directory(mounts: Sequence[Mount]) -> str:
     return ""
 
 
+def _unmountable_view(mounts: Sequence[Mount]) -> str:
+    if os.geteuid() != 0 and len(mounts) == 1 and mounts[0].type == "bind":
+        return mounts[0].source
+    return ""
+
+
 @contextlib.contextmanager
 def mounted(mounts: Sequence[Mount], parent_dir: str | os.PathLike[str]) -> Iterator[str]:
     """Mount `mounts` on a fresh directory under `parent_dir`; unmount and remove it after.
-    A single read-write bind is its own directory (copy snapshots need no mount)."""
-    direct = plain_directory(mounts)
+    A single read-write bind is its own directory (copy snapshots need no mount); so is a
+    single read-only bind for a caller that cannot mount (not root), who only reads it."""
+    direct = plain_directory(mounts) or _unmountable_view(mounts)
     if direct:
         yield direct
         return

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from buildhelp import bale, context_dir, local_output
 
+pytestmark = pytest.mark.root
+
 
 @pytest.fixture(scope="module")
 def alt_image(store_root: Path, tmp_path_factory: pytest.TempPathFactory) -> str:

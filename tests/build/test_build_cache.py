@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from buildhelp import TWO, build, events, example, index_platforms, require_root, steps
 
+pytestmark = pytest.mark.root
+
 FOUR = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x")
 BUILD_RUN = "RUN sh /src/build.sh"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from buildhelp import (
     bale,
     build,
@@ -15,6 +16,8 @@ from buildhelp import (
 )
 
 from bale.errors import MULTI_PLATFORM_REFUSAL
+
+pytestmark = pytest.mark.root
 
 
 def test_classic_refuses_multi_platform_before_any_work(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from buildhelp import bale, env, example, require_root
+
+pytestmark = pytest.mark.root
 
 
 def test_concurrent_builds_share_one_store(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from buildhelp import bale, context_dir, local_output
 
+pytestmark = pytest.mark.root
+
 HOST_SECRET = "host-only-secret\n"
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from buildhelp import bale, context_dir, local_output
 
+pytestmark = pytest.mark.root
+
 
 def test_top_level_links_are_followed_links_inside_are_kept(
     store_root: Path, tmp_path: Path

@@ -25,6 +25,8 @@ from buildhelp import (
 
 from bale.oci.platform import host_platform
 
+pytestmark = pytest.mark.root
+
 QEMU = {"linux/amd64": "qemu-x86_64", "linux/arm64": "qemu-aarch64"}
 
 

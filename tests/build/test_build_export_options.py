@@ -91,6 +91,7 @@ def _blob(dest: Path, desc: dict[str, Any]) -> bytes:
         (",compression=uncompressed", "application/vnd.oci.image.layer.v1.tar", b""),
     ],
 )
+@pytest.mark.root
 def test_compression_of_new_layers(
     store_root: Path, context: Path, tmp_path: Path, attrs: str, media_type: str, magic: bytes
 ) -> None:

@@ -52,6 +52,7 @@ def _assert_untouched(root: Path, before: object) -> None:
     assert leftovers(root) == []
 
 
+@pytest.mark.root
 def test_failing_run_shows_its_lines_and_exit_code(tmp_path: Path) -> None:
     root, context = _primed(tmp_path, "RUN echo about to fail && \\\n    exit 3\nRUN true\n")
     before = store_state(root)
@@ -69,6 +70,7 @@ def test_failing_run_shows_its_lines_and_exit_code(tmp_path: Path) -> None:
     assert "fails" not in bale(root, "images").stdout
 
 
+@pytest.mark.root
 def test_sigint_mid_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
     root, context = _primed(tmp_path, "RUN sleep 30\n")
     before = store_state(root)
@@ -114,6 +116,7 @@ def test_sigint_mid_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
     assert {s["status"] for s in record["steps"] if "sleep 30" in s["name"]} == {"canceled"}
 
 
+@pytest.mark.root
 def test_one_failing_platform_stops_the_others(tmp_path: Path) -> None:
     # amd64 fails after a moment, so that the arm64 step is surely running by then.
     root, context = _primed(

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from buildhelp import build, require_tool
 
+pytestmark = pytest.mark.root
+
 ONE = ("linux/amd64",)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from buildhelp import TWO, UNAME, bale, build, events, example, require_root, require_tool
 
+pytestmark = pytest.mark.root
+
 DIGEST_LEN = len("sha256:") + 64
 
 

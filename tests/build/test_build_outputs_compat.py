@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from buildhelp import bale, build, events, example, require_root, steps
+
+pytestmark = pytest.mark.root
 
 
 def test_type_docker_without_dest_loads_the_image(tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from buildhelp import build, env, events, require_tool
 
+pytestmark = pytest.mark.root
+
 LONG = "echo " + "a-long-argument-" * 8
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from buildhelp import bale, build, events, example, require_root, steps
+
+pytestmark = pytest.mark.root
 
 
 def test_prune_drops_the_cache_and_keeps_images(tmp_path: Path) -> None:

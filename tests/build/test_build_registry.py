@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from buildhelp import bale, busybox_path, require_root, require_tool
 
+pytestmark = pytest.mark.root
+
 
 def _rootfs(tmp: Path, platform: str) -> Path:
     busybox = busybox_path(platform)

@@ -71,6 +71,7 @@ def _executed(progress: str) -> list[str]:
     return ran
 
 
+@pytest.mark.root
 def test_registry_cache_rebuilds_nothing_in_a_fresh_store(
     fresh, registry: str, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -98,6 +99,7 @@ def _registry_json(registry: str, repo: str, tag: str) -> dict[str, object]:
     return dict(response.json())
 
 
+@pytest.mark.root
 def test_local_cache_rebuilds_nothing_and_restores_cache_mounts(
     fresh, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -126,6 +128,7 @@ def _mount_marker(root: Path, ctx: Path, *args: str) -> str:
     return (out / "seen").read_text()
 
 
+@pytest.mark.root
 def test_two_runners_one_platform_each_leave_one_cache_with_both(
     fresh, registry: str, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -138,6 +141,7 @@ def test_two_runners_one_platform_each_leave_one_cache_with_both(
     assert _executed(warm) == []
 
 
+@pytest.mark.root
 def test_another_checkout_with_other_owners_and_mtimes_hits(
     fresh, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -153,6 +157,7 @@ def test_another_checkout_with_other_owners_and_mtimes_hits(
     assert _executed(warm) == []
 
 
+@pytest.mark.root
 def test_editing_one_copied_file_names_it_and_runs_only_what_follows(
     fresh, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -166,6 +171,7 @@ def test_editing_one_copied_file_names_it_and_runs_only_what_follows(
     assert len(ran) == 4 and all("COPY notes.txt" in r or "wc -c" in r for r in ran)
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("kind", ["missing", "unreachable", "corrupt-local", "not-a-cache"])
 def test_a_cache_that_cannot_be_read_is_a_warning_and_a_cold_build(
     fresh, registry: str, store_root: Path, tmp_path: Path, kind: str  # type: ignore[no-untyped-def]
@@ -204,6 +210,7 @@ def test_bad_cache_flags_are_refused_before_any_step(tmp_path: Path) -> None:
         assert "#1" not in proc.stderr  # no step started
 
 
+@pytest.mark.root
 def test_a_cache_export_merges_with_what_is_there(
     fresh, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -228,6 +235,7 @@ def _records(layout: Path) -> set[str]:
     return {r["key"] for r in config["records"]}
 
 
+@pytest.mark.root
 def test_inline_cache_travels_in_the_pushed_image(
     fresh, registry: str, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:

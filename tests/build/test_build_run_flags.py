@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from buildhelp import build, events
 
+pytestmark = pytest.mark.root
+
 ONE = ("linux/amd64",)
 PROBE = (
     "cat /etc/hosts > /out/hosts; grep /dev/shm /proc/mounts > /out/shm; "

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from buildhelp import bale, context_dir, events, local_output, steps
 
 from bale.store.local import Store
+
+pytestmark = pytest.mark.root
 
 
 def test_workdir_belongs_to_the_user(store_root: Path, tmp_path: Path) -> None:

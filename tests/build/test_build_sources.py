@@ -17,6 +17,8 @@ from bale.oci.manifest import ATTESTATION_REF, Index
 from bale.oci.platform import Platform
 from bale.store.local import Store
 
+pytestmark = pytest.mark.root
+
 
 @pytest.fixture
 def http_files(tmp_path: Path) -> Iterator[tuple[str, Path]]:

@@ -82,6 +82,7 @@ def spare_handler() -> Iterator[None]:
                 binfmt.set_enabled(SPARE, False)
 
 
+@pytest.mark.root
 def test_install_and_uninstall(spare_handler: None) -> None:
     removed = bale("emulation", "uninstall", "--platform", str(SPARE))
     assert removed.returncode == 0, removed.stderr

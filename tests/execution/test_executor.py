@@ -33,6 +33,8 @@ from bale.store.layers import DiffOptions
 from bale.store.layers.snapshot_diff import diff_active
 from bale.store.snapshots import Snapshotter
 
+pytestmark = pytest.mark.root
+
 RUNTIMES = ["runc", "unshare"]
 
 

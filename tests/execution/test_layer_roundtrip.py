@@ -97,6 +97,7 @@ def require_root() -> None:
         pytest.skip("needs root (owners, overlay mounts)")
 
 
+@pytest.mark.root
 @settings(max_examples=50, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(base=OP_LISTS, edits=OP_LISTS)
 def test_tree_diff_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
@@ -122,6 +123,7 @@ def test_tree_diff_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
     shutil.rmtree(work)
 
 
+@pytest.mark.root
 @settings(max_examples=50, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(base=OP_LISTS, edits=OP_LISTS)
 def test_overlay_upperdir_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
@@ -149,6 +151,7 @@ def test_overlay_upperdir_round_trip(tmp_path: Path, base: list[tuple[object, ..
     shutil.rmtree(work)
 
 
+@pytest.mark.root
 def test_overlay_opaque_directory_becomes_oci_opaque_marker(tmp_path: Path) -> None:
     require_root()
     lower, upper, wdir, merged = (tmp_path / n for n in ("l", "u", "w", "m"))
@@ -235,6 +238,7 @@ def test_source_date_epoch_clamps_and_owners_are_numeric(tmp_path: Path) -> None
     assert all(m.uname == "" and m.gname == "" for m in members.values())
 
 
+@pytest.mark.root
 def test_devices_fifos_and_setuid_survive(tmp_path: Path) -> None:
     require_root()
     tree = tmp_path / "tree"

@@ -42,6 +42,7 @@ def diff_id(blob: bytes) -> Digest:
     return Digest.of(gzip.decompress(blob))
 
 
+@pytest.mark.root
 def test_prepare_commit_view_chain(snapshotter: Snapshotter) -> None:
     base = snapshotter.prepare("build-1")
     with mounted(base.mounts, snapshotter.root / "mnt") as root:
@@ -74,6 +75,7 @@ def test_prepare_commit_view_chain(snapshotter: Snapshotter) -> None:
     assert mounts_under(snapshotter.root) == []
 
 
+@pytest.mark.root
 def test_active_snapshot_cannot_be_parent(snapshotter: Snapshotter) -> None:
     snapshotter.prepare("active-1")
     with pytest.raises(FailedPrecondition, match="only committed"):
@@ -86,6 +88,7 @@ def test_active_snapshot_cannot_be_parent(snapshotter: Snapshotter) -> None:
         snapshotter.prepare("x", "no-such-parent")
 
 
+@pytest.mark.root
 def test_remove_refuses_parents_and_cleans_directories(snapshotter: Snapshotter) -> None:
     snapshotter.prepare("k1")
     snapshotter.commit("parent", "k1")
@@ -100,6 +103,7 @@ def test_remove_refuses_parents_and_cleans_directories(snapshotter: Snapshotter)
     assert snapshotter.all() == []
 
 
+@pytest.mark.root
 def test_prepared_context_removes_on_failure(snapshotter: Snapshotter) -> None:
     with pytest.raises(RuntimeError), snapshotter.prepared("doomed"):
         raise RuntimeError("step failed")
@@ -109,6 +113,7 @@ def test_prepared_context_removes_on_failure(snapshotter: Snapshotter) -> None:
     assert [s.key for s in snapshotter.all()] == ["done"]
 
 
+@pytest.mark.root
 def test_metadata_survives_reopen(snapshotter: Snapshotter) -> None:
     snapshotter.prepare("k")
     snapshotter.commit("c", "k", labels={"x": "1"})
@@ -125,6 +130,7 @@ def test_metadata_survives_reopen(snapshotter: Snapshotter) -> None:
     again.close()
 
 
+@pytest.mark.root
 def test_diff_of_active_snapshot(snapshotter: Snapshotter) -> None:
     snapshotter.prepare("k0")
     with mounted(snapshotter.mounts("k0"), snapshotter.root / "mnt") as root:
@@ -156,6 +162,7 @@ class CountingOpener:
         return io.BytesIO(self.blob)
 
 
+@pytest.mark.root
 def test_unpack_chain_once_per_chain_id(snapshotter: Snapshotter, tmp_path: Path) -> None:
     work = tmp_path / "layers"
     work.mkdir()
@@ -181,6 +188,7 @@ def test_unpack_chain_once_per_chain_id(snapshotter: Snapshotter, tmp_path: Path
     assert mounts_under(snapshotter.root) == []
 
 
+@pytest.mark.root
 def test_unpack_rejects_wrong_diff_id_and_leaves_nothing(
     snapshotter: Snapshotter, tmp_path: Path
 ) -> None:

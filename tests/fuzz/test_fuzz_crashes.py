@@ -14,6 +14,8 @@ from fuzz.harness import missing_fixtures
 from fuzz.killloop import kill_loop
 from fuzz.secrets_scan import leak_scan
 
+pytestmark = pytest.mark.root
+
 SEED = int(os.environ.get("BALE_FUZZ_SEED", "20261202"))
 
 

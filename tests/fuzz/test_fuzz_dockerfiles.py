@@ -15,6 +15,7 @@ from fuzz.dockerfile_fuzz import fuzz, minimise, run_case
 SEED = int(os.environ.get("BALE_FUZZ_SEED", "20261202"))
 
 
+@pytest.mark.slow  # 2000 generated Dockerfiles: about a minute on a busy machine
 def test_generated_dockerfiles_in_process() -> None:
     summary = fuzz(2000, SEED, timeout=10, minimise_budget=30)
     assert summary.ok == 2000, "\n".join(summary.findings or [])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from storehelp import assert_check_clean, bale, busybox_path, require_root, require_tool
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 ARCHES = ("amd64", "arm64")
 

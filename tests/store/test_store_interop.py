@@ -119,6 +119,7 @@ def test_skopeo_copies_all_platforms_to_a_registry(
         assert f"sha256:{hashlib.sha256(one).hexdigest()}" == m["digest"]
 
 
+@pytest.mark.root
 def test_containerd_imports_and_runs_each_platform(
     saved: tuple[Path, Path, str], containerd: list[str]
 ) -> None:
@@ -161,6 +162,7 @@ def test_containerd_imports_and_runs_each_platform(
         assert run.stdout.strip() == UNAME[platform]
 
 
+@pytest.mark.root
 def test_containerd_export_loads_back_unchanged(
     saved: tuple[Path, Path, str], containerd: list[str], tmp_path: Path
 ) -> None:

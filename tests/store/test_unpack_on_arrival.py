@@ -35,6 +35,7 @@ def unpacked(root: Path) -> dict[str, float]:
         snapshots.close()
 
 
+@pytest.mark.root
 def test_import_unpacks_and_a_build_from_it_applies_nothing(root: Path, tmp_path: Path) -> None:
     require_root()
     require_tool("runc")

@@ -34,6 +34,21 @@ class Solver(Generic[K, R]):
                 raise KeyError(f"{k!r} depends on unknown {unknown!r}")
         running: dict[Future[R], K] = {}
         error: BaseException | None = None
+        first: list[BaseException] = []
+        lock = threading.Lock()
+
+        def guarded(k: K) -> R:
+            # Cancel at once, from the failing worker: a job queued behind it in the pool
+            # must see the cancellation before it starts, not when this loop next wakes
+            # (and the error raised is the first, not a cancelled job's done beside it).
+            try:
+                return job(k, results)
+            except BaseException as exc:
+                with lock:
+                    first.append(exc)
+                self.cancel_event.set()
+                raise
+
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             try:
                 while waiting or running:
@@ -41,7 +56,7 @@ class Solver(Generic[K, R]):
                         ready = [k for k, needs in waiting.items() if not needs - results.keys()]
                         for k in ready:
                             del waiting[k]
-                            running[pool.submit(job, k, results)] = k
+                            running[pool.submit(guarded, k)] = k
                     if not running:
                         if waiting and error is None and not self.cancel_event.is_set():
                             raise ValueError(f"dependency cycle among {list(waiting)!r}")
@@ -62,5 +77,5 @@ class Solver(Generic[K, R]):
                     fut.cancel()
                 raise
         if error is not None:
-            raise error
+            raise first[0] if first else error
         return results
