@@ -44,14 +44,11 @@ def root(tmp_path: Path) -> Path:
 ROOT_REASON = "needs root (mounts, namespaces, binfmt_misc): run `make test` as root"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `root` are skipped, all for one reason, when not running as root."""
-    if os.geteuid() == 0:
-        return
-    skip = pytest.mark.skip(reason=ROOT_REASON)
-    for item in items:
-        if item.get_closest_marker("root") is not None:
-            item.add_marker(skip)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `root` are skipped when not running as root, all from here: the summary
+    folds them into one line with one reason."""
+    if item.get_closest_marker("root") is not None and os.geteuid() != 0:
+        pytest.skip(ROOT_REASON)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
