@@ -186,10 +186,13 @@ def outline(
     seen_ssh: set[str] = set()
     visited: set[int] = set()
 
-    def walk(index: int) -> None:
-        # The target first, then what it builds on and copies from; a name seen is kept.
+    # The target first, then what it builds on and copies from (depth first, in order; a
+    # stack rather than recursion: a file may chain a thousand stages); a name seen is kept.
+    stack = [build.target.index]
+    while stack:
+        index = stack.pop()
         if index in visited or index not in captures:
-            return
+            continue
         visited.add(index)
         cap = captures[index]
         used = _all_used(cap)
@@ -203,10 +206,7 @@ def outline(
                 if key not in seen:
                     seen.add(key)
                     out.append(item)
-        for dep in deps_of.get(index, ()):
-            walk(dep)
-
-    walk(build.target.index)
+        stack.extend(reversed(tuple(deps_of.get(index, ()))))
     order = lambda item: item.source.start  # noqa: E731 - file order, as BuildKit sorts
     stage = build.target
     desc = _description(comments.get(stage.from_.source.start, ()), stage.name)
