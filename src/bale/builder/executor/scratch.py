@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from bale import owner
+from bale.errors import BaleError
 from bale.mounts import mounted_paths, unmount
 from bale.trees import remove_tree
 
@@ -29,12 +30,21 @@ def reclaim_step_dirs(scratch: Path) -> list[str]:
     removed = []
     entries = [*scratch.glob("bale-step-*"), *scratch.glob("bale-heredoc-*")]
     mounts = mounted_paths() if entries else []
+    uid = os.geteuid()
     for entry in entries:
         tag = entry.name.split("-")[2] if entry.name.count("-") >= 3 else ""
         if not tag or owner.tag_alive(tag):
             continue
-        for mountpoint in sorted((m for m in mounts if m.startswith(f"{entry}/")), reverse=True):
-            unmount(mountpoint, detach=True)
+        try:
+            # /dev/shm is every user's: another user's leftovers are theirs to reclaim.
+            if entry.lstat().st_uid != uid:
+                continue
+            for mountpoint in sorted(
+                (m for m in mounts if m.startswith(f"{entry}/")), reverse=True
+            ):
+                unmount(mountpoint, detach=True)
+        except (OSError, BaleError):
+            continue  # gone meanwhile, or a mount this user cannot undo: left as it is
         remove_tree(entry, ignore_errors=True)
         removed.append(str(entry))
     return removed
