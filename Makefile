@@ -34,6 +34,7 @@ setup: host venv fixtures
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks fuzz
+	$(VENV)/bin/ruff format --check src tests benchmarks fuzz
 	$(VENV)/bin/mypy
 
 # The tests that need neither root nor more than a few seconds: any user, any machine.

@@ -40,8 +40,9 @@ def ensure_buildah() -> str:
     path = shutil.which("buildah")
     if path is None:
         print("buildah is missing: apt-get install -y buildah", file=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", "-q", "buildah"], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "buildah"], check=True, stdout=subprocess.DEVNULL
+        )
         path = shutil.which("buildah")
     if path is None:
         sys.exit("buildah could not be installed")
@@ -67,17 +68,46 @@ def bale_tool(work: Path) -> Callable[[Path, int], list[str]]:
     root = work / "bale-root"
 
     def argv(_ctx: Path, _n: int) -> list[str]:
-        return [sys.executable, "-m", "bale", "--root", str(root), "build", "--platform",
-                PLATFORMS, "--progress", "quiet", "-t", "bench/app:1", "."]
+        return [
+            sys.executable,
+            "-m",
+            "bale",
+            "--root",
+            str(root),
+            "build",
+            "--platform",
+            PLATFORMS,
+            "--progress",
+            "quiet",
+            "-t",
+            "bench/app:1",
+            ".",
+        ]
 
     return argv
 
 
 def buildah_tool(work: Path, buildah: str) -> Callable[[Path, int], list[str]]:
     def argv(_ctx: Path, n: int) -> list[str]:
-        return [buildah, "--storage-driver", DRIVER, "--root", str(work / "buildah-root"),
-                "--runroot", str(work / "buildah-runroot"), "build", "--isolation", "chroot",
-                "--layers", "--platform", PLATFORMS, "--manifest", f"bench-{n}", "--quiet", "."]
+        return [
+            buildah,
+            "--storage-driver",
+            DRIVER,
+            "--root",
+            str(work / "buildah-root"),
+            "--runroot",
+            str(work / "buildah-runroot"),
+            "build",
+            "--isolation",
+            "chroot",
+            "--layers",
+            "--platform",
+            PLATFORMS,
+            "--manifest",
+            f"bench-{n}",
+            "--quiet",
+            ".",
+        ]
 
     return argv
 
@@ -94,13 +124,23 @@ def scenario_times(example: str, tool: str, buildah: str) -> dict[str, float]:
         out["one edit"] = timed(argv(ctx, 3), ctx)
         if tool == "buildah":
             subprocess.run(
-                [buildah, "--storage-driver", DRIVER, "--root", str(work / "buildah-root"),
-                 "--runroot", str(work / "buildah-runroot"), "rm", "--all"],
+                [
+                    buildah,
+                    "--storage-driver",
+                    DRIVER,
+                    "--root",
+                    str(work / "buildah-root"),
+                    "--runroot",
+                    str(work / "buildah-runroot"),
+                    "rm",
+                    "--all",
+                ],
                 capture_output=True,
             )
             # Overlay mounts of buildah's store would keep the directory busy.
-            subprocess.run(["umount", "-R", str(work / "buildah-root" / "overlay")],
-                           capture_output=True)
+            subprocess.run(
+                ["umount", "-R", str(work / "buildah-root" / "overlay")], capture_output=True
+            )
         return out
 
 
@@ -108,8 +148,7 @@ def main() -> int:
     if os.geteuid() != 0:
         sys.exit("run as root: builds mount overlays and run steps in containers")
     buildah = ensure_buildah()
-    print(f"bale build vs buildah build ({DRIVER}, chroot isolation), {PLATFORMS}, "
-          f"best of {RUNS}")
+    print(f"bale build vs buildah build ({DRIVER}, chroot isolation), {PLATFORMS}, best of {RUNS}")
     print(f"{'example':<14} {'scenario':<9} {'bale s':>8} {'buildah s':>10} {'ratio':>7}")
     worst_cached = 0.0
     for example in EDITED:
@@ -122,8 +161,10 @@ def main() -> int:
             b, p = best["bale"][name], best["buildah"][name]
             print(f"{example:<14} {name:<9} {b:>8.2f} {p:>10.2f} {b / p:>6.2f}x")
         worst_cached = max(worst_cached, best["bale"]["cached"])
-    print(f"targets: cold <= 1.0x, cached <= 0.5x and <= 0.5 s "
-          f"(slowest bale cached rebuild: {worst_cached:.2f} s)")
+    print(
+        f"targets: cold <= 1.0x, cached <= 0.5x and <= 0.5 s "
+        f"(slowest bale cached rebuild: {worst_cached:.2f} s)"
+    )
     return 0
 
 

@@ -32,9 +32,30 @@ REPO = Path(__file__).resolve().parent.parent
 BUSYBOX = REPO / ".cache" / "busybox"
 SIZE_MB = int(os.environ.get("BALE_BENCH_SIZE_MB", "1024"))
 RUNS = int(os.environ.get("BALE_BENCH_RUNS", "20"))
-WORDS = (b"the", b"quick", b"brown", b"fox", b"import", b"def", b"return", b"class", b"self",
-         b"value", b"int", b"main", b"printf", b"include", b"static", b"const", b"void",
-         b"struct", b"if", b"else", b"for", b"while")
+WORDS = (
+    b"the",
+    b"quick",
+    b"brown",
+    b"fox",
+    b"import",
+    b"def",
+    b"return",
+    b"class",
+    b"self",
+    b"value",
+    b"int",
+    b"main",
+    b"printf",
+    b"include",
+    b"static",
+    b"const",
+    b"void",
+    b"struct",
+    b"if",
+    b"else",
+    b"for",
+    b"while",
+)
 
 
 def make_tree(root: Path, size_mb: int) -> int:

@@ -84,8 +84,10 @@ def main() -> int:
     print(f"bale parse+expand+resolve   {bale_time * 1000:8.1f} ms")
     print(f"dockerfile-parse structure  {peer_time * 1000:8.1f} ms")
     print(f"ratio bale/dockerfile-parse {bale_time / peer_time:8.2f}x (target <= 2.0x)")
-    print(f"dockerfile-parse context_structure (parse + ARG/ENV substitution) "
-          f"{expanding_time * 1000:.1f} ms")
+    print(
+        f"dockerfile-parse context_structure (parse + ARG/ENV substitution) "
+        f"{expanding_time * 1000:.1f} ms"
+    )
     print(f"ratio bale/context_structure {bale_time / expanding_time:7.2f}x")
     return 0
 

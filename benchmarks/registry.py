@@ -67,7 +67,8 @@ def build_image(store: Store, size_mb: int, work: Path) -> Descriptor:
     config = ImageConfig(platform=Platform.parse("linux/amd64"), diff_ids=tuple(diff_ids))
     config_desc = store.put_document(config.encode(), mediatype.OCI_CONFIG)
     manifest = store.put_document(
-        Manifest(config_desc, tuple(layers)).encode(), mediatype.OCI_MANIFEST,
+        Manifest(config_desc, tuple(layers)).encode(),
+        mediatype.OCI_MANIFEST,
         platform=Platform.parse("linux/amd64"),
     )
     index = store.put_document(Index((manifest,)).encode(), mediatype.OCI_INDEX)
@@ -133,36 +134,73 @@ def main() -> int:
         work = Path(tmp)
         proc, host = start_registry(work)
         try:
-            with Store(work / "store") as store, Store(work / "pulled") as pulled, Registries(
-                RegistryOptions(hosts=HostsConfig())
-            ) as registries:
+            with (
+                Store(work / "store") as store,
+                Store(work / "pulled") as pulled,
+                Registries(RegistryOptions(hosts=HostsConfig())) as registries,
+            ):
                 print(f"building a {size_mb} MiB image of {LAYERS} layers ...", flush=True)
                 target = build_image(store, size_mb, work)
                 write_layout(store, target, work / "layout")
                 mib = sum(b.size for b in store.content.walk()) / (1 << 20)
                 print(f"registry {host}, {mib:.0f} MiB of blobs")
-                bale_push = timed("bale push", lambda: push_image(
-                    store, target, f"{host}/bench/bale:1", registries=registries))
-                skopeo_push = timed("skopeo push", lambda: subprocess.run(
-                    ["skopeo", "copy", "-q", "--dest-tls-verify=false",
-                     f"oci:{work / 'layout'}:bench", f"docker://{host}/bench/skopeo:1"],
-                    check=True))
-                bale_pull = timed("bale pull", lambda: pull(
-                    pulled, f"{host}/bench/bale:1", registries=registries,
-                    platforms=[Platform.parse("linux/amd64")]))
-                skopeo_pull = timed("skopeo pull", lambda: subprocess.run(
-                    ["skopeo", "copy", "-q", "--src-tls-verify=false",
-                     f"docker://{host}/bench/skopeo:1", f"oci:{work / 'skopeo-out'}:bench"],
-                    check=True))
+                bale_push = timed(
+                    "bale push",
+                    lambda: push_image(
+                        store, target, f"{host}/bench/bale:1", registries=registries
+                    ),
+                )
+                skopeo_push = timed(
+                    "skopeo push",
+                    lambda: subprocess.run(
+                        [
+                            "skopeo",
+                            "copy",
+                            "-q",
+                            "--dest-tls-verify=false",
+                            f"oci:{work / 'layout'}:bench",
+                            f"docker://{host}/bench/skopeo:1",
+                        ],
+                        check=True,
+                    ),
+                )
+                bale_pull = timed(
+                    "bale pull",
+                    lambda: pull(
+                        pulled,
+                        f"{host}/bench/bale:1",
+                        registries=registries,
+                        platforms=[Platform.parse("linux/amd64")],
+                    ),
+                )
+                skopeo_pull = timed(
+                    "skopeo pull",
+                    lambda: subprocess.run(
+                        [
+                            "skopeo",
+                            "copy",
+                            "-q",
+                            "--src-tls-verify=false",
+                            f"docker://{host}/bench/skopeo:1",
+                            f"oci:{work / 'skopeo-out'}:bench",
+                        ],
+                        check=True,
+                    ),
+                )
                 assert pulled.images().get(f"{host}/bench/bale:1").target.digest == Digest.parse(
-                    str(target.digest))
+                    str(target.digest)
+                )
         finally:
             proc.terminate()
             proc.wait()
-    print(f"push: bale {mib / bale_push:7.1f} MiB/s, skopeo {mib / skopeo_push:7.1f} MiB/s, "
-          f"ratio bale/skopeo {bale_push / skopeo_push:.2f}x")
-    print(f"pull: bale {mib / bale_pull:7.1f} MiB/s, skopeo {mib / skopeo_pull:7.1f} MiB/s, "
-          f"ratio bale/skopeo {bale_pull / skopeo_pull:.2f}x")
+    print(
+        f"push: bale {mib / bale_push:7.1f} MiB/s, skopeo {mib / skopeo_push:7.1f} MiB/s, "
+        f"ratio bale/skopeo {bale_push / skopeo_push:.2f}x"
+    )
+    print(
+        f"pull: bale {mib / bale_pull:7.1f} MiB/s, skopeo {mib / skopeo_pull:7.1f} MiB/s, "
+        f"ratio bale/skopeo {bale_pull / skopeo_pull:.2f}x"
+    )
     return 0
 
 

@@ -100,8 +100,9 @@ def solve_status_events(status: dict[str, Any]) -> list[dict[str, Any]]:
             kind = "done"
         else:
             kind = "start"
-        out.append({"kind": kind, "vertex": v["digest"], "name": v["name"],
-                    "message": v.get("error", "")})
+        out.append(
+            {"kind": kind, "vertex": v["digest"], "name": v["name"], "message": v.get("error", "")}
+        )
     for log in status.get("logs", []):
         text = base64.b64decode(log["data"]).decode(errors="replace")
         out.append({"kind": "log", "vertex": log["vertex"], "name": "", "message": text})

@@ -18,8 +18,11 @@ BUILD_RUN = "RUN sh /src/build.sh"
 def test_buildplatform_stage_runs_once(tmp_path: Path, platforms: tuple[str, ...]) -> None:
     require_root()
     context = example("cross-compile", tmp_path / "ctx")
-    missing = [p for p in platforms
-               if not (context / "bin" / f"busybox-{p.split('/', 1)[1].replace('/', '')}").exists()]
+    missing = [
+        p
+        for p in platforms
+        if not (context / "bin" / f"busybox-{p.split('/', 1)[1].replace('/', '')}").exists()
+    ]
     if missing:
         pytest.skip(f"busybox-static fixtures missing for {missing}; run scripts/fetch-fixtures.sh")
     proc = build(tmp_path / "root", context, "-t", "cc:1", platforms=platforms)
@@ -77,10 +80,12 @@ def test_editing_a_copied_file_reruns_that_copy_and_what_follows(
             "RUN uname -m > /etc/build-arch",
         ], started
         before = [n.split("] ", 1)[1] for n in cached if n.startswith(f"[{platform} ")]
-        assert sorted(before) == sorted([
-            "COPY bin/busybox-${TARGETARCH}${TARGETVARIANT} /bin/busybox",
-            'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-        ]), cached
+        assert sorted(before) == sorted(
+            [
+                "COPY bin/busybox-${TARGETARCH}${TARGETVARIANT} /bin/busybox",
+                'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+            ]
+        ), cached
 
 
 def test_copy_cache_follows_content_and_mode_after_dockerignore(tmp_path: Path) -> None:

@@ -23,9 +23,22 @@ def test_concurrent_builds_share_one_store(tmp_path: Path) -> None:
     ]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "bale", "--root", str(root), "build", "--progress", "plain",
-             *args, str(ctx)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+            [
+                sys.executable,
+                "-m",
+                "bale",
+                "--root",
+                str(root),
+                "build",
+                "--progress",
+                "plain",
+                *args,
+                str(ctx),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
         )
         for args in runs
     ]

@@ -47,8 +47,13 @@ def test_chown_owns_the_directories_it_makes(store_root: Path, tmp_path: Path) -
     )
     out = tmp_path / "out"
     local_output(store_root, ctx, out)
-    for path, ids in (("home/app", (1234, 2345)), ("home/app/proj", (1234, 2345)),
-                      ("opt/x", (7, 8)), ("opt/x/y", (7, 8)), ("opt/x/y/file", (7, 8))):
+    for path, ids in (
+        ("home/app", (1234, 2345)),
+        ("home/app/proj", (1234, 2345)),
+        ("opt/x", (7, 8)),
+        ("opt/x/y", (7, 8)),
+        ("opt/x/y/file", (7, 8)),
+    ):
         st = (out / path).stat()
         assert (st.st_uid, st.st_gid) == ids, path
 

@@ -41,8 +41,9 @@ class Built:
     expect: str  # printed by a run on platform P, with {arch} = uname -m of P
 
 
-def _build_and_save(name: str, root: Path, tmp: Path, run_args: tuple[str, ...],
-                    expect: str) -> Built:
+def _build_and_save(
+    name: str, root: Path, tmp: Path, run_args: tuple[str, ...], expect: str
+) -> Built:
     require_root()
     context = example(name, tmp / name)
     ref = f"bale-test/{name}:1"
@@ -60,7 +61,10 @@ def _build_and_save(name: str, root: Path, tmp: Path, run_args: tuple[str, ...],
 def hello(tmp_path_factory: pytest.TempPathFactory) -> Built:
     tmp = tmp_path_factory.mktemp("hello")
     return _build_and_save(
-        "hello", tmp / "root", tmp, ("/bin/sh", "/usr/local/bin/hello"),
+        "hello",
+        tmp / "root",
+        tmp,
+        ("/bin/sh", "/usr/local/bin/hello"),
         "hello from {arch} (built as {arch})",
     )
 
@@ -99,7 +103,8 @@ def test_saved_archive_holds_the_two_platform_index(built: Built) -> None:
     skopeo = require_tool("skopeo")
     raw = subprocess.run(
         [skopeo, "inspect", "--raw", f"oci-archive:{built.archive}"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == built.index_digest
     platforms = sorted(
@@ -117,7 +122,9 @@ def test_containerd_runs_each_platform(built: Built, containerd: list[str]) -> N
             pytest.skip(f"no binfmt_misc handler {QEMU[platform]} to run {platform}")
     subprocess.run(
         [*containerd, "images", "import", "--all-platforms", str(built.archive)],
-        capture_output=True, check=True, timeout=300,
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     listing = subprocess.run(
         [*containerd, "images", "ls"], capture_output=True, text=True, check=True
@@ -127,9 +134,19 @@ def test_containerd_runs_each_platform(built: Built, containerd: list[str]) -> N
     image = line.split()[0]
     for i, platform in enumerate(TWO):
         run = subprocess.run(
-            [*containerd, "run", "--rm", "--platform", platform, image,
-             f"bale-build-test-{os.getpid()}-{built.name}-{i}", *built.run_args],
-            capture_output=True, text=True, timeout=300,
+            [
+                *containerd,
+                "run",
+                "--rm",
+                "--platform",
+                platform,
+                image,
+                f"bale-build-test-{os.getpid()}-{built.name}-{i}",
+                *built.run_args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert run.returncode == 0, run.stderr
         assert built.expect.format(arch=UNAME[platform]) in run.stdout, run.stdout
@@ -139,9 +156,10 @@ def test_skopeo_copy_to_a_registry_keeps_the_index_digest(built: Built, registry
     skopeo = require_tool("skopeo")
     dest = f"docker://{registry}/{built.ref}"
     subprocess.run(
-        [skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci-archive:{built.archive}",
-         dest],
-        capture_output=True, check=True, timeout=300,
+        [skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci-archive:{built.archive}", dest],
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     raw = subprocess.run(
         [skopeo, "inspect", "--raw", "--tls-verify=false", dest], capture_output=True, check=True

@@ -75,8 +75,21 @@ def test_sigint_mid_step_cleans_up_and_exits_130(tmp_path: Path) -> None:
     root, context = _primed(tmp_path, "RUN sleep 30\n")
     before = store_state(root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bale", "--root", str(root), "build", "--platform",
-         ",".join(TWO), "--progress", "rawjson", "-t", "interrupted:1", "."],
+        [
+            sys.executable,
+            "-m",
+            "bale",
+            "--root",
+            str(root),
+            "build",
+            "--platform",
+            ",".join(TWO),
+            "--progress",
+            "rawjson",
+            "-t",
+            "interrupted:1",
+            ".",
+        ],
         cwd=context,
         env=env(),
         stdout=subprocess.PIPE,

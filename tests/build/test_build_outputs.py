@@ -38,7 +38,8 @@ def test_oci_archive_is_read_by_skopeo(root: Path, context: Path, tmp_path: Path
     index = json.loads(raw)
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
     platforms = sorted(
-        f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]
+        f"{m['platform']['os']}/{m['platform']['architecture']}"
+        for m in index["manifests"]
         if m["platform"]["os"] != "unknown"
     )
     assert platforms == sorted(TWO)
@@ -46,11 +47,22 @@ def test_oci_archive_is_read_by_skopeo(root: Path, context: Path, tmp_path: Path
     assert json.loads(meta.read_text())["containerimage.digest"] == digest
     # Each platform's image reads back with its architecture.
     for platform in TWO:
-        info = json.loads(subprocess.run(
-            [skopeo, "inspect", "--override-os", "linux", "--override-arch",
-             platform.split("/")[1], f"oci-archive:{dest}"],
-            capture_output=True, check=True, text=True,
-        ).stdout)
+        info = json.loads(
+            subprocess.run(
+                [
+                    skopeo,
+                    "inspect",
+                    "--override-os",
+                    "linux",
+                    "--override-arch",
+                    platform.split("/")[1],
+                    f"oci-archive:{dest}",
+                ],
+                capture_output=True,
+                check=True,
+                text=True,
+            ).stdout
+        )
         assert info["Architecture"] == platform.split("/")[1]
 
 
@@ -75,23 +87,41 @@ def test_docker_archive_for_one_platform(root: Path, context: Path, tmp_path: Pa
     skopeo = require_tool("skopeo")
     dest = tmp_path / "image.docker.tar"
     meta = tmp_path / "meta.json"
-    build(root, context, "-t", "bale-test/hello:docker", "-o", f"type=docker,dest={dest}",
-          "--metadata-file", str(meta), platforms=("linux/arm64",))
-    info = json.loads(subprocess.run(
-        [skopeo, "inspect", f"docker-archive:{dest}"], capture_output=True, check=True, text=True
-    ).stdout)
+    build(
+        root,
+        context,
+        "-t",
+        "bale-test/hello:docker",
+        "-o",
+        f"type=docker,dest={dest}",
+        "--metadata-file",
+        str(meta),
+        platforms=("linux/arm64",),
+    )
+    info = json.loads(
+        subprocess.run(
+            [skopeo, "inspect", f"docker-archive:{dest}"],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+    )
     assert info["Architecture"] == "arm64"
     assert info["Os"] == "linux"
-    config = json.loads(subprocess.run(
-        [skopeo, "inspect", "--config", "--raw", f"docker-archive:{dest}"],
-        capture_output=True, check=True,
-    ).stdout)
+    config = json.loads(
+        subprocess.run(
+            [skopeo, "inspect", "--config", "--raw", f"docker-archive:{dest}"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
     assert config["config"]["Cmd"] == ["/bin/sh", "/usr/local/bin/hello"]
     # One platform: the metadata file names its config, as buildx does.
     data = json.loads(meta.read_text())
     config_raw = subprocess.run(
         [skopeo, "inspect", "--config", "--raw", f"docker-archive:{dest}"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     assert data["containerimage.config.digest"] == (
         f"sha256:{hashlib.sha256(config_raw).hexdigest()}"
@@ -103,8 +133,18 @@ def test_iidfile_and_metadata_file_name_the_stored_image(
     root: Path, context: Path, tmp_path: Path
 ) -> None:
     iid, meta = tmp_path / "iid", tmp_path / "meta.json"
-    build(root, context, "-t", "bale-test/hello:meta", "-t", "bale-test/hello:other",
-          "--iidfile", str(iid), "--metadata-file", str(meta))
+    build(
+        root,
+        context,
+        "-t",
+        "bale-test/hello:meta",
+        "-t",
+        "bale-test/hello:other",
+        "--iidfile",
+        str(iid),
+        "--metadata-file",
+        str(meta),
+    )
     stored = json.loads(bale(root, "image", "inspect", "bale-test/hello:meta").stdout)[0]
     digest = stored["Descriptor"]["digest"]
     assert iid.read_text() == digest
@@ -118,8 +158,17 @@ def test_iidfile_and_metadata_file_name_the_stored_image(
 
 
 def test_quiet_prints_only_the_digest(root: Path, context: Path) -> None:
-    proc = bale(root, "build", "-q", "--platform", ",".join(TWO), "-t", "bale-test/hello:q",
-                ".", cwd=context)
+    proc = bale(
+        root,
+        "build",
+        "-q",
+        "--platform",
+        ",".join(TWO),
+        "-t",
+        "bale-test/hello:q",
+        ".",
+        cwd=context,
+    )
     out = proc.stdout.strip()
     assert len(out) == DIGEST_LEN and out.startswith("sha256:"), proc.stdout
     assert proc.stdout == out + "\n"
@@ -167,7 +216,16 @@ def test_local_output_leaves_out_device_nodes_and_keeps_set_uid(tmp_path: Path) 
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM devbase:1\nLABEL x=1\n")
     out = tmp_path / "out"
-    bale(root, "build", "--progress", "quiet", "--platform", "linux/amd64", "-o",
-         f"type=local,dest={out}", str(ctx))
+    bale(
+        root,
+        "build",
+        "--progress",
+        "quiet",
+        "--platform",
+        "linux/amd64",
+        "-o",
+        f"type=local,dest={out}",
+        str(ctx),
+    )
     assert (out / "dev").is_dir() and not (out / "dev" / "null").exists()
     assert (out / "usr" / "su").stat().st_mode & 0o7777 == 0o4755

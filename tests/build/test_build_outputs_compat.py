@@ -17,8 +17,18 @@ def test_type_docker_without_dest_loads_the_image(tmp_path: Path) -> None:
     ctx = example("hello", tmp_path / "ctx")
     root = tmp_path / "root"
     for args, name in ((("-o", "type=docker"), "dk:1"), (("--load",), "ld:1")):
-        proc = bale(root, "build", "--progress", "quiet", "--platform", "linux/amd64", *args,
-                    "-t", name, str(ctx))
+        proc = bale(
+            root,
+            "build",
+            "--progress",
+            "quiet",
+            "--platform",
+            "linux/amd64",
+            *args,
+            "-t",
+            name,
+            str(ctx),
+        )
         assert proc.stdout == ""  # nothing written to stdout: the image went to the store
         assert json.loads(bale(root, "images", "--format", "json", name).stdout)["Tag"] == "1"
 
@@ -29,8 +39,18 @@ def test_classic_store_ids_are_config_digests(tmp_path: Path) -> None:
     root = tmp_path / "root"
     bale(root, "store", "use", "classic")
     iid = tmp_path / "iid"
-    quiet = bale(root, "build", "--platform", "linux/amd64", "-q", "-t", "cl:1", "--iidfile",
-                 str(iid), str(ctx)).stdout.strip()
+    quiet = bale(
+        root,
+        "build",
+        "--platform",
+        "linux/amd64",
+        "-q",
+        "-t",
+        "cl:1",
+        "--iidfile",
+        str(iid),
+        str(ctx),
+    ).stdout.strip()
     listed = bale(root, "images", "-q", "--no-trunc").stdout.split()
     inspected = json.loads(bale(root, "image", "inspect", "cl:1").stdout)[0]["Id"]
     assert quiet == iid.read_text() == listed[0] == inspected
@@ -43,8 +63,19 @@ def test_source_date_epoch_build_arg_sets_times(tmp_path: Path) -> None:
     require_root()
     ctx = example("hello", tmp_path / "ctx")
     root = tmp_path / "root"
-    bale(root, "build", "--progress", "quiet", "--platform", "linux/amd64",
-         "--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-t", "sde:1", str(ctx))
+    bale(
+        root,
+        "build",
+        "--progress",
+        "quiet",
+        "--platform",
+        "linux/amd64",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+        "-t",
+        "sde:1",
+        str(ctx),
+    )
     data = json.loads(bale(root, "image", "inspect", "sde:1").stdout)[0]
     assert data["Created"] == "2023-11-14T22:13:20Z"
     assert {h["created"] for h in data["History"][:1]} <= {"2023-11-14T22:13:20Z"}

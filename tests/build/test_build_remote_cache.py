@@ -53,8 +53,21 @@ def fresh(store_root: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
 def _build(root: Path, ctx: Path, *args: str, check: bool = True) -> tuple[str, str]:
     """(plain progress, image id) of a two-platform build of ctx."""
     iid = ctx.parent / f"iid-{root.name}"
-    proc = bale(root, "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64",
-                "--iidfile", str(iid), "-t", "app:1", *args, str(ctx), check=check)
+    proc = bale(
+        root,
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--iidfile",
+        str(iid),
+        "-t",
+        "app:1",
+        *args,
+        str(ctx),
+        check=check,
+    )
     return proc.stderr, iid.read_text() if iid.exists() else ""
 
 
@@ -73,7 +86,9 @@ def _executed(progress: str) -> list[str]:
 
 @pytest.mark.root
 def test_registry_cache_rebuilds_nothing_in_a_fresh_store(
-    fresh, registry: str, tmp_path: Path  # type: ignore[no-untyped-def]
+    fresh,
+    registry: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     ref = f"{registry}/cache/app:main"
@@ -101,49 +116,74 @@ def _registry_json(registry: str, repo: str, tag: str) -> dict[str, object]:
 
 @pytest.mark.root
 def test_local_cache_rebuilds_nothing_and_restores_cache_mounts(
-    fresh, tmp_path: Path  # type: ignore[no-untyped-def]
+    fresh,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     dest = tmp_path / "cache-dir"
-    _build(fresh("a"), ctx, "--cache-to",
-           f"type=local,dest={dest},mode=max,cache-mounts=pkgs")
+    _build(fresh("a"), ctx, "--cache-to", f"type=local,dest={dest},mode=max,cache-mounts=pkgs")
     assert (dest / "index.json").is_file()
     warm, _ = _build(fresh("b"), ctx, "--cache-from", f"type=local,src={dest}")
     assert _executed(warm) == []
     # A step that must run again on a fresh store finds what the first runner left in the
     # cache mount (moby/buildkit#1474).
-    first = _mount_marker(fresh("c"), ctx, "--cache-from", f"type=local,src={dest}",
-                          "--build-arg", "TOUCH=2")
+    first = _mount_marker(
+        fresh("c"), ctx, "--cache-from", f"type=local,src={dest}", "--build-arg", "TOUCH=2"
+    )
     root_a_out = tmp_path / "out-a"
-    bale(fresh("d"), "build", "--progress", "plain", "-o", f"type=local,dest={root_a_out}",
-         "--cache-from", f"type=local,src={dest}", str(ctx))
+    bale(
+        fresh("d"),
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        f"type=local,dest={root_a_out}",
+        "--cache-from",
+        f"type=local,src={dest}",
+        str(ctx),
+    )
     assert first and first == (root_a_out / "seen").read_text()
 
 
 def _mount_marker(root: Path, ctx: Path, *args: str) -> str:
     out = ctx.parent / f"out-{root.name}"
-    proc = bale(root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", *args,
-                str(ctx))
+    proc = bale(
+        root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", *args, str(ctx)
+    )
     assert "cache miss: variable TOUCH changed" in proc.stderr or "cache miss" in proc.stderr
     return (out / "seen").read_text()
 
 
 @pytest.mark.root
 def test_two_runners_one_platform_each_leave_one_cache_with_both(
-    fresh, registry: str, tmp_path: Path  # type: ignore[no-untyped-def]
+    fresh,
+    registry: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     ref = f"{registry}/cache/merged:ci"
     for name, platform in (("amd", "linux/amd64"), ("arm", "linux/arm64")):
-        bale(fresh(name), "build", "--progress", "plain", "--platform", platform, "-t", "app:1",
-             "--cache-to", f"type=registry,ref={ref},mode=max", str(ctx))
+        bale(
+            fresh(name),
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            platform,
+            "-t",
+            "app:1",
+            "--cache-to",
+            f"type=registry,ref={ref},mode=max",
+            str(ctx),
+        )
     warm, _ = _build(fresh("third"), ctx, "--cache-from", ref)  # a bare ref: registry
     assert _executed(warm) == []
 
 
 @pytest.mark.root
 def test_another_checkout_with_other_owners_and_mtimes_hits(
-    fresh, tmp_path: Path  # type: ignore[no-untyped-def]
+    fresh,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     dest = tmp_path / "cache-dir"
@@ -159,7 +199,8 @@ def test_another_checkout_with_other_owners_and_mtimes_hits(
 
 @pytest.mark.root
 def test_editing_one_copied_file_names_it_and_runs_only_what_follows(
-    fresh, tmp_path: Path  # type: ignore[no-untyped-def]
+    fresh,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     root = fresh("a")
@@ -174,7 +215,11 @@ def test_editing_one_copied_file_names_it_and_runs_only_what_follows(
 @pytest.mark.root
 @pytest.mark.parametrize("kind", ["missing", "unreachable", "corrupt-local", "not-a-cache"])
 def test_a_cache_that_cannot_be_read_is_a_warning_and_a_cold_build(
-    fresh, registry: str, store_root: Path, tmp_path: Path, kind: str  # type: ignore[no-untyped-def]
+    fresh,
+    registry: str,
+    store_root: Path,
+    tmp_path: Path,
+    kind: str,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     if kind == "missing":
@@ -212,15 +257,22 @@ def test_bad_cache_flags_are_refused_before_any_step(tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_a_cache_export_merges_with_what_is_there(
-    fresh, tmp_path: Path  # type: ignore[no-untyped-def]
+    fresh,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     dest = tmp_path / "cache-dir"
     _build(fresh("a"), ctx, "--cache-to", f"type=local,dest={dest},mode=max")
     before = _records(dest)
     (ctx / "notes.txt").write_text("other notes\n")
-    _build(fresh("b"), ctx, "--cache-from", f"type=local,src={dest}",
-           "--cache-to", f"type=local,dest={dest},mode=max")
+    _build(
+        fresh("b"),
+        ctx,
+        "--cache-from",
+        f"type=local,src={dest}",
+        "--cache-to",
+        f"type=local,dest={dest},mode=max",
+    )
     after = _records(dest)
     assert before < after  # nothing replaced: the old records are all still there
 
@@ -237,11 +289,25 @@ def _records(layout: Path) -> set[str]:
 
 @pytest.mark.root
 def test_inline_cache_travels_in_the_pushed_image(
-    fresh, registry: str, tmp_path: Path  # type: ignore[no-untyped-def]
+    fresh,
+    registry: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     ctx = _context(tmp_path)
     image = f"{registry}/inline/app:1"
-    bale(fresh("a"), "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64",
-         "-t", image, "--push", "--cache-to", "type=inline", str(ctx))
+    bale(
+        fresh("a"),
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        image,
+        "--push",
+        "--cache-to",
+        "type=inline",
+        str(ctx),
+    )
     warm, _ = _build(fresh("b"), ctx, "--cache-from", image)
     assert _executed(warm) == []

@@ -30,23 +30,43 @@ def test_proxy_build_args_reach_run_without_busting_the_cache(
     ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text("FROM base:1\nRUN env | grep -i _proxy | sort > /proxies\n")
     out = tmp_path / "out"
-    local_output(store_root, ctx, out, "--build-arg", "HTTP_PROXY=http://p:3128",
-                 "--build-arg", "no_proxy=localhost")
+    local_output(
+        store_root,
+        ctx,
+        out,
+        "--build-arg",
+        "HTTP_PROXY=http://p:3128",
+        "--build-arg",
+        "no_proxy=localhost",
+    )
     assert (out / "proxies").read_text().split() == [
-        "HTTP_PROXY=http://p:3128", "NO_PROXY=localhost",
-        "http_proxy=http://p:3128", "no_proxy=localhost",
+        "HTTP_PROXY=http://p:3128",
+        "NO_PROXY=localhost",
+        "http_proxy=http://p:3128",
+        "no_proxy=localhost",
     ]
     # Another proxy is not part of the step's identity, as in BuildKit.
-    again = bale(store_root, "build", "--progress", "rawjson", "--build-arg",
-                 "HTTP_PROXY=http://q:8080", ".", cwd=ctx)
+    again = bale(
+        store_root,
+        "build",
+        "--progress",
+        "rawjson",
+        "--build-arg",
+        "HTTP_PROXY=http://q:8080",
+        ".",
+        cwd=ctx,
+    )
     assert steps(events(again.stderr), "start") == []
 
 
 def test_missing_bases_are_reported_at_their_line(store_root: Path, tmp_path: Path) -> None:
     ctx = context_dir(tmp_path)
     for dockerfile, line, ref in (
-        ("FROM base:1 AS builder\nRUN true\nFROM base:1\nCOPY --from=buidler /x /x\n", 4,
-         "docker.io/library/buidler:latest"),
+        (
+            "FROM base:1 AS builder\nRUN true\nFROM base:1\nCOPY --from=buidler /x /x\n",
+            4,
+            "docker.io/library/buidler:latest",
+        ),
         ("FROM 127.0.0.1:1/nosuch:7\nRUN true\n", 1, "127.0.0.1:1/nosuch:7"),
     ):
         (ctx / "Dockerfile").write_text(dockerfile)
@@ -60,14 +80,25 @@ def test_history_as_buildkit_writes_it(store_root: Path, tmp_path: Path) -> None
     ctx = context_dir(tmp_path)
     (ctx / "f").write_text("f")
     (ctx / "Dockerfile").write_text(
-        'FROM base:1\nARG V=1\nENV HOME_DIR=/h$V\nWORKDIR rel\nCOPY f /d/\n'
+        "FROM base:1\nARG V=1\nENV HOME_DIR=/h$V\nWORKDIR rel\nCOPY f /d/\n"
         'RUN echo "$V"\nENTRYPOINT echo hi\nCMD []\n'
     )
-    bale(store_root, "build", "--progress", "quiet", "--build-arg", "V=2", "-t", "hist:1", ".",
-         cwd=ctx)
+    bale(
+        store_root,
+        "build",
+        "--progress",
+        "quiet",
+        "--build-arg",
+        "V=2",
+        "-t",
+        "hist:1",
+        ".",
+        cwd=ctx,
+    )
     with Store(store_root) as store:
-        config = store.config(store.manifest(store.select_platform(
-            store.resolve("hist:1"), None)).config)
+        config = store.config(
+            store.manifest(store.select_platform(store.resolve("hist:1"), None)).config
+        )
     lines = [h.created_by for h in config.history[1:]]
     assert lines == [
         "ARG V=1",

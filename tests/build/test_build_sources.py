@@ -94,7 +94,9 @@ def test_add_url_verifies_checksum(
     assert (out / "dl" / "data.txt").read_text() == "downloaded\n"
     assert (out / "dl" / "data.txt").stat().st_mode & 0o777 == 0o600
 
-    (ctx / "Dockerfile").write_text(f"FROM scratch\nADD --checksum=sha256:{'0' * 64} {url}/data.txt /dl/\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM scratch\nADD --checksum=sha256:{'0' * 64} {url}/data.txt /dl/\n"
+    )
     proc = bale(store_root, "build", "--progress", "plain", ".", cwd=ctx, check=False)
     assert proc.returncode == 1
     assert "digest mismatch" in proc.stderr and "Dockerfile:2" in proc.stderr
@@ -125,10 +127,15 @@ def test_named_contexts(store_root: Path, tmp_path: Path) -> None:
     )
     out = tmp_path / "out"
     local_output(
-        store_root, ctx, out,
-        "--build-context", f"extra={extra}",
-        "--build-context", "img=docker-image://base:1",
-        "--build-context", f"lay=oci-layout://{layout}:1",
+        store_root,
+        ctx,
+        out,
+        "--build-context",
+        f"extra={extra}",
+        "--build-context",
+        "img=docker-image://base:1",
+        "--build-context",
+        f"lay=oci-layout://{layout}:1",
     )
     assert (out / "n.txt").read_text() == "named\n"
     host = busybox_path("linux/amd64")
@@ -139,10 +146,31 @@ def test_named_contexts(store_root: Path, tmp_path: Path) -> None:
 def test_provenance_attestation_per_platform(store_root: Path, tmp_path: Path) -> None:
     ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text("FROM base:1\nRUN echo hi > /hi\n")
-    bale(store_root, "build", "--progress", "quiet", "--platform", "linux/amd64,linux/arm64",
-         "-t", "attested:1", ".", cwd=ctx)
-    bale(store_root, "build", "--progress", "quiet", "--platform", "linux/amd64",
-         "--provenance=false", "-t", "plain:1", ".", cwd=ctx)
+    bale(
+        store_root,
+        "build",
+        "--progress",
+        "quiet",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "attested:1",
+        ".",
+        cwd=ctx,
+    )
+    bale(
+        store_root,
+        "build",
+        "--progress",
+        "quiet",
+        "--platform",
+        "linux/amd64",
+        "--provenance=false",
+        "-t",
+        "plain:1",
+        ".",
+        cwd=ctx,
+    )
     with Store(store_root) as store:
         index = store.index(store.resolve("attested:1"))
         images = {str(d.digest) for d in index.image_manifests()}
@@ -186,7 +214,7 @@ def test_run_heredocs_shell_shebang_and_inline(store_root: Path, tmp_path: Path)
     ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM base:1\n"
-        "RUN <<EOF\necho \"shell on $(uname -m)\" > /one\nEOF\n"
+        'RUN <<EOF\necho "shell on $(uname -m)" > /one\nEOF\n'
         "RUN <<EOT\n#!/bin/sh\necho shebang > /two\nEOT\n"
         "RUN cat > /three <<EOG\nhello from a heredoc\nEOG\n"
     )
@@ -206,7 +234,7 @@ def test_mount_point_stubs_never_reach_the_layer(store_root: Path, tmp_path: Pat
     ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM scratch\nCOPY --from=base:1 /bin /bin\n"
-        "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo x > /etc/mine && : > /etc/empty\"]\n"
+        'RUN ["/bin/busybox", "sh", "-c", "echo x > /etc/mine && : > /etc/empty"]\n'
     )
     out = tmp_path / "out"
     local_output(store_root, ctx, out, "--platform", "linux/amd64,linux/arm64")
@@ -226,15 +254,40 @@ def test_jinja_example_renders_per_platform(store_root: Path, tmp_path: Path) ->
         check=True,
     )
     out = tmp_path / "out"
-    bale(store_root, "build", "-f", str(ctx / "Dockerfile.j2"), "--progress", "plain",
-         "--platform", "linux/amd64,linux/arm/v7", "--build-arg", "CHANNEL=beta",
-         "-o", f"type=local,dest={out}", str(ctx))
+    bale(
+        store_root,
+        "build",
+        "-f",
+        str(ctx / "Dockerfile.j2"),
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/amd64,linux/arm/v7",
+        "--build-arg",
+        "CHANNEL=beta",
+        "-o",
+        f"type=local,dest={out}",
+        str(ctx),
+    )
     assert not (out / "linux_amd64" / "etc" / "arm-note").exists()
     assert (out / "linux_arm_v7" / "etc" / "arm-note").read_text() == (
         "32-bit ARM build for linux/arm/v7\n"
     )
-    bale(store_root, "build", "-f", str(ctx / "Dockerfile.j2"), "--progress", "quiet",
-         "--platform", "linux/arm/v7", "--build-arg", "CHANNEL=beta", "-t", "jinja:1", str(ctx))
+    bale(
+        store_root,
+        "build",
+        "-f",
+        str(ctx / "Dockerfile.j2"),
+        "--progress",
+        "quiet",
+        "--platform",
+        "linux/arm/v7",
+        "--build-arg",
+        "CHANNEL=beta",
+        "-t",
+        "jinja:1",
+        str(ctx),
+    )
     with Store(store_root) as store:
         target = store.resolve("jinja:1")
         manifest = store.select_platform(target, _arm())
@@ -262,7 +315,9 @@ def _started(proc_stderr: str) -> list[str]:
     return [e["name"].split("] ", 1)[1] for e in events(proc_stderr) if e["kind"] == "start"]
 
 
-def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp_path: Path) -> None:
+def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(
+    store_root: Path, tmp_path: Path
+) -> None:
     ctx = context_dir(tmp_path)
     (ctx / "input.txt").write_text("one\n")
     (ctx / "Dockerfile").write_text(
@@ -271,8 +326,9 @@ def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp
     )
 
     def build(*extra: str) -> list[str]:
-        proc = bale(store_root, "build", "--progress", "rawjson", "-t", "keyed:1", *extra, ".",
-                    cwd=ctx)
+        proc = bale(
+            store_root, "build", "--progress", "rawjson", "-t", "keyed:1", *extra, ".", cwd=ctx
+        )
         return _started(proc.stderr)
 
     build()
@@ -294,9 +350,7 @@ def test_copy_from_a_stage_is_keyed_by_what_the_stage_made(store_root: Path, tmp
     assert (out / "copy").read_text() == "two\n"
 
 
-def test_run_bind_mounts_context_stage_and_named_context(
-    store_root: Path, tmp_path: Path
-) -> None:
+def test_run_bind_mounts_context_stage_and_named_context(store_root: Path, tmp_path: Path) -> None:
     ctx = context_dir(tmp_path)
     (ctx / "conf.txt").write_text("v1\n")
     extra = tmp_path / "extra"
@@ -311,8 +365,18 @@ def test_run_bind_mounts_context_stage_and_named_context(
     )
 
     def build() -> list[str]:
-        proc = bale(store_root, "build", "--progress", "rawjson", "--build-context",
-                    f"extra={extra}", "-o", f"type=local,dest={tmp_path / 'out'}", ".", cwd=ctx)
+        proc = bale(
+            store_root,
+            "build",
+            "--progress",
+            "rawjson",
+            "--build-context",
+            f"extra={extra}",
+            "-o",
+            f"type=local,dest={tmp_path / 'out'}",
+            ".",
+            cwd=ctx,
+        )
         return _started(proc.stderr)
 
     build()
@@ -339,8 +403,17 @@ def test_run_bind_mount_cannot_leave_the_context(store_root: Path, tmp_path: Pat
         "FROM base:1\nRUN --mount=type=bind,source=link,target=/l cat /l > /read || true\n"
     )
     out = tmp_path / "out"
-    bale(store_root, "build", "--progress", "plain", "-o", f"type=local,dest={out}", ".",
-         cwd=ctx, check=False)
+    bale(
+        store_root,
+        "build",
+        "--progress",
+        "plain",
+        "-o",
+        f"type=local,dest={out}",
+        ".",
+        cwd=ctx,
+        check=False,
+    )
     assert not (out / "read").exists() or "outside" not in (out / "read").read_text()
 
 
@@ -348,7 +421,7 @@ def test_workdir_is_created_and_history_matches_layers(store_root: Path, tmp_pat
     ctx = context_dir(tmp_path)
     (ctx / "Dockerfile").write_text(
         "FROM base:1\nWORKDIR /srv/app\nWORKDIR sub\nWORKDIR /bin\nRUN true\nENV A=b\n"
-        "RUN touch /x\nCMD [\"pwd\"]\n"
+        'RUN touch /x\nCMD ["pwd"]\n'
     )
     bale(store_root, "build", "--progress", "quiet", "-t", "wd:1", ".", cwd=ctx)
     with Store(store_root) as store:
@@ -386,8 +459,9 @@ def test_sbom_lists_the_packages_of_the_image(store_root: Path, tmp_path: Path) 
     ):
         source = "status" if "dpkg" in db else "installed"
         (ctx / "Dockerfile").write_text(f"FROM base:1\nCOPY {source} {db}\n")
-        bale(store_root, "build", "--progress", "quiet", "--sbom=true", "-t", "sbom:1", ".",
-             cwd=ctx)
+        bale(
+            store_root, "build", "--progress", "quiet", "--sbom=true", "-t", "sbom:1", ".", cwd=ctx
+        )
         with Store(store_root) as store:
             index = store.index(store.resolve("sbom:1"))
             (att,) = index.attestations()

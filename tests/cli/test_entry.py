@@ -27,9 +27,15 @@ def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
 def test_build_loads_only_what_a_cached_build_needs() -> None:
     # Start-up is most of a cached rebuild: the HTTP client, the template engine, the step
     # runtimes and the tar machinery load only when a build uses them.
-    heavy = ["httpx", "jinja2", "bale.builder.executor", "bale.store.layers.apply",
-             "bale.store.layers.diff", "bale.frontends.dockerfile.checks",
-             "bale.exporters.sbom"]
+    heavy = [
+        "httpx",
+        "jinja2",
+        "bale.builder.executor",
+        "bale.store.layers.apply",
+        "bale.store.layers.diff",
+        "bale.frontends.dockerfile.checks",
+        "bale.exporters.sbom",
+    ]
     code = (
         "import sys; from bale.cli.main import build_parser; build_parser(['build']); "
         "import bale.builder.build, bale.cli.build_run; "
@@ -51,9 +57,20 @@ def test_build_refuses_an_unknown_platform_before_anything(tmp_path: object) -> 
     ctx = Path(str(tmp_path))
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY x /x\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "bale", "--root", str(ctx / "root"), "build",
-         "--platform", "linux/amd64,linux/bogus", str(ctx)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bale",
+            "--root",
+            str(ctx / "root"),
+            "build",
+            "--platform",
+            "linux/amd64,linux/bogus",
+            str(ctx),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert "unknown architecture 'bogus' in platform linux/bogus" in proc.stderr
@@ -62,8 +79,12 @@ def test_build_refuses_an_unknown_platform_before_anything(tmp_path: object) -> 
 
 
 def _bale(root: object, *args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "bale", "--root", str(root), *args],
-                          input=stdin, capture_output=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bale", "--root", str(root), *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+    )
 
 
 def test_build_dash_reads_a_dockerfile_or_a_context_tar_from_stdin(tmp_path: object) -> None:
@@ -73,8 +94,16 @@ def test_build_dash_reads_a_dockerfile_or_a_context_tar_from_stdin(tmp_path: obj
     from pathlib import Path
 
     root = Path(str(tmp_path)) / "root"
-    proc = _bale(root, "build", "--progress", "quiet", "-t", "plain:1", "-",
-                 stdin=b"FROM scratch\nLABEL from=stdin\n")
+    proc = _bale(
+        root,
+        "build",
+        "--progress",
+        "quiet",
+        "-t",
+        "plain:1",
+        "-",
+        stdin=b"FROM scratch\nLABEL from=stdin\n",
+    )
     assert proc.returncode == 0, proc.stderr
     inspect = _bale(root, "image", "inspect", "plain:1", stdin=b"")
     assert json.loads(inspect.stdout)[0]["Config"]["Labels"] == {"from": "stdin"}
@@ -86,7 +115,15 @@ def test_build_dash_reads_a_dockerfile_or_a_context_tar_from_stdin(tmp_path: obj
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     out = Path(str(tmp_path)) / "out"
-    proc = _bale(root, "build", "--progress", "quiet", "-o", f"type=local,dest={out}", "-",
-                 stdin=buffer.getvalue())
+    proc = _bale(
+        root,
+        "build",
+        "--progress",
+        "quiet",
+        "-o",
+        f"type=local,dest={out}",
+        "-",
+        stdin=buffer.getvalue(),
+    )
     assert proc.returncode == 0, proc.stderr
     assert (out / "f.txt").read_bytes() == b"x"

@@ -14,8 +14,30 @@ from bale.builder.executor import SandboxExecutor
 from bale.store.snapshots import Snapshotter, overlay_supported
 from support import DEBIAN_ARCH, FIXTURES, REPO  # noqa: F401 - shared
 
-APPLETS = ("sh", "uname", "cat", "ls", "true", "false", "echo", "id", "ps", "sleep", "mkdir",
-           "rm", "grep", "touch", "wc", "ln", "chmod", "test", "stat", "hostname", "env", "pwd")
+APPLETS = (
+    "sh",
+    "uname",
+    "cat",
+    "ls",
+    "true",
+    "false",
+    "echo",
+    "id",
+    "ps",
+    "sleep",
+    "mkdir",
+    "rm",
+    "grep",
+    "touch",
+    "wc",
+    "ln",
+    "chmod",
+    "test",
+    "stat",
+    "hostname",
+    "env",
+    "pwd",
+)
 
 
 def populate_busybox(rootfs: Path, busybox: Path) -> None:

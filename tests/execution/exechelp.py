@@ -70,8 +70,13 @@ def tree_state(root: Path) -> dict[str, object]:
             for attr in sorted(os.listxattr(path, follow_symlinks=False)):
                 if not attr.startswith("trusted.overlay."):
                     xattrs[attr] = os.getxattr(path, attr, follow_symlinks=False)
-            info: tuple[object, ...] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode),
-                                        st.st_uid, st.st_gid, tuple(xattrs.items()))
+            info: tuple[object, ...] = (
+                stat.S_IFMT(st.st_mode),
+                stat.S_IMODE(st.st_mode),
+                st.st_uid,
+                st.st_gid,
+                tuple(xattrs.items()),
+            )
             if stat.S_ISREG(st.st_mode):
                 info += (Path(path).read_bytes(), int(st.st_mtime))
                 inodes.setdefault(st.st_ino, []).append(rel)
@@ -97,8 +102,9 @@ def make_tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> io.BytesIO:
     return buf
 
 
-def member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "",
-           mode: int = 0o644) -> tarfile.TarInfo:
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", mode: int = 0o644
+) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = linkname

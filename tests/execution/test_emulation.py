@@ -22,8 +22,14 @@ SPARE = Platform.parse("linux/mips64le")
 
 def bale(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "BALE_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "bale", *args], capture_output=True, text=True,
-                          env=env, check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "bale", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
 
 
 def test_host_and_native_platforms() -> None:

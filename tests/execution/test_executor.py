@@ -77,6 +77,7 @@ def binfmt_handler() -> Iterator[object]:
 
 # -- platforms ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("platform,machine", [("linux/amd64", "x86_64"), ("linux/386", "i686")])
 def test_native_platforms(
@@ -102,8 +103,11 @@ EMULATED = [
 
 @pytest.mark.parametrize("platform,machine", EMULATED)
 def test_emulated_through_binfmt(
-    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, binfmt_handler: object,
-    platform: str, machine: str,
+    make_rootfs: MakeRootfs,
+    any_executor: SandboxExecutor,
+    binfmt_handler: object,
+    platform: str,
+    machine: str,
 ) -> None:
     executor = any_executor
     rootfs = make_rootfs(platform)
@@ -123,8 +127,7 @@ def test_emulated_through_proot(
     make_rootfs: MakeRootfs, executor: SandboxExecutor, platform: str, machine: str
 ) -> None:
     rootfs = make_rootfs(platform)
-    spec = RunSpec(argv=("/bin/uname", "-m"), platform=Platform.parse(platform),
-                   emulation="proot")
+    spec = RunSpec(argv=("/bin/uname", "-m"), platform=Platform.parse(platform), emulation="proot")
     code, progress = run(executor, spec, rootfs)
     assert code == 0, progress.text()
     assert progress.text(1) == machine
@@ -148,7 +151,9 @@ def test_disabled_handler_means_proot(binfmt_handler: object) -> None:
     assert chosen.label == "[linux/arm64 emulated via proot]"
 
 
-def test_unknown_platform_is_a_clear_error(make_rootfs: MakeRootfs, executor: SandboxExecutor) -> None:
+def test_unknown_platform_is_a_clear_error(
+    make_rootfs: MakeRootfs, executor: SandboxExecutor
+) -> None:
     rootfs = make_rootfs("linux/amd64")
     spec = RunSpec(argv=("true",), platform=Platform.parse("linux/sparc64"))
     with pytest.raises(Unavailable) as info:
@@ -162,8 +167,10 @@ def test_unknown_platform_is_a_clear_error(make_rootfs: MakeRootfs, executor: Sa
 
 # -- isolation ---------------------------------------------------------------------------
 
-def test_cannot_read_host_files(make_rootfs: MakeRootfs, any_executor: SandboxExecutor,
-                                tmp_path: Path) -> None:
+
+def test_cannot_read_host_files(
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, tmp_path: Path
+) -> None:
     secret = tmp_path / "host-only.txt"
     secret.write_text("HOST-CONTENT-4711")
     rootfs = make_rootfs("linux/amd64")
@@ -173,7 +180,9 @@ def test_cannot_read_host_files(make_rootfs: MakeRootfs, any_executor: SandboxEx
     assert code != 0
 
 
-def test_sees_only_its_own_processes(make_rootfs: MakeRootfs, any_executor: SandboxExecutor) -> None:
+def test_sees_only_its_own_processes(
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor
+) -> None:
     rootfs = make_rootfs("linux/amd64")
     script = "ls /proc | grep -E '^[0-9]+$'; cat /proc/1/cmdline; echo"
     code, progress = run(any_executor, sh(script), rootfs)
@@ -186,7 +195,9 @@ def test_sees_only_its_own_processes(make_rootfs: MakeRootfs, any_executor: Sand
     assert len(host_pids) > len(pids)
 
 
-def test_network_none_has_only_loopback(make_rootfs: MakeRootfs, any_executor: SandboxExecutor) -> None:
+def test_network_none_has_only_loopback(
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor
+) -> None:
     rootfs = make_rootfs("linux/amd64")
 
     def interfaces(text: str) -> set[str]:
@@ -205,8 +216,9 @@ def test_network_none_has_only_loopback(make_rootfs: MakeRootfs, any_executor: S
 
 def test_hostname_hosts_and_env(make_rootfs: MakeRootfs, any_executor: SandboxExecutor) -> None:
     rootfs = make_rootfs("linux/amd64")
-    spec = sh("hostname; grep -c buildkitsandbox /etc/hosts; echo $FOO; echo $PATH",
-              env=("FOO=bar baz",))
+    spec = sh(
+        "hostname; grep -c buildkitsandbox /etc/hosts; echo $FOO; echo $PATH", env=("FOO=bar baz",)
+    )
     code, progress = run(any_executor, spec, rootfs)
     assert code == 0, progress.text()
     lines = progress.text(1).splitlines()
@@ -236,6 +248,7 @@ def test_user_and_workdir(make_rootfs: MakeRootfs, any_executor: SandboxExecutor
 
 # -- mounts ------------------------------------------------------------------------------
 
+
 def test_secret_is_readable_and_never_in_the_layer(
     make_rootfs: MakeRootfs, tmp_path: Path, snapshotter: Snapshotter
 ) -> None:
@@ -247,9 +260,10 @@ def test_secret_is_readable_and_never_in_the_layer(
     snapshotter.commit("base", "step")
     active = snapshotter.prepare("run", "base")
     value = b"S3CR3T-VALUE-9876"
-    spec = sh("cat /run/secrets/token; echo; cat /run/secrets/token > /dev/null && echo done",
-              mounts=(SecretMount("token", value),
-                      CacheMount("/var/cache/app", id="apt")))
+    spec = sh(
+        "cat /run/secrets/token; echo; cat /run/secrets/token > /dev/null && echo done",
+        mounts=(SecretMount("token", value), CacheMount("/var/cache/app", id="apt")),
+    )
     progress = CollectingOutput()
     code = executor.run(spec, active.mounts, progress)
     assert code == 0, progress.text()
@@ -270,8 +284,10 @@ def test_cache_mount_persists_between_builds(make_rootfs: MakeRootfs, tmp_path: 
     require_root()
     state = tmp_path / "state"
     first = make_rootfs("linux/amd64")
-    spec = sh("echo $((`cat /cache/n 2>/dev/null || echo 0` + 1)) > /cache/n; cat /cache/n",
-              mounts=(CacheMount("/cache", id="counter", sharing="locked"),))
+    spec = sh(
+        "echo $((`cat /cache/n 2>/dev/null || echo 0` + 1)) > /cache/n; cat /cache/n",
+        mounts=(CacheMount("/cache", id="counter", sharing="locked"),),
+    )
     code, progress = run(SandboxExecutor(state), spec, first)
     assert (code, progress.text(1)) == (0, "1")
     # A later build: another executor on the same state, another rootfs.
@@ -283,8 +299,9 @@ def test_cache_mount_persists_between_builds(make_rootfs: MakeRootfs, tmp_path: 
     assert run(SandboxExecutor(state), other, second)[1].text(1).strip() == "0"
 
 
-def test_tmpfs_bind_and_ssh_mounts(make_rootfs: MakeRootfs, any_executor: SandboxExecutor,
-                                   tmp_path: Path) -> None:
+def test_tmpfs_bind_and_ssh_mounts(
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, tmp_path: Path
+) -> None:
     rootfs = make_rootfs("linux/amd64")
     context = tmp_path / "context"
     context.mkdir()
@@ -296,8 +313,7 @@ def test_tmpfs_bind_and_ssh_mounts(make_rootfs: MakeRootfs, any_executor: Sandbo
         spec = sh(
             "cat /ctx/input.txt; touch /ctx/new 2>/dev/null || echo read-only;"
             " echo scratch > /scratch/x && cat /scratch/x; test -S $SSH_AUTH_SOCK && echo agent",
-            mounts=(BindMount("/ctx", str(context)), TmpfsMount("/scratch"),
-                    SSHMount(str(agent))),
+            mounts=(BindMount("/ctx", str(context)), TmpfsMount("/scratch"), SSHMount(str(agent))),
         )
         code, progress = run(any_executor, spec, rootfs)
     finally:
@@ -310,8 +326,10 @@ def test_tmpfs_bind_and_ssh_mounts(make_rootfs: MakeRootfs, any_executor: Sandbo
 
 # -- failure and interruption ------------------------------------------------------------
 
-def test_failed_step_leaves_nothing(make_rootfs: MakeRootfs, any_executor: SandboxExecutor,
-                                    snapshotter: Snapshotter, tmp_path: Path) -> None:
+
+def test_failed_step_leaves_nothing(
+    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, snapshotter: Snapshotter, tmp_path: Path
+) -> None:
     rootfs = make_rootfs("linux/amd64")
     snapshotter.prepare("seed")
     with mounted(snapshotter.mounts("seed"), snapshotter.root / "mnt") as root:
@@ -335,8 +353,11 @@ class InterruptingProgress(CollectingOutput):
 
 @pytest.mark.parametrize("emulation", ["auto", "proot"])
 def test_interrupted_step_leaves_nothing(
-    make_rootfs: MakeRootfs, any_executor: SandboxExecutor, snapshotter: Snapshotter,
-    tmp_path: Path, emulation: str,
+    make_rootfs: MakeRootfs,
+    any_executor: SandboxExecutor,
+    snapshotter: Snapshotter,
+    tmp_path: Path,
+    emulation: str,
 ) -> None:
     platform = "linux/arm64" if emulation == "proot" else "linux/amd64"
     rootfs = make_rootfs(platform)
@@ -344,8 +365,11 @@ def test_interrupted_step_leaves_nothing(
     with mounted(snapshotter.mounts("seed"), snapshotter.root / "mnt") as root:
         copy_into(rootfs, Path(root))
     snapshotter.commit("base", "seed")
-    spec = sh("sleep 31337 & echo started; sleep 31337", platform=Platform.parse(platform),
-              emulation=emulation)
+    spec = sh(
+        "sleep 31337 & echo started; sleep 31337",
+        platform=Platform.parse(platform),
+        emulation=emulation,
+    )
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt), snapshotter.prepared("step", "base") as active:
         any_executor.run(spec, active.mounts, InterruptingProgress())
@@ -358,7 +382,9 @@ def test_interrupted_step_leaves_nothing(
     assert processes_with("31337") == []
 
 
-def test_concurrent_steps_share_one_executor(make_rootfs: MakeRootfs, executor: SandboxExecutor) -> None:
+def test_concurrent_steps_share_one_executor(
+    make_rootfs: MakeRootfs, executor: SandboxExecutor
+) -> None:
     rootfs = [make_rootfs("linux/amd64") for _ in range(3)]
     results: dict[int, str] = {}
 
@@ -381,8 +407,10 @@ def test_read_write_bind_keeps_the_source_unchanged(
     stage = tmp_path / "other-stage"
     stage.mkdir()
     (stage / "data").write_text("original\n")
-    spec = sh("echo changed > /src/data; echo new > /src/extra; cat /src/data /src/extra",
-              mounts=(BindMount("/src", str(stage), readonly=False),))
+    spec = sh(
+        "echo changed > /src/data; echo new > /src/extra; cat /src/data /src/extra",
+        mounts=(BindMount("/src", str(stage), readonly=False),),
+    )
     code, progress = run(any_executor, spec, rootfs)
     assert code == 0, progress.text()
     assert progress.text(1).splitlines() == ["changed", "new"]
@@ -402,8 +430,10 @@ def test_private_cache_gets_its_own_instance_while_in_use(
     rootfs = make_rootfs("linux/amd64")
     fill = sh("echo first > /c/mark", mounts=(CacheMount("/c", id="p", sharing="private"),))
     assert run(SandboxExecutor(state), fill, rootfs)[0] == 0
-    read = sh("cat /c/mark 2>/dev/null || echo empty",
-              mounts=(CacheMount("/c", id="p", sharing="private"),))
+    read = sh(
+        "cat /c/mark 2>/dev/null || echo empty",
+        mounts=(CacheMount("/c", id="p", sharing="private"),),
+    )
     key = hashlib.sha256(b"p").hexdigest()[:32]
     lock = os.open(state / "cache" / f"{key}.lock", os.O_RDWR)
     try:
@@ -434,9 +464,7 @@ SandboxExecutor(sys.argv[2]).run(
 """
 
 
-def test_killed_build_is_cleaned_up_by_the_next(
-    make_rootfs: MakeRootfs, tmp_path: Path
-) -> None:
+def test_killed_build_is_cleaned_up_by_the_next(make_rootfs: MakeRootfs, tmp_path: Path) -> None:
     require_root()
     import signal
     import subprocess
@@ -446,7 +474,8 @@ def test_killed_build_is_cleaned_up_by_the_next(
     snaps, state = tmp_path / "snaps", tmp_path / "state"
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_BUILD, str(snaps), str(state), str(rootfs)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -467,7 +496,10 @@ def test_killed_build_is_cleaned_up_by_the_next(
     assert processes_with("31338") == []
     assert [s.key for s in snapshotter.all()] == ["base"]
     assert mounts_under(tmp_path) == []
-    leftovers = [d for d in Path("/dev/shm").glob("bale-step-*")
-                 if (d / "owner").exists() and f":{child.pid}:" in (d / "owner").read_text()]
+    leftovers = [
+        d
+        for d in Path("/dev/shm").glob("bale-step-*")
+        if (d / "owner").exists() and f":{child.pid}:" in (d / "owner").read_text()
+    ]
     assert leftovers == []
     assert not [m for m in mounts_under(Path("/dev/shm/bale-step")) if not os.path.exists(m)]

@@ -38,11 +38,13 @@ def assert_outside_untouched(outside: Path, jail_parent: Path) -> None:
 
 def test_dotdot_names_stay_inside(sandbox: tuple[Path, Path]) -> None:
     target, outside = sandbox
-    layer = make_tar([
-        (member("../escaped"), b"x"),
-        (member("../../outside/precious"), b"overwritten"),
-        (member("a/../../../../b"), b"y"),
-    ])
+    layer = make_tar(
+        [
+            (member("../escaped"), b"x"),
+            (member("../../outside/precious"), b"overwritten"),
+            (member("a/../../../../b"), b"y"),
+        ]
+    )
     apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
     assert (target / "escaped").read_bytes() == b"x"
@@ -52,8 +54,12 @@ def test_dotdot_names_stay_inside(sandbox: tuple[Path, Path]) -> None:
 
 def test_absolute_names_stay_inside(sandbox: tuple[Path, Path]) -> None:
     target, outside = sandbox
-    layer = make_tar([(member(str(outside / "precious")), b"overwritten"),
-                      (member(str(outside / "new")), b"new")])
+    layer = make_tar(
+        [
+            (member(str(outside / "precious")), b"overwritten"),
+            (member(str(outside / "new")), b"new"),
+        ]
+    )
     apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
     inside = target / str(outside).lstrip("/")
@@ -63,12 +69,14 @@ def test_absolute_names_stay_inside(sandbox: tuple[Path, Path]) -> None:
 
 def test_symlink_pointing_out_is_followed_inside(sandbox: tuple[Path, Path]) -> None:
     target, outside = sandbox
-    layer = make_tar([
-        (member("abs", tarfile.SYMTYPE, str(outside)), None),
-        (member("rel", tarfile.SYMTYPE, "../../../../../../" + str(outside).lstrip("/")), None),
-        (member("abs/precious"), b"through absolute link"),
-        (member("rel/other"), b"through relative link"),
-    ])
+    layer = make_tar(
+        [
+            (member("abs", tarfile.SYMTYPE, str(outside)), None),
+            (member("rel", tarfile.SYMTYPE, "../../../../../../" + str(outside).lstrip("/")), None),
+            (member("abs/precious"), b"through absolute link"),
+            (member("rel/other"), b"through relative link"),
+        ]
+    )
     apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
     inside = target / str(outside).lstrip("/")
@@ -90,10 +98,12 @@ def test_hardlink_pointing_out_is_refused(sandbox: tuple[Path, Path]) -> None:
 
 def test_hardlink_through_symlinked_parent_is_refused(sandbox: tuple[Path, Path]) -> None:
     target, outside = sandbox
-    layer = make_tar([
-        (member("door", tarfile.SYMTYPE, str(outside)), None),
-        (member("stolen", tarfile.LNKTYPE, "door/precious"), None),
-    ])
+    layer = make_tar(
+        [
+            (member("door", tarfile.SYMTYPE, str(outside)), None),
+            (member("stolen", tarfile.LNKTYPE, "door/precious"), None),
+        ]
+    )
     with pytest.raises(InvalidArgument):
         apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
@@ -101,10 +111,12 @@ def test_hardlink_through_symlinked_parent_is_refused(sandbox: tuple[Path, Path]
 
 def test_file_written_over_a_symlink_replaces_the_link(sandbox: tuple[Path, Path]) -> None:
     target, outside = sandbox
-    layer = make_tar([
-        (member("victim", tarfile.SYMTYPE, str(outside / "precious")), None),
-        (member("victim"), b"written through?"),
-    ])
+    layer = make_tar(
+        [
+            (member("victim", tarfile.SYMTYPE, str(outside / "precious")), None),
+            (member("victim"), b"written through?"),
+        ]
+    )
     apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
     assert not (target / "victim").is_symlink()
@@ -123,13 +135,15 @@ def test_existing_symlink_in_rootfs_is_not_written_through(sandbox: tuple[Path, 
 
 def test_whiteout_through_symlink_deletes_nothing_outside(sandbox: tuple[Path, Path]) -> None:
     target, outside = sandbox
-    layer = make_tar([
-        (member("door", tarfile.SYMTYPE, str(outside)), None),
-        (member("door/.wh.precious"), b""),
-        (member("../.wh.outside"), b""),
-        (member("../../.wh.outside"), b""),
-        (member(".wh.."), b""),  # names the parent: refused
-    ])
+    layer = make_tar(
+        [
+            (member("door", tarfile.SYMTYPE, str(outside)), None),
+            (member("door/.wh.precious"), b""),
+            (member("../.wh.outside"), b""),
+            (member("../../.wh.outside"), b""),
+            (member(".wh.."), b""),  # names the parent: refused
+        ]
+    )
     with pytest.raises(InvalidArgument):
         apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
@@ -137,10 +151,12 @@ def test_whiteout_through_symlink_deletes_nothing_outside(sandbox: tuple[Path, P
 
 def test_opaque_marker_through_symlink_stays_inside(sandbox: tuple[Path, Path]) -> None:
     target, outside = sandbox
-    layer = make_tar([
-        (member("door", tarfile.SYMTYPE, str(outside)), None),
-        (member("door/.wh..wh..opq"), b""),
-    ])
+    layer = make_tar(
+        [
+            (member("door", tarfile.SYMTYPE, str(outside)), None),
+            (member("door/.wh..wh..opq"), b""),
+        ]
+    )
     apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
 
@@ -153,15 +169,17 @@ def test_directory_swapped_for_a_link_mid_layer_is_not_written_through(
     # link with a link to the host must make its children resolve again, inside the root.
     os.mkdir(target / "one")
     os.symlink("one", target / "hop")
-    layer = make_tar([
-        (member("dir", tarfile.DIRTYPE, mode=0o755), None),
-        (member("dir/a"), b"a"),
-        (member("dir", tarfile.SYMTYPE, str(outside)), None),
-        (member("dir/precious"), b"through a swapped dir"),
-        (member("hop/b"), b"b"),
-        (member("hop", tarfile.SYMTYPE, str(outside)), None),
-        (member("hop/precious"), b"through a swapped link"),
-    ])
+    layer = make_tar(
+        [
+            (member("dir", tarfile.DIRTYPE, mode=0o755), None),
+            (member("dir/a"), b"a"),
+            (member("dir", tarfile.SYMTYPE, str(outside)), None),
+            (member("dir/precious"), b"through a swapped dir"),
+            (member("hop/b"), b"b"),
+            (member("hop", tarfile.SYMTYPE, str(outside)), None),
+            (member("hop/precious"), b"through a swapped link"),
+        ]
+    )
     apply_layer(layer, target)
     assert_outside_untouched(outside, target.parent)
     inside = target / str(outside).lstrip("/")

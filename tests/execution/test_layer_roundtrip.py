@@ -100,8 +100,9 @@ def require_root() -> None:
 @pytest.mark.root
 @settings(max_examples=50, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(base=OP_LISTS, edits=OP_LISTS)
-def test_tree_diff_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
-                              edits: list[tuple[object, ...]]) -> None:
+def test_tree_diff_round_trip(
+    tmp_path: Path, base: list[tuple[object, ...]], edits: list[tuple[object, ...]]
+) -> None:
     require_root()
     work = tmp_path / uuid.uuid4().hex
     a, b, target = work / "a", work / "b", work / "target"
@@ -126,8 +127,9 @@ def test_tree_diff_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
 @pytest.mark.root
 @settings(max_examples=50, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(base=OP_LISTS, edits=OP_LISTS)
-def test_overlay_upperdir_round_trip(tmp_path: Path, base: list[tuple[object, ...]],
-                                     edits: list[tuple[object, ...]]) -> None:
+def test_overlay_upperdir_round_trip(
+    tmp_path: Path, base: list[tuple[object, ...]], edits: list[tuple[object, ...]]
+) -> None:
     """Edits made through a real overlay mount; its upperdir alone gives the layer."""
     require_root()
     work = tmp_path / uuid.uuid4().hex
@@ -136,8 +138,13 @@ def test_overlay_upperdir_round_trip(tmp_path: Path, base: list[tuple[object, ..
         d.mkdir(parents=True)
     apply_ops(lower, base)
     copy_tree(lower, target)
-    mount("overlay", str(merged), "overlay", 0,
-          f"lowerdir={lower},upperdir={upper},workdir={wdir},index=off")
+    mount(
+        "overlay",
+        str(merged),
+        "overlay",
+        0,
+        f"lowerdir={lower},upperdir={upper},workdir={wdir},index=off",
+    )
     try:
         apply_ops(merged, edits)
         expected = tree_state(merged)
@@ -160,8 +167,13 @@ def test_overlay_opaque_directory_becomes_oci_opaque_marker(tmp_path: Path) -> N
     (lower / "dir").mkdir()
     (lower / "dir" / "old").write_text("old")
     (lower / "gone").write_text("x")
-    mount("overlay", str(merged), "overlay", 0,
-          f"lowerdir={lower},upperdir={upper},workdir={wdir},index=off")
+    mount(
+        "overlay",
+        str(merged),
+        "overlay",
+        0,
+        f"lowerdir={lower},upperdir={upper},workdir={wdir},index=off",
+    )
     try:
         shutil.rmtree(merged / "dir")
         (merged / "dir").mkdir()
@@ -174,7 +186,10 @@ def test_overlay_opaque_directory_becomes_oci_opaque_marker(tmp_path: Path) -> N
     with tarfile.open(fileobj=io.BytesIO(sink.getvalue())) as tar:
         names = tar.getnames()
     assert names == ["dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"] or set(names) == {
-        "dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"
+        "dir",
+        "dir/.wh..wh..opq",
+        "dir/new",
+        ".wh.gone",
     }
     target = tmp_path / "t"
     copy_tree(lower, target)
@@ -189,8 +204,11 @@ def test_compressions_and_media_types(tmp_path: Path) -> None:
     (tree / "etc").mkdir(parents=True)
     (tree / "etc" / "f").write_bytes(b"data" * 10000)
     results = {}
-    for compression, media_type in (("gzip", OCI_LAYER_GZIP), ("zstd", OCI_LAYER_ZSTD),
-                                    ("", OCI_LAYER)):
+    for compression, media_type in (
+        ("gzip", OCI_LAYER_GZIP),
+        ("zstd", OCI_LAYER_ZSTD),
+        ("", OCI_LAYER),
+    ):
         sink = io.BytesIO()
         blob = diff_trees(None, tree, sink, DiffOptions(compression=compression))
         data = sink.getvalue()

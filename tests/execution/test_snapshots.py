@@ -123,7 +123,9 @@ def test_metadata_survives_reopen(snapshotter: Snapshotter) -> None:
     assert info is not None and info.labels == {"x": "1"}
     journal = subprocess.run(
         ["sqlite3", str(snapshotter.root / "metadata.db"), "PRAGMA journal_mode"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if journal.returncode == 0:
         assert journal.stdout.strip() == "wal"

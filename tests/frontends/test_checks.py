@@ -36,52 +36,126 @@ def test_clean_dockerfile_has_no_findings() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("FROM alpine AS Build\n", ("StageNameCasing", "Stage name 'Build' should be lowercase", 1)),
-        ("FROM alpine as build\n", ("FromAsCasing", "'as' and 'FROM' keywords' casing do not match", 1)),
-        ("FROM --platform=linux/amd64 alpine\n",
-         ("FromPlatformFlagConstDisallowed",
-          'FROM --platform flag should not use constant value "linux/amd64"', 1)),
-        ("FROM alpine\nCMD echo hi\n",
-         ("JSONArgsRecommended",
-          "JSON arguments recommended for CMD to prevent unintended behavior related to OS signals", 2)),
-        ("FROM scratch\nENV A=$UNDEFINED_THING\n",
-         ("UndefinedVar", "Usage of undefined variable '$UNDEFINED_THING'", 2)),
-        ("FROM scratch\nARG VERSION\nENV A=$VERSON\n",
-         ("UndefinedVar", "Usage of undefined variable '$VERSON' (did you mean $VERSION?)", 3)),
+        (
+            "FROM alpine AS Build\n",
+            ("StageNameCasing", "Stage name 'Build' should be lowercase", 1),
+        ),
+        (
+            "FROM alpine as build\n",
+            ("FromAsCasing", "'as' and 'FROM' keywords' casing do not match", 1),
+        ),
+        (
+            "FROM --platform=linux/amd64 alpine\n",
+            (
+                "FromPlatformFlagConstDisallowed",
+                'FROM --platform flag should not use constant value "linux/amd64"',
+                1,
+            ),
+        ),
+        (
+            "FROM alpine\nCMD echo hi\n",
+            (
+                "JSONArgsRecommended",
+                "JSON arguments recommended for CMD to prevent unintended behavior related to OS signals",
+                2,
+            ),
+        ),
+        (
+            "FROM scratch\nENV A=$UNDEFINED_THING\n",
+            ("UndefinedVar", "Usage of undefined variable '$UNDEFINED_THING'", 2),
+        ),
+        (
+            "FROM scratch\nARG VERSION\nENV A=$VERSON\n",
+            ("UndefinedVar", "Usage of undefined variable '$VERSON' (did you mean $VERSION?)", 3),
+        ),
         ("FROM alpine:$TAG\n", ("UndefinedArgInFrom", "FROM argument 'TAG' is not declared", 1)),
-        ("FROM alpine\nARG DB_PASSWORD\n",
-         ("SecretsUsedInArgOrEnv",
-          'Do not use ARG or ENV instructions for sensitive data (ARG "DB_PASSWORD")', 2)),
-        ("FROM alpine\nENV GITHUB_TOKEN=x\n",
-         ("SecretsUsedInArgOrEnv",
-          'Do not use ARG or ENV instructions for sensitive data (ENV "GITHUB_TOKEN")', 2)),
-        ("FROM a AS x\nFROM b AS x\n",
-         ("DuplicateStageName", 'Duplicate stage name "x", stage names should be unique', 2)),
-        ("FROM alpine\nMAINTAINER me\n",
-         ("MaintainerDeprecated", "Maintainer instruction is deprecated in favor of using label", 2)),
-        ("FROM alpine\nENV A 1\n",
-         ("LegacyKeyValueFormat",
-          '"ENV key=value" should be used instead of legacy "ENV key value" format', 2)),
-        ("FROM alpine\nrun echo\nRUN echo\nRUN echo\n",
-         ("ConsistentInstructionCasing",
-          "Command 'run' should match the case of the command majority (uppercase)", 2)),
-        ('FROM alpine\nCMD ["a"]\nCMD ["b"]\n',
-         ("MultipleInstructionsDisallowed",
-          "Multiple CMD instructions should not be used in the same stage because only the last one "
-          "will be used", 2)),
-        ("FROM alpine\nWORKDIR app\n",
-         ("WorkdirRelativePath",
-          'Relative workdir "app" can have unexpected results if the base image changes', 2)),
-        ("FROM alpine AS scratch\n",
-         ("ReservedStageName",
-          'Stage name should not use the same name as reserved stage "scratch"', 1)),
+        (
+            "FROM alpine\nARG DB_PASSWORD\n",
+            (
+                "SecretsUsedInArgOrEnv",
+                'Do not use ARG or ENV instructions for sensitive data (ARG "DB_PASSWORD")',
+                2,
+            ),
+        ),
+        (
+            "FROM alpine\nENV GITHUB_TOKEN=x\n",
+            (
+                "SecretsUsedInArgOrEnv",
+                'Do not use ARG or ENV instructions for sensitive data (ENV "GITHUB_TOKEN")',
+                2,
+            ),
+        ),
+        (
+            "FROM a AS x\nFROM b AS x\n",
+            ("DuplicateStageName", 'Duplicate stage name "x", stage names should be unique', 2),
+        ),
+        (
+            "FROM alpine\nMAINTAINER me\n",
+            (
+                "MaintainerDeprecated",
+                "Maintainer instruction is deprecated in favor of using label",
+                2,
+            ),
+        ),
+        (
+            "FROM alpine\nENV A 1\n",
+            (
+                "LegacyKeyValueFormat",
+                '"ENV key=value" should be used instead of legacy "ENV key value" format',
+                2,
+            ),
+        ),
+        (
+            "FROM alpine\nrun echo\nRUN echo\nRUN echo\n",
+            (
+                "ConsistentInstructionCasing",
+                "Command 'run' should match the case of the command majority (uppercase)",
+                2,
+            ),
+        ),
+        (
+            'FROM alpine\nCMD ["a"]\nCMD ["b"]\n',
+            (
+                "MultipleInstructionsDisallowed",
+                "Multiple CMD instructions should not be used in the same stage because only the last one "
+                "will be used",
+                2,
+            ),
+        ),
+        (
+            "FROM alpine\nWORKDIR app\n",
+            (
+                "WorkdirRelativePath",
+                'Relative workdir "app" can have unexpected results if the base image changes',
+                2,
+            ),
+        ),
+        (
+            "FROM alpine AS scratch\n",
+            (
+                "ReservedStageName",
+                'Stage name should not use the same name as reserved stage "scratch"',
+                1,
+            ),
+        ),
         ("FROM alpine\nRUN a \\\n\n  b\n", ("NoEmptyContinuation", "Empty continuation line", 4)),
-        ("FROM --platform=$TARGETPLATFORM alpine\n",
-         ("RedundantTargetPlatform",
-          "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the "
-          "default behavior", 1)),
-        ("FROM alpine\nEXPOSE 80/TCP\n",
-         ("ExposeProtoCasing", "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase", 2)),
+        (
+            "FROM --platform=$TARGETPLATFORM alpine\n",
+            (
+                "RedundantTargetPlatform",
+                "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the "
+                "default behavior",
+                1,
+            ),
+        ),
+        (
+            "FROM alpine\nEXPOSE 80/TCP\n",
+            (
+                "ExposeProtoCasing",
+                "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase",
+                2,
+            ),
+        ),
     ],
 )
 def test_rules(text: str, expected: tuple[str, str, int]) -> None:
@@ -101,8 +175,11 @@ def test_check_directive_skips_and_errors() -> None:
     assert quiet.findings == () and not quiet.failed
     warn_only = check("FROM alpine AS Build\n", target_platform=AMD)
     assert warn_only.findings and not warn_only.failed
-    by_arg = check("FROM alpine AS Build\n", target_platform=AMD,
-                   build_args={"BUILDKIT_DOCKERFILE_CHECK": "skip=StageNameCasing"})
+    by_arg = check(
+        "FROM alpine AS Build\n",
+        target_platform=AMD,
+        build_args={"BUILDKIT_DOCKERFILE_CHECK": "skip=StageNameCasing"},
+    )
     assert by_arg.findings == ()
 
 

@@ -15,7 +15,13 @@ def bale(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Complete
     env.pop("BALE_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "bale", "build", *args],
-        cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False,
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -32,7 +38,10 @@ def test_check_reports_warnings_and_exits_one(tmp_path: Path) -> None:
     assert result.stderr == ""
     out = result.stdout
     assert out.startswith("Check complete, 3 warnings have been found!")
-    assert "WARNING: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/" in out
+    assert (
+        "WARNING: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/"
+        in out
+    )
     assert "Stage name 'Build' should be lowercase" in out
     assert "Dockerfile:2\n" in out and " >>> CMD echo hi" in out
     assert "Traceback" not in result.stderr
@@ -62,12 +71,12 @@ def test_check_keeps_warnings_before_a_parse_error_and_reads_dockerignore(tmp_pa
     assert "Stage name 'Bad' should be lowercase" in result.stdout
     assert "CopyIgnoredFile" not in result.stdout  # the stage failed before it was checked
     assert result.stderr.splitlines()[-1] == (
-        "ERROR: dockerfile parse error on line 3: unknown instruction: BADCMD")
+        "ERROR: dockerfile parse error on line 3: unknown instruction: BADCMD"
+    )
     write(tmp_path / "Dockerfile", "FROM scratch\nCOPY secret.txt /\n")
     result = bale("--call", "check", ".", cwd=tmp_path)
     assert result.returncode == 1 and result.stderr == ""
-    assert ('Attempting to Copy file "secret.txt" that is excluded by .dockerignore'
-            in result.stdout)
+    assert 'Attempting to Copy file "secret.txt" that is excluded by .dockerignore' in result.stdout
 
 
 def test_malformed_dockerfile(tmp_path: Path) -> None:
@@ -88,11 +97,14 @@ def test_malformed_dockerfile(tmp_path: Path) -> None:
 
 
 def test_outline_and_targets(tmp_path: Path) -> None:
-    write(tmp_path / "Dockerfile", (
-        "# VERSION picks the base\nARG VERSION=3.19\n"
-        "# build makes it\nFROM alpine:$VERSION AS build\n"
-        "FROM scratch AS final\nCOPY --from=build / /\n"
-    ))
+    write(
+        tmp_path / "Dockerfile",
+        (
+            "# VERSION picks the base\nARG VERSION=3.19\n"
+            "# build makes it\nFROM alpine:$VERSION AS build\n"
+            "FROM scratch AS final\nCOPY --from=build / /\n"
+        ),
+    )
     outline = bale("--call", "outline", ".", cwd=tmp_path)
     assert outline.returncode == 0, outline.stderr
     assert outline.stdout.splitlines() == [
@@ -121,11 +133,13 @@ def test_dockerfile_from_stdin_and_file_flag(tmp_path: Path) -> None:
 
 
 def test_template_with_platforms(tmp_path: Path) -> None:
-    write(tmp_path / "Dockerfile.j2", (
-        "FROM alpine\n{% if platform.architecture == 'arm64' %}FROM x AS Arm\n{% endif %}"
-    ))
-    result = bale("-f", "Dockerfile.j2", "--platform", "linux/amd64,linux/arm64", "--check", ".",
-                  cwd=tmp_path)
+    write(
+        tmp_path / "Dockerfile.j2",
+        ("FROM alpine\n{% if platform.architecture == 'arm64' %}FROM x AS Arm\n{% endif %}"),
+    )
+    result = bale(
+        "-f", "Dockerfile.j2", "--platform", "linux/amd64,linux/arm64", "--check", ".", cwd=tmp_path
+    )
     assert result.returncode == 1 and result.stderr == ""
     assert result.stdout.count("Check complete") == 2
     assert "Stage name 'Arm' should be lowercase" in result.stdout

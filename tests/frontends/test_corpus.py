@@ -62,11 +62,24 @@ def test_debian_nginx() -> None:
     b = run(name)
     assert [s.index for s in b.stages] == [0]
     assert b.target.base == ImageBase("debian:bookworm-slim")
-    assert kinds(b) == ["Label", "Env", "Env", "Env", "Run", "Copy", "Copy", "Copy",
-                        "Entrypoint", "Expose", "StopSignal", "Cmd"]
+    assert kinds(b) == [
+        "Label",
+        "Env",
+        "Env",
+        "Env",
+        "Run",
+        "Copy",
+        "Copy",
+        "Copy",
+        "Entrypoint",
+        "Expose",
+        "StopSignal",
+        "Cmd",
+    ]
     run_step = b.target.steps[4]
     assert (run_step.source.start, run_step.source.end) == (
-        line_of(name, "RUN set -x \\"), line_of(name, "    && mkdir /docker-entrypoint.d")
+        line_of(name, "RUN set -x \\"),
+        line_of(name, "    && mkdir /docker-entrypoint.d"),
     )
     command = run_step.instruction
     assert isinstance(command, ins.Run)
@@ -88,12 +101,22 @@ def test_alpine_redis() -> None:
     assert [(r.source.start, r.source.end) for r in runs] == [
         (line_of(name, "RUN set -eux; \\"), line_of(name, "\tadduser -S -G redis -u 999 redis")),
         (line_of(name, "# runtime dependencies") + 1, line_of(name, "\t;")),
-        (line_of(name, "ENV REDIS_DOWNLOAD_SHA 8d104c26a154b29fd67d6568b4f375212212ad41e0c2caa3d66480e78dbd3b59") + 2,
-         line_of(name, "\tredis-server --version")),
+        (
+            line_of(
+                name,
+                "ENV REDIS_DOWNLOAD_SHA 8d104c26a154b29fd67d6568b4f375212212ad41e0c2caa3d66480e78dbd3b59",
+            )
+            + 2,
+            line_of(name, "\tredis-server --version"),
+        ),
         (line_of(name, "RUN mkdir /data && chown redis:redis /data"),) * 2,
     ]
     config = b.target.config
-    assert (config.volumes, config.working_dir, config.cmd) == (("/data",), "/data", ("redis-server",))
+    assert (config.volumes, config.working_dir, config.cmd) == (
+        ("/data",),
+        "/data",
+        ("redis-server",),
+    )
     assert config.env_map()["REDIS_VERSION"] == "7.2.4"
     copy = next(s.instruction for s in b.target.steps if isinstance(s.instruction, ins.Copy))
     assert isinstance(copy, ins.Copy) and copy.dest == "/usr/local/bin/"
@@ -102,7 +125,9 @@ def test_alpine_redis() -> None:
 def test_go_cross_compile() -> None:
     b = run("go-cross.Dockerfile")
     assert [(s.name, str(s.platform)) for s in b.stages] == [
-        ("xx", "linux/amd64"), ("build", "linux/amd64"), ("release", "linux/arm64"),
+        ("xx", "linux/amd64"),
+        ("build", "linux/amd64"),
+        ("release", "linux/arm64"),
     ]
     xx, build, release = b.stages
     assert xx.base == ImageBase("tonistiigi/xx:1.4.0")
@@ -137,7 +162,11 @@ def test_node_multi_stage() -> None:
     env = final.config.env_map()
     assert env["PNPM_HOME"] == "/pnpm" and env["NODE_ENV"] == "production"
     assert (final.config.working_dir, final.config.user) == ("/app", "node")
-    assert [s.from_stage for s in final.steps if isinstance(s.instruction, ins.Copy)] == [1, 2, None]
+    assert [s.from_stage for s in final.steps if isinstance(s.instruction, ins.Copy)] == [
+        1,
+        2,
+        None,
+    ]
     assert b.stage(0).base == ImageBase("node:20-bookworm-slim")
     deps_run = b.stage(1).steps[-1].instruction
     assert isinstance(deps_run, ins.Run) and deps_run.mounts[0].id == "npm"
@@ -147,8 +176,11 @@ def test_python_multi_stage() -> None:
     b = run("python-app.Dockerfile", build_args={"PYTHON_VERSION": "3.11"})
     builder, final = b.stages
     assert builder.base == ImageBase("python:3.11-slim") == final.base
-    heredoc = next(s.instruction for s in builder.steps
-                   if isinstance(s.instruction, ins.Run) and s.instruction.files)
+    heredoc = next(
+        s.instruction
+        for s in builder.steps
+        if isinstance(s.instruction, ins.Run) and s.instruction.files
+    )
     assert isinstance(heredoc, ins.Run)
     assert heredoc.files[0].content.splitlines()[0] == "set -eux"
     labels = dict(final.config.labels)
@@ -166,7 +198,8 @@ def test_heredocs() -> None:
     assert isinstance(bash, ins.Run) and bash.command == ("<<EOT bash",)
     assert bash.files[0].content.startswith("  set -e\n")
     assert (b.target.steps[1].source.start, b.target.steps[1].source.end) == (
-        line_of(name, "RUN <<EOT bash"), line_of(name, "EOT")
+        line_of(name, "RUN <<EOT bash"),
+        line_of(name, "EOT"),
     )
     python = steps[2]
     assert isinstance(python, ins.Run) and python.files[0].content.startswith("#!/usr/bin/env")
@@ -189,10 +222,16 @@ def test_windows_backtick_escape() -> None:
     assert str(stage.platform) == "windows/amd64"
     run_step = next(s for s in stage.steps if isinstance(s.instruction, ins.Run))
     assert (run_step.source.start, run_step.source.end) == (
-        line_of(name, "RUN $url = ('https://github.com/git-for-windows/git/releases/download/"
-                      "v{0}.windows.1/MinGit-{0}-64-bit.zip' -f $env:GIT_VERSION); `"),
-        line_of(name, "    [Environment]::SetEnvironmentVariable('PATH', $env:PATH, "
-                      "[EnvironmentVariableTarget]::Machine)"),
+        line_of(
+            name,
+            "RUN $url = ('https://github.com/git-for-windows/git/releases/download/"
+            "v{0}.windows.1/MinGit-{0}-64-bit.zip' -f $env:GIT_VERSION); `",
+        ),
+        line_of(
+            name,
+            "    [Environment]::SetEnvironmentVariable('PATH', $env:PATH, "
+            "[EnvironmentVariableTarget]::Machine)",
+        ),
     )
     assert run_step.shell[0] == "powershell"
     assert isinstance(run_step.instruction, ins.Run)
@@ -220,6 +259,9 @@ def test_postgres_legacy_env_with_base_config() -> None:
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*.Dockerfile")), ids=lambda p: p.name)
 def test_corpus_stage_names_match_from_lines(path: Path) -> None:
     df = load(path.read_text(), path.name)
-    from_lines = [i + 1 for i, line in enumerate(path.read_text().splitlines())
-                  if line.upper().startswith("FROM ")]
+    from_lines = [
+        i + 1
+        for i, line in enumerate(path.read_text().splitlines())
+        if line.upper().startswith("FROM ")
+    ]
     assert [s.from_.source.start for s in df.stages] == from_lines

@@ -24,8 +24,12 @@ GOLDEN = Path(__file__).parent / "golden"
 def _fields(inst: ins.Instruction) -> str:
     if isinstance(inst, ins.Run):
         parts = [repr(list(inst.command)), "shell" if inst.prepend_shell else "exec"]
-        parts += [f"mount={m.type}:{m.target}" + (f":from={m.from_}" if m.from_ else "")
-                  + (f":id={m.id}" if m.id and m.type != "bind" else "") for m in inst.mounts]
+        parts += [
+            f"mount={m.type}:{m.target}"
+            + (f":from={m.from_}" if m.from_ else "")
+            + (f":id={m.id}" if m.id and m.type != "bind" else "")
+            for m in inst.mounts
+        ]
         if inst.network:
             parts.append(f"network={inst.network}")
         parts += [f"file={f.name}:{f.data()!r}:expand={f.expand}" for f in inst.files]
@@ -86,14 +90,18 @@ def dump(build: ResolvedBuild) -> str:
     if build.unused_build_args:
         out.append(f"unused build args: {' '.join(build.unused_build_args)}")
     for stage in build.stages:
-        out.append(f"stage {stage.index} {stage.name or '-'} base={stage.base} "
-                   f"platform={stage.platform} deps={list(stage.dependencies)}")
+        out.append(
+            f"stage {stage.index} {stage.name or '-'} base={stage.base} "
+            f"platform={stage.platform} deps={list(stage.dependencies)}"
+        )
         for step in stage.steps:
             out.extend(_step(step))
         c = stage.config
         out.append(f"  config: env={list(c.env)} cmd={c.cmd} entrypoint={c.entrypoint}")
-        out.append(f"          workdir={c.working_dir!r} user={c.user!r} "
-                   f"ports={list(c.exposed_ports)} labels={list(c.labels)}")
+        out.append(
+            f"          workdir={c.working_dir!r} user={c.user!r} "
+            f"ports={list(c.exposed_ports)} labels={list(c.labels)}"
+        )
     return "\n".join(out) + "\n"
 
 

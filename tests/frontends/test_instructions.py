@@ -22,10 +22,15 @@ def error(text: str) -> DockerfileError:
 
 
 def test_from_forms() -> None:
-    df = load("FROM --platform=$BUILDPLATFORM golang:1.22 AS Build\nFROM build\nFROM scratch as x\n")
+    df = load(
+        "FROM --platform=$BUILDPLATFORM golang:1.22 AS Build\nFROM build\nFROM scratch as x\n"
+    )
     first = df.stages[0].from_
     assert (first.image, first.platform, first.stage_name, first.as_keyword) == (
-        "golang:1.22", "$BUILDPLATFORM", "build", "AS"
+        "golang:1.22",
+        "$BUILDPLATFORM",
+        "build",
+        "AS",
     )
     assert first.source.start == 1
     assert df.stages[1].from_.stage_name == ""
@@ -37,8 +42,14 @@ def test_from_forms() -> None:
     [
         ("FROM a b\n", "FROM requires either one or three arguments"),
         ("FROM a AS\n", "FROM requires either one or three arguments"),
-        ("FROM a AS 1x\n", 'invalid name for build stage: "1x", name can\'t start with a number or contain symbols'),
-        ("FROM a AS b$c\n", 'invalid name for build stage: "b$c", name can\'t start with a number or contain symbols'),
+        (
+            "FROM a AS 1x\n",
+            'invalid name for build stage: "1x", name can\'t start with a number or contain symbols',
+        ),
+        (
+            "FROM a AS b$c\n",
+            'invalid name for build stage: "b$c", name can\'t start with a number or contain symbols',
+        ),
         ("FROM --plat=x a\n", "unknown flag: --plat"),
         ("FROM --platform a\n", "missing a value on flag: --platform"),
     ],
@@ -51,7 +62,10 @@ def test_run_forms_and_flags() -> None:
     run = one('RUN --network=none --security=insecure ["sh", "-c", "echo"]')
     assert isinstance(run, ins.Run)
     assert (run.command, run.prepend_shell, run.network, run.security) == (
-        ("sh", "-c", "echo"), False, "none", "insecure"
+        ("sh", "-c", "echo"),
+        False,
+        "none",
+        "insecure",
     )
     shell = one("RUN echo $HOME")
     assert isinstance(shell, ins.Run) and shell.command == ("echo $HOME",) and shell.prepend_shell
@@ -71,8 +85,16 @@ def test_run_mounts() -> None:
     assert isinstance(run, ins.Run)
     assert run.mounts == (
         Mount("bind", "/in", "/out", "build", True),
-        Mount("cache", "/root/.cache", readonly=False, id="go", sharing="locked", mode=0o700,
-              uid=1, gid=2),
+        Mount(
+            "cache",
+            "/root/.cache",
+            readonly=False,
+            id="go",
+            sharing="locked",
+            mode=0o700,
+            uid=1,
+            gid=2,
+        ),
         Mount("tmpfs", "/tmp", readonly=False, size=64 * 1024 * 1024),
         Mount("secret", "/run/secrets/token", id="token", required=True),
         Mount("secret", "/run/secrets/npmrc", id="npmrc"),
@@ -88,7 +110,10 @@ def test_run_mounts() -> None:
     [
         ("--mount=type=bogus,target=/x", 'unsupported mount type "bogus"'),
         ("--mount=type=bnd,target=/x", 'unsupported mount type "bnd" (did you mean bind?)'),
-        ("--mount=type=cache,target=/x,trget=/y", "unexpected key 'trget' in 'trget=/y' (did you mean target?)"),
+        (
+            "--mount=type=cache,target=/x,trget=/y",
+            "unexpected key 'trget' in 'trget=/y' (did you mean target?)",
+        ),
         ("--mount=type=cache", "mount type cache requires a target"),
         ("--mount=type=bind,target=/x,mode=0755", 'mode not allowed for "bind" type mounts'),
         ("--mount=type=cache,target=/x,sharing=sometimes", 'unsupported sharing value "sometimes"'),
@@ -114,7 +139,9 @@ def test_cmd_entrypoint_shell() -> None:
     assert isinstance(cmd, ins.Cmd) and cmd.command == ("nginx", "-g", "daemon off;")
     assert not cmd.prepend_shell
     ep = one("ENTRYPOINT exec app --flag")
-    assert isinstance(ep, ins.Entrypoint) and ep.prepend_shell and ep.command == ("exec app --flag",)
+    assert (
+        isinstance(ep, ins.Entrypoint) and ep.prepend_shell and ep.command == ("exec app --flag",)
+    )
     sh = one('SHELL ["powershell", "-Command"]')
     assert isinstance(sh, ins.Shell) and sh.shell == ("powershell", "-Command")
     assert error("FROM a\nSHELL /bin/bash -c\n").message.endswith(
@@ -135,7 +162,9 @@ def test_env_label_arg() -> None:
 
 def test_simple_instructions() -> None:
     assert one("EXPOSE 80 443/udp") == ins.Expose(
-        source=one("EXPOSE 80 443/udp").source, keyword="EXPOSE", original="EXPOSE 80 443/udp",
+        source=one("EXPOSE 80 443/udp").source,
+        keyword="EXPOSE",
+        original="EXPOSE 80 443/udp",
         ports=("443/udp", "80"),  # sorted, as BuildKit does
     )
     user = one("USER app:app")
@@ -168,10 +197,16 @@ def test_simple_instructions() -> None:
         ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
         ("ONBUILD MAINTAINER x", "MAINTAINER isn't allowed as an ONBUILD trigger"),
         ("ONBUILD RUNN x", "unknown instruction: RUNN (did you mean RUN?)"),
-        ("COPY", "COPY requires at least two arguments, but only one was provided. "
-                 "Destination could not be determined"),
-        ("COPY a", "COPY requires at least two arguments, but only one was provided. "
-                   "Destination could not be determined"),
+        (
+            "COPY",
+            "COPY requires at least two arguments, but only one was provided. "
+            "Destination could not be determined",
+        ),
+        (
+            "COPY a",
+            "COPY requires at least two arguments, but only one was provided. "
+            "Destination could not be determined",
+        ),
         ("ENV =x", "ENV names can not be blank"),
         ("ARG =x", "ARG names can not be blank"),
         ("HEALTHCHECK --interval=0s CMD x", 'Interval "interval" cannot be less than 1ms'),
@@ -206,12 +241,15 @@ def test_copy_and_add_flags() -> None:
     )
     assert isinstance(copy, ins.Copy) and not copy.is_add
     assert (copy.sources, copy.dest, copy.from_, copy.chown, copy.chmod) == (
-        ("a", "b"), "/dst/", "build", "app:app", "0755"
+        ("a", "b"),
+        "/dst/",
+        "build",
+        "app:app",
+        "0755",
     )
     assert copy.link and copy.parents and copy.excludes == ("*.md", "tests")
     add = one(
-        "ADD --keep-git-dir=true --checksum=sha256:abc --link=false "
-        "https://example.com/x.tar.gz /x"
+        "ADD --keep-git-dir=true --checksum=sha256:abc --link=false https://example.com/x.tar.gz /x"
     )
     assert isinstance(add, ins.Copy) and add.is_add
     assert add.keep_git_dir and not add.link and add.checksum == "sha256:abc"
@@ -246,12 +284,18 @@ def test_run_heredoc_files() -> None:
 
 
 def test_healthcheck() -> None:
-    hc = one("HEALTHCHECK --interval=30s --timeout=1m30s --start-period=1.5s "
-             "--start-interval=500ms --retries=3 CMD curl -f http://localhost/")
+    hc = one(
+        "HEALTHCHECK --interval=30s --timeout=1m30s --start-period=1.5s "
+        "--start-interval=500ms --retries=3 CMD curl -f http://localhost/"
+    )
     assert isinstance(hc, ins.Healthcheck)
     assert hc.test == ("CMD-SHELL", "curl -f http://localhost/")
     assert (hc.interval, hc.timeout, hc.start_period, hc.start_interval, hc.retries) == (
-        30 * 10**9, 90 * 10**9, 1_500_000_000, 500_000_000, 3
+        30 * 10**9,
+        90 * 10**9,
+        1_500_000_000,
+        500_000_000,
+        3,
     )
     exec_form = one('HEALTHCHECK CMD ["/bin/check", "--quick"]')
     assert isinstance(exec_form, ins.Healthcheck)
@@ -278,5 +322,6 @@ def test_meta_args_and_stage_grouping() -> None:
     df = load("ARG A=1\nARG B\nFROM x AS one\nRUN a\nFROM one\nRUN b\nRUN c\n")
     assert [a.args[0].key for a in df.meta_args] == ["A", "B"]
     assert [(s.index, s.name, len(s.instructions)) for s in df.stages] == [
-        (0, "one", 1), (1, "", 2)
+        (0, "one", 1),
+        (1, "", 2),
     ]

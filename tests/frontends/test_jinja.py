@@ -34,8 +34,9 @@ def test_renders_per_platform() -> None:
 
 def test_build_args_and_template_vars_only() -> None:
     source = "FROM {{ build_args.BASE }}\nENV V={{ env.VERSION }} W={{ VERSION }}\n"
-    out = jinja.render(source, platform=AMD, build_args={"BASE": "alpine"},
-                       template_vars={"VERSION": "3"})
+    out = jinja.render(
+        source, platform=AMD, build_args={"BASE": "alpine"}, template_vars={"VERSION": "3"}
+    )
     assert out == "FROM alpine\nENV V=3 W=3\n"
 
 
@@ -87,8 +88,11 @@ def test_detection() -> None:
 
 def test_rendered_dockerfile_errors_name_template_and_platform() -> None:
     with pytest.raises(DockerfileError) as info:
-        load(jinja.render_dockerfile("FROM a\nRUNN {{ platform.architecture }}\n",
-                                     platform=ARM, filename="Dockerfile.j2"))
+        load(
+            jinja.render_dockerfile(
+                "FROM a\nRUNN {{ platform.architecture }}\n", platform=ARM, filename="Dockerfile.j2"
+            )
+        )
     assert info.value.source is not None
     assert info.value.source.filename == "Dockerfile.j2 [linux/arm/v7]"
     assert info.value.message.endswith("unknown instruction: RUNN (did you mean RUN?)")

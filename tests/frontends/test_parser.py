@@ -74,7 +74,7 @@ def test_ranges_agree_with_dockerfile_parse_on_plain_files() -> None:
         "      git\n"
         "COPY . /src\n"
         "\n"
-        "CMD [\"sh\"]\n"
+        'CMD ["sh"]\n'
     )
     assert ranges(text) == peer(text)
 
@@ -91,10 +91,7 @@ def test_doubled_escape_at_end_of_line_is_not_a_continuation() -> None:
 
 def test_escape_directive_backtick() -> None:
     text = (
-        "# escape=`\n"
-        "FROM mcr.microsoft.com/windows/servercore\n"
-        "RUN dir C:\\ `\n"
-        "    && echo done\n"
+        "# escape=`\nFROM mcr.microsoft.com/windows/servercore\nRUN dir C:\\ `\n    && echo done\n"
     )
     parsed = parse(text)
     assert parsed.escape == "`"
@@ -148,7 +145,7 @@ def test_json_and_shell_forms() -> None:
 
 def test_json_array_of_non_strings_is_an_error() -> None:
     with pytest.raises(DockerfileError) as info:
-        parse("FROM a\nCMD [\"a\", 1]\n")
+        parse('FROM a\nCMD ["a", 1]\n')
     assert info.value.message == (
         "dockerfile parse error on line 2: "
         "when using JSON array syntax, arrays must be comprised of strings only"
@@ -217,7 +214,12 @@ def test_heredoc_run() -> None:
     assert run.args == ("<<EOF",)
     assert len(run.heredocs) == 1
     doc = run.heredocs[0]
-    assert (doc.name, doc.content, doc.expand, doc.chomp) == ("EOF", "echo $HOME\necho two\n", True, False)
+    assert (doc.name, doc.content, doc.expand, doc.chomp) == (
+        "EOF",
+        "echo $HOME\necho two\n",
+        True,
+        False,
+    )
     assert (parsed.nodes[2].keyword, parsed.nodes[2].start) == ("USER", 6)
 
 

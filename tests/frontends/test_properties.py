@@ -54,20 +54,77 @@ CMD ["/app"]
 """
 
 TOKENS = [
-    "FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "LABEL", "CMD", "ENTRYPOINT", "SHELL",
-    "WORKDIR", "USER", "EXPOSE", "VOLUME", "HEALTHCHECK", "ONBUILD", "STOPSIGNAL",
-    "MAINTAINER", "AS", "--from=", "--platform=", "--mount=", "type=cache", "target=",
-    "<<EOF", "<<-'E'", "EOF", "E", "\\", "`", "\n", "\n\n", " ", "\t", "#", "# escape=`\n",
-    "$", "${", "}", ":-", ":?", "%%", "//", "'", '"', "[", "]", '["a"]', "[1]", "=",
-    "A=1", "x", "0", "1", "scratch", "build", "*", "?", ",", "NONE", "CMD-SHELL", "80/tcp",
+    "FROM",
+    "RUN",
+    "COPY",
+    "ADD",
+    "ENV",
+    "ARG",
+    "LABEL",
+    "CMD",
+    "ENTRYPOINT",
+    "SHELL",
+    "WORKDIR",
+    "USER",
+    "EXPOSE",
+    "VOLUME",
+    "HEALTHCHECK",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "MAINTAINER",
+    "AS",
+    "--from=",
+    "--platform=",
+    "--mount=",
+    "type=cache",
+    "target=",
+    "<<EOF",
+    "<<-'E'",
+    "EOF",
+    "E",
+    "\\",
+    "`",
+    "\n",
+    "\n\n",
+    " ",
+    "\t",
+    "#",
+    "# escape=`\n",
+    "$",
+    "${",
+    "}",
+    ":-",
+    ":?",
+    "%%",
+    "//",
+    "'",
+    '"',
+    "[",
+    "]",
+    '["a"]',
+    "[1]",
+    "=",
+    "A=1",
+    "x",
+    "0",
+    "1",
+    "scratch",
+    "build",
+    "*",
+    "?",
+    ",",
+    "NONE",
+    "CMD-SHELL",
+    "80/tcp",
 ]
 
 
 def run_all(text: str) -> None:
     """Everything a build or a check does with a Dockerfile."""
     calls = (
-        lambda: resolve(text, target_platform=ARM, build_platform=AMD,
-                        build_args={"BASE": "debian"}),
+        lambda: resolve(
+            text, target_platform=ARM, build_platform=AMD, build_args={"BASE": "debian"}
+        ),
         lambda: resolve(text, target_platform=AMD, target="build"),
         lambda: check(text, target_platform=AMD),
         lambda: outline(text, target_platform=AMD),
@@ -153,8 +210,25 @@ def test_templates_only_raise_dockerfile_errors(source: str) -> None:
         pass
 
 
-FLAG_PARTS = ["--from=", "--link", "--chown=", "a", "b:c", " ", "  ", "\t", "--", "-", '"',
-              "'", "\\", "x y", "=", "src", "/dst"]
+FLAG_PARTS = [
+    "--from=",
+    "--link",
+    "--chown=",
+    "a",
+    "b:c",
+    " ",
+    "  ",
+    "\t",
+    "--",
+    "-",
+    '"',
+    "'",
+    "\\",
+    "x y",
+    "=",
+    "src",
+    "/dst",
+]
 
 
 @SETTINGS

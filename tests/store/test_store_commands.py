@@ -244,7 +244,9 @@ def test_dangling_images_are_listed_and_filtered(root: Path, two: str) -> None:
     proc = bale_bytes(root, "import", "--platform", "linux/amd64", "-", "demo/two:1", input=small)
     assert proc.returncode == 0, proc.stderr
     bale(root, "tag", "demo/two:1", "demo/other:1")  # demo/other:1 moves; two's old index dangles
-    rows = [json.loads(line) for line in bale(root, "images", "--format", "json").stdout.splitlines()]
+    rows = [
+        json.loads(line) for line in bale(root, "images", "--format", "json").stdout.splitlines()
+    ]
     assert [r["Digest"] for r in rows if r["Repository"] == "<none>"] == [two]
     dangling = bale(root, "images", "-q", "--no-trunc", "-f", "dangling=true").stdout.split()
     assert dangling == [two]
@@ -270,8 +272,7 @@ def test_an_unnamed_image_is_kept_until_removed(root: Path, two: str, tmp_path: 
 
 
 def test_save_needs_an_existing_directory(root: Path, two: str, tmp_path: Path) -> None:
-    proc = bale(root, "save", "-o", str(tmp_path / "missing" / "x.tar"), "demo/two:1",
-                check=False)
+    proc = bale(root, "save", "-o", str(tmp_path / "missing" / "x.tar"), "demo/two:1", check=False)
     assert proc.returncode == 1 and "no such file or directory" in proc.stderr
     assert not (tmp_path / "missing").exists()
 
@@ -280,19 +281,37 @@ def test_docker_save_of_several_images_and_prune_all(root: Path, two: str, tmp_p
     skopeo = require_tool("skopeo")
     bale(root, "tag", "demo/two:1", "demo/other:1")
     archive = tmp_path / "several.tar"
-    bale(root, "save", "--format", "docker", "-o", str(archive), "demo/two:1", "demo/other:1",
-         "demo/two:1")
+    bale(
+        root,
+        "save",
+        "--format",
+        "docker",
+        "-o",
+        str(archive),
+        "demo/two:1",
+        "demo/other:1",
+        "demo/two:1",
+    )
     with tarfile.open(archive) as tar:
         member = tar.extractfile("manifest.json")
         assert member is not None
         doc = json.loads(member.read())
     assert [sorted(entry["RepoTags"]) for entry in doc] == [["demo/other:1", "demo/two:1"]]
     for name in ("demo/two:1", "demo/other:1"):
-        subprocess.run([skopeo, "inspect", f"docker-archive:{archive}:{name}"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [skopeo, "inspect", f"docker-archive:{archive}:{name}"], check=True, capture_output=True
+        )
     # Filters: values of one key are ORed; a glob REPOSITORY argument is a reference filter.
-    listed = bale(root, "images", "--format", "{{.Repository}}", "-f", "reference=demo/two",
-                  "-f", "reference=demo/oth*").stdout.split()
+    listed = bale(
+        root,
+        "images",
+        "--format",
+        "{{.Repository}}",
+        "-f",
+        "reference=demo/two",
+        "-f",
+        "reference=demo/oth*",
+    ).stdout.split()
     assert sorted(listed) == ["demo/other", "demo/two"]
     assert bale(root, "images", "-q", "demo/o*").stdout.split() == [two.split(":")[1][:12]]
     # prune -a removes every image (no container uses one), reported as docker reports it.
@@ -304,7 +323,15 @@ def test_docker_save_of_several_images_and_prune_all(root: Path, two: str, tmp_p
 
 
 def test_inspect_shows_what_it_finds(root: Path, two: str) -> None:
-    proc = bale(root, "image", "inspect", "-f", "{{.Id}} {{.RepoDigests}}", "nope:1",
-                "demo/two:1", check=False)
+    proc = bale(
+        root,
+        "image",
+        "inspect",
+        "-f",
+        "{{.Id}} {{.RepoDigests}}",
+        "nope:1",
+        "demo/two:1",
+        check=False,
+    )
     assert proc.returncode == 1 and "No such image: nope:1" in proc.stderr
     assert proc.stdout.strip() == f"{two} [demo/two@{two}]"

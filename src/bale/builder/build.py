@@ -299,15 +299,18 @@ def _lint(options: BuildOptions, resolved: Sequence[ResolvedBuild], sink: pg.Pro
         if parsed is None:
             continue
         result = build_check(
-            parsed, {s.index for s in r.stages}, target_platform=r.target_platform,
-            build_platform=r.build_platform, build_args=options.build_args,
-            target=options.target, dockerignore=ignore,
+            parsed,
+            {s.index for s in r.stages},
+            target_platform=r.target_platform,
+            build_platform=r.build_platform,
+            build_args=options.build_args,
+            target=options.target,
+            dockerignore=ignore,
         )
         shown.update(dict.fromkeys(f.short for f in result.findings))
         message = result.error_message
         if failure is None and message is not None:
-            failure = DockerfileError(message, source=result.findings[0].source,
-                                      lines=result.lines)
+            failure = DockerfileError(message, source=result.findings[0].source, lines=result.lines)
     for short in shown:
         sink.emit(pg.Event("warning", "", "", message=f"WARNING: {short}"))
     if failure is not None:
@@ -348,9 +351,17 @@ def _plan(
         # BuildKit's lint warning, as its progress prints it.
         line = lines.get((ref, wanted))
         where = f" (line {line})" if line else ""
-        sink.emit(pg.Event("warning", "", "", message=(
-            f"WARNING: InvalidBaseImagePlatform: Base image {ref} was pulled with platform "
-            f'"{pulled}", expected "{wanted}" for current build{where}')))
+        sink.emit(
+            pg.Event(
+                "warning",
+                "",
+                "",
+                message=(
+                    f"WARNING: InvalidBaseImagePlatform: Base image {ref} was pulled with platform "
+                    f'"{pulled}", expected "{wanted}" for current build{where}'
+                ),
+            )
+        )
     before = set(graph.vertices)
     definition = convert(
         resolved,

@@ -26,7 +26,8 @@ def parse_allow(values: tuple[str, ...]) -> frozenset[str]:
             if item not in KNOWN:
                 raise InvalidArgument(
                     f"invalid entitlement {item!r} in --allow",
-                    hint="bale grants " + " and ".join(KNOWN)
+                    hint="bale grants "
+                    + " and ".join(KNOWN)
                     + " (device and fs entitlements are not supported)",
                 )
             out.add(item)

@@ -242,8 +242,11 @@ class Engine:
         if not isinstance(op, ExecOp):
             return frozenset()
         return frozenset(
-            m.input for m in op.mounts
-            if isinstance(m, BindMountSpec) and m.input not in (None, 0) and m.target != "/"
+            m.input
+            for m in op.mounts
+            if isinstance(m, BindMountSpec)
+            and m.input not in (None, 0)
+            and m.target != "/"
             and self._kinds.get(v.inputs[m.input]) != ImageOp.kind
         )
 

@@ -80,17 +80,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("build", help="build an image from a Dockerfile (docker buildx build)")
     p.add_argument("context", metavar="PATH", help="build context directory")
     p.add_argument("-f", "--file", help="Dockerfile path (default: PATH/Dockerfile; - for stdin)")
-    p.add_argument("--platform", action="append", default=[],
-                   help="target platform(s), comma-separated or repeated; 'local' for the host")
+    p.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        help="target platform(s), comma-separated or repeated; 'local' for the host",
+    )
     p.add_argument("-t", "--tag", action="append", default=[], help="name:tag for the image")
-    p.add_argument("--build-arg", action="append", default=[], metavar="KEY[=VALUE]",
-                   help="build-time variable (KEY alone takes it from the environment)")
+    p.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]",
+        help="build-time variable (KEY alone takes it from the environment)",
+    )
     p.add_argument("--target", help="stage to build")
     p.add_argument("--check", action="store_true", help="check the Dockerfile (--call check)")
     p.add_argument("--call", default="build", help="build, check, outline or targets")
     p.add_argument("--frontend", help="dockerfile or jinja (default: by file suffix)")
-    p.add_argument("--template-var", action="append", default=[], metavar="NAME[=VALUE]",
-                   help="variable for a Jinja2 template (NAME alone takes it from the env)")
+    p.add_argument(
+        "--template-var",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="variable for a Jinja2 template (NAME alone takes it from the env)",
+    )
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--network", default="default", help="RUN network: default, none or host")
     p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
@@ -104,25 +118,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--pull", action="store_true", help="always look for newer base images")
     p.add_argument("--iidfile", help="write the image id to this file")
     p.add_argument("--metadata-file", help="write build metadata (JSON) to this file")
-    p.add_argument("--progress", default=None, metavar="|".join(PROGRESS),
-                   help="progress output (env BUILDKIT_PROGRESS; default auto)")
+    p.add_argument(
+        "--progress",
+        default=None,
+        metavar="|".join(PROGRESS),
+        help="progress output (env BUILDKIT_PROGRESS; default auto)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     p.add_argument("--jobs", type=int, default=None, help="parallel steps (default: cores)")
     attest_flags.register(p)
     output_flags.register(p)
     run_flags.register(p)
     compat_flags.register(p)
-    p.add_argument("--verify-reproducible", action="store_true",
-                   help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)")
-    p.add_argument("--cache-from", action="append", default=[], metavar="type=TYPE,...|REF",
-                   help="import build cache: type=registry,ref=REF or type=local,src=DIR")
-    p.add_argument("--cache-to", action="append", default=[], metavar="type=TYPE,...|REF",
-                   help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
-                   "type=inline; mode=min|max, cache-mounts=ID;ID|all")
-    p.add_argument("--report", default="", metavar="FILE",
-                   help="write the build's HTML report here, success or failure")
-    p.add_argument("--strict-platforms", action="store_true",
-                   help="refuse, before any work, a platform no node builds natively")
+    p.add_argument(
+        "--verify-reproducible",
+        action="store_true",
+        help="build twice in fresh stores and compare (needs SOURCE_DATE_EPOCH)",
+    )
+    p.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        metavar="type=TYPE,...|REF",
+        help="import build cache: type=registry,ref=REF or type=local,src=DIR",
+    )
+    p.add_argument(
+        "--cache-to",
+        action="append",
+        default=[],
+        metavar="type=TYPE,...|REF",
+        help="export build cache: type=registry,ref=REF, type=local,dest=DIR, "
+        "type=inline; mode=min|max, cache-mounts=ID;ID|all",
+    )
+    p.add_argument(
+        "--report",
+        default="",
+        metavar="FILE",
+        help="write the build's HTML report here, success or failure",
+    )
+    p.add_argument(
+        "--strict-platforms",
+        action="store_true",
+        help="refuse, before any work, a platform no node builds natively",
+    )
     p.set_defaults(func=cmd_build)
 
 
@@ -292,8 +330,10 @@ def format_outline(o: Outline) -> str:
 
 def format_targets(items: list[TargetInfo]) -> str:
     rows = [("TARGET", "DESCRIPTION")]
-    rows += [(" ".join(filter(None, (t.name, "(default)" if t.default else ""))), t.description)
-             for t in items]
+    rows += [
+        (" ".join(filter(None, (t.name, "(default)" if t.default else ""))), t.description)
+        for t in items
+    ]
     return table(rows)
 
 
@@ -320,9 +360,12 @@ def _build(
 def cmd_build(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     try:
-        files = dockerfiles_for(request.dockerfile, request.platforms,
-                                build_args=request.build_args,
-                                template_vars=request.template_vars)
+        files = dockerfiles_for(
+            request.dockerfile,
+            request.platforms,
+            build_args=request.build_args,
+            template_vars=request.template_vars,
+        )
     except DockerfileError as exc:
         if request.call == "build" and not request.verify_reproducible:
             from bale.cli import build_run
@@ -357,20 +400,34 @@ def run_call(
             if parsed.lines in shown:  # a template that renders alike is checked once
                 continue
             shown.add(parsed.lines)
-            result = check(parsed, target_platform=platform, build_args=request.build_args,
-                           target=request.target, dockerignore=ignore)
+            result = check(
+                parsed,
+                target_platform=platform,
+                build_args=request.build_args,
+                target=request.target,
+                dockerignore=ignore,
+            )
             if result.findings or result.error is None:
                 out.append(format_check(result))
             status = 1 if result.findings else status
             message = result.error_message
             if error is None and message is not None:
                 first = result.findings[0].source if result.findings else None
-                error = result.error or DockerfileError(message, source=first,
-                                                        lines=result.lines)
+                error = result.error or DockerfileError(message, source=first, lines=result.lines)
         return "\n".join(out), status, error
     platform = request.platforms[0]
     parsed = files[platform]
     if request.call == "targets":
         return format_targets(targets(parsed)), 0, None
-    return format_outline(outline(parsed, target=request.target, build_args=request.build_args,
-                                  target_platform=platform)), 0, None
+    return (
+        format_outline(
+            outline(
+                parsed,
+                target=request.target,
+                build_args=request.build_args,
+                target_platform=platform,
+            )
+        ),
+        0,
+        None,
+    )

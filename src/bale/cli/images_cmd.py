@@ -74,9 +74,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("ref", metavar="REF")
     imp.add_argument("--platform", help="platform of the root filesystem (default: host)")
     imp.add_argument("-m", "--message", default="", help="history comment")
-    imp.add_argument("--created", metavar="TIME",
-                     help="the image's creation time, RFC 3339 or seconds since 1970 "
-                     "(default: $SOURCE_DATE_EPOCH, else now)")
+    imp.add_argument(
+        "--created",
+        metavar="TIME",
+        help="the image's creation time, RFC 3339 or seconds since 1970 "
+        "(default: $SOURCE_DATE_EPOCH, else now)",
+    )
     add_unpack_flag(imp)
     imp.set_defaults(func=cmd_import)
 

@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("ref", metavar="NAME[:TAG|@DIGEST]")
     p.add_argument("--raw", action="store_true", help="print the manifest or index as is")
     p.add_argument(
-        "--format", default="",
+        "--format",
+        default="",
         help="Go template: .Name, .Manifest, .Image, .Provenance, .SBOM (buildx's)",
     )
     p.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
@@ -106,8 +107,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
     with open_store(args) as store, open_registries(args) as registries:
         before = store.images().find(str(ref))
         result = pull(
-            store, ref, registries=registries, platforms=platforms,
-            all_platforms=args.all_platforms, progress=_Printer("pull", args.quiet),
+            store,
+            ref,
+            registries=registries,
+            platforms=platforms,
+            all_platforms=args.all_platforms,
+            progress=_Printer("pull", args.quiet),
         )
         unpack_arrived(store, args, [result.target])
     if not args.quiet:
@@ -129,7 +134,10 @@ def cmd_push(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"The push refers to repository [{ref.name}]", flush=True)
         result = push_image(
-            store, record.target, ref, registries=registries,
+            store,
+            record.target,
+            ref,
+            registries=registries,
             progress=_Printer("push", args.quiet),
         )
     desc = result.descriptor
@@ -152,19 +160,25 @@ def cmd_login(args: argparse.Namespace) -> int:
         password = sys.stdin.read().rstrip("\r\n")
     if not username:
         if not sys.stdin.isatty():
-            raise InvalidArgument("cannot prompt for a username: stdin is not a terminal",
-                                  hint="pass -u USER and --password-stdin")
+            raise InvalidArgument(
+                "cannot prompt for a username: stdin is not a terminal",
+                hint="pass -u USER and --password-stdin",
+            )
         username = input("Username: ").strip()
     if not password:
         if not sys.stdin.isatty():
-            raise InvalidArgument("cannot prompt for a password: stdin is not a terminal",
-                                  hint="pass --password-stdin")
+            raise InvalidArgument(
+                "cannot prompt for a password: stdin is not a terminal",
+                hint="pass --password-stdin",
+            )
         password = getpass.getpass("Password: ")
     if not username or not password:
         raise InvalidArgument("username and password are required")
     if args.password:
-        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
-              file=sys.stderr)
+        print(
+            "WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+            file=sys.stderr,
+        )
     with open_registries(args) as registries:
         login(registries, args.server, Credentials(username, password))
     print("Login Succeeded")
@@ -224,8 +238,11 @@ def cmd_imagetools_inspect(args: argparse.Namespace) -> int:
 def _manifest_text(ref: Reference, doc: RemoteDocument) -> str:
     """buildx's default output: the name, media type and digest, then each manifest."""
     desc = doc.descriptor
-    lines = [f"{'Name:':<11}{ref}", f"{'MediaType:':<11}{desc.media_type}",
-             f"{'Digest:':<11}{desc.digest}"]
+    lines = [
+        f"{'Name:':<11}{ref}",
+        f"{'MediaType:':<11}{desc.media_type}",
+        f"{'Digest:':<11}{desc.digest}",
+    ]
     if mediatype.is_index(desc.media_type):
         lines += ["", "Manifests:"]
         # buildx names each manifest by the reference and its digest (name:tag@sha256:...).

@@ -76,8 +76,10 @@ class Repository:
 
     def get_manifest(self, reference: str, expected: Descriptor | None = None) -> RemoteDocument:
         """Fetch by tag or digest; verify the bytes against the digest and the content type."""
-        what = f"fetch manifest {self}:{reference}" if ":" not in reference else (
-            f"fetch manifest {self}@{reference}"
+        what = (
+            f"fetch manifest {self}:{reference}"
+            if ":" not in reference
+            else (f"fetch manifest {self}@{reference}")
         )
         if expected is not None and expected.size > MAX_MANIFEST:
             raise RegistryError(
@@ -86,8 +88,12 @@ class Repository:
             )
         with self.session.operation(what):
             response = self.session.request(
-                "GET", self._url("manifests", reference), scopes=self.scopes, what=what,
-                headers={"Accept": ACCEPT}, stream=True,
+                "GET",
+                self._url("manifests", reference),
+                scopes=self.scopes,
+                what=what,
+                headers={"Accept": ACCEPT},
+                stream=True,
             )
             if response.status_code != 200:
                 raise response_error(response, what, self.domain)
@@ -118,8 +124,7 @@ class Repository:
                 )
             if mediatype.to_oci(expected.media_type) != mediatype.to_oci(media_type):
                 raise RegistryError(
-                    f"{what}: content type {media_type}, but the index says "
-                    f"{expected.media_type}"
+                    f"{what}: content type {media_type}, but the index says {expected.media_type}"
                 )
             return RemoteDocument(expected, data)
         return RemoteDocument(Descriptor(media_type, digest, len(data)), data)
@@ -128,12 +133,18 @@ class Repository:
         return self._exists("manifests", str(digest), f"check manifest {self}@{digest}")
 
     def put_manifest(self, reference: str, data: bytes, media_type: str) -> Digest:
-        what = f"push manifest {self}:{reference}" if ":" not in reference else (
-            f"push manifest {self}@{reference}"
+        what = (
+            f"push manifest {self}:{reference}"
+            if ":" not in reference
+            else (f"push manifest {self}@{reference}")
         )
         response = self.session.request(
-            "PUT", self._url("manifests", reference), scopes=self.scopes, what=what,
-            headers={"Content-Type": media_type}, content=data,
+            "PUT",
+            self._url("manifests", reference),
+            scopes=self.scopes,
+            what=what,
+            headers={"Content-Type": media_type},
+            content=data,
         )
         if response.status_code not in (200, 201, 202):
             raise response_error(response, what, self.domain)
@@ -167,7 +178,10 @@ class Repository:
         """
         what = f"fetch blob {self}@{desc.digest}"
         response = self.session.request(
-            "GET", self._url("blobs", str(desc.digest)), scopes=self.scopes, what=what,
+            "GET",
+            self._url("blobs", str(desc.digest)),
+            scopes=self.scopes,
+            what=what,
             stream=True,
         )
         if response.status_code != 200:
@@ -280,8 +294,11 @@ class Repository:
         """Ask for a cross-repository mount. None when mounted, else an upload location."""
         what = f"mount blob {digest} from {self.domain}/{source} into {self}"
         response = self.session.request(
-            "POST", f"/v2/{self.path}/blobs/uploads/", scopes=(*self.scopes, Scope.pull(source)),
-            what=what, params={"mount": str(digest), "from": source},
+            "POST",
+            f"/v2/{self.path}/blobs/uploads/",
+            scopes=(*self.scopes, Scope.pull(source)),
+            what=what,
+            params={"mount": str(digest), "from": source},
         )
         if response.status_code == 201:
             return None
@@ -319,7 +336,11 @@ class Repository:
                     while chunk := stream.read(chunk_size):
                         end = offset + len(chunk) - 1
                         response = self.session.request(
-                            "PATCH", location, scopes=self.scopes, what=what, content=chunk,
+                            "PATCH",
+                            location,
+                            scopes=self.scopes,
+                            what=what,
+                            content=chunk,
                             headers={
                                 "Content-Type": "application/octet-stream",
                                 "Content-Range": f"{offset}-{end}",
@@ -349,7 +370,11 @@ class Repository:
 
     def _put_blob(self, url: str, data: bytes, what: str) -> httpx.Response:
         return self.session.request(
-            "PUT", url, scopes=self.scopes, what=what, content=data,
+            "PUT",
+            url,
+            scopes=self.scopes,
+            what=what,
+            content=data,
             headers={"Content-Type": "application/octet-stream"},
         )
 

@@ -205,7 +205,8 @@ def load(registries: Registries, ref: Reference) -> Inspection:
         where = f"{repo}@{manifest.config.digest}"
         config = parse_remote(
             lambda d: jsonread.loads_object(d, "image config"),
-            repo.read_blob(manifest.config), where,
+            repo.read_blob(manifest.config),
+            where,
         )
         provenance: tuple[Any, ...] = ()
         sboms: list[Any] = []
@@ -213,9 +214,7 @@ def load(registries: Registries, ref: Reference) -> Inspection:
             found_slsa = False
             for layer in walk.manifests[att][1].layers:
                 kind = layer.annotation(PREDICATE_TYPE) or ""
-                if layer.media_type != mediatype.IN_TOTO and not _DSSE.fullmatch(
-                    layer.media_type
-                ):
+                if layer.media_type != mediatype.IN_TOTO and not _DSSE.fullmatch(layer.media_type):
                     continue
                 if kind == SPDX:
                     sboms.append(_predicate(repo, layer))

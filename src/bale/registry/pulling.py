@@ -79,8 +79,9 @@ def _config(repo: Repository, image: _Image) -> ImageConfig:
     return parse_remote(ImageConfig.parse, image.config.data, where)
 
 
-def _store_documents(store: Store, images: Sequence[_Image], root: RemoteDocument,
-                     lease: Lease) -> None:
+def _store_documents(
+    store: Store, images: Sequence[_Image], root: RemoteDocument, lease: Lease
+) -> None:
     for image in images:
         store.put_blob(image.config.data, lease)
         if image.manifest is not root:
@@ -165,7 +166,8 @@ def pull(
             # Attestations of the chosen manifests come along, as BuildKit stores them.
             picked = {str(d.digest) for d in chosen}
             chosen += [
-                a for a in index.attestations()
+                a
+                for a in index.attestations()
                 if a.annotation("vnd.docker.reference.digest") in picked
             ]
         for desc in dict.fromkeys(chosen):

@@ -124,9 +124,7 @@ def push_image(
     plan = _plan(store, target, ref)
     repo = Repository(registries.session(ref.domain), ref.path, push=True)
     options = registries.options
-    sources = {
-        str(b.digest): source_repositories(store, b.digest, ref.domain) for b in plan.blobs
-    }
+    sources = {str(b.digest): source_repositories(store, b.digest, ref.domain) for b in plan.blobs}
 
     def one(desc: Descriptor) -> str:
         def opener() -> BinaryIO:
@@ -143,9 +141,7 @@ def push_image(
             repo.put_manifest(str(desc.digest), data, desc.media_type)
     tag = ref.tag if ref.tag and not by_digest else str(root.digest)
     if ref.digest is not None and ref.digest != root.digest:
-        raise RegistryError(
-            f"cannot push {ref.familiar()}: the image's digest is {root.digest}"
-        )
+        raise RegistryError(f"cannot push {ref.familiar()}: the image's digest is {root.digest}")
     repo.put_manifest(tag, root_data, root.media_type)
     add_source(
         store,

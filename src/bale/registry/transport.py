@@ -34,8 +34,12 @@ RETRY_STATUS = frozenset({429, *range(500, 600)} - {501, 505})
 USER_AGENT = "bale/0.1"
 # What a broken connection or a timed-out wait raises: worth another attempt. Other httpx
 # errors (redirect loops, unsupported schemes, bad URLs, undecodable bodies) never heal.
-RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
-             httpx.ProxyError)
+RETRYABLE = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
 # What a bearer token may hold: visible ASCII (RFC 6750 allows less; registries use JWTs).
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 # Bodies of answers that are not streamed (tokens, errors, upload replies) are read at most
@@ -143,13 +147,22 @@ class Session:
         """
         limits = self.limits
         if kind == "request":
-            budget = Budget(what, self.domain, deadline=limits.timeout, setting="timeout",
-                            config=self.config_path)
+            budget = Budget(
+                what,
+                self.domain,
+                deadline=limits.timeout,
+                setting="timeout",
+                config=self.config_path,
+            )
         else:
             budget = Budget(
-                what, self.domain, deadline=limits.blob_timeout,
-                min_rate=limits.min_rate if kind == "blob" else 0, window=limits.rate_window,
-                setting="blob_timeout", config=self.config_path,
+                what,
+                self.domain,
+                deadline=limits.blob_timeout,
+                min_rate=limits.min_rate if kind == "blob" else 0,
+                window=limits.rate_window,
+                setting="blob_timeout",
+                config=self.config_path,
             )
         return budget.activate()
 
@@ -220,7 +233,10 @@ class Session:
             body = content() if callable(content) else content
             try:
                 request = self.client.build_request(
-                    method, url, headers={"User-Agent": USER_AGENT, **headers}, params=params,
+                    method,
+                    url,
+                    headers={"User-Agent": USER_AGENT, **headers},
+                    params=params,
                     content=body,
                 )
                 response = self.client.send(request, stream=True)
@@ -299,8 +315,10 @@ class Session:
         self.token_requests += 1
         if response.status_code in (401, 403):
             response.close()
-            wrong = "incorrect username or password" if not self.credentials.anonymous else (
-                "authentication required"
+            wrong = (
+                "incorrect username or password"
+                if not self.credentials.anonymous
+                else ("authentication required")
             )
             raise RegistryError(
                 f"{what}: {response.status_code} unauthorized: {wrong} for {self.domain}",
@@ -384,8 +402,11 @@ def buffered(response: httpx.Response, limit: int, what: str, host: str) -> http
     # asks for `identity`).
     headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
     return httpx.Response(
-        response.status_code, headers=headers, content=body,
-        request=response.request, extensions={"reason_phrase": response.reason_phrase.encode()},
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions={"reason_phrase": response.reason_phrase.encode()},
     )
 
 

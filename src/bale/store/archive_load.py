@@ -134,9 +134,7 @@ def _ingest_members(store: Store, stream: BinaryIO, lease: Lease) -> dict[str, _
                     target = info.linkname
                     if info.issym():
                         # Relative to the link's directory: `<id>/layer.tar -> ../<hex>.tar`.
-                        target = posixpath.normpath(
-                            posixpath.join(posixpath.dirname(name), target)
-                        )
+                        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
                     links[name] = _safe_name(target)
                     continue
                 if not info.isfile():
@@ -283,8 +281,7 @@ def _validate_tree(store: Store, desc: Descriptor, lease: Lease, *, top: bool) -
 
 
 def _from_docker_archive(store: Store, members: dict[str, _Member], lease: Lease) -> list[Loaded]:
-    doc = jsonread.loads(_member_bytes(members, "manifest.json"), "manifest.json",
-                         limit=_SMALL)
+    doc = jsonread.loads(_member_bytes(members, "manifest.json"), "manifest.json", limit=_SMALL)
     if not isinstance(doc, list) or not doc:
         raise InvalidArgument("malformed manifest.json: expected a non-empty list")
     loaded: list[Loaded] = []

@@ -152,9 +152,7 @@ def import_rootfs(
                 target = manifest
             else:
                 existing = store.images().find(name)
-                target = add_to_index(
-                    store, lease, existing.target if existing else None, manifest
-                )
+                target = add_to_index(store, lease, existing.target if existing else None, manifest)
             store.set_image(name, target, keep_replaced=False)
     return target
 

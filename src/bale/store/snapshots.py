@@ -266,8 +266,13 @@ class Snapshotter:
                 chain = self._chain(parent)
             cur = self._db.execute(
                 "INSERT INTO snapshots(key, kind, parent, created, labels) VALUES (?,?,?,?,?)",
-                (key, kind, parent or None, time.time(),
-                 json.dumps({**(labels or {}), OWNER_LABEL: owner.current()})),
+                (
+                    key,
+                    kind,
+                    parent or None,
+                    time.time(),
+                    json.dumps({**(labels or {}), OWNER_LABEL: owner.current()}),
+                ),
             )
             sid = int(cur.lastrowid or 0)
         return sid, chain
@@ -401,8 +406,9 @@ class Snapshotter:
                 )
             if self._row(name) is not None:
                 raise AlreadyExists(f"snapshot {name!r} already exists")
-            merged = {k: v for k, v in {**info.labels, **(labels or {})}.items()
-                      if k != OWNER_LABEL}
+            merged = {
+                k: v for k, v in {**info.labels, **(labels or {})}.items() if k != OWNER_LABEL
+            }
             self._db.execute(
                 "UPDATE snapshots SET key=?, kind='committed', labels=?, created=? WHERE id=?",
                 (name, json.dumps(merged), time.time(), sid),

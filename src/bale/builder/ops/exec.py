@@ -166,8 +166,16 @@ def _mounts(
                 if m.required:
                     raise _error(v, "no SSH agent socket: pass --ssh default", "")
                 continue
-            out.append(ex.SSHMount(socket=rt.env.ssh_socket, id=m.id, target=m.target,
-                                   mode=m.mode, uid=m.uid, gid=m.gid))
+            out.append(
+                ex.SSHMount(
+                    socket=rt.env.ssh_socket,
+                    id=m.id,
+                    target=m.target,
+                    mode=m.mode,
+                    uid=m.uid,
+                    gid=m.gid,
+                )
+            )
         elif isinstance(m, BindMountSpec):
             out.append(_bind(rt, m, inputs, stack))
     return out

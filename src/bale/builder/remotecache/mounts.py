@@ -32,9 +32,7 @@ def export_mount(store: Store, mount_id: str, lease: Lease) -> Descriptor | None
     root = mount_dir(store.root, mount_id)
     if not root.is_dir():
         return None
-    total = sum(
-        os.lstat(os.path.join(d, f)).st_size for d, _, files in walk(root) for f in files
-    )
+    total = sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in walk(root) for f in files)
     if total > MAX_MOUNT:
         raise InvalidArgument(
             f"cache mount {mount_id!r} holds {total} bytes, over the {MAX_MOUNT} bytes exported"

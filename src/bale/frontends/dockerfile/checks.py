@@ -40,8 +40,7 @@ RULES = {
     "ReservedStageName": "Reserved words should not be used as stage names",
     "MaintainerDeprecated": "The MAINTAINER instruction is deprecated, use a label instead "
     "to define an image author",
-    "LegacyKeyValueFormat": "Legacy key/value format with whitespace separator should not "
-    "be used",
+    "LegacyKeyValueFormat": "Legacy key/value format with whitespace separator should not be used",
     "ConsistentInstructionCasing": "All commands within the Dockerfile should use the same "
     "casing (either upper or lower)",
     "MultipleInstructionsDisallowed": "Multiple instructions of the same type should not be "
@@ -73,15 +72,28 @@ _SECRET = re.compile(
 _ALLOWED = re.compile(r"(?i)(?:_|^)(?:public|file|version)(?:_|$)")
 RESERVED_STAGE_NAMES = ("context", "scratch")
 # The rules BuildKit runs while it parses instructions (the rest run on the parsed stages).
-PARSE_RULES = frozenset((
-    "StageNameCasing", "FromAsCasing", "MaintainerDeprecated", "InvalidDefinitionDescription",
-))
+PARSE_RULES = frozenset(
+    (
+        "StageNameCasing",
+        "FromAsCasing",
+        "MaintainerDeprecated",
+        "InvalidDefinitionDescription",
+    )
+)
 # The rules BuildKit runs as it builds a stage: a build reports them for its stages only.
-DISPATCH_RULES = frozenset((
-    "JSONArgsRecommended", "WorkdirRelativePath", "LegacyKeyValueFormat", "UndefinedVar",
-    "SecretsUsedInArgOrEnv", "MultipleInstructionsDisallowed", "ExposeProtoCasing",
-    "ExposeInvalidFormat", "CopyIgnoredFile",
-))
+DISPATCH_RULES = frozenset(
+    (
+        "JSONArgsRecommended",
+        "WorkdirRelativePath",
+        "LegacyKeyValueFormat",
+        "UndefinedVar",
+        "SecretsUsedInArgOrEnv",
+        "MultipleInstructionsDisallowed",
+        "ExposeProtoCasing",
+        "ExposeInvalidFormat",
+        "CopyIgnoredFile",
+    )
+)
 
 
 def rule_url(rule: str) -> str:
@@ -237,8 +249,14 @@ def build_check(
 ) -> CheckResult:
     """What a build reports, as BuildKit's: the findings of the whole file, but those of the
     rules run while building a stage only for the stages built."""
-    result = check(parsed, target_platform=target_platform, build_platform=build_platform,
-                   build_args=build_args, target=target, dockerignore=dockerignore)
+    result = check(
+        parsed,
+        target_platform=target_platform,
+        build_platform=build_platform,
+        build_args=build_args,
+        target=target,
+        dockerignore=dockerignore,
+    )
     kept = tuple(f for f in result.findings if f.stage is None or f.stage in stages)
     return dc_replace(result, findings=kept, error=None)
 
@@ -291,8 +309,7 @@ def check(
         findings.extend(f for f in _static(df) if f.rule in PARSE_RULES)
     elif df is not None:
         findings.extend(_static(df))
-        found, error = _resolved(df, target_platform, build_platform, args, target,
-                                 dockerignore)
+        found, error = _resolved(df, target_platform, build_platform, args, target, dockerignore)
         findings.extend(found)
     per_line = {n.start: c for n in parsed.nodes if (c := _instruction_config(n.comments))}
 
@@ -302,8 +319,9 @@ def check(
         local = per_line.get(f.source.start) if f.source else None
         return local is None or not ("all" in local.skip or f.rule in local.skip)
 
-    out = sorted(filter(kept, findings),
-                 key=lambda f: (f.source.start if f.source else 0, f.rule, f.message))
+    out = sorted(
+        filter(kept, findings), key=lambda f: (f.source.start if f.source else 0, f.rule, f.message)
+    )
     return CheckResult(parsed.filename, parsed.lines, tuple(out), config.error, error)
 
 
@@ -329,9 +347,11 @@ def _static(df: Dockerfile) -> list[Finding]:
         if (majority == "uppercase" and kw.upper() != kw) or (
             majority == "lowercase" and kw.lower() != kw
         ):
-            add("ConsistentInstructionCasing",
+            add(
+                "ConsistentInstructionCasing",
                 f"Command '{kw}' should match the case of the command majority ({majority})",
-                inst.source)
+                inst.source,
+            )
 
     comments = {n.start: n.comments for n in df.parsed.nodes}
 
@@ -341,9 +361,11 @@ def _static(df: Dockerfile) -> list[Finding]:
         if not above or not keys or above[-1].split(" ")[0] in keys:
             return
         example = keys[0] if len(keys) == 1 else "<arg_key>"
-        add("InvalidDefinitionDescription",
+        add(
+            "InvalidDefinitionDescription",
             f"Comment for {kind} should follow the format: `# {example} <description>`",
-            inst.source)
+            inst.source,
+        )
 
     for meta in df.meta_args:
         described("ARG", [d.key for d in meta.args], meta)
@@ -357,36 +379,49 @@ def _static(df: Dockerfile) -> list[Finding]:
         if written and written != written.lower():
             add("StageNameCasing", f"Stage name '{written}' should be lowercase", frm.source)
         if frm.as_keyword and frm.keyword.isupper() != frm.as_keyword.isupper():
-            add("FromAsCasing",
+            add(
+                "FromAsCasing",
                 f"'{frm.as_keyword}' and '{frm.keyword}' keywords' casing do not match",
-                frm.source)
+                frm.source,
+            )
         if re.fullmatch(r"\$TARGETPLATFORM|\$\{TARGETPLATFORM\}", frm.platform):
-            add("RedundantTargetPlatform",
+            add(
+                "RedundantTargetPlatform",
                 f"Setting platform to predefined {frm.platform} in FROM is redundant as this "
-                "is the default behavior", frm.source)
+                "is the default behavior",
+                frm.source,
+            )
         if frm.platform and "$" not in frm.platform:
             try:
                 constant: Platform | None = Platform.parse(frm.platform)
             except BaleError:
                 constant = None  # resolution reports it
             # A stage named for its platform (`AS linux`, `AS build_amd64`) means it.
-            if constant is not None and constant.os not in stage.name and (
-                constant.architecture not in stage.name
+            if (
+                constant is not None
+                and constant.os not in stage.name
+                and (constant.architecture not in stage.name)
             ):
-                add("FromPlatformFlagConstDisallowed",
+                add(
+                    "FromPlatformFlagConstDisallowed",
                     f'FROM --platform flag should not use constant value "{frm.platform}"',
-                    frm.source)
+                    frm.source,
+                )
         if stage.name:
             described("FROM", [stage.name], frm)
         if stage.name in RESERVED_STAGE_NAMES:
-            add("ReservedStageName",
+            add(
+                "ReservedStageName",
                 f'Stage name should not use the same name as reserved stage "{stage.name}"',
-                frm.source)
+                frm.source,
+            )
         if stage.name:
             if stage.name in seen_names:
-                add("DuplicateStageName",
+                add(
+                    "DuplicateStageName",
                     f'Duplicate stage name "{stage.name}", stage names should be unique',
-                    frm.source)
+                    frm.source,
+                )
             seen_names[stage.name] = stage.index
         # A stage built on an earlier one inherits its SHELL and WORKDIR.
         parent = seen_names.get(frm.image.lower()) if frm.image.lower() != stage.name else None
@@ -401,32 +436,49 @@ def _static(df: Dockerfile) -> list[Finding]:
             if isinstance(inst, ins.Cmd | ins.Entrypoint | ins.Healthcheck):
                 counts.setdefault(inst.name, []).append(inst)
             if isinstance(inst, ins.Cmd | ins.Entrypoint) and inst.prepend_shell and not has_shell:
-                add("JSONArgsRecommended",
+                add(
+                    "JSONArgsRecommended",
                     f"JSON arguments recommended for {inst.name} to prevent unintended "
-                    "behavior related to OS signals", inst.source)
+                    "behavior related to OS signals",
+                    inst.source,
+                )
             if isinstance(inst, ins.Expose):
                 for port in inst.ports:
                     ip, host, proto = _expose_parts(port)
                     if proto != proto.lower():
-                        add("ExposeProtoCasing",
-                            f"Defined protocol '{port}' in EXPOSE instruction should be "
-                            "lowercase", inst.source)
+                        add(
+                            "ExposeProtoCasing",
+                            f"Defined protocol '{port}' in EXPOSE instruction should be lowercase",
+                            inst.source,
+                        )
                     if ip or host:
-                        add("ExposeInvalidFormat",
+                        add(
+                            "ExposeInvalidFormat",
                             "EXPOSE instruction should not define an IP address or host-port "
-                            f"mapping, found '{port}'", inst.source)
+                            f"mapping, found '{port}'",
+                            inst.source,
+                        )
             if isinstance(inst, ins.Maintainer):
-                add("MaintainerDeprecated",
-                    "Maintainer instruction is deprecated in favor of using label", inst.source)
+                add(
+                    "MaintainerDeprecated",
+                    "Maintainer instruction is deprecated in favor of using label",
+                    inst.source,
+                )
             if isinstance(inst, ins.Env | ins.Label) and inst.legacy:
-                add("LegacyKeyValueFormat",
+                add(
+                    "LegacyKeyValueFormat",
                     f'"{inst.name} key=value" should be used instead of legacy '
-                    f'"{inst.name} key value" format', inst.source)
+                    f'"{inst.name} key value" format',
+                    inst.source,
+                )
             if isinstance(inst, ins.Workdir):
                 if not inst.path.startswith(("/", "$")) and not has_workdir:
-                    add("WorkdirRelativePath",
+                    add(
+                        "WorkdirRelativePath",
                         f'Relative workdir "{inst.path}" can have unexpected results if the '
-                        "base image changes", inst.source)
+                        "base image changes",
+                        inst.source,
+                    )
                 has_workdir = True
             names: list[str] = []
             kind = ""
@@ -437,21 +489,27 @@ def _static(df: Dockerfile) -> list[Finding]:
                 names, kind = [p.key for p in inst.pairs], "ENV"
             for name in names:
                 if _is_secret(name):
-                    add("SecretsUsedInArgOrEnv",
-                        "Do not use ARG or ENV instructions for sensitive data "
-                        f'({kind} "{name}")', inst.source)
+                    add(
+                        "SecretsUsedInArgOrEnv",
+                        f'Do not use ARG or ENV instructions for sensitive data ({kind} "{name}")',
+                        inst.source,
+                    )
         shell_set[stage.index] = has_shell
         workdir_set[stage.index] = has_workdir
         for name, items in counts.items():
             for inst in items[:-1]:
-                add("MultipleInstructionsDisallowed",
+                add(
+                    "MultipleInstructionsDisallowed",
                     f"Multiple {name} instructions should not be used in the same stage "
-                    "because only the last one will be used", inst.source)
+                    "because only the last one will be used",
+                    inst.source,
+                )
     return findings
 
 
-def _default_bases(df: Dockerfile, target_platform: Platform,
-                   build_platform: Platform | None) -> list[Finding]:
+def _default_bases(
+    df: Dockerfile, target_platform: Platform, build_platform: Platform | None
+) -> list[Finding]:
     """InvalidDefaultArgInFrom: each base name as the global ARG defaults alone make it."""
     lexer = Lexer(df.parsed.escape)
     env = platform_args(target_platform, build_platform or target_platform)
@@ -466,10 +524,14 @@ def _default_bases(df: Dockerfile, target_platform: Platform,
             try:
                 Reference.parse(name)
             except BaleError:
-                found.append(Finding(
-                    "InvalidDefaultArgInFrom",
-                    f"Default value for ARG {stage.from_.image} results in empty or invalid "
-                    "base image name", stage.from_.source))
+                found.append(
+                    Finding(
+                        "InvalidDefaultArgInFrom",
+                        f"Default value for ARG {stage.from_.image} results in empty or invalid "
+                        "base image name",
+                        stage.from_.source,
+                    )
+                )
     except ShellError:
         return found  # resolution reports the same error
     return found
@@ -487,15 +549,26 @@ def _resolved(
     findings = _default_bases(df, target_platform, build_platform)
     declared_meta = {d.key for a in df.meta_args for d in a.args}
     known = sorted(declared_meta | set(platform_args(target_platform, target_platform)))
-    for name, rng in undefined_in_from(df, target_platform=target_platform,
-                                       build_platform=build_platform, build_args=args):
-        findings.append(Finding(
-            "UndefinedArgInFrom", f"FROM argument '{name}' is not declared"
-            f"{suggest(name, known, case_sensitive=True)}",
-            rng))
+    for name, rng in undefined_in_from(
+        df, target_platform=target_platform, build_platform=build_platform, build_args=args
+    ):
+        findings.append(
+            Finding(
+                "UndefinedArgInFrom",
+                f"FROM argument '{name}' is not declared"
+                f"{suggest(name, known, case_sensitive=True)}",
+                rng,
+            )
+        )
     try:
-        build = resolve(df, target_platform=target_platform, build_platform=build_platform,
-                        build_args=args, target=target, all_stages=True)
+        build = resolve(
+            df,
+            target_platform=target_platform,
+            build_platform=build_platform,
+            build_args=args,
+            target=target,
+            all_stages=True,
+        )
     except DockerfileError as exc:
         return findings, exc
     for resolved in build.stages:
@@ -504,7 +577,9 @@ def _resolved(
                 continue
             seen = {k for step in resolved.steps for k, _ in step.build_env}
             seen.update(
-                d.key for step in resolved.steps if isinstance(step.instruction, ins.Arg)
+                d.key
+                for step in resolved.steps
+                if isinstance(step.instruction, ins.Arg)
                 for d in step.instruction.args
             )
             if resolved.platform.os != "windows":
@@ -512,9 +587,14 @@ def _resolved(
             candidates = sorted(seen - {name})
             hint = suggest(name, candidates, case_sensitive=True)
             hint = hint.replace("did you mean ", "did you mean $")
-            findings.append(Finding("UndefinedVar",
-                                    f"Usage of undefined variable '${name}'{hint}", rng,
-                                    resolved.index))
+            findings.append(
+                Finding(
+                    "UndefinedVar",
+                    f"Usage of undefined variable '${name}'{hint}",
+                    rng,
+                    resolved.index,
+                )
+            )
         if ignore is None or ignore.has_exclusions:
             continue  # exclusions make a static answer unreliable, as BuildKit says
         for step in resolved.steps:
@@ -526,10 +606,15 @@ def _resolved(
                 if "://" in src or (inst.is_add and src.startswith("git@")):
                     continue
                 if _copy_ignored(src, ignore):
-                    findings.append(Finding(
-                        "CopyIgnoredFile",
-                        f'Attempting to {verb} file "{_clean(src)}" that is excluded by '
-                        ".dockerignore", inst.source, resolved.index))
+                    findings.append(
+                        Finding(
+                            "CopyIgnoredFile",
+                            f'Attempting to {verb} file "{_clean(src)}" that is excluded by '
+                            ".dockerignore",
+                            inst.source,
+                            resolved.index,
+                        )
+                    )
     return findings, None
 
 

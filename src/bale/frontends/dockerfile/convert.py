@@ -332,8 +332,11 @@ class _Platform:
         if str(stage.platform) not in self.options.native:
             # Steps that run a process show how: "[linux/arm64 emulated build 2/4]".
             platform = f"[{stage.platform} "
-            label = (label.replace(platform, f"{platform}emulated ", 1) if self.multi
-                     else label.replace("[", f"{platform}emulated ", 1))
+            label = (
+                label.replace(platform, f"{platform}emulated ", 1)
+                if self.multi
+                else label.replace("[", f"{platform}emulated ", 1)
+            )
         local = any(
             isinstance(m, SecretMountSpec | SSHMountSpec)
             or (isinstance(m, BindMountSpec) and m.input is None)

@@ -36,8 +36,9 @@ class Expander:
     """Expands words for one instruction against a fixed environment, collecting the names
     that were referenced but not set (for the UndefinedVar check)."""
 
-    def __init__(self, lexer: Lexer, env: Mapping[str, str], inst: Instruction,
-                 lines: tuple[str, ...]) -> None:
+    def __init__(
+        self, lexer: Lexer, env: Mapping[str, str], inst: Instruction, lines: tuple[str, ...]
+    ) -> None:
         self.lexer = lexer
         self.env = env
         self.inst = inst
@@ -140,9 +141,7 @@ def expand_instruction(inst: Instruction, ex: Expander) -> Instruction:
         return evolve(inst, signal=ex.word(inst.signal))
     if isinstance(inst, Run) and inst.mount_specs:
         try:
-            mounts = tuple(
-                parse_mount(spec, ex.word, i) for i, spec in enumerate(inst.mount_specs)
-            )
+            mounts = tuple(parse_mount(spec, ex.word, i) for i, spec in enumerate(inst.mount_specs))
         except MountError as exc:
             raise DockerfileError(str(exc), source=inst.source, lines=ex.lines) from None
         return evolve(inst, mounts=mounts)

@@ -25,8 +25,24 @@ from bale.frontends.dockerfile.parser import (
 )
 
 INSTRUCTIONS = (
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
-    "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 )
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 NETWORK_MODES = ("default", "none", "host")
@@ -223,8 +239,16 @@ class _Common(TypedDict):
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
-          "m": 60 * 10**9, "h": 3600 * 10**9}
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 
 
 def parse_duration(text: str) -> int:
@@ -283,9 +307,7 @@ def _pairs(node: Node) -> tuple[KeyValue, ...]:
     return tuple(KeyValue(a[i], a[i + 1]) for i in range(0, len(a) - 1, 2))
 
 
-def _from(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _from(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     args = node.args
     stage = ""
     as_kw = ""
@@ -299,13 +321,16 @@ def _from(
             )
     elif len(args) != 1:
         raise _Fail("FROM requires either one or three arguments")
-    return From(**common, image=args[0], stage_name=stage,
-                platform=flags.string("platform") or "", as_keyword=as_kw)
+    return From(
+        **common,
+        image=args[0],
+        stage_name=stage,
+        platform=flags.string("platform") or "",
+        as_keyword=as_kw,
+    )
 
 
-def _run(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _run(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     if not node.args and not node.json:
         raise _Fail("RUN requires at least one argument")
     network = flags.string("network") or ""
@@ -319,9 +344,16 @@ def _run(
         mounts = tuple(parse_mount_as_written(s, i) for i, s in enumerate(specs))
     except MountError as exc:
         raise _Fail(str(exc)) from None
-    return Run(**common, command=node.args, prepend_shell=not node.json,
-               files=node.heredocs, mounts=mounts, mount_specs=specs,
-               network=network, security=security)
+    return Run(
+        **common,
+        command=node.args,
+        prepend_shell=not node.json,
+        files=node.heredocs,
+        mounts=mounts,
+        mount_specs=specs,
+        network=network,
+        security=security,
+    )
 
 
 def _cmd_entrypoint(
@@ -331,29 +363,21 @@ def _cmd_entrypoint(
     return cls(**common, command=node.args, prepend_shell=not node.json)
 
 
-def _shell(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _shell(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     if not node.json:
         raise _Fail("SHELL requires the arguments to be in JSON form")
     return Shell(**common, shell=_at_least_one(node))
 
 
-def _env(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _env(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     return Env(**common, pairs=_pairs(node), legacy=node.legacy)
 
 
-def _label(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _label(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     return Label(**common, pairs=_pairs(node), legacy=node.legacy)
 
 
-def _arg(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _arg(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     defs: list[ArgDef] = []
     for word in _at_least_one(node):
         key, has_value, value = word.partition("=")
@@ -363,22 +387,16 @@ def _arg(
     return Arg(**common, args=tuple(defs))
 
 
-def _expose(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _expose(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     # BuildKit sorts the words before expanding them.
     return Expose(**common, ports=tuple(sorted(_at_least_one(node))))
 
 
-def _user(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _user(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     return User(**common, user=_one(node))
 
 
-def _workdir(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _workdir(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     return Workdir(**common, path=_one(node))
 
 
@@ -394,18 +412,14 @@ def _maintainer(
     return Maintainer(**common, maintainer=_one(node))
 
 
-def _volume(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _volume(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     volumes = tuple(v.strip() for v in _at_least_one(node))
     if any(v == "" for v in volumes):
         raise _Fail("VOLUME specified can not be an empty string")
     return Volume(**common, volumes=volumes)
 
 
-def _copy_add(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _copy_add(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     upper = kw.upper()
     if len(node.args) < 2:
         raise _Fail(
@@ -424,12 +438,21 @@ def _copy_add(
             contents.append(SourceContent(body.name, body.data(), body.expand))
         else:
             sources.append(src)
-    return Copy(**common, sources=tuple(sources), dest=node.args[-1],
-                contents=tuple(contents), from_=flags.string("from") or "",
-                chown=flags.string("chown") or "", chmod=flags.string("chmod") or "",
-                link=flags.flag("link"), parents=flags.flag("parents"),
-                excludes=flags.many("exclude"), keep_git_dir=flags.flag("keep-git-dir"),
-                checksum=flags.string("checksum") or "", unpack=flags.bools.get("unpack"))
+    return Copy(
+        **common,
+        sources=tuple(sources),
+        dest=node.args[-1],
+        contents=tuple(contents),
+        from_=flags.string("from") or "",
+        chown=flags.string("chown") or "",
+        chmod=flags.string("chmod") or "",
+        link=flags.flag("link"),
+        parents=flags.flag("parents"),
+        excludes=flags.many("exclude"),
+        keep_git_dir=flags.flag("keep-git-dir"),
+        checksum=flags.string("checksum") or "",
+        unpack=flags.bools.get("unpack"),
+    )
 
 
 def _healthcheck(
@@ -459,15 +482,18 @@ def _healthcheck(
             raise _Fail(f'strconv.ParseInt: parsing "{retries_text}": value out of range')
         if retries < 1:
             raise _Fail(f"--retries must be at least 1 (not {retries})")
-    return Healthcheck(**common, test=test, interval=_duration(flags, "interval"),
-                       timeout=_duration(flags, "timeout"),
-                       start_period=_duration(flags, "start-period"),
-                       start_interval=_duration(flags, "start-interval"), retries=retries)
+    return Healthcheck(
+        **common,
+        test=test,
+        interval=_duration(flags, "interval"),
+        timeout=_duration(flags, "timeout"),
+        start_period=_duration(flags, "start-period"),
+        start_interval=_duration(flags, "start-interval"),
+        retries=retries,
+    )
 
 
-def _onbuild(
-    node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange
-) -> Instruction:
+def _onbuild(node: Node, kw: str, common: _Common, flags: Flags, rng: SourceRange) -> Instruction:
     child = node.child
     if child is None:
         raise _Fail("ONBUILD requires at least one argument")
@@ -509,9 +535,7 @@ def _build(node: Node, rng: SourceRange) -> Instruction:
     kw = node.name
     builder = _BUILDERS.get(kw)
     if builder is None:
-        raise _Fail(
-            f"unknown instruction: {node.keyword}{suggest(node.keyword, INSTRUCTIONS)}"
-        )
+        raise _Fail(f"unknown instruction: {node.keyword}{suggest(node.keyword, INSTRUCTIONS)}")
     common: _Common = {"source": rng, "keyword": node.keyword, "original": node.original}
     flags = parse_flags(kw, node.flags)
     return builder(node, kw, common, flags, rng)
@@ -522,9 +546,7 @@ _KNOWN = frozenset(i.lower() for i in INSTRUCTIONS)
 
 def _build_checked(node: Node, rng: SourceRange) -> Instruction:
     if node.name not in _KNOWN:
-        raise _Fail(
-            f"unknown instruction: {node.keyword}{suggest(node.keyword, INSTRUCTIONS)}"
-        )
+        raise _Fail(f"unknown instruction: {node.keyword}{suggest(node.keyword, INSTRUCTIONS)}")
     return _build(node, rng)
 
 

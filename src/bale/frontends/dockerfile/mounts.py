@@ -11,8 +11,25 @@ from dataclasses import dataclass
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING = ("shared", "private", "locked")
 _KEYS = (
-    "type", "from", "source", "src", "target", "dst", "destination", "readonly", "ro",
-    "readwrite", "rw", "required", "id", "sharing", "mode", "uid", "gid", "size", "env",
+    "type",
+    "from",
+    "source",
+    "src",
+    "target",
+    "dst",
+    "destination",
+    "readonly",
+    "ro",
+    "readwrite",
+    "rw",
+    "required",
+    "id",
+    "sharing",
+    "mode",
+    "uid",
+    "gid",
+    "size",
+    "env",
 )
 
 
@@ -105,7 +122,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None, index: in
             if value.lower() not in MOUNT_TYPES:
                 from bale.frontends.dockerfile.parser import suggest
 
-                raise MountError(f"unsupported mount type \"{value}\"{suggest(value, MOUNT_TYPES)}")
+                raise MountError(f'unsupported mount type "{value}"{suggest(value, MOUNT_TYPES)}')
             values["type"] = value.lower()
         elif key == "from":
             values["from_"] = value
@@ -125,7 +142,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None, index: in
             values["id"] = value
         elif key == "sharing":
             if value.lower() not in SHARING:
-                raise MountError(f"unsupported sharing value \"{value}\"")
+                raise MountError(f'unsupported sharing value "{value}"')
             values["sharing"] = value.lower()
         elif key == "mode":
             values["mode"] = _uint(key, value, 8)
@@ -150,7 +167,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None, index: in
     if mtype not in ("secret", "ssh", "cache"):
         for key in ("mode", "uid", "gid"):
             if key in values:
-                raise MountError(f"{key} not allowed for \"{mtype}\" type mounts")
+                raise MountError(f'{key} not allowed for "{mtype}" type mounts')
     if ro_auto:
         values["readonly"] = mtype not in ("cache", "tmpfs")
     if "sharing" in values and mtype != "cache":

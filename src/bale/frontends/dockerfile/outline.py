@@ -67,9 +67,9 @@ def _comments(parsed: ParsedDockerfile) -> dict[int, tuple[str, ...]]:
     return {node.start: node.comments for node in parsed.nodes}
 
 
-def targets(source: str | ParsedDockerfile | Dockerfile, filename: str = "Dockerfile") -> list[
-    TargetInfo
-]:
+def targets(
+    source: str | ParsedDockerfile | Dockerfile, filename: str = "Dockerfile"
+) -> list[TargetInfo]:
     """Every stage, as BuildKit lists them (unnamed ones too), with their descriptions; the
     last is the default."""
     df = load(source, filename)
@@ -79,8 +79,9 @@ def targets(source: str | ParsedDockerfile | Dockerfile, filename: str = "Docker
     for stage in df.stages:
         frm = stage.from_
         desc = _description(comments.get(frm.source.start, ()), stage.name)
-        out.append(TargetInfo(stage.name, desc, stage.index == last, frm.source, frm.image,
-                              frm.platform))
+        out.append(
+            TargetInfo(stage.name, desc, stage.index == last, frm.source, frm.image, frm.platform)
+        )
     return out
 
 
@@ -164,8 +165,10 @@ def outline(
                     value = env.get(d.key)
                 if not inherited:
                     desc = _description(comments.get(inst.source.start, ()), d.key)
-                    cap.args[d.key] = (OutlineArg(d.key, value or "", desc, inst.source),
-                                       frozenset())
+                    cap.args[d.key] = (
+                        OutlineArg(d.key, value or "", desc, inst.source),
+                        frozenset(),
+                    )
                 cap.used.add(d.key)
                 if value is not None:
                     local[d.key] = value
@@ -174,8 +177,9 @@ def outline(
                 for mount in step.instruction.mounts:
                     if mount.type in ("secret", "ssh"):
                         found = cap.secrets if mount.type == "secret" else cap.ssh
-                        found.setdefault(mount.id, OutlineSecret(mount.id, mount.required,
-                                                                 step.source))
+                        found.setdefault(
+                            mount.id, OutlineSecret(mount.id, mount.required, step.source)
+                        )
         captures[stage.index] = cap
     deps_of = {s.index: s.dependencies for s in build.stages}
     args: list[OutlineArg] = []
@@ -200,8 +204,7 @@ def outline(
             if name in cap.args and name not in seen_args:
                 seen_args.add(name)
                 args.append(cap.args[name][0])
-        for found, out, seen in ((cap.secrets, secrets, seen_secrets),
-                                 (cap.ssh, ssh, seen_ssh)):
+        for found, out, seen in ((cap.secrets, secrets, seen_secrets), (cap.ssh, ssh, seen_ssh)):
             for key, item in found.items():
                 if key not in seen:
                     seen.add(key)
@@ -210,8 +213,13 @@ def outline(
     order = lambda item: item.source.start  # noqa: E731 - file order, as BuildKit sorts
     stage = build.target
     desc = _description(comments.get(stage.from_.source.start, ()), stage.name)
-    return Outline(stage.name, desc, tuple(sorted(args, key=order)),
-                   tuple(sorted(secrets, key=order)), tuple(sorted(ssh, key=order)))
+    return Outline(
+        stage.name,
+        desc,
+        tuple(sorted(args, key=order)),
+        tuple(sorted(secrets, key=order)),
+        tuple(sorted(ssh, key=order)),
+    )
 
 
 def _all_used(cap: _Capture) -> set[str]:

@@ -261,9 +261,7 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
                     content.append(current + "\n")
                 if not terminated:
                     raise fail("unterminated heredoc", start, i)
-                bodies.append(
-                    Heredoc(doc.name, "".join(content), doc.expand, doc.chomp, doc.fd)
-                )
+                bodies.append(Heredoc(doc.name, "".join(content), doc.expand, doc.chomp, doc.fd))
             if node is target:
                 node = replace(node, heredocs=tuple(bodies), end=i)
             else:
@@ -368,7 +366,17 @@ def _node_from_line(
         if rest:
             child = _node_from_line(rest, escape, start, end, ())
     return Node(
-        keyword, line, tuple(flags), args, start, end, is_json, legacy, (), comments, child,
+        keyword,
+        line,
+        tuple(flags),
+        args,
+        start,
+        end,
+        is_json,
+        legacy,
+        (),
+        comments,
+        child,
         keyword.lower(),
     )
 
@@ -427,7 +435,7 @@ def _name_val(rest: str, key: str, escape: str) -> tuple[tuple[str, ...], bool]:
     for word in words:
         if "=" not in word:
             raise ParseFailure(
-                f"Syntax error - can't find = in \"{word}\". Must be of the form: name=value"
+                f'Syntax error - can\'t find = in "{word}". Must be of the form: name=value'
             )
         name, value = word.split("=", 1)
         out.extend((name, value))
@@ -438,9 +446,7 @@ _QUOTES_OR_ESCAPES = re.compile(r"[\"'\\`]")
 _SIMPLE_FLAGS = re.compile(r"(?:--[^\s\"'\\]*(?:\s+|$))+")
 
 
-_WORD_BACKSLASH = re.compile(
-    r"""(?:[^\s"'\\]+|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+""", re.DOTALL
-)
+_WORD_BACKSLASH = re.compile(r"""(?:[^\s"'\\]+|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+""", re.DOTALL)
 
 
 def parse_words(rest: str, escape: str) -> list[str]:
@@ -530,7 +536,7 @@ def extract_flags(line: str) -> tuple[str, list[str]]:
         stripped = line.lstrip()
         found = simple.group(0).split()
         rest = stripped[simple.end() :]
-        if "--" not in found and not rest.startswith("-") and rest[:1] not in ("\"", "'", "\\"):
+        if "--" not in found and not rest.startswith("-") and rest[:1] not in ('"', "'", "\\"):
             return rest, found
     return _extract_flags(line)
 

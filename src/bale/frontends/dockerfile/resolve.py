@@ -61,12 +61,45 @@ _SPECIFIER = re.compile(r"[A-Za-z0-9_.-]+")
 _PORT = re.compile(r"^([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?$")
 
 
-_SIGNALS = frozenset((
-    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
-    "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
-    "TRAP", "TSTP", "TTIN", "TTOU", "UNUSED", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU",
-    "XFSZ",
-))
+_SIGNALS = frozenset(
+    (
+        "ABRT",
+        "ALRM",
+        "BUS",
+        "CHLD",
+        "CLD",
+        "CONT",
+        "FPE",
+        "HUP",
+        "ILL",
+        "INT",
+        "IO",
+        "IOT",
+        "KILL",
+        "PIPE",
+        "POLL",
+        "PROF",
+        "PWR",
+        "QUIT",
+        "SEGV",
+        "STKFLT",
+        "STOP",
+        "SYS",
+        "TERM",
+        "TRAP",
+        "TSTP",
+        "TTIN",
+        "TTOU",
+        "UNUSED",
+        "URG",
+        "USR1",
+        "USR2",
+        "VTALRM",
+        "WINCH",
+        "XCPU",
+        "XFSZ",
+    )
+)
 
 
 def _number(text: str, above: int) -> int | None:
@@ -309,8 +342,9 @@ class _Resolver:
         text = self.expand_meta(frm.platform, frm)
         if text == "":
             raise self.error(
-                f"empty platform value from expression {frm.platform}"
-                + self.suggest_meta(before), frm.source)
+                f"empty platform value from expression {frm.platform}" + self.suggest_meta(before),
+                frm.source,
+            )
         return text
 
     def suggest_meta(self, since: int) -> str:
@@ -329,12 +363,15 @@ class _Resolver:
             raise self.error(
                 f'failed to parse platform {frm.platform}: "{bad}" is an invalid component of '
                 f'"{text}": platform specifier component must match "^[A-Za-z0-9_.-]+$": '
-                f"invalid argument{hint}", frm.source)
+                f"invalid argument{hint}",
+                frm.source,
+            )
         try:
             return Platform.parse(text)
         except InvalidArgument as exc:
-            raise self.error(f"failed to parse platform {text}: {exc.message}{hint}",
-                             frm.source) from None
+            raise self.error(
+                f"failed to parse platform {text}: {exc.message}{hint}", frm.source
+            ) from None
 
     def stage_ref(self, ref: str, inst: ins.Instruction) -> int | None:
         """A `--from` value as a stage index, or None for an image reference."""
@@ -344,8 +381,11 @@ class _Resolver:
         index = _number(ref, len(self.df.stages))
         if index is not None:
             if index >= len(self.df.stages):
-                raise self.error(f"invalid stage index {ref}", inst.source,
-                                 hint=f"the Dockerfile has {len(self.df.stages)} stages")
+                raise self.error(
+                    f"invalid stage index {ref}",
+                    inst.source,
+                    hint=f"the Dockerfile has {len(self.df.stages)} stages",
+                )
             return index
         return None
 
@@ -370,9 +410,7 @@ class _Resolver:
             if found is not None:
                 # As BuildKit: a base without PATH (an imported rootfs) gets the default one,
                 # so `ENV PATH=/opt/bin:$PATH` and RUN find the usual commands.
-                if platform.os != "windows" and not any(
-                    e.startswith("PATH=") for e in found.env
-                ):
+                if platform.os != "windows" and not any(e.startswith("PATH=") for e in found.env):
                     found = replace(found, env=(f"PATH={DEFAULT_PATH}", *found.env))
                 return found, True
         return RuntimeConfig(), False
@@ -466,8 +504,9 @@ class _Resolver:
 class _StageState:
     """The mutable state while one stage's instructions are folded (kept in one place)."""
 
-    def __init__(self, r: _Resolver, stage: Stage, platform: Platform,
-                 config: RuntimeConfig, env_known: bool) -> None:
+    def __init__(
+        self, r: _Resolver, stage: Stage, platform: Platform, config: RuntimeConfig, env_known: bool
+    ) -> None:
         self.r = r
         self.stage = stage
         self.platform = platform
@@ -478,9 +517,7 @@ class _StageState:
         self.image_env: dict[str, str] = config.env_map()
         self.labels: dict[str, str] = dict(config.labels)
         self.build_env: dict[str, str] = dict(self.image_env)
-        self.args: dict[str, str] = {
-            k: v for k, v in r.build_args.items() if k in PROXY_ARGS
-        }
+        self.args: dict[str, str] = {k: v for k, v in r.build_args.items() if k in PROXY_ARGS}
         self._cache: tuple[tuple[tuple[str, str], ...], ...] | None = None
         self.declared: set[str] = set()
         self.shell = config.shell or default_shell(platform)
@@ -503,12 +540,17 @@ class _StageState:
         # or one within two edits of a name it declares (a typo), is reported.
         known = sorted(self.declared | set(self.build_env))
         return tuple(
-            (n, rng) for n, rng in self.unsure
+            (n, rng)
+            for n, rng in self.unsure
             if n in self.declared or n in self.build_env or suggest(n, known, case_sensitive=True)
         )
 
-    def record(self, inst: ins.Instruction, from_stage: int | None = None,
-               mount_stages: tuple[int | None, ...] = ()) -> None:
+    def record(
+        self,
+        inst: ins.Instruction,
+        from_stage: int | None = None,
+        mount_stages: tuple[int | None, ...] = (),
+    ) -> None:
         if self._cache is None:
             self._cache = (
                 tuple(self.image_env.items()),
@@ -516,10 +558,19 @@ class _StageState:
                 tuple(self.build_env.items()),
             )
         env, args, build_env = self._cache
-        self.steps.append(Step(
-            inst, env, args, build_env, self.workdir(), self.config.user, self.shell,
-            from_stage, mount_stages,
-        ))
+        self.steps.append(
+            Step(
+                inst,
+                env,
+                args,
+                build_env,
+                self.workdir(),
+                self.config.user,
+                self.shell,
+                from_stage,
+                mount_stages,
+            )
+        )
 
     def apply(self, inst: ins.Instruction) -> None:
         if isinstance(inst, ins.Arg):
@@ -608,8 +659,9 @@ class _StageState:
             low = _number(match.group(1), 65535) or 0
             high = (_number(match.group(2), 65535) or 0) if match.group(2) else low
             if high < low or high > 65535:
-                raise self.r.error(f"invalid range specified for containerPort: {spec}",
-                                   inst.source)
+                raise self.r.error(
+                    f"invalid range specified for containerPort: {spec}", inst.source
+                )
             normalized.extend(f"{n}/{proto}" for n in range(low, high + 1))
         ports.extend(p for p in normalized if p not in ports)
         self.record(evolve(inst, ports=tuple(normalized)))
@@ -650,8 +702,14 @@ class _StageState:
 
     def on_healthcheck(self, inst: ins.Healthcheck) -> None:
         self.record(inst)
-        check = Healthcheck(inst.test, inst.interval, inst.timeout, inst.start_period,
-                            inst.start_interval, inst.retries)
+        check = Healthcheck(
+            inst.test,
+            inst.interval,
+            inst.timeout,
+            inst.start_period,
+            inst.start_interval,
+            inst.retries,
+        )
         self.config = replace(self.config, healthcheck=check)
 
     def on_onbuild(self, inst: ins.Onbuild) -> None:
@@ -682,9 +740,15 @@ class _StageState:
             labels=tuple(self.labels.items()),
         )
         resolved = ResolvedStage(
-            self.stage.index, self.stage.name, self.r.bases[self.stage.index], self.platform,
-            self.r.froms[self.stage.index], tuple(self.steps), self.config,
-            tuple(sorted(self.deps)), tuple(self.undefined) or self.surely_undefined(),
+            self.stage.index,
+            self.stage.name,
+            self.r.bases[self.stage.index],
+            self.platform,
+            self.r.froms[self.stage.index],
+            tuple(self.steps),
+            self.config,
+            tuple(sorted(self.deps)),
+            tuple(self.undefined) or self.surely_undefined(),
             self.env_known,
         )
         return resolved
@@ -797,12 +861,19 @@ def resolve(
     for done in stages:
         _copies_from_earlier_stages(r, done)
     unused = sorted(
-        k for k in r.build_args if k not in r.used and k not in PROXY_ARGS
-        and not k.startswith("BUILDKIT_")
+        k
+        for k in r.build_args
+        if k not in r.used and k not in PROXY_ARGS and not k.startswith("BUILDKIT_")
     )
     declared = {d.key for arg in df.meta_args for d in arg.args}
     return ResolvedBuild(
-        df.filename, df.lines, target_platform, build, stages, target_index, tuple(unused),
+        df.filename,
+        df.lines,
+        target_platform,
+        build,
+        stages,
+        target_index,
+        tuple(unused),
         tuple(r.undefined_in_from),
         tuple((k, v) for k, v in r.meta.items() if k in declared),
     )

@@ -36,4 +36,4 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_getattr('bale.store.layers', _WHERE)
+__getattr__ = lazy_getattr("bale.store.layers", _WHERE)

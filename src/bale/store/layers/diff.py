@@ -56,9 +56,7 @@ def _sort_key(change: _Change) -> tuple[tuple[str, ...], int]:
     return (parts, 0 if kind == "entry" else 1)
 
 
-def write_layer(
-    sink: Sink, options: DiffOptions, emit: Callable[[TarEmitter], None]
-) -> LayerBlob:
+def write_layer(sink: Sink, options: DiffOptions, emit: Callable[[TarEmitter], None]) -> LayerBlob:
     """A layer whose entries `emit` writes (in archive order), compressed into `sink`."""
     if options.compression not in _MEDIA_TYPES:
         raise InvalidArgument(
