@@ -199,10 +199,12 @@ def test_copy_of_a_missing_file_names_it_and_the_line(project: Project) -> None:
     assert getattr(caught.value, "source", None) is not None
 
 
-def test_a_wildcard_matching_nothing_is_an_error(project: Project) -> None:
+def test_a_wildcard_matching_nothing_copies_nothing(project: Project) -> None:
+    # BuildKit's AllowEmptyWildcard (testEmptyWildcard): no error, the destination is made.
     project.write("a.txt", "A")
-    with pytest.raises(BaleError, match=r"\*\.none"):
-        project.build("FROM scratch\nCOPY *.none /m/\n")
+    files = _files(project, "FROM scratch\nCOPY a.txt *.none /m/\n")
+    assert _regular(files) == {"m/a.txt": b"A"}
+    assert "m" in files and files["m"].type == "dir"
 
 
 def test_copy_of_several_files_to_a_non_directory_is_an_error(tree: Project) -> None:
