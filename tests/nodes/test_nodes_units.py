@@ -13,7 +13,7 @@ import pytest
 from bale.builder.progress import Event
 from bale.cli.nodes import schedule
 from bale.cli.nodes.context_tar import cached, pack, unpack
-from bale.cli.nodes.coordinator import relay
+from bale.cli.nodes.sessions import relay
 from bale.cli.nodes.state import BuilderState, Endpoint, Node
 from bale.cli.nodes.transport import command
 from bale.errors import BaleError, DigestMismatch, FailedPrecondition, InvalidArgument
@@ -175,7 +175,7 @@ def test_relay_names_the_node_in_every_step() -> None:
 
 
 def test_an_unreachable_node_is_skipped_only_when_others_serve_its_platforms() -> None:
-    from bale.cli.nodes.coordinator import plan_without
+    from bale.cli.nodes.sessions import plan_without
     from bale.cli.nodes.transport import Hello
     from bale.errors import Unavailable
 

@@ -56,7 +56,7 @@ def _node_args(args: argparse.Namespace, t: PlanTarget) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, plan: Plan, targets: Sequence[_Target], builder: Builder) -> int:
-    from bale.cli.nodes import coordinator
+    from bale.cli.nodes import coordinator, sessions
 
     for t in targets:
         if t.links:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, plan: Plan, targets: Sequence[_Target], builde
             raise exc.with_context(f"target {t.name}") from None
     progress = "quiet" if args.progress == "none" else args.progress
     sink = renderer(progress)
-    nodes = [coordinator.local_root(n, args) for n in builder.nodes]
+    nodes = [sessions.local_root(n, args) for n in builder.nodes]
     metadata: dict[str, Any] = {}
     try:
         hellos, down = coordinator.probe(nodes)
@@ -118,13 +118,13 @@ def _plan(
     sink: ProgressSink,
 ) -> dict[str, NodePlan]:
     """Each target's platforms over the nodes, the load counted across targets."""
-    from bale.cli.nodes import coordinator, schedule
+    from bale.cli.nodes import schedule, sessions
 
     plans: dict[str, NodePlan] = {}
     busy: dict[str, int] = {}
     for t in targets:
         try:
-            p = coordinator.plan_without(
+            p = sessions.plan_without(
                 t.request.platforms, nodes, hellos, down, strict=False, busy=busy
             )
         except BaleError as exc:
@@ -177,7 +177,7 @@ def _build_all(
     """Every target's remote build, one thread each; a node is held by one target at a
     time (taken in name order, so two targets never wait on each other). The first
     failure stops the rest and is raised with its target."""
-    from bale.cli.nodes import coordinator
+    from bale.cli.nodes import coordinator, sessions
 
     locks = {n.name: threading.Lock() for n in nodes}
     stop = threading.Event()
@@ -192,7 +192,7 @@ def _build_all(
                 coordinator.build_remote(
                     jobs[name], nodes, sinks[name], plan=plans[name], known=hellos, stop=stop
                 )
-        except coordinator.Cancelled:
+        except sessions.Cancelled:
             pass
         except BaseException as exc:  # raised again by the main thread
             errors.append((name, exc))
