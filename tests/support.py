@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,27 @@ DEBIAN_ARCH = {
 def busybox_path(platform: str) -> Path | None:
     path = FIXTURES / DEBIAN_ARCH[platform] / "busybox"
     return path if path.exists() else None
+
+
+def busybox_rootfs_tar(tmp: Path, platform: str) -> Path:
+    """A one-layer rootfs tar for `platform`: static busybox as /bin/busybox and /bin/sh, an
+    /etc/passwd with root and app (1234:2345) and an /etc/group with staff; skips with the
+    reason when the fixture was not fetched."""
+    busybox = busybox_path(platform)
+    if busybox is None:
+        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
+    root = tmp / platform.replace("/", "_")
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "bin" / "busybox").write_bytes(busybox.read_bytes())
+    (root / "bin" / "busybox").chmod(0o755)
+    (root / "bin" / "sh").symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0::/:/bin/sh\napp:x:1234:2345::/:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nstaff:x:2345:\n")
+    out = tmp / f"{root.name}.tar"
+    with tarfile.open(out, "w") as tar:
+        tar.add(root, arcname=".")
+    return out
 
 
 def require_root() -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from bakehelp import bale, images, started
 
-from support import busybox_path, require_root, start_registry
+from support import busybox_rootfs_tar, require_root, start_registry
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -72,23 +71,6 @@ target "flavour" {
 """
 
 
-def _rootfs(tmp: Path, platform: str) -> Path:
-    busybox = busybox_path(platform)
-    if busybox is None:
-        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
-    tree = tmp / platform.replace("/", "_")
-    (tree / "bin").mkdir(parents=True)
-    (tree / "etc").mkdir()
-    (tree / "bin" / "busybox").write_bytes(busybox.read_bytes())
-    (tree / "bin" / "busybox").chmod(0o755)
-    (tree / "bin" / "sh").symlink_to("busybox")
-    (tree / "etc" / "passwd").write_text("root:x:0:0::/:/bin/sh\n")
-    out = tmp / f"{tree.name}.tar"
-    with tarfile.open(out, "w") as tar:
-        tar.add(tree, arcname=".")
-    return out
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(bale root with base:1 for amd64 and arm64, a project directory with the bake file)."""
@@ -96,7 +78,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("bake")
     root = tmp / "root"
     for platform in TWO:
-        bale(root, "import", "--platform", platform, str(_rootfs(tmp, platform)), "base:1", cwd=tmp)
+        bale(
+            root,
+            "import",
+            "--platform",
+            platform,
+            str(busybox_rootfs_tar(tmp, platform)),
+            "base:1",
+            cwd=tmp,
+        )
     proj = tmp / "proj"
     proj.mkdir()
     (proj / "Dockerfile").write_text(DOCKERFILE)
@@ -140,9 +130,10 @@ def test_bake_builds_every_target_for_two_platforms_in_one_graph(
         json.loads(line)
         for line in bale(root, "history", "ls", "--format", "json", cwd=proj).stdout.splitlines()
     ]
-    assert sorted(r["name"] for r in records) == ["proj", "proj", "proj (app)", "proj (worker)"]
+    names = sorted(r["name"] for r in records)
+    assert names == [f"proj (bake {t})" for t in ("app", "flavour-a", "flavour-b", "worker")]
     steps = {r["name"]: r["total_steps"] for r in records}
-    assert steps["proj (worker)"] < steps["proj (app)"], records
+    assert steps["proj (bake worker)"] < steps["proj (bake app)"], records
 
 
 def test_set_overrides_and_target_context_reach_the_image(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from buildhelp import PYTHON_BASE, REPO, bale, busybox_path, env, require_root, require_tool
+from buildhelp import PYTHON_BASE, REPO, bale, env, require_root, require_tool
 
-from support import CACHE, start_containerd, start_registry
+from support import CACHE, busybox_rootfs_tar, start_containerd, start_registry
 
 
 @pytest.fixture(scope="session")
@@ -73,30 +72,12 @@ def python_base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _rootfs_tar(tmp: Path, platform: str) -> Path:
-    busybox = busybox_path(platform)
-    if busybox is None:
-        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
-    root = tmp / platform.replace("/", "_")
-    (root / "bin").mkdir(parents=True)
-    (root / "etc").mkdir()
-    (root / "bin" / "busybox").write_bytes(busybox.read_bytes())
-    (root / "bin" / "busybox").chmod(0o755)
-    (root / "bin" / "sh").symlink_to("busybox")
-    (root / "etc" / "passwd").write_text("root:x:0:0::/:/bin/sh\napp:x:1234:2345::/:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\nstaff:x:2345:\n")
-    out = tmp / f"{root.name}.tar"
-    with tarfile.open(out, "w") as tar:
-        tar.add(root, arcname=".")
-    return out
-
-
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_root()
     tmp = tmp_path_factory.mktemp("sources")
     root = tmp / "root"
     for platform in ("linux/amd64", "linux/arm64"):
-        tar = _rootfs_tar(tmp, platform)
+        tar = busybox_rootfs_tar(tmp, platform)
         bale(root, "import", "--platform", platform, str(tar), "base:1")
     return root

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from buildhelp import bale
 
-from conftest import _rootfs_tar
+from support import busybox_rootfs_tar
 
 
 @pytest.mark.root
@@ -16,7 +16,7 @@ def test_base_image_platform_mismatch(store_root: Path, tmp_path: Path) -> None:
     # testBaseImagePlatformMismatch: a base that has only another platform is used, with
     # BuildKit's warning at its FROM line.
     # A plain manifest (no index), as a docker archive holds one.
-    tar, archive = _rootfs_tar(tmp_path, "linux/arm64"), tmp_path / "armonly.tar"
+    tar, archive = busybox_rootfs_tar(tmp_path, "linux/arm64"), tmp_path / "armonly.tar"
     bale(store_root, "import", "--platform", "linux/arm64", str(tar), "armonly:1")
     bale(
         store_root,

@@ -6,28 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
-from buildhelp import bale, busybox_path, require_root, require_tool
+from buildhelp import bale, require_root, require_tool
+
+from support import busybox_rootfs_tar
 
 pytestmark = pytest.mark.root
-
-
-def _rootfs(tmp: Path, platform: str) -> Path:
-    busybox = busybox_path(platform)
-    if busybox is None:
-        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
-    root = tmp / platform.replace("/", "_")
-    (root / "bin").mkdir(parents=True)
-    (root / "bin" / "busybox").write_bytes(busybox.read_bytes())
-    (root / "bin" / "busybox").chmod(0o755)
-    (root / "bin" / "sh").symlink_to("busybox")
-    out = tmp / f"{root.name}.tar"
-    with tarfile.open(out, "w") as tar:
-        tar.add(root, arcname=".")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +24,7 @@ def base(registry: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp / "root"
     ref = f"{registry}/base:1"
     for platform in ("linux/amd64", "linux/arm64"):
-        bale(root, "import", "--platform", platform, str(_rootfs(tmp, platform)), ref)
+        bale(root, "import", "--platform", platform, str(busybox_rootfs_tar(tmp, platform)), ref)
     bale(
         root,
         "import",

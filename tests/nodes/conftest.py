@@ -4,30 +4,13 @@ with the builder `two` over both nodes."""
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from nodehelp import PLATFORMS, Cluster
 
 from sshnodes import BALE, sshd_available, start_nodes
-from support import busybox_path, start_containerd, start_registry
-
-
-def _rootfs(tmp: Path, platform: str) -> Path:
-    busybox = busybox_path(platform)
-    if busybox is None:
-        pytest.skip(f"busybox-static for {platform} not fetched; run scripts/fetch-fixtures.sh")
-    root = tmp / platform.replace("/", "_")
-    (root / "bin").mkdir(parents=True)
-    (root / "bin" / "busybox").write_bytes(busybox.read_bytes())
-    (root / "bin" / "busybox").chmod(0o755)
-    (root / "bin" / "sh").symlink_to("busybox")
-    out = tmp / f"{root.name}.tar"
-    with tarfile.open(out, "w") as tar:
-        tar.add(root, arcname=".")
-    return out
+from support import busybox_rootfs_tar, start_containerd, start_registry
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +25,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c = Cluster(nodes, server.host, tmp / "coordinator", f"{server.host}/base:1")
         seed = tmp / "seed"
         for platform in PLATFORMS:
-            c.bale("import", "--platform", platform, str(_rootfs(tmp, platform)), c.base, root=seed)
+            c.bale(
+                "import",
+                "--platform",
+                platform,
+                str(busybox_rootfs_tar(tmp, platform)),
+                c.base,
+                root=seed,
+            )
         c.bale("push", c.base, root=seed)
         for node, platform in zip(("amd", "arm"), PLATFORMS, strict=True):
             opts = f"bale={BALE},root={nodes.nodes[node].root}"

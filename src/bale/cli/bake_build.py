@@ -9,6 +9,7 @@ tag either. A failure names its target, and a step's failure its Dockerfile line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -335,7 +336,8 @@ def _record(
     image = images[planned[0][0]] if images and planned else None
     try:
         recorder.finish(
-            record_request(t.request, t.specs),
+            # Named by the target, as on a builder of nodes: `proj (bake app)`.
+            dataclasses.replace(record_request(t.request, t.specs), command="bake", target=t.name),
             result=result,
             error=error,
             image=image_summary(image) if image is not None else None,
